@@ -19,7 +19,8 @@ import (
 // collectors and tryst_build_info for the given version.
 func NewRegistry(version string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	// A fresh registry cannot hold duplicates, so these cannot fail.
+	_ = register(reg,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -28,7 +29,7 @@ func NewRegistry(version string) *prometheus.Registry {
 		Help: "A metric with a constant '1' value labelled by the version of Tryst and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 	info.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(info)
+	_ = register(reg, info)
 	return reg
 }
 

@@ -1,0 +1,114 @@
+package metrics
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Hub message types and rejection reasons are fixed sets, pre-initialised so
+// every series exists (at zero) from the first scrape. Callers must use these
+// values; anything else is counted under "unknown".
+var (
+	HubMessageTypes   = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
+	HubRejectReasons  = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", "ice_rate_limited", "draining"}
+	pairingBucketsSec = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+)
+
+// Hub holds the rendezvous hub's series.
+type Hub struct {
+	Connections      prometheus.Gauge
+	ConnectionsTotal prometheus.Counter
+	Rooms            prometheus.Gauge
+	RoomsTotal       prometheus.Counter
+	RoomsExpired     prometheus.Counter
+	Messages         *prometheus.CounterVec
+	Rejections       *prometheus.CounterVec
+	Pairing          prometheus.Histogram
+}
+
+// NewHub creates the hub series and registers them with reg.
+func NewHub(reg prometheus.Registerer) (*Hub, error) {
+	m := &Hub{
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tryst_hub_connections",
+			Help: "WebSocket connections currently open on the hub.",
+		}),
+		ConnectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_hub_connections_total",
+			Help: "WebSocket connections accepted by the hub since start.",
+		}),
+		Rooms: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tryst_hub_rooms",
+			Help: "Rooms currently open on the hub.",
+		}),
+		RoomsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_hub_rooms_created_total",
+			Help: "Rooms created since start.",
+		}),
+		RoomsExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_hub_rooms_expired_total",
+			Help: "Rooms removed because nobody was attached for the idle TTL.",
+		}),
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tryst_hub_messages_total",
+			Help: "Signaling messages received from clients, by message type.",
+		}, []string{"type"}),
+		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tryst_hub_rejections_total",
+			Help: "Requests and messages the hub refused, by reason.",
+		}, []string{"reason"}),
+		Pairing: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tryst_hub_pairing_duration_seconds",
+			Help:    "Time from a guest joining a room to its answer being delivered to the host.",
+			Buckets: pairingBucketsSec,
+		}),
+	}
+	for _, t := range HubMessageTypes {
+		m.Messages.WithLabelValues(t)
+	}
+	for _, r := range HubRejectReasons {
+		m.Rejections.WithLabelValues(r)
+	}
+	if err := register(reg, m.Connections, m.ConnectionsTotal, m.Rooms, m.RoomsTotal, m.RoomsExpired,
+		m.Messages, m.Rejections, m.Pairing); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Message counts one received message of type t.
+func (m *Hub) Message(t string) {
+	if !contains(HubMessageTypes, t) {
+		t = "unknown"
+	}
+	m.Messages.WithLabelValues(t).Inc()
+}
+
+// Reject counts one rejection for reason, which must be one of HubRejectReasons.
+func (m *Hub) Reject(reason string) {
+	m.Rejections.WithLabelValues(reason).Inc()
+}
+
+func contains(set []string, s string) bool {
+	for _, v := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// register registers every collector, or none: a partial registration would
+// leave a registry that a retry could not fill.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return fmt.Errorf("metrics: register: %w", err)
+		}
+	}
+	return nil
+}

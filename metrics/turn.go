@@ -1,0 +1,131 @@
+package metrics
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Relay directions used as the "direction" label of the TURN relay series.
+const (
+	// DirectionClientToPeer counts application payload a TURN client sent
+	// (ChannelData or Send indication) that the relay forwarded to a peer.
+	DirectionClientToPeer = "client_to_peer"
+	// DirectionPeerToClient counts payload a peer sent to a relay address
+	// that the relay forwarded to its client (ChannelData or Data indication).
+	DirectionPeerToClient = "peer_to_client"
+)
+
+// Reasons used as the "reason" label of tryst_turn_auth_failures_total.
+const (
+	AuthBadUsername = "bad_username" // not "<expiry-unix>:<id>"
+	AuthExpired     = "expired"      // expiry in the past when allocating
+	AuthBadMAC      = "bad_mac"      // MESSAGE-INTEGRITY matched no secret
+	AuthBadRealm    = "bad_realm"    // REALM differs from the server's
+	AuthRateLimited = "rate_limited" // source IP exhausted its token bucket
+	AuthMaxLifetime = "max_lifetime" // allocation older than the maximum lifetime
+)
+
+// Kinds used as the "kind" label of tryst_turn_quota_rejections_total.
+const (
+	QuotaUser                = "user"                 // allocations per user
+	QuotaGlobal              = "global"               // allocations on the server
+	QuotaAllocationBandwidth = "allocation_bandwidth" // packet dropped: per-allocation byte rate
+	QuotaTotalBandwidth      = "total_bandwidth"      // packet dropped: server-wide byte rate
+	QuotaSourceRate          = "source_rate"          // unauthenticated request dropped: per-IP rate
+)
+
+// TURN holds the series of the embedded STUN/TURN relay. Every label takes a
+// value from a small fixed set; all of them are created at zero.
+type TURN struct {
+	Allocations         prometheus.Gauge
+	AllocationsTotal    prometheus.Counter
+	AllocationDuration  prometheus.Histogram
+	RelayBytes          *prometheus.CounterVec // {direction}
+	RelayPackets        *prometheus.CounterVec // {direction}
+	AuthFailures        *prometheus.CounterVec // {reason}
+	PermissionDenied    prometheus.Counter
+	QuotaRejections     *prometheus.CounterVec // {kind}
+	STUNBindingRequests prometheus.Counter
+}
+
+// NewTURN creates the TURN series and registers them with reg. A nil reg
+// leaves them unregistered (useful in tests and when metrics are off).
+func NewTURN(reg prometheus.Registerer) *TURN {
+	t := &TURN{
+		Allocations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tryst_turn_allocations",
+			Help: "TURN allocations currently open.",
+		}),
+		AllocationsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_turn_allocations_total",
+			Help: "TURN allocations created since start.",
+		}),
+		AllocationDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tryst_turn_allocation_duration_seconds",
+			Help:    "Lifetime of TURN allocations, observed when they end.",
+			Buckets: []float64{1, 10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 43200},
+		}),
+		RelayBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tryst_turn_relay_bytes_total",
+			Help: "Application payload bytes relayed, excluding TURN framing, counted per packet as it is forwarded. direction is client_to_peer or peer_to_client.",
+		}, []string{"direction"}),
+		RelayPackets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tryst_turn_relay_packets_total",
+			Help: "Packets relayed, counted as they are forwarded. direction is client_to_peer or peer_to_client.",
+		}, []string{"direction"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tryst_turn_auth_failures_total",
+			Help: "Authenticated TURN requests refused, by reason (bad_username, expired, bad_mac, bad_realm, rate_limited, max_lifetime).",
+		}, []string{"reason"}),
+		PermissionDenied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_turn_permission_denied_total",
+			Help: "CreatePermission or ChannelBind requests refused by the peer address filter.",
+		}),
+		QuotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tryst_turn_quota_rejections_total",
+			Help: "Requests or packets refused by a quota, by kind (user, global, allocation_bandwidth, total_bandwidth, source_rate).",
+		}, []string{"kind"}),
+		STUNBindingRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_turn_stun_binding_requests_total",
+			Help: "STUN Binding requests received.",
+		}),
+	}
+	for _, d := range []string{DirectionClientToPeer, DirectionPeerToClient} {
+		t.RelayBytes.WithLabelValues(d)
+		t.RelayPackets.WithLabelValues(d)
+	}
+	for _, r := range []string{AuthBadUsername, AuthExpired, AuthBadMAC, AuthBadRealm, AuthRateLimited, AuthMaxLifetime} {
+		t.AuthFailures.WithLabelValues(r)
+	}
+	for _, k := range []string{QuotaUser, QuotaGlobal, QuotaAllocationBandwidth, QuotaTotalBandwidth, QuotaSourceRate} {
+		t.QuotaRejections.WithLabelValues(k)
+	}
+	if reg != nil {
+		t.Allocations = registerTURN(reg, t.Allocations)
+		t.AllocationsTotal = registerTURN(reg, t.AllocationsTotal)
+		t.AllocationDuration = registerTURN(reg, t.AllocationDuration)
+		t.RelayBytes = registerTURN(reg, t.RelayBytes)
+		t.RelayPackets = registerTURN(reg, t.RelayPackets)
+		t.AuthFailures = registerTURN(reg, t.AuthFailures)
+		t.PermissionDenied = registerTURN(reg, t.PermissionDenied)
+		t.QuotaRejections = registerTURN(reg, t.QuotaRejections)
+		t.STUNBindingRequests = registerTURN(reg, t.STUNBindingRequests)
+	}
+	return t
+}
+
+// registerTURN adds c to reg without panicking: when an identical collector is
+// already registered (NewTURN called twice on one registry) the existing one
+// is returned so both callers share the series.
+func registerTURN[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}

@@ -1,0 +1,76 @@
+package turnserver
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// relaySocketBuffer is the kernel buffer requested for relay sockets.
+const relaySocketBuffer = 1 << 20
+
+// relayGenerator is the pion RelayAddressGenerator: it binds relay sockets
+// inside the configured port range (also for EVEN-PORT and reservation
+// requests, which pion's range generator lets escape it) and wraps them.
+type relayGenerator struct {
+	s                *Server
+	bindIP, publicIP netip.Addr
+	min, max         int
+}
+
+func (g *relayGenerator) Validate() error { return nil }
+
+func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+	s := g.s
+	if n := s.relayOpen.Add(1); s.cfg.MaxAllocations > 0 && n > int64(s.cfg.MaxAllocations) {
+		s.relayOpen.Add(-1)
+		return nil, nil, fmt.Errorf("turnserver: %w (%d)", errGlobalQuota, s.cfg.MaxAllocations)
+	}
+	conn, err := g.bind(network, requestedPort)
+	if err != nil {
+		s.relayOpen.Add(-1)
+		return nil, nil, err
+	}
+	_ = conn.SetReadBuffer(relaySocketBuffer)
+	_ = conn.SetWriteBuffer(relaySocketBuffer)
+	rc := &relayConn{PacketConn: conn, s: s}
+	if s.cfg.BandwidthPerAllocation > 0 {
+		rc.lim = rate.NewLimiter(rate.Limit(s.cfg.BandwidthPerAllocation), burstFor(s.cfg.BandwidthPerAllocation))
+	}
+	// Closing the relay socket makes pion delete the allocation.
+	rc.timer = time.AfterFunc(s.cfg.MaxLifetime, func() { _ = rc.Close() })
+	s.mu.Lock()
+	s.relays[rc] = struct{}{}
+	s.mu.Unlock()
+	port := conn.LocalAddr().(*net.UDPAddr).Port
+	return rc, &net.UDPAddr{IP: g.publicIP.AsSlice(), Port: port}, nil
+}
+
+func (g *relayGenerator) bind(network string, requestedPort int) (*net.UDPConn, error) {
+	if requestedPort != 0 {
+		if requestedPort < g.min || requestedPort > g.max {
+			return nil, fmt.Errorf("turnserver: requested relay port %d outside %d-%d: %w",
+				requestedPort, g.min, g.max, errNoPort)
+		}
+		return net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(g.bindIP, uint16(requestedPort))))
+	}
+	size := g.max - g.min + 1
+	tries := min(size, 256)
+	start := rand.IntN(size) //nolint:gosec // port choice needs no cryptographic randomness
+	for i := 0; i < tries; i++ {
+		port := g.min + (start+i)%size
+		conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(g.bindIP, uint16(port))))
+		if err == nil {
+			return conn, nil
+		}
+	}
+	return nil, fmt.Errorf("turnserver: %w in %d-%d after %d tries", errNoPort, g.min, g.max, tries)
+}
+
+func (g *relayGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
+	return nil, nil, fmt.Errorf("turnserver: TCP relay allocations (RFC 6062) are not supported")
+}

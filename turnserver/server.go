@@ -1,0 +1,648 @@
+package turnserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pion/stun/v3"
+	"github.com/pion/turn/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
+
+	"github.com/tryst-chat/tryst/metrics"
+)
+
+// Tunables, shrunk by tests.
+var (
+	janitorInterval = 10 * time.Second
+	stashTTL        = 10 * time.Second // raw authenticated request kept for the AuthHandler
+	pendingTTL      = 30 * time.Second // auth/quota reservation awaiting its allocation
+	closeTimeout    = 10 * time.Second
+)
+
+// socketBuffer is the kernel buffer requested for listener sockets, so bursts
+// are queued rather than dropped while a read loop is busy.
+const socketBuffer = 4 << 20
+
+// Server is a running STUN/TURN relay. Create it with New.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	m      *metrics.TURN
+	filter *peerFilter
+
+	secrets atomic.Pointer[[][]byte]
+	now     func() time.Time // injected by tests
+
+	pion      *turn.Server
+	udp       []*listenConn
+	tcp, tls  *streamListener
+	sources   *sourceLimiter
+	totalLim  *rate.Limiter
+	relayGen  *relayGenerator
+	relayOpen atomic.Int64
+
+	// Hot-path counters resolved once.
+	toPeerBytes, toPeerPackets     prometheus.Counter
+	toClientBytes, toClientPackets prometheus.Counter
+	dropAllocBW, dropTotalBW       prometheus.Counter
+
+	mu      sync.Mutex
+	stash   map[string]stashed       // srcKey -> latest authenticated request
+	pending map[string]*pending      // srcKey -> authenticated, allocation not yet created
+	live    map[string][]*allocState // srcKey -> allocations
+	users   map[string]int           // user id -> allocations held or reserved
+	relays  map[*relayConn]struct{}  // open relay sockets
+
+	readers   sync.WaitGroup // listener read/accept loops and stream connections
+	allocs    sync.WaitGroup // allocations between created and deleted events
+	janitorWG sync.WaitGroup
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type stashed struct {
+	raw []byte
+	at  time.Time
+}
+
+type pending struct {
+	username, id string
+	key          []byte
+	reserved     bool // counted in users[id]
+	at           time.Time
+}
+
+type allocState struct {
+	username, id string
+	key          []byte
+	created      time.Time
+}
+
+// New validates cfg, fills defaults, opens the listeners and starts serving.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		m:       cfg.Metrics,
+		sources: newSourceLimiter(cfg.SourceRate, cfg.SourceBurst),
+		stash:   make(map[string]stashed),
+		pending: make(map[string]*pending),
+		live:    make(map[string][]*allocState),
+		users:   make(map[string]int),
+		relays:  make(map[*relayConn]struct{}),
+		done:    make(chan struct{}),
+		now:     cfg.clock,
+	}
+	s.secrets.Store(&cfg.Secrets)
+	s.toPeerBytes = s.m.RelayBytes.WithLabelValues(metrics.DirectionClientToPeer)
+	s.toPeerPackets = s.m.RelayPackets.WithLabelValues(metrics.DirectionClientToPeer)
+	s.toClientBytes = s.m.RelayBytes.WithLabelValues(metrics.DirectionPeerToClient)
+	s.toClientPackets = s.m.RelayPackets.WithLabelValues(metrics.DirectionPeerToClient)
+	s.dropAllocBW = s.m.QuotaRejections.WithLabelValues(metrics.QuotaAllocationBandwidth)
+	s.dropTotalBW = s.m.QuotaRejections.WithLabelValues(metrics.QuotaTotalBandwidth)
+	if cfg.BandwidthTotal > 0 {
+		s.totalLim = rate.NewLimiter(rate.Limit(cfg.BandwidthTotal), burstFor(cfg.BandwidthTotal))
+	}
+	s.relayGen = &relayGenerator{s: s, bindIP: cfg.RelayBindIP, publicIP: cfg.PublicIP,
+		min: cfg.RelayPortMin, max: cfg.RelayPortMax}
+
+	if err := s.listen(); err != nil {
+		s.closeSockets()
+		return nil, err
+	}
+	s.filter = &peerFilter{
+		allow:         cfg.AllowPeers,
+		deny:          cfg.DenyPeers,
+		allowLoopback: cfg.AllowLoopbackPeers,
+		own:           s.ownAddrs(),
+	}
+
+	pcfg := turn.ServerConfig{
+		Realm:         cfg.Realm,
+		AuthHandler:   s.authHandler,
+		QuotaHandler:  s.quotaHandler,
+		LoggerFactory: pionLoggerFactory{l: s.log},
+		EventHandler: turn.EventHandler{
+			OnAuth:              s.onAuth,
+			OnAllocationCreated: s.onAllocationCreated,
+			OnAllocationDeleted: s.onAllocationDeleted,
+		},
+	}
+	for _, c := range s.udp {
+		pcfg.PacketConnConfigs = append(pcfg.PacketConnConfigs, turn.PacketConnConfig{
+			PacketConn: c, RelayAddressGenerator: s.relayGen, PermissionHandler: s.permissionHandler,
+		})
+	}
+	for _, l := range []*streamListener{s.tcp, s.tls} {
+		if l != nil {
+			pcfg.ListenerConfigs = append(pcfg.ListenerConfigs, turn.ListenerConfig{
+				Listener: l, RelayAddressGenerator: s.relayGen, PermissionHandler: s.permissionHandler,
+			})
+		}
+	}
+	// One read loop per UDP socket and one accept loop per listener.
+	s.readers.Add(len(pcfg.PacketConnConfigs) + len(pcfg.ListenerConfigs))
+	s.pion, err = turn.NewServer(pcfg)
+	if err != nil {
+		s.readers.Add(-len(pcfg.PacketConnConfigs) - len(pcfg.ListenerConfigs))
+		s.closeSockets()
+		return nil, fmt.Errorf("turnserver: start pion: %w", err)
+	}
+	s.janitorWG.Add(1)
+	go s.janitor()
+	s.log.Info("turn relay listening", "udp", s.UDPAddr(), "tcp", s.TCPAddr(), "tls", s.TLSAddr(),
+		"sockets", len(s.udp), "public_ip", cfg.PublicIP, "relay_ports",
+		strconv.Itoa(cfg.RelayPortMin)+"-"+strconv.Itoa(cfg.RelayPortMax))
+	return s, nil
+}
+
+func burstFor(bytesPerSec int64) int {
+	const minBurst = 64 << 10 // a few full-size packets at any rate
+	if bytesPerSec < minBurst {
+		return minBurst
+	}
+	if bytesPerSec > 1<<30 {
+		return 1 << 30
+	}
+	return int(bytesPerSec)
+}
+
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+func (s *Server) listen() error {
+	ctx := context.Background()
+	addr := s.cfg.ListenAddr
+	lc := net.ListenConfig{Control: reusePort}
+	for i := 0; i < s.cfg.Sockets; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return fmt.Errorf("turnserver: listen udp %s: %w", addr, err)
+		}
+		if u, ok := pc.(*net.UDPConn); ok {
+			_ = u.SetReadBuffer(socketBuffer)
+			_ = u.SetWriteBuffer(socketBuffer)
+		}
+		s.udp = append(s.udp, &listenConn{PacketConn: pc, s: s})
+		if i == 0 {
+			// With port 0, the other sockets join the port the kernel chose.
+			addr = pc.LocalAddr().String()
+		}
+	}
+	tcpAddr := s.cfg.ListenAddr
+	if _, port, _ := net.SplitHostPort(tcpAddr); port == "0" {
+		tcpAddr = addr // same port as UDP when the kernel picked it
+	}
+	ln, err := net.Listen("tcp", tcpAddr)
+	if err != nil {
+		return fmt.Errorf("turnserver: listen tcp %s: %w", tcpAddr, err)
+	}
+	s.tcp = &streamListener{Listener: ln, s: s, conns: make(map[*streamConn]struct{})}
+	if s.cfg.TLSConfig != nil {
+		ln, err := net.Listen("tcp", s.cfg.TLSListenAddr)
+		if err != nil {
+			return fmt.Errorf("turnserver: listen tls %s: %w", s.cfg.TLSListenAddr, err)
+		}
+		s.tls = &streamListener{Listener: tls.NewListener(ln, s.cfg.TLSConfig), s: s,
+			conns: make(map[*streamConn]struct{})}
+	}
+	return nil
+}
+
+// closeSockets closes what listen opened, for a failed New.
+func (s *Server) closeSockets() {
+	for _, c := range s.udp {
+		_ = c.PacketConn.Close()
+	}
+	for _, l := range []*streamListener{s.tcp, s.tls} {
+		if l != nil {
+			_ = l.Listener.Close()
+		}
+	}
+}
+
+// ownAddrs lists the server's own addresses, refused as peers: the public
+// and listening addresses and, when listening on a wildcard, every address
+// of the host's interfaces.
+func (s *Server) ownAddrs() map[netip.Addr]struct{} {
+	own := map[netip.Addr]struct{}{s.cfg.PublicIP: {}}
+	if !s.cfg.RelayBindIP.IsUnspecified() {
+		own[s.cfg.RelayBindIP] = struct{}{}
+	}
+	host, _, _ := net.SplitHostPort(s.cfg.ListenAddr)
+	ip, err := netip.ParseAddr(host)
+	if err == nil && !ip.IsUnspecified() {
+		own[ip.Unmap()] = struct{}{}
+		return own
+	}
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		s.log.Warn("turn: cannot list interface addresses for the peer filter", "err", err)
+		return own
+	}
+	for _, a := range ifAddrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				own[ip.Unmap()] = struct{}{}
+			}
+		}
+	}
+	return own
+}
+
+// UDPAddr returns the bound UDP address.
+func (s *Server) UDPAddr() net.Addr { return s.udp[0].LocalAddr() }
+
+// TCPAddr returns the bound TCP address.
+func (s *Server) TCPAddr() net.Addr { return s.tcp.Addr() }
+
+// TLSAddr returns the bound TURNS address, nil without a TLS config.
+func (s *Server) TLSAddr() net.Addr {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Addr()
+}
+
+// SetSecrets replaces the secret set: the first signs, all verify. Live
+// allocations are unaffected, they keep the key they were created with.
+func (s *Server) SetSecrets(secrets [][]byte) error {
+	if err := checkSecrets(secrets); err != nil {
+		return err
+	}
+	c := cloneSecrets(secrets)
+	s.secrets.Store(&c)
+	s.log.Info("turn secrets rotated", "count", len(c))
+	return nil
+}
+
+// Credential mints a credential for user id with the current signing secret
+// and the configured CredentialTTL.
+func (s *Server) Credential(id string) (username, password string, expires time.Time) {
+	now := s.now()
+	username, password = MintCredential((*s.secrets.Load())[0], id, s.cfg.CredentialTTL, now)
+	return username, password, now.Add(s.cfg.CredentialTTL)
+}
+
+// Realm returns the configured realm.
+func (s *Server) Realm() string { return s.cfg.Realm }
+
+// AllocationCount returns the number of open allocations.
+func (s *Server) AllocationCount() int {
+	if s.pion == nil {
+		return 0
+	}
+	return s.pion.AllocationCount()
+}
+
+// Close stops the relay, ends every allocation and connection and waits for
+// the goroutines. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		var errs []error
+		if err := s.pion.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("turnserver: close listeners: %w", err))
+		}
+		for _, l := range []*streamListener{s.tcp, s.tls} {
+			if l != nil {
+				l.closeConns()
+			}
+		}
+		finished := make(chan struct{})
+		go func() {
+			s.readers.Wait() // no read loop left that could create an allocation
+			s.mu.Lock()
+			relays := make([]*relayConn, 0, len(s.relays))
+			for r := range s.relays {
+				relays = append(relays, r)
+			}
+			s.mu.Unlock()
+			for _, r := range relays {
+				_ = r.Close()
+			}
+			s.allocs.Wait()
+			s.janitorWG.Wait()
+			close(finished)
+		}()
+		select {
+		case <-finished:
+		case <-time.After(closeTimeout):
+			errs = append(errs, errors.New("turnserver: close: timed out waiting for allocations to end"))
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+func (s *Server) janitor() {
+	defer s.janitorWG.Done()
+	t := time.NewTicker(janitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			s.sweep(now)
+		}
+	}
+}
+
+// sweep forgets stale per-source state.
+func (s *Server) sweep(now time.Time) {
+	s.sources.sweep(now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.stash {
+		if now.Sub(v.at) > stashTTL {
+			delete(s.stash, k)
+		}
+	}
+	for k, p := range s.pending {
+		if now.Sub(p.at) > pendingTTL {
+			s.dropPendingLocked(k, p)
+		}
+	}
+}
+
+func (s *Server) dropPendingLocked(k string, p *pending) {
+	delete(s.pending, k)
+	if p.reserved {
+		s.releaseUserLocked(p.id)
+	}
+}
+
+func (s *Server) releaseUserLocked(id string) {
+	if s.users[id] <= 1 {
+		delete(s.users, id)
+	} else {
+		s.users[id]--
+	}
+}
+
+func srcKey(a net.Addr) string { return a.Network() + "/" + a.String() }
+
+// inspect looks at a datagram or frame from a client before pion does and
+// reports whether to pass it on.
+func (s *Server) inspect(b []byte, from net.Addr) bool {
+	if isChannelData(b) {
+		return true
+	}
+	method, class, ok := stunHeader(b)
+	if !ok || class != classRequest {
+		return true // pion answers or drops it
+	}
+	if method == methodBinding {
+		s.m.STUNBindingRequests.Inc()
+	}
+	if _, signed := stunAttr(b, attrMessageIntegrity); !signed {
+		if !s.sources.take(from) {
+			s.m.QuotaRejections.WithLabelValues(metrics.QuotaSourceRate).Inc()
+			return false
+		}
+		return true
+	}
+	if _, ok := stunAttr(b, attrUsername); ok {
+		s.mu.Lock()
+		s.stash[srcKey(from)] = stashed{raw: append([]byte(nil), b...), at: time.Now()}
+		s.mu.Unlock()
+	}
+	return true
+}
+
+// countToClient counts relayed payload in a message written to a client.
+func (s *Server) countToClient(b []byte) {
+	if n, ok := relayedPayload(b); ok {
+		s.toClientPackets.Inc()
+		s.toClientBytes.Add(float64(n))
+	}
+}
+
+// allowBytes applies the per-allocation and total byte-rate caps to one
+// packet of n bytes.
+func (s *Server) allowBytes(lim *rate.Limiter, n int) bool {
+	if lim != nil && !lim.AllowN(time.Now(), n) {
+		s.dropAllocBW.Inc()
+		return false
+	}
+	if s.totalLim != nil && !s.totalLim.AllowN(time.Now(), n) {
+		s.dropTotalBW.Inc()
+		return false
+	}
+	return true
+}
+
+func (s *Server) authFail(reason string, src net.Addr, charge bool) ([]byte, bool) {
+	s.m.AuthFailures.WithLabelValues(reason).Inc()
+	if charge {
+		s.sources.charge(src)
+	}
+	s.log.Debug("turn auth refused", "reason", reason, "src", src)
+	return nil, false
+}
+
+// authHandler returns the long-term key for a request. A request on a live
+// allocation created with the same username gets the key the allocation was
+// created with, so neither credential expiry nor secret rotation cuts a call
+// short; only MaxLifetime does. Any other request is checked afresh: realm,
+// username syntax, expiry, and which secret (if any) signed it.
+func (s *Server) authHandler(username, realm string, src net.Addr) ([]byte, bool) {
+	now := s.now()
+	k := srcKey(src)
+	s.mu.Lock()
+	st, hasRaw := s.stash[k]
+	delete(s.stash, k)
+	for _, a := range s.live[k] {
+		if a.username == username && realm == s.cfg.Realm {
+			key, created := a.key, a.created
+			s.mu.Unlock()
+			if now.Sub(created) > s.cfg.MaxLifetime {
+				return s.authFail(metrics.AuthMaxLifetime, src, false)
+			}
+			return key, true
+		}
+	}
+	s.mu.Unlock()
+
+	if s.sources.exhausted(src) {
+		return s.authFail(metrics.AuthRateLimited, src, false)
+	}
+	if realm != s.cfg.Realm {
+		return s.authFail(metrics.AuthBadRealm, src, true)
+	}
+	expiry, id, err := parseUsername(username)
+	if err != nil {
+		return s.authFail(metrics.AuthBadUsername, src, true)
+	}
+	if !now.Before(expiry) {
+		return s.authFail(metrics.AuthExpired, src, true)
+	}
+	secrets := *s.secrets.Load()
+	var key []byte
+	if len(secrets) == 1 || !hasRaw {
+		// pion checks MESSAGE-INTEGRITY and reports a mismatch to onAuth.
+		key = longTermKey(username, realm, restPassword(secrets[0], username))
+	} else {
+		msg := &stun.Message{Raw: st.raw}
+		if msg.Decode() == nil {
+			for _, secret := range secrets {
+				k := longTermKey(username, realm, restPassword(secret, username))
+				if stun.MessageIntegrity(k).Check(msg) == nil {
+					key = k
+					break
+				}
+			}
+		}
+		if key == nil {
+			return s.authFail(metrics.AuthBadMAC, src, true)
+		}
+	}
+	s.mu.Lock()
+	if p := s.pending[k]; p != nil && p.username == username {
+		p.key, p.at = key, now
+	} else {
+		if p != nil {
+			s.dropPendingLocked(k, p)
+		}
+		s.pending[k] = &pending{username: username, id: id, key: key, at: now}
+	}
+	s.mu.Unlock()
+	return key, true
+}
+
+// onAuth sees pion's MESSAGE-INTEGRITY verdict; a false one means the
+// password was not derived from a secret we hold.
+func (s *Server) onAuth(src, _ net.Addr, _, _, _, _ string, verdict bool) {
+	if !verdict {
+		s.authFail(metrics.AuthBadMAC, src, true)
+	}
+}
+
+// quotaHandler runs after authentication, just before pion creates an
+// allocation, and reserves one of the user's allocation slots.
+func (s *Server) quotaHandler(username, _ string, src net.Addr) bool {
+	if s.cfg.MaxAllocations > 0 && s.relayOpen.Load() >= int64(s.cfg.MaxAllocations) {
+		s.m.QuotaRejections.WithLabelValues(metrics.QuotaGlobal).Inc()
+		return false
+	}
+	k := srcKey(src)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending[k]
+	if p == nil || p.username != username {
+		return false // not authenticated by authHandler just now
+	}
+	if p.reserved {
+		return true
+	}
+	if s.cfg.UserQuota > 0 && s.users[p.id] >= s.cfg.UserQuota {
+		s.m.QuotaRejections.WithLabelValues(metrics.QuotaUser).Inc()
+		return false
+	}
+	s.users[p.id]++
+	p.reserved = true
+	return true
+}
+
+func (s *Server) onAllocationCreated(src, _ net.Addr, _, username, _ string, relay net.Addr, _ int) {
+	k := srcKey(src)
+	now := s.now()
+	s.mu.Lock()
+	p := s.pending[k]
+	delete(s.pending, k)
+	if p == nil || p.username != username || !p.reserved {
+		// Cannot happen through pion's Allocate path; keep the books
+		// balanced anyway.
+		if p != nil && p.reserved {
+			s.releaseUserLocked(p.id)
+		}
+		_, id, _ := parseUsername(username)
+		p = &pending{username: username, id: id}
+		s.users[id]++
+	}
+	s.live[k] = append(s.live[k], &allocState{username: username, id: p.id, key: p.key, created: now})
+	s.allocs.Add(1)
+	s.mu.Unlock()
+	s.m.Allocations.Inc()
+	s.m.AllocationsTotal.Inc()
+	s.log.Debug("turn allocation created", "src", src, "relay", relay)
+}
+
+func (s *Server) onAllocationDeleted(src, _ net.Addr, _, username, _ string) {
+	k := srcKey(src)
+	s.mu.Lock()
+	list := s.live[k]
+	var a *allocState
+	for i, x := range list {
+		if x.username == username {
+			a = x
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.live, k)
+	} else {
+		s.live[k] = list
+	}
+	if a != nil {
+		s.releaseUserLocked(a.id)
+	}
+	s.mu.Unlock()
+	if a == nil {
+		return
+	}
+	s.m.Allocations.Dec()
+	s.m.AllocationDuration.Observe(s.now().Sub(a.created).Seconds())
+	s.allocs.Done()
+	s.log.Debug("turn allocation deleted", "src", src)
+}
+
+// permissionHandler applies the peer filter to CreatePermission and
+// ChannelBind.
+func (s *Server) permissionHandler(client net.Addr, peer net.IP) bool {
+	a, ok := netip.AddrFromSlice(peer)
+	class := classReserved
+	if ok {
+		class = s.filter.check(a)
+	}
+	if class == classPublic {
+		return true
+	}
+	s.m.PermissionDenied.Inc()
+	s.log.Debug("turn peer refused", "client", client, "peer", peer, "class", class)
+	return false
+}
+
+func (s *Server) relayClosed(c *relayConn) {
+	s.mu.Lock()
+	delete(s.relays, c)
+	s.mu.Unlock()
+	s.relayOpen.Add(-1)
+}

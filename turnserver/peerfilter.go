@@ -92,7 +92,7 @@ func embeddedIPv4(a netip.Addr) []netip.Addr {
 	switch {
 	case pfx6Mapped.Contains(a), pfx6NAT64.Contains(a):
 		return []netip.Addr{v4(12)}
-	case pfx6Compat.Contains(a):
+	case pfx6Compat.Contains(a) && !a.IsLoopback() && !a.IsUnspecified():
 		// ::/96 also holds :: and ::1, which classify catches as themselves.
 		return []netip.Addr{v4(12)}
 	case pfx6To4.Contains(a):
@@ -120,7 +120,8 @@ type peerFilter struct {
 
 // check returns "" when relaying to a is allowed, else the class refused.
 func (f *peerFilter) check(a netip.Addr) string {
-	a = a.WithZone("")
+	// An IPv4-mapped address is sent to as the IPv4 address itself.
+	a = a.WithZone("").Unmap()
 	if c := f.checkOne(a); c != classPublic {
 		return c
 	}

@@ -1,0 +1,202 @@
+package hub
+
+import (
+	"context"
+	"errors"
+
+	"github.com/coder/websocket"
+)
+
+// handle acts on one decoded client frame. It runs on the reader goroutine.
+func (c *conn) handle(ctx context.Context, f Frame) {
+	switch f.Type {
+	case TypeCreate, TypeJoin, TypeResume:
+		if c.room != "" {
+			c.badRequest("this connection is already in a room")
+			return
+		}
+	case TypeOffer, TypeAnswer, TypeCandidate, TypeLeave:
+		if c.room == "" {
+			c.badRequest(f.Type + " needs a room: send create, join or resume first")
+			return
+		}
+	}
+	switch f.Type {
+	case TypeCreate:
+		c.create(ctx, f)
+	case TypeJoin:
+		c.join(ctx, f)
+	case TypeResume:
+		c.resume(ctx, f)
+	case TypeOffer, TypeAnswer, TypeCandidate:
+		c.post(ctx, f)
+	case TypeLeave:
+		if err := c.h.store.Leave(ctx, c.room, c.role); err != nil {
+			c.internal(err)
+			return
+		}
+		c.room = ""
+		c.closeWith(websocket.StatusNormalClosure, "left the room", true)
+	default:
+		c.h.m.Reject("unknown_type")
+		c.reply(Frame{Type: TypeError, Code: CodeUnknownType, Message: "unknown message type " + quoteShort(f.Type)})
+	}
+}
+
+func quoteShort(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	return `"` + s + `"`
+}
+
+func (c *conn) badRequest(msg string) {
+	c.h.m.Reject("bad_request")
+	c.reply(Frame{Type: TypeError, Code: CodeBadRequest, Message: msg})
+}
+
+func (c *conn) internal(err error) {
+	c.h.log.Error("store failed", "err", err)
+	c.reply(Frame{Type: TypeError, Code: CodeInternal, Message: "internal error; try again"})
+}
+
+func (c *conn) create(ctx context.Context, f Frame) {
+	if err := c.h.authorized(f.Auth); err != nil {
+		c.h.m.Reject("unauthorized")
+		c.reply(Frame{Type: TypeError, Code: CodeUnauthorized, Message: err.Error()})
+		return
+	}
+	token := newToken()
+	c.hold()
+	var code string
+	var err error
+	// 88-bit codes practically never collide; the loop only guards the
+	// contract of Store.Create.
+	for range 4 {
+		code = newRoomCode()
+		if err = c.h.store.Create(ctx, code, tokenKey(token), c); !errors.Is(err, ErrCodeTaken) {
+			break
+		}
+	}
+	if err != nil {
+		c.open()
+		c.internal(err)
+		return
+	}
+	c.room, c.role = code, Host
+	c.open(Frame{
+		Type: TypeCreated, Room: code, Role: Host.String(), Token: token,
+		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+	})
+}
+
+// throttled reports (and answers) a client that has used up its failed
+// attempts: guessing room codes or tokens must stay slow.
+func (c *conn) throttled() bool {
+	if c.h.failures.ok(c.ip, c.h.cfg.Now()) {
+		return false
+	}
+	c.h.m.Reject("brute_force")
+	c.fail(websocket.StatusPolicyViolation, CodeThrottled, "too many failed attempts from your address; wait a minute")
+	return true
+}
+
+func (c *conn) failed(reason, code, msg string) {
+	c.h.failures.allow(c.ip, c.h.cfg.Now())
+	c.h.m.Reject(reason)
+	c.reply(Frame{Type: TypeError, Code: code, Message: msg})
+}
+
+func (c *conn) join(ctx context.Context, f Frame) {
+	if c.throttled() {
+		return
+	}
+	code, err := NormalizeRoomCode(f.Room)
+	if err != nil {
+		c.failed("no_such_room", CodeNoSuchRoom, "no such room")
+		return
+	}
+	token := newToken()
+	c.hold()
+	pending, err := c.h.store.Join(ctx, code, tokenKey(token), c)
+	switch {
+	case errors.Is(err, ErrNoSuchRoom):
+		c.open()
+		c.failed("no_such_room", CodeNoSuchRoom, "no such room")
+		return
+	case errors.Is(err, ErrRoomFull):
+		c.open()
+		c.failed("room_full", CodeRoomFull, "room is full: it already has a host and a guest")
+		return
+	case err != nil:
+		c.open()
+		c.internal(err)
+		return
+	}
+	c.room, c.role = code, Guest
+	frames := []Frame{{
+		Type: TypeJoined, Room: code, Role: Guest.String(), Token: token,
+		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+	}}
+	c.open(append(frames, eventFrames(pending)...)...)
+}
+
+func eventFrames(evs []Event) []Frame {
+	fs := make([]Frame, len(evs))
+	for i, ev := range evs {
+		fs[i] = Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
+	}
+	return fs
+}
+
+func (c *conn) resume(ctx context.Context, f Frame) {
+	if c.throttled() {
+		return
+	}
+	if f.Token == "" {
+		c.badRequest("resume needs a token")
+		return
+	}
+	c.hold()
+	info, err := c.h.store.Resume(ctx, tokenKey(f.Token), c)
+	switch {
+	case errors.Is(err, ErrNoSuchRoom):
+		c.open()
+		c.failed("no_such_room", CodeNoSuchRoom, "no such room")
+		return
+	case err != nil:
+		c.open()
+		c.internal(err)
+		return
+	}
+	c.room, c.role = info.Room, info.Role
+	present := info.PeerPresent
+	frames := []Frame{{
+		Type: TypeResumed, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
+		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+	}}
+	c.open(append(frames, eventFrames(info.Pending)...)...)
+}
+
+func (c *conn) post(ctx context.Context, f Frame) {
+	switch {
+	case f.Type == TypeOffer && c.role != Host:
+		c.badRequest("only the host sends offers")
+		return
+	case f.Type == TypeAnswer && c.role != Guest:
+		c.badRequest("only the guest sends answers")
+		return
+	case f.Data == "":
+		c.badRequest(f.Type + " needs data")
+		return
+	}
+	err := c.h.store.Post(ctx, c.room, c.role, Event{Type: f.Type, Data: f.Data})
+	if errors.Is(err, ErrNoSuchRoom) {
+		c.room = ""
+		c.reply(Frame{Type: TypeError, Code: CodeNoSuchRoom, Message: "the room is gone"})
+		return
+	}
+	if err != nil {
+		c.internal(err)
+	}
+}

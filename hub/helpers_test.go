@@ -1,0 +1,256 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/metrics"
+)
+
+// testHub is a real hub behind a real loopback HTTP server.
+type testHub struct {
+	*hub.Hub
+	srv *httptest.Server
+	m   *metrics.Hub
+	url string // ws://127.0.0.1:port/v1/ws
+}
+
+func startHub(t *testing.T, cfg hub.Config) *testHub {
+	t.Helper()
+	m, err := metrics.NewHub(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Metrics = m
+	if cfg.ICE == nil {
+		cfg.ICE = func(host string) hub.ICEConfig {
+			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{{URLs: []string{"stun:" + host + ":3478"}}}}
+		}
+	}
+	h, err := hub.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = h.Close()
+	})
+	return &testHub{Hub: h, srv: srv, m: m, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/ws"}
+}
+
+func (th *testHub) rejections(reason string) float64 {
+	return testutil.ToFloat64(th.m.Rejections.WithLabelValues(reason))
+}
+
+// client is a test WebSocket client reading frames on its own goroutine.
+type client struct {
+	t      *testing.T
+	ws     *websocket.Conn
+	frames chan hub.Frame
+	done   chan struct{}
+	err    error // why reading stopped; valid after done is closed
+}
+
+func dial(t *testing.T, url string, hdr http.Header) *client {
+	t.Helper()
+	c, err := tryDial(t, url, hdr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return c
+}
+
+func tryDial(t *testing.T, url string, hdr http.Header) (*client, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		if resp != nil {
+			return nil, &dialError{status: resp.StatusCode, err: err}
+		}
+		return nil, err
+	}
+	ws.SetReadLimit(1 << 20)
+	c := &client{t: t, ws: ws, frames: make(chan hub.Frame, 1024), done: make(chan struct{})}
+	go c.readLoop()
+	t.Cleanup(func() {
+		c.ws.CloseNow()
+		<-c.done
+	})
+	return c, nil
+}
+
+type dialError struct {
+	status int
+	err    error
+}
+
+func (e *dialError) Error() string { return e.err.Error() }
+
+// dialNoRead connects without a reader goroutine, so the client neither
+// reads frames nor answers pings: a stalled peer.
+func dialNoRead(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return ws
+}
+
+func (c *client) readLoop() {
+	defer close(c.done)
+	for {
+		_, b, err := c.ws.Read(context.Background())
+		if err != nil {
+			c.err = err
+			return
+		}
+		var f hub.Frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.err = err
+			return
+		}
+		c.frames <- f
+	}
+}
+
+func (c *client) send(f hub.Frame) {
+	c.t.Helper()
+	b, _ := json.Marshal(f)
+	c.sendRaw(websocket.MessageText, b)
+}
+
+func (c *client) sendRaw(typ websocket.MessageType, b []byte) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, typ, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// next returns the next frame, failing the test after a generous timeout
+// (a hang, not a synchronisation wait).
+func (c *client) next() hub.Frame {
+	c.t.Helper()
+	select {
+	case f := <-c.frames:
+		return f
+	case <-c.done:
+		// Frames read before the close are still in the channel.
+		select {
+		case f := <-c.frames:
+			return f
+		default:
+		}
+		c.t.Fatalf("connection ended while waiting for a frame: %v", c.err)
+	case <-time.After(10 * time.Second):
+		c.t.Fatal("timed out waiting for a frame")
+	}
+	return hub.Frame{}
+}
+
+// expect returns the next frame, which must be of type typ.
+func (c *client) expect(typ string) hub.Frame {
+	c.t.Helper()
+	f := c.next()
+	if f.Type != typ {
+		c.t.Fatalf("got frame %+v, want type %q", f, typ)
+	}
+	return f
+}
+
+func (c *client) expectError(code string) hub.Frame {
+	c.t.Helper()
+	f := c.expect(hub.TypeError)
+	if f.Code != code {
+		c.t.Fatalf("got error %q (%s), want %q", f.Code, f.Message, code)
+	}
+	if f.Message == "" {
+		c.t.Fatal("error frame without a message")
+	}
+	return f
+}
+
+// closed waits for the connection to end and returns its close status.
+func (c *client) closed() websocket.StatusCode {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.t.Fatal("timed out waiting for the connection to close")
+	}
+	return websocket.CloseStatus(c.err)
+}
+
+func (c *client) closeReason() string {
+	var ce websocket.CloseError
+	if errors.As(c.err, &ce) {
+		return ce.Reason
+	}
+	return ""
+}
+
+// pair creates a room and joins it, returning host and guest after the
+// created, joined and peer-joined frames.
+func pair(t *testing.T, th *testHub) (host, guest *client, created, joined hub.Frame) {
+	t.Helper()
+	host = dial(t, th.url, nil)
+	host.send(hub.Frame{Type: hub.TypeCreate})
+	created = host.expect(hub.TypeCreated)
+	guest = dial(t, th.url, nil)
+	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
+	joined = guest.expect(hub.TypeJoined)
+	host.expect(hub.TypePeerJoined)
+	return host, guest, created, joined
+}
+
+// notifyStore wraps a Store and reports each Detach, so tests can wait for
+// the hub to notice a disconnect without sleeping.
+type notifyStore struct {
+	hub.Store
+	mu       sync.Mutex
+	detached chan struct{}
+}
+
+func (s *notifyStore) Detach(ctx context.Context, code string, role hub.Role, p hub.Peer) error {
+	err := s.Store.Detach(ctx, code, role, p)
+	s.detached <- struct{}{}
+	return err
+}
+
+// fakeClock is a manually advanced clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}

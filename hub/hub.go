@@ -1,0 +1,473 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/tryst-chat/tryst/metrics"
+)
+
+// Config configures a Hub. The zero value of every field is replaced by a
+// sensible default in New.
+type Config struct {
+	// ICE returns the ICE servers (with fresh TURN credentials) for a client
+	// that reached the hub under hostname host. Nil hands out none.
+	ICE func(host string) ICEConfig
+	// Store holds rooms. Nil means an in-memory store owned (and closed) by
+	// the hub.
+	Store Store
+	// RoomTTL is how long a room outlives its last attached member
+	// (default 30 min). It applies to the default store only.
+	RoomTTL time.Duration
+	// Origins lists the browser origins allowed to open a WebSocket, as
+	// host patterns ("chat.example.com", "*.example.com") or full origins
+	// ("https://chat.example.com"). Empty means same origin only. Clients
+	// that send no Origin header (non-browsers) are always allowed.
+	Origins []string
+	// TokenSecrets turns on access control: creating a room and GET /v1/ice
+	// then need an HS256 JWT signed with one of these secrets.
+	TokenSecrets [][]byte
+	// MaxMessageBytes bounds one client frame (default 64 KiB).
+	MaxMessageBytes int
+	// MessageRate and MessageBurst shape each connection's token bucket
+	// (default 20/s, burst 60: a burst of trickled ICE candidates fits).
+	MessageRate  rate.Limit
+	MessageBurst int
+	// MaxConnsPerIP caps simultaneous connections per IPv4 address or IPv6
+	// /64 (default 32; negative means unlimited).
+	MaxConnsPerIP int
+	// FailureRate and FailureBurst throttle wrong room codes and resume
+	// tokens per address (default one per 6 s, burst 10).
+	FailureRate  rate.Limit
+	FailureBurst int
+	// ICERate and ICEBurst limit GET /v1/ice per address (default 1/s, 20).
+	ICERate  rate.Limit
+	ICEBurst int
+	// SendQueue is how many frames may wait for a slow client before it is
+	// disconnected (default 32).
+	SendQueue int
+	// PingInterval and PongTimeout drive the heartbeat (default 15 s each,
+	// so a dead connection is dropped within 30 s).
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// WriteTimeout bounds one frame write (default 10 s).
+	WriteTimeout time.Duration
+	// Web serves GET / and other non-API paths. Nil serves a placeholder.
+	Web http.Handler
+	// Metrics receives the hub's series; nil registers them in a private
+	// throwaway registry.
+	Metrics *metrics.Hub
+	// Logger receives the hub's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now); tests inject their own.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if c.RoomTTL == 0 {
+		c.RoomTTL = 30 * time.Minute
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.MessageRate == 0 {
+		c.MessageRate = 20
+	}
+	if c.MessageBurst == 0 {
+		c.MessageBurst = 60
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = 32
+	}
+	if c.FailureRate == 0 {
+		c.FailureRate = rate.Every(6 * time.Second)
+	}
+	if c.FailureBurst == 0 {
+		c.FailureBurst = 10
+	}
+	if c.ICERate == 0 {
+		c.ICERate = 1
+	}
+	if c.ICEBurst == 0 {
+		c.ICEBurst = 20
+	}
+	if c.SendQueue == 0 {
+		c.SendQueue = 32
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 15 * time.Second
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = 15 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	switch {
+	case c.RoomTTL < 0:
+		return fmt.Errorf("hub: room TTL %v must be positive", c.RoomTTL)
+	case c.MaxMessageBytes < 1024:
+		return fmt.Errorf("hub: max message size %d below 1024 bytes", c.MaxMessageBytes)
+	case c.MessageRate < 0 || c.MessageBurst < 1:
+		return errors.New("hub: message rate and burst must be positive")
+	case c.SendQueue < 4:
+		return fmt.Errorf("hub: send queue %d below 4", c.SendQueue)
+	case c.PingInterval < 0 || c.PongTimeout < 0 || c.WriteTimeout < 0:
+		return errors.New("hub: timeouts must be positive")
+	}
+	for i, s := range c.TokenSecrets {
+		if len(s) < 16 {
+			return fmt.Errorf("hub: token secret %d is shorter than 16 bytes", i+1)
+		}
+	}
+	for _, o := range c.Origins {
+		if _, err := path.Match(strings.ToLower(o), ""); err != nil {
+			return fmt.Errorf("hub: bad origin pattern %q: %w", o, err)
+		}
+	}
+	return nil
+}
+
+// Hub serves the rendezvous protocol and its HTTP endpoints.
+type Hub struct {
+	cfg       Config
+	store     Store
+	ownsStore bool
+	m         *metrics.Hub
+	log       *slog.Logger
+	mux       *http.ServeMux
+
+	conns    connCounter
+	failures *limiterTable
+	ice      *limiterTable
+
+	draining atomic.Bool
+	mu       sync.Mutex
+	live     map[*conn]struct{}
+	wg       sync.WaitGroup // one per open WebSocket handler
+
+	stop      chan struct{}
+	janitor   sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New validates cfg, fills in defaults and returns a Hub ready to serve.
+func New(cfg Config) (*Hub, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	m := cfg.Metrics
+	if m == nil {
+		var err error
+		if m, err = metrics.NewHub(prometheus.NewRegistry()); err != nil {
+			return nil, fmt.Errorf("hub: %w", err)
+		}
+	}
+	h := &Hub{
+		cfg:      cfg,
+		m:        m,
+		log:      cfg.Logger,
+		conns:    connCounter{max: cfg.MaxConnsPerIP, n: make(map[netip.Addr]int)},
+		failures: newLimiterTable(cfg.FailureRate, cfg.FailureBurst, 100_000),
+		ice:      newLimiterTable(cfg.ICERate, cfg.ICEBurst, 100_000),
+		live:     make(map[*conn]struct{}),
+		stop:     make(chan struct{}),
+	}
+	h.store = cfg.Store
+	if h.store == nil {
+		h.store = NewMemStore(cfg.RoomTTL, cfg.Now, StoreHooks{
+			Paired:     func(d time.Duration) { m.Pairing.Observe(d.Seconds()) },
+			RoomOpened: func() { m.Rooms.Inc(); m.RoomsTotal.Inc() },
+			RoomClosed: func(expired bool) {
+				m.Rooms.Dec()
+				if expired {
+					m.RoomsExpired.Inc()
+				}
+			},
+		})
+		h.ownsStore = true
+	}
+	h.mux = http.NewServeMux()
+	h.mux.HandleFunc("GET /v1/ws", h.serveWS)
+	h.mux.HandleFunc("GET /v1/ice", h.serveICE)
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "ok\n")
+	})
+	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if h.draining.Load() {
+			writeText(w, http.StatusServiceUnavailable, "draining\n")
+			return
+		}
+		writeText(w, http.StatusOK, "ready\n")
+	})
+	web := cfg.Web
+	if web == nil {
+		web = http.HandlerFunc(placeholder)
+	}
+	h.mux.Handle("/", web)
+	h.janitor.Add(1)
+	go h.sweepLimiters()
+	return h, nil
+}
+
+func (h *Hub) sweepLimiters() {
+	defer h.janitor.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			now := h.cfg.Now()
+			h.failures.sweep(now)
+			h.ice.sweep(now)
+		}
+	}
+}
+
+// ServeHTTP routes the hub's endpoints.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+func writeText(w http.ResponseWriter, status int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, s)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type httpError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func placeholder(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = io.WriteString(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tryst</title></head>
+<body><h1>Tryst hub</h1><p>This is a Tryst rendezvous hub. Connect with <code>tryst chat --hub URL</code>.</p></body></html>
+`)
+}
+
+// hostname is the name the client used to reach the hub, without port, so
+// ICE server URLs point where the client can already reach.
+func hostname(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return host
+}
+
+func (h *Hub) iceFor(host string) *ICEConfig {
+	if h.cfg.ICE == nil {
+		return &ICEConfig{Servers: []ICEServer{}}
+	}
+	c := h.cfg.ICE(host)
+	return &c
+}
+
+func (h *Hub) authorized(token string) error {
+	if len(h.cfg.TokenSecrets) == 0 {
+		return nil
+	}
+	return VerifyAccessToken(h.cfg.TokenSecrets, token, h.cfg.Now())
+}
+
+func (h *Hub) serveICE(w http.ResponseWriter, r *http.Request) {
+	ip := remoteIP(r)
+	if !h.ice.allow(ip, h.cfg.Now()) {
+		h.m.Reject("ice_rate_limited")
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusTooManyRequests, httpError{CodeRateLimited, "too many ICE requests from your address; retry later"})
+		return
+	}
+	if err := h.authorized(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
+		h.m.Reject("unauthorized")
+		writeJSON(w, http.StatusUnauthorized, httpError{CodeUnauthorized, err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, h.iceFor(hostname(r)))
+}
+
+// originAllowed applies the allow-list. coder/websocket has its own check,
+// but doing it here lets the hub count and log rejections.
+func (h *Hub) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) && len(h.cfg.Origins) == 0 {
+		return true
+	}
+	host, full := strings.ToLower(u.Host), strings.ToLower(u.Scheme+"://"+u.Host)
+	for _, p := range h.cfg.Origins {
+		p = strings.ToLower(p)
+		target := host
+		if strings.Contains(p, "://") {
+			target = full
+		}
+		if ok, _ := path.Match(p, target); ok {
+			return true
+		}
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
+	if h.draining.Load() {
+		h.m.Reject("draining")
+		writeJSON(w, http.StatusServiceUnavailable, httpError{"going_away", "hub is shutting down; reconnect shortly"})
+		return
+	}
+	if !h.originAllowed(r) {
+		h.m.Reject("origin")
+		h.log.Info("rejected WebSocket origin", "origin", r.Header.Get("Origin"))
+		writeJSON(w, http.StatusForbidden, httpError{"origin", "origin not allowed"})
+		return
+	}
+	ip := remoteIP(r)
+	if !h.conns.acquire(ip) {
+		h.m.Reject("ip_conn_limit")
+		writeJSON(w, http.StatusTooManyRequests, httpError{"too_many_connections", "too many connections from your address"})
+		return
+	}
+	defer h.conns.release(ip)
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // origin checked above
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		h.log.Debug("WebSocket upgrade failed", "err", err)
+		return
+	}
+	c := newConn(h, ws, ip, hostname(r))
+	if !h.track(c) {
+		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
+		return
+	}
+	defer h.untrack(c)
+	h.m.Connections.Inc()
+	h.m.ConnectionsTotal.Inc()
+	defer h.m.Connections.Dec()
+	c.serve(r.Context())
+}
+
+func (h *Hub) track(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draining.Load() {
+		return false
+	}
+	h.live[c] = struct{}{}
+	h.wg.Add(1)
+	return true
+}
+
+func (h *Hub) untrack(c *conn) {
+	h.mu.Lock()
+	delete(h.live, c)
+	h.mu.Unlock()
+	h.wg.Done()
+}
+
+// Shutdown stops accepting WebSockets, asks every client to reconnect
+// (close code 1001), and waits for the connections to end or ctx to expire,
+// when the remaining ones are cut. Call it after http.Server.Shutdown, which
+// does not wait for hijacked (WebSocket) connections.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.draining.Store(true)
+	conns := make([]*conn, 0, len(h.live))
+	for c := range h.live {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(websocket.StatusGoingAway, "hub is shutting down; reconnect", true)
+	}
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("hub: drain: %w", ctx.Err())
+		h.mu.Lock()
+		for c := range h.live {
+			c.ws.CloseNow()
+		}
+		h.mu.Unlock()
+		<-done
+	}
+	h.release()
+	return err
+}
+
+// Close cuts every connection at once and releases the hub. It is
+// idempotent; prefer Shutdown for a graceful stop.
+func (h *Hub) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := h.Shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (h *Hub) release() {
+	h.closeOnce.Do(func() {
+		close(h.stop)
+		h.janitor.Wait()
+		if h.ownsStore {
+			_ = h.store.Close()
+		}
+	})
+}

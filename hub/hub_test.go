@@ -1,0 +1,567 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tryst-chat/tryst/hub"
+)
+
+var codeRE = regexp.MustCompile(`^[23456789ABCDEFGHJKMNPQRSTVWXYZ]{3}(-[23456789ABCDEFGHJKMNPQRSTVWXYZ]{3}){5}$`)
+
+func TestSignalingFlow(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+
+	host := dial(t, th.url, nil)
+	host.send(hub.Frame{Type: hub.TypeCreate})
+	created := host.expect(hub.TypeCreated)
+	if !codeRE.MatchString(created.Room) {
+		t.Errorf("room code %q is not 6 groups of 3 unambiguous symbols", created.Room)
+	}
+	if created.Role != "host" || created.Token == "" || created.ICE == nil || len(created.ICE.Servers) == 0 || created.RoomTTL <= 0 {
+		t.Errorf("created frame incomplete: %+v", created)
+	}
+	host.send(hub.Frame{Type: hub.TypeOffer, Data: "sealed-offer"})
+
+	// A guest typing the code in lower case with spaces still gets in.
+	guest := dial(t, th.url, nil)
+	typed := strings.ToLower(strings.ReplaceAll(created.Room, "-", " "))
+	guest.send(hub.Frame{Type: hub.TypeJoin, Room: typed})
+	joined := guest.expect(hub.TypeJoined)
+	if joined.Room != created.Room || joined.Role != "guest" || joined.Token == "" || joined.Token == created.Token || joined.ICE == nil {
+		t.Errorf("joined frame wrong: %+v", joined)
+	}
+	if f := guest.expect(hub.TypeOffer); f.Data != "sealed-offer" {
+		t.Errorf("offer data %q", f.Data)
+	}
+	host.expect(hub.TypePeerJoined)
+
+	guest.send(hub.Frame{Type: hub.TypeAnswer, Data: "sealed-answer"})
+	if f := host.expect(hub.TypeAnswer); f.Data != "sealed-answer" {
+		t.Errorf("answer data %q", f.Data)
+	}
+	host.send(hub.Frame{Type: hub.TypeCandidate, Data: "c-host"})
+	guest.send(hub.Frame{Type: hub.TypeCandidate, Data: "c-guest"})
+	if f := guest.expect(hub.TypeCandidate); f.Data != "c-host" {
+		t.Errorf("candidate to guest %q", f.Data)
+	}
+	if f := host.expect(hub.TypeCandidate); f.Data != "c-guest" {
+		t.Errorf("candidate to host %q", f.Data)
+	}
+
+	// Roles are enforced.
+	guest.send(hub.Frame{Type: hub.TypeOffer, Data: "x"})
+	guest.expectError(hub.CodeBadRequest)
+	host.send(hub.Frame{Type: hub.TypeAnswer, Data: "x"})
+	host.expectError(hub.CodeBadRequest)
+
+	if n := testutil.CollectAndCount(th.m.Pairing); n != 1 {
+		t.Fatalf("pairing histogram has %d series", n)
+	}
+	if got := histCount(t, th); got != 1 {
+		t.Errorf("pairing observations = %d, want 1", got)
+	}
+	if got := testutil.ToFloat64(th.m.Messages.WithLabelValues("candidate")); got != 2 {
+		t.Errorf("candidate messages = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(th.m.Rooms); got != 1 {
+		t.Errorf("rooms gauge = %v, want 1", got)
+	}
+}
+
+func histCount(t *testing.T, th *testHub) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := th.m.Pairing.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
+func TestOfferIsDeliveredOnceAndRoomHoldsTwo(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	host := dial(t, th.url, nil)
+	host.send(hub.Frame{Type: hub.TypeCreate})
+	created := host.expect(hub.TypeCreated)
+	host.send(hub.Frame{Type: hub.TypeOffer, Data: "offer-1"})
+
+	guest := dial(t, th.url, nil)
+	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
+	joined := guest.expect(hub.TypeJoined)
+	guest.expect(hub.TypeOffer)
+	host.expect(hub.TypePeerJoined)
+
+	// A third party with the code never sees the offer: the room is full.
+	third := dial(t, th.url, nil)
+	third.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
+	third.expectError(hub.CodeRoomFull)
+
+	// The guest leaves its connection (without leaving the room) and resumes:
+	// the offer it already took is not delivered again.
+	guest.ws.Close(websocket.StatusNormalClosure, "")
+	host.expect(hub.TypePeerLeft)
+	again := dial(t, th.url, nil)
+	again.send(hub.Frame{Type: hub.TypeResume, Token: joined.Token})
+	r := again.expect(hub.TypeResumed)
+	if r.Peer == nil || !*r.Peer {
+		t.Errorf("resumed frame should report the host present: %+v", r)
+	}
+	host.expect(hub.TypePeerBack)
+	// The next frame the guest sees is the host's fresh offer, not the old one.
+	host.send(hub.Frame{Type: hub.TypeOffer, Data: "offer-2"})
+	if f := again.expect(hub.TypeOffer); f.Data != "offer-2" {
+		t.Errorf("resumed guest got offer %q, want offer-2", f.Data)
+	}
+	if got := th.rejections("room_full"); got != 1 {
+		t.Errorf("room_full rejections = %v", got)
+	}
+}
+
+func TestUnknownAndMalformedCodesLookTheSame(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	c := dial(t, th.url, nil)
+	for _, code := range []string{"222-222-222-222-222-222", "not a code", "", "OOO-III-LLL-000-111-UUU"} {
+		c.send(hub.Frame{Type: hub.TypeJoin, Room: code})
+		f := c.expectError(hub.CodeNoSuchRoom)
+		if f.Message != "no such room" {
+			t.Errorf("code %q: message %q", code, f.Message)
+		}
+	}
+	c.send(hub.Frame{Type: hub.TypeResume, Token: "bogus"})
+	c.expectError(hub.CodeNoSuchRoom)
+}
+
+func TestRoomExpiresAfterIdleTTL(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	mem := hub.NewMemStore(time.Hour, clock.Now, hub.StoreHooks{})
+	ns := &notifyStore{Store: mem, detached: make(chan struct{}, 4)}
+	th := startHub(t, hub.Config{Store: ns, Now: clock.Now})
+	t.Cleanup(func() { mem.Close() })
+
+	host := dial(t, th.url, nil)
+	host.send(hub.Frame{Type: hub.TypeCreate})
+	created := host.expect(hub.TypeCreated)
+	host.send(hub.Frame{Type: hub.TypeOffer, Data: "o"})
+	host.ws.Close(websocket.StatusNormalClosure, "")
+	<-ns.detached
+
+	// Just before the TTL the room is still there; resuming re-attaches.
+	clock.Advance(time.Hour - time.Second)
+	mem.Sweep()
+	if mem.Len() != 1 {
+		t.Fatal("room expired early")
+	}
+	clock.Advance(time.Second)
+	mem.Sweep()
+	if mem.Len() != 0 {
+		t.Fatal("room did not expire after its idle TTL")
+	}
+	guest := dial(t, th.url, nil)
+	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
+	guest.expectError(hub.CodeNoSuchRoom)
+	guest.send(hub.Frame{Type: hub.TypeResume, Token: created.Token})
+	guest.expectError(hub.CodeNoSuchRoom)
+}
+
+func TestAttachedRoomDoesNotExpire(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	mem := hub.NewMemStore(time.Minute, clock.Now, hub.StoreHooks{})
+	th := startHub(t, hub.Config{Store: mem, Now: clock.Now})
+	t.Cleanup(func() { mem.Close() })
+	host := dial(t, th.url, nil)
+	host.send(hub.Frame{Type: hub.TypeCreate})
+	created := host.expect(hub.TypeCreated)
+	clock.Advance(24 * time.Hour)
+	mem.Sweep()
+	guest := dial(t, th.url, nil)
+	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
+	guest.expect(hub.TypeJoined)
+}
+
+func TestResume(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	host, guest, created, joined := pair(t, th)
+
+	// The host drops; the guest is told; the host comes back with its token.
+	host.ws.Close(websocket.StatusNormalClosure, "")
+	if f := guest.expect(hub.TypePeerLeft); f.Reason == "" {
+		t.Error("peer-left without a reason")
+	}
+	// While the host is away the guest's answer waits in the mailbox and
+	// candidates are dropped.
+	guest.send(hub.Frame{Type: hub.TypeCandidate, Data: "lost"})
+	guest.send(hub.Frame{Type: hub.TypeAnswer, Data: "answer-while-away"})
+
+	host2 := dial(t, th.url, nil)
+	host2.send(hub.Frame{Type: hub.TypeResume, Token: created.Token})
+	r := host2.expect(hub.TypeResumed)
+	if r.Role != "host" || r.Room != created.Room || r.Peer == nil || !*r.Peer {
+		t.Errorf("resumed: %+v", r)
+	}
+	if f := host2.expect(hub.TypeAnswer); f.Data != "answer-while-away" {
+		t.Errorf("pending answer %q", f.Data)
+	}
+	guest.expect(hub.TypePeerBack)
+
+	// Fresh offer/answer after the reconnect.
+	host2.send(hub.Frame{Type: hub.TypeOffer, Data: "offer-2"})
+	if f := guest.expect(hub.TypeOffer); f.Data != "offer-2" {
+		t.Errorf("offer after resume %q", f.Data)
+	}
+	guest.send(hub.Frame{Type: hub.TypeAnswer, Data: "answer-2"})
+	if f := host2.expect(hub.TypeAnswer); f.Data != "answer-2" {
+		t.Errorf("answer after resume %q", f.Data)
+	}
+
+	// A token is bound to its role: the guest's token resumes the guest,
+	// replacing the guest's current connection.
+	guest2 := dial(t, th.url, nil)
+	guest2.send(hub.Frame{Type: hub.TypeResume, Token: joined.Token})
+	if r := guest2.expect(hub.TypeResumed); r.Role != "guest" {
+		t.Errorf("guest token resumed role %q", r.Role)
+	}
+	if code := guest.closed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("replaced connection closed with %v", code)
+	}
+	host2.expect(hub.TypePeerBack)
+}
+
+func TestLeaveClosesRoom(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	host, guest, created, _ := pair(t, th)
+	guest.send(hub.Frame{Type: hub.TypeLeave})
+	if code := guest.closed(); code != websocket.StatusNormalClosure {
+		t.Errorf("leaver closed with %v", code)
+	}
+	host.expect(hub.TypeRoomClosed)
+	c := dial(t, th.url, nil)
+	c.send(hub.Frame{Type: hub.TypeResume, Token: created.Token})
+	c.expectError(hub.CodeNoSuchRoom)
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{MessageRate: 0.001, MessageBurst: 5})
+	host, _, _, _ := pair(t, th)
+	for range 10 {
+		if err := host.ws.Write(context.Background(), websocket.MessageText, []byte(`{"type":"candidate","data":"c"}`)); err != nil {
+			break // the hub may already have closed
+		}
+	}
+	host.expectError(hub.CodeRateLimited)
+	if code := host.closed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("close code %v, want 1008", code)
+	}
+	if th.rejections("rate_limited") != 1 {
+		t.Error("rate_limited not counted")
+	}
+}
+
+func TestOversizedFrame(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	c := dial(t, th.url, nil)
+	// Exactly at the limit is fine (answered as an unknown type).
+	atLimit := `{"type":"x","data":"` + strings.Repeat("a", 64<<10-len(`{"type":"x","data":""}`)) + `"}`
+	c.sendRaw(websocket.MessageText, []byte(atLimit))
+	c.expectError(hub.CodeUnknownType)
+	c.sendRaw(websocket.MessageText, []byte(atLimit+" "))
+	c.expectError(hub.CodeTooBig)
+	if code := c.closed(); code != websocket.StatusMessageTooBig {
+		t.Errorf("close code %v, want 1009", code)
+	}
+	if th.rejections("too_big") != 1 {
+		t.Error("too_big not counted")
+	}
+}
+
+func TestMalformedAndUnknownFramesKeepTheConnection(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	c := dial(t, th.url, nil)
+	for _, raw := range []string{`{`, `[1,2]`, `"create"`, `{"type":5}`, `{"type":""}`, `{"type":"create"} {}`, "\xff\xfe"} {
+		c.sendRaw(websocket.MessageText, []byte(raw))
+		c.expectError(hub.CodeBadRequest)
+	}
+	c.send(hub.Frame{Type: "teleport"})
+	c.expectError(hub.CodeUnknownType)
+	c.send(hub.Frame{Type: hub.TypeOffer, Data: "x"})
+	c.expectError(hub.CodeBadRequest) // no room yet
+	// Still usable.
+	c.send(hub.Frame{Type: hub.TypeCreate})
+	c.expect(hub.TypeCreated)
+	c.send(hub.Frame{Type: hub.TypeCreate})
+	c.expectError(hub.CodeBadRequest) // already in a room
+	if got := th.rejections("malformed"); got != 7 {
+		t.Errorf("malformed rejections = %v, want 7", got)
+	}
+	if got := th.rejections("unknown_type"); got != 1 {
+		t.Errorf("unknown_type rejections = %v", got)
+	}
+}
+
+func TestBinaryFrameRejected(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	c := dial(t, th.url, nil)
+	c.sendRaw(websocket.MessageBinary, []byte(`{"type":"create"}`))
+	c.expectError(hub.CodeBinary)
+	if code := c.closed(); code != websocket.StatusUnsupportedData {
+		t.Errorf("close code %v, want 1003", code)
+	}
+}
+
+func TestOriginAllowList(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	_, err := tryDial(t, th.url, http.Header{"Origin": {"https://evil.example"}})
+	var de *dialError
+	if !errors.As(err, &de) || de.status != http.StatusForbidden {
+		t.Fatalf("cross-origin dial: %v, want 403", err)
+	}
+	if th.rejections("origin") != 1 {
+		t.Error("origin rejection not counted")
+	}
+	// Same origin passes, and so does a client without an Origin header.
+	same := "http://" + strings.TrimPrefix(th.srv.URL, "http://")
+	dial(t, th.url, http.Header{"Origin": {same}})
+	dial(t, th.url, nil)
+
+	allow := startHub(t, hub.Config{Origins: []string{"*.example.com", "https://chat.example.org"}})
+	dial(t, allow.url, http.Header{"Origin": {"https://app.example.com"}})
+	dial(t, allow.url, http.Header{"Origin": {"https://chat.example.org"}})
+	if _, err := tryDial(t, allow.url, http.Header{"Origin": {"http://chat.example.org"}}); err == nil {
+		t.Error("scheme mismatch allowed")
+	}
+}
+
+func TestSlowConsumerIsDisconnected(t *testing.T) {
+	t.Parallel()
+	ns := &notifyStore{detached: make(chan struct{}, 4)}
+	ns.Store = hub.NewMemStore(time.Hour, nil, hub.StoreHooks{})
+	t.Cleanup(func() { ns.Store.Close() })
+	th := startHub(t, hub.Config{Store: ns, SendQueue: 4, MessageRate: 1e6, MessageBurst: 1e6, WriteTimeout: time.Minute})
+
+	slow := dialNoRead(t, th.url)
+	ctx := context.Background()
+	if err := slow.Write(ctx, websocket.MessageText, []byte(`{"type":"create"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// Read the created frame by hand, then never read again.
+	_, b, err := slow.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created hub.Frame
+	_ = json.Unmarshal(b, &created)
+
+	fast := dial(t, th.url, nil)
+	fast.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
+	fast.expect(hub.TypeJoined)
+	// Flood the stalled host until the socket buffers and the hub's queue
+	// are full. The hub must keep serving the sender and cut the reader.
+	big := `{"type":"candidate","data":"` + strings.Repeat("c", 60<<10) + `"}`
+	for {
+		fast.sendRaw(websocket.MessageText, []byte(big))
+		if th.rejections("slow_consumer") > 0 {
+			break
+		}
+	}
+	<-ns.detached
+	fast.expect(hub.TypePeerLeft)
+}
+
+func TestDeadConnectionDroppedByHeartbeat(t *testing.T) {
+	t.Parallel()
+	ns := &notifyStore{detached: make(chan struct{}, 4)}
+	ns.Store = hub.NewMemStore(time.Hour, nil, hub.StoreHooks{})
+	t.Cleanup(func() { ns.Store.Close() })
+	th := startHub(t, hub.Config{Store: ns, PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
+	dead := dialNoRead(t, th.url) // never reads, so never answers pings
+	if err := dead.Write(context.Background(), websocket.MessageText, []byte(`{"type":"create"}`)); err != nil {
+		t.Fatal(err)
+	}
+	<-ns.detached
+}
+
+func TestPerIPConnectionCap(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{MaxConnsPerIP: 2})
+	dial(t, th.url, nil)
+	dial(t, th.url, nil)
+	_, err := tryDial(t, th.url, nil)
+	var de *dialError
+	if !errors.As(err, &de) || de.status != http.StatusTooManyRequests {
+		t.Fatalf("third connection: %v, want 429", err)
+	}
+	if th.rejections("ip_conn_limit") != 1 {
+		t.Error("ip_conn_limit not counted")
+	}
+}
+
+func TestBruteForceThrottle(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{FailureBurst: 3, FailureRate: 0.0001})
+	c := dial(t, th.url, nil)
+	for range 3 {
+		c.send(hub.Frame{Type: hub.TypeJoin, Room: "222-222-222-222-222-222"})
+		c.expectError(hub.CodeNoSuchRoom)
+	}
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: "333-333-333-333-333-333"})
+	c.expectError(hub.CodeThrottled)
+	if code := c.closed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("close %v, want 1008", code)
+	}
+	// The throttle is per address, not per connection.
+	c2 := dial(t, th.url, nil)
+	c2.send(hub.Frame{Type: hub.TypeResume, Token: "guess"})
+	c2.expectError(hub.CodeThrottled)
+	if th.rejections("brute_force") != 2 {
+		t.Errorf("brute_force = %v", th.rejections("brute_force"))
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	host, guest, _, _ := pair(t, th)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := th.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for _, c := range []*client{host, guest} {
+		if code := c.closed(); code != websocket.StatusGoingAway {
+			t.Errorf("close code %v, want 1001", code)
+		}
+		if !strings.Contains(c.closeReason(), "reconnect") {
+			t.Errorf("close reason %q does not say reconnect", c.closeReason())
+		}
+	}
+	resp, err := http.Get(th.srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("readyz while draining = %d", resp.StatusCode)
+	}
+	if _, err := tryDial(t, th.url, nil); err == nil {
+		t.Error("new connection accepted while draining")
+	}
+}
+
+func TestHTTPEndpoints(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{ICEBurst: 2, ICERate: 0.0001})
+	get := func(path string, hdr ...string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", th.srv.URL+path, nil)
+		if len(hdr) == 2 {
+			req.Header.Set(hdr[0], hdr[1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if r, _ := get("/healthz"); r.StatusCode != 200 {
+		t.Errorf("healthz %d", r.StatusCode)
+	}
+	if r, _ := get("/readyz"); r.StatusCode != 200 {
+		t.Errorf("readyz %d", r.StatusCode)
+	}
+	r, body := get("/")
+	if r.StatusCode != 200 || !strings.Contains(body, "Tryst") || r.Header.Get("Content-Security-Policy") == "" {
+		t.Errorf("/ = %d %q", r.StatusCode, body)
+	}
+	r, body = get("/v1/ice")
+	var ice hub.ICEConfig
+	if err := json.Unmarshal([]byte(body), &ice); err != nil || r.StatusCode != 200 || len(ice.Servers) == 0 || ice.TTL != 600 {
+		t.Errorf("/v1/ice = %d %q", r.StatusCode, body)
+	}
+	if r.Header.Get("Cache-Control") != "no-store" {
+		t.Error("/v1/ice cacheable")
+	}
+	get("/v1/ice")
+	if r, _ := get("/v1/ice"); r.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("third /v1/ice = %d, want 429", r.StatusCode)
+	}
+}
+
+func TestAccessControl(t *testing.T) {
+	t.Parallel()
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	th := startHub(t, hub.Config{TokenSecrets: [][]byte{secret}})
+	c := dial(t, th.url, nil)
+	c.send(hub.Frame{Type: hub.TypeCreate})
+	c.expectError(hub.CodeUnauthorized)
+	expired, _ := hub.MintAccessToken(secret, "alice", time.Minute, time.Now().Add(-time.Hour))
+	c.send(hub.Frame{Type: hub.TypeCreate, Auth: expired})
+	c.expectError(hub.CodeUnauthorized)
+	tok, err := hub.MintAccessToken(secret, "alice", 5*time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(hub.Frame{Type: hub.TypeCreate, Auth: tok})
+	created := c.expect(hub.TypeCreated)
+	// Guests join without a token: the host shared the code with them.
+	g := dial(t, th.url, nil)
+	g.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
+	g.expect(hub.TypeJoined)
+
+	for _, auth := range []string{"", "Bearer " + expired, "Bearer " + tok} {
+		req, _ := http.NewRequest("GET", th.srv.URL+"/v1/ice", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := http.StatusUnauthorized
+		if auth == "Bearer "+tok {
+			want = http.StatusOK
+		}
+		if resp.StatusCode != want {
+			t.Errorf("/v1/ice with %q: %d, want %d", auth, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []hub.Config{
+		{MaxMessageBytes: 10},
+		{RoomTTL: -time.Second},
+		{SendQueue: 1},
+		{TokenSecrets: [][]byte{[]byte("short")}},
+		{Origins: []string{"[bad"}},
+	} {
+		if h, err := hub.New(cfg); err == nil {
+			h.Close()
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package hub
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ipKey is the unit the per-address limits count in: the address itself for
+// IPv4, its /64 for IPv6, since one host usually holds a whole /64.
+func ipKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// remoteIP returns the client's address as seen on the socket.
+func remoteIP(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ipKey(a)
+}
+
+// connCounter caps simultaneous connections per address.
+type connCounter struct {
+	max int
+	mu  sync.Mutex
+	n   map[netip.Addr]int
+}
+
+func (c *connCounter) acquire(ip netip.Addr) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.max > 0 && c.n[ip] >= c.max {
+		return false
+	}
+	c.n[ip]++
+	return true
+}
+
+func (c *connCounter) release(ip netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[ip] <= 1 {
+		delete(c.n, ip)
+		return
+	}
+	c.n[ip]--
+}
+
+// limiterTable holds one token bucket per address. Buckets that have
+// refilled completely carry no information and are dropped by sweep, so the
+// table only holds addresses that misbehaved recently.
+type limiterTable struct {
+	limit rate.Limit
+	burst int
+	max   int // entries; beyond it new addresses share one bucket
+
+	mu       sync.Mutex
+	m        map[netip.Addr]*rate.Limiter
+	overflow *rate.Limiter
+}
+
+func newLimiterTable(limit rate.Limit, burst, max int) *limiterTable {
+	return &limiterTable{
+		limit:    limit,
+		burst:    burst,
+		max:      max,
+		m:        make(map[netip.Addr]*rate.Limiter),
+		overflow: rate.NewLimiter(limit, burst),
+	}
+}
+
+func (t *limiterTable) get(ip netip.Addr) *rate.Limiter {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.m[ip]
+	if !ok {
+		if len(t.m) >= t.max {
+			// Under an attack from very many addresses they share one bucket:
+			// memory stays bounded and the attack is still throttled.
+			return t.overflow
+		}
+		l = rate.NewLimiter(t.limit, t.burst)
+		t.m[ip] = l
+	}
+	return l
+}
+
+// allow takes one token for ip.
+func (t *limiterTable) allow(ip netip.Addr, now time.Time) bool {
+	return t.get(ip).AllowN(now, 1)
+}
+
+// ok reports whether ip has a token left, without taking it.
+func (t *limiterTable) ok(ip netip.Addr, now time.Time) bool {
+	t.mu.Lock()
+	l, found := t.m[ip]
+	full := len(t.m) >= t.max
+	t.mu.Unlock()
+	if !found {
+		if full {
+			return t.overflow.TokensAt(now) >= 1
+		}
+		return true
+	}
+	return l.TokensAt(now) >= 1
+}
+
+func (t *limiterTable) sweep(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for ip, l := range t.m {
+		if l.TokensAt(now) >= float64(t.burst) {
+			delete(t.m, ip)
+		}
+	}
+}

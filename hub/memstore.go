@@ -1,0 +1,289 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// MemStore is the single-node Store: rooms live in this process's memory.
+type MemStore struct {
+	ttl   time.Duration
+	now   func() time.Time
+	hooks StoreHooks
+
+	mu     sync.Mutex
+	rooms  map[string]*memRoom
+	tokens map[string]memRef
+	closed bool
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+type memRef struct {
+	code string
+	role Role
+}
+
+type memRoom struct {
+	code    string
+	members [3]memMember // indexed by Role
+	// mailbox holds, per recipient role, the offer or answer that arrived
+	// while that member was absent.
+	mailbox   [3]*Event
+	joinedAt  time.Time
+	paired    bool
+	idleSince time.Time // when the last member detached; zero while attached
+}
+
+type memMember struct {
+	tokenKey string // empty while the slot is free
+	peer     Peer   // nil while absent
+}
+
+// NewMemStore returns an in-memory store whose rooms expire once nobody has
+// been attached to them for ttl. now may be nil (time.Now). It runs one
+// janitor goroutine, stopped by Close.
+func NewMemStore(ttl time.Duration, now func() time.Time, hooks StoreHooks) *MemStore {
+	if now == nil {
+		now = time.Now
+	}
+	s := &MemStore{
+		ttl:    ttl,
+		now:    now,
+		hooks:  hooks,
+		rooms:  make(map[string]*memRoom),
+		tokens: make(map[string]memRef),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go s.janitor()
+	return s
+}
+
+func (s *MemStore) janitor() {
+	defer close(s.done)
+	// Sweeping a few times per TTL bounds how long an expired room lingers
+	// without costing anything noticeable.
+	every := s.ttl / 4
+	if every < time.Second {
+		every = time.Second
+	}
+	if every > time.Minute {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Sweep removes the rooms that have been idle for the TTL. The janitor calls
+// it periodically; it is exported for tests that drive the clock.
+func (s *MemStore) Sweep() {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for code, r := range s.rooms {
+		if !r.idleSince.IsZero() && now.Sub(r.idleSince) >= s.ttl {
+			s.removeLocked(code, r)
+			if s.hooks.RoomClosed != nil {
+				s.hooks.RoomClosed(true)
+			}
+		}
+	}
+}
+
+// Len reports the number of rooms.
+func (s *MemStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rooms)
+}
+
+func (s *MemStore) removeLocked(code string, r *memRoom) {
+	delete(s.rooms, code)
+	for _, m := range r.members {
+		if m.tokenKey != "" {
+			delete(s.tokens, m.tokenKey)
+		}
+	}
+}
+
+// Create implements Store.
+func (s *MemStore) Create(_ context.Context, code, tokenKey string, host Peer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	if _, ok := s.rooms[code]; ok {
+		return ErrCodeTaken
+	}
+	r := &memRoom{code: code}
+	r.members[Host] = memMember{tokenKey: tokenKey, peer: host}
+	s.rooms[code] = r
+	s.tokens[tokenKey] = memRef{code: code, role: Host}
+	if s.hooks.RoomOpened != nil {
+		s.hooks.RoomOpened()
+	}
+	return nil
+}
+
+// Join implements Store.
+func (s *MemStore) Join(_ context.Context, code, tokenKey string, guest Peer) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rooms[code]
+	if !ok {
+		return nil, ErrNoSuchRoom
+	}
+	if r.members[Guest].tokenKey != "" {
+		return nil, ErrRoomFull
+	}
+	r.members[Guest] = memMember{tokenKey: tokenKey, peer: guest}
+	s.tokens[tokenKey] = memRef{code: code, role: Guest}
+	r.joinedAt = s.now()
+	r.idleSince = time.Time{}
+	if h := r.members[Host].peer; h != nil {
+		h.Deliver(Event{Type: TypePeerJoined})
+	}
+	return r.takeLocked(Guest), nil
+}
+
+// takeLocked empties role's mailbox: the hub keeps an offer or answer only
+// until it is delivered.
+func (r *memRoom) takeLocked(role Role) []Event {
+	ev := r.mailbox[role]
+	if ev == nil {
+		return nil
+	}
+	r.mailbox[role] = nil
+	return []Event{*ev}
+}
+
+// Resume implements Store.
+func (s *MemStore) Resume(_ context.Context, tokenKey string, p Peer) (ResumeInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref, ok := s.tokens[tokenKey]
+	if !ok {
+		return ResumeInfo{}, ErrNoSuchRoom
+	}
+	r := s.rooms[ref.code]
+	m := &r.members[ref.role]
+	if m.peer != nil && m.peer != p {
+		m.peer.Replaced()
+	}
+	m.peer = p
+	r.idleSince = time.Time{}
+	pending := r.takeLocked(ref.role)
+	if ref.role == Host && len(pending) > 0 && pending[0].Type == TypeAnswer {
+		s.pairedLocked(r)
+	}
+	other := r.members[ref.role.other()].peer
+	if other != nil {
+		other.Deliver(Event{Type: TypePeerBack})
+	}
+	return ResumeInfo{Room: r.code, Role: ref.role, PeerPresent: other != nil, Pending: pending}, nil
+}
+
+func (s *MemStore) pairedLocked(r *memRoom) {
+	if r.paired || r.joinedAt.IsZero() {
+		return
+	}
+	r.paired = true
+	if s.hooks.Paired != nil {
+		s.hooks.Paired(s.now().Sub(r.joinedAt))
+	}
+}
+
+// Post implements Store.
+func (s *MemStore) Post(_ context.Context, code string, from Role, ev Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rooms[code]
+	if !ok {
+		return ErrNoSuchRoom
+	}
+	to := from.other()
+	if p := r.members[to].peer; p != nil && p.Deliver(ev) {
+		if ev.Type == TypeAnswer && to == Host {
+			s.pairedLocked(r)
+		}
+		return nil
+	}
+	// The recipient is absent (or its connection is failing): keep an offer
+	// or answer for when it comes back; candidates are never stored.
+	if ev.Type == TypeOffer || ev.Type == TypeAnswer {
+		e := ev
+		r.mailbox[to] = &e
+	}
+	return nil
+}
+
+// Detach implements Store.
+func (s *MemStore) Detach(_ context.Context, code string, role Role, p Peer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rooms[code]
+	if !ok {
+		return nil
+	}
+	m := &r.members[role]
+	if m.peer != p {
+		return nil // already replaced by a resumed connection
+	}
+	m.peer = nil
+	other := r.members[role.other()].peer
+	if other != nil {
+		other.Deliver(Event{Type: TypePeerLeft, Reason: "disconnected"})
+	} else {
+		r.idleSince = s.now()
+	}
+	return nil
+}
+
+// Leave implements Store.
+func (s *MemStore) Leave(_ context.Context, code string, role Role) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rooms[code]
+	if !ok {
+		return nil
+	}
+	s.removeLocked(code, r)
+	if other := r.members[role.other()].peer; other != nil {
+		other.Deliver(Event{Type: TypeRoomClosed, Reason: role.String() + " left"})
+	}
+	if s.hooks.RoomClosed != nil {
+		s.hooks.RoomClosed(false)
+	}
+	return nil
+}
+
+// Close stops the janitor and drops every room. It is idempotent.
+func (s *MemStore) Close() error {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.mu.Lock()
+		s.closed = true
+		for code, r := range s.rooms {
+			s.removeLocked(code, r)
+			if s.hooks.RoomClosed != nil {
+				s.hooks.RoomClosed(false)
+			}
+		}
+		s.mu.Unlock()
+	})
+	return nil
+}

@@ -1,0 +1,135 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Message types sent by clients.
+const (
+	TypeCreate    = "create"
+	TypeJoin      = "join"
+	TypeResume    = "resume"
+	TypeOffer     = "offer"
+	TypeAnswer    = "answer"
+	TypeCandidate = "candidate"
+	TypeLeave     = "leave"
+)
+
+// Message types sent by the hub.
+const (
+	TypeCreated    = "created"
+	TypeJoined     = "joined"
+	TypeResumed    = "resumed"
+	TypePeerJoined = "peer-joined"
+	TypePeerLeft   = "peer-left"
+	TypePeerBack   = "peer-back"
+	TypeRoomClosed = "room-closed"
+	TypeError      = "error"
+)
+
+// Error codes carried by "error" frames. Clients branch on these, never on
+// the human-readable message.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeUnknownType  = "unknown_type"
+	CodeNoSuchRoom   = "no_such_room"
+	CodeRoomFull     = "room_full"
+	CodeRateLimited  = "rate_limited"
+	CodeTooBig       = "too_big"
+	CodeThrottled    = "throttled"
+	CodeUnauthorized = "unauthorized"
+	CodeBinary       = "binary_frame"
+	CodeInternal     = "internal"
+)
+
+// Frame is one JSON message on /v1/ws, in either direction. Fields that do
+// not apply to a type are omitted.
+type Frame struct {
+	Type string `json:"type"`
+
+	// Room is the room code (join; created, joined, resumed).
+	Room string `json:"room,omitempty"`
+	// Token is the resume token (resume; created, joined, resumed).
+	Token string `json:"token,omitempty"`
+	// Auth is the access token required by create when the operator enabled
+	// access control.
+	Auth string `json:"auth,omitempty"`
+	// Data is the opaque payload of offer, answer and candidate. The hub never
+	// parses it.
+	Data string `json:"data,omitempty"`
+
+	// Role is "host" or "guest" (created, joined, resumed).
+	Role string `json:"role,omitempty"`
+	// Peer reports whether the other member is attached (resumed).
+	Peer *bool `json:"peer,omitempty"`
+	// ICE carries the ICE servers to use (created, joined, resumed).
+	ICE *ICEConfig `json:"ice,omitempty"`
+	// RoomTTL is how long, in seconds, the room outlives its members.
+	RoomTTL int `json:"room_ttl,omitempty"`
+
+	// Code and Message describe an error; Reason explains peer-left and
+	// room-closed.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// ICEServer mirrors the browser's RTCIceServer dictionary.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ICEConfig is the set of ICE servers handed to a client, with the lifetime
+// of the TURN credentials in it.
+type ICEConfig struct {
+	Servers []ICEServer `json:"iceServers"`
+	TTL     int         `json:"ttl"`
+}
+
+var (
+	errEmptyFrame  = errors.New("empty frame")
+	errNotObject   = errors.New("frame is not a JSON object")
+	errMissingType = errors.New(`frame has no "type"`)
+	errInvalidUTF8 = errors.New("frame is not valid UTF-8")
+)
+
+// DecodeFrame parses one client frame. It rejects anything that is not a
+// single JSON object with a string "type"; unknown fields are ignored so that
+// newer clients can talk to older hubs.
+func DecodeFrame(b []byte) (Frame, error) {
+	var f Frame
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return f, errEmptyFrame
+	}
+	if !utf8.Valid(b) {
+		return f, errInvalidUTF8
+	}
+	if b[0] != '{' {
+		return f, errNotObject
+	}
+	// Unmarshal, unlike a streaming Decoder, rejects trailing data.
+	if err := json.Unmarshal(b, &f); err != nil {
+		return Frame{}, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if f.Type == "" {
+		return Frame{}, errMissingType
+	}
+	return f, nil
+}
+
+// encodeFrame marshals f. Frame holds only strings, ints and plain structs,
+// so Marshal cannot fail; the error is kept for safety.
+func encodeFrame(f Frame) ([]byte, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,112 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Role is a member's place in a room.
+type Role uint8
+
+// The two roles of a room.
+const (
+	Host Role = iota + 1
+	Guest
+)
+
+func (r Role) String() string {
+	switch r {
+	case Host:
+		return "host"
+	case Guest:
+		return "guest"
+	}
+	return "none"
+}
+
+func (r Role) other() Role {
+	if r == Host {
+		return Guest
+	}
+	return Host
+}
+
+// Event is something a store delivers to an attached member: a relayed
+// offer, answer or candidate, or a peer-joined/left/back/room-closed notice.
+type Event struct {
+	Type   string
+	Data   string
+	Reason string
+}
+
+// Peer is a member's live connection as a Store sees it.
+type Peer interface {
+	// Deliver queues ev without blocking. It reports false when the
+	// connection cannot take it (closed, or too slow to keep up).
+	Deliver(ev Event) bool
+	// Replaced tells a connection that its member has resumed on another
+	// connection; it must close.
+	Replaced()
+}
+
+// Store keeps rooms and routes events between their two members. The hub
+// owns this interface; the in-memory store serves one node, and a shared
+// implementation can route between nodes. Implementations must be safe for
+// concurrent use and must never block on a Peer.
+//
+// Tokens reach a Store only as keys made by tokenKey.
+type Store interface {
+	// Create opens room code with host attached. ErrCodeTaken means the
+	// caller should draw another code.
+	Create(ctx context.Context, code, tokenKey string, host Peer) error
+	// Join attaches a guest to room code and returns the stored offer, if
+	// any, which is deleted from the room as it is returned.
+	Join(ctx context.Context, code, tokenKey string, guest Peer) (pending []Event, err error)
+	// Resume re-attaches the member whose resume token has key tokenKey,
+	// replacing any connection still attached for that member, and returns
+	// the events waiting for it (deleted as they are returned).
+	Resume(ctx context.Context, tokenKey string, p Peer) (ResumeInfo, error)
+	// Post routes ev from a member to the other one. Offers and answers for
+	// an absent member wait in the room's mailbox (a newer one replaces an
+	// older one); candidates for an absent member are dropped.
+	Post(ctx context.Context, code string, from Role, ev Event) error
+	// Detach marks member role of room code absent if p is still the
+	// connection attached for it; the room lives on for resumption.
+	Detach(ctx context.Context, code string, role Role, p Peer) error
+	// Leave removes room code for good and tells the other member.
+	Leave(ctx context.Context, code string, role Role) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// ResumeInfo describes a resumed membership.
+type ResumeInfo struct {
+	Room        string
+	Role        Role
+	PeerPresent bool
+	Pending     []Event
+}
+
+// Store errors that the protocol layer turns into error frames.
+var (
+	// ErrNoSuchRoom is returned for unknown and expired rooms and for
+	// unknown resume tokens alike, so that nothing can be learnt from it.
+	ErrNoSuchRoom = errors.New("no such room")
+	ErrRoomFull   = errors.New("room is full")
+	ErrCodeTaken  = errors.New("room code already in use")
+)
+
+// StoreHooks lets a Store report what the hub measures.
+type StoreHooks struct {
+	// Paired is called when a guest's answer reaches the host, with the time
+	// since the guest joined.
+	Paired func(d time.Duration)
+	// RoomOpened and RoomClosed track the number of rooms; expired tells an
+	// idle-TTL expiry from a member leaving.
+	RoomOpened func()
+	RoomClosed func(expired bool)
+}
+
+// ErrStoreClosed is returned by a Store after Close.
+var ErrStoreClosed = errors.New("store closed")

@@ -1,0 +1,53 @@
+package metrics_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tryst-chat/tryst/metrics"
+)
+
+func TestTURNSeriesExistAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.NewTURN(reg)
+	again := metrics.NewTURN(reg) // must not panic; shares the series
+	again.AllocationsTotal.Inc()
+	if got := testutil.ToFloat64(m.AllocationsTotal); got != 1 {
+		t.Errorf("second NewTURN does not share series: %v", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{
+		"tryst_turn_allocations":                 1,
+		"tryst_turn_allocations_total":           1,
+		"tryst_turn_allocation_duration_seconds": 1,
+		"tryst_turn_relay_bytes_total":           2,
+		"tryst_turn_relay_packets_total":         2,
+		"tryst_turn_auth_failures_total":         6,
+		"tryst_turn_permission_denied_total":     1,
+		"tryst_turn_quota_rejections_total":      5,
+		"tryst_turn_stun_binding_requests_total": 1,
+	}
+	for _, mf := range mfs {
+		n, ok := want[mf.GetName()]
+		if !ok {
+			t.Errorf("unexpected series %s", mf.GetName())
+			continue
+		}
+		if len(mf.GetMetric()) != n {
+			t.Errorf("%s: %d label sets, want %d", mf.GetName(), len(mf.GetMetric()), n)
+		}
+		if strings.TrimSpace(mf.GetHelp()) == "" {
+			t.Errorf("%s: no help", mf.GetName())
+		}
+		delete(want, mf.GetName())
+	}
+	for name := range want {
+		t.Errorf("missing series %s", name)
+	}
+}

@@ -1,0 +1,96 @@
+// Command tryst runs Tryst: `tryst serve` starts the rendezvous hub, the
+// STUN/TURN relay and the metrics endpoint; the other subcommands are clients
+// and tools. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	// A plain `go build` or `go run` still records the VCS revision.
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
+
+const usage = `tryst: private peer-to-peer chat and file transfer
+
+Usage:
+  tryst serve [flags]            run the hub, the STUN/TURN relay and metrics
+  tryst bench hub --hub URL      load-test a hub
+  tryst bench turn --server H:P  load-test a TURN server
+  tryst version                  print the version
+
+Run "tryst COMMAND -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode reports err in one line: status 2 for usage errors, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "tryst: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("no command given")}
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "bench":
+		if len(args) < 2 {
+			return usageError{errors.New("bench needs a target: hub or turn")}
+		}
+		switch args[1] {
+		case "hub":
+			return runBenchHub(ctx, args[2:], stdout, stderr)
+		case "turn":
+			return runBenchTURN(ctx, args[2:], stdout, stderr)
+		}
+		return usageError{fmt.Errorf("unknown bench target %q: use hub or turn", args[1])}
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "tryst %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError{fmt.Errorf("unknown command %q", args[0])}
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Every setting is a flag, a TRYST_<NAME> environment variable and a key of
+// the optional YAML file named by --config, with precedence
+// flag > environment > file > default. layerSettings applies the environment
+// and the file to the flags that the command line left unset.
+func layerSettings(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var file map[string]any
+	if cf := fs.Lookup("config"); cf != nil {
+		path := cf.Value.String()
+		if !set["config"] {
+			if v, ok := getenv(envName("config")); ok {
+				path = v
+			}
+		}
+		if path != "" {
+			var err error
+			if file, err = readSettingsFile(path); err != nil {
+				return err
+			}
+			for key := range file {
+				if fs.Lookup(key) == nil || key == "config" {
+					return fmt.Errorf("config file %s: unknown setting %q", path, key)
+				}
+			}
+		}
+	}
+
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || set[f.Name] || f.Name == "config" {
+			return
+		}
+		if v, ok := getenv(envName(f.Name)); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("invalid %s=%q: %v", envName(f.Name), v, e)
+			}
+			return
+		}
+		if raw, ok := file[f.Name]; ok {
+			v, e := yamlValue(raw)
+			if e == nil {
+				e = fs.Set(f.Name, v)
+			}
+			if e != nil {
+				err = fmt.Errorf("invalid %q in config file: %v", f.Name, e)
+			}
+		}
+	})
+	return err
+}
+
+// envName maps a flag name to its environment variable: turn-ttl → TRYST_TURN_TTL.
+func envName(flagName string) string {
+	return "TRYST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func readSettingsFile(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// yamlValue renders a YAML scalar or list of scalars as a flag value; lists
+// become comma-separated.
+func yamlValue(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			s, err := yamlValue(e)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	case map[string]any:
+		return "", errors.New("expected a value or a list, got a mapping")
+	default:
+		return fmt.Sprint(v), nil
+	}
+}
+
+// listFlag is a repeatable, comma-separated flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// settingNames lists the flags of fs, for docs and tests.
+func settingNames(fs *flag.FlagSet) []string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	sort.Strings(names)
+	return names
+}

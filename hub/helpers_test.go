@@ -227,7 +227,6 @@ func pair(t *testing.T, th *testHub) (host, guest *client, created, joined hub.F
 // the hub to notice a disconnect without sleeping.
 type notifyStore struct {
 	hub.Store
-	mu       sync.Mutex
 	detached chan struct{}
 }
 

@@ -2,6 +2,8 @@ package hub_test
 
 import (
 	"encoding/base64"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +78,24 @@ func TestAccessTokens(t *testing.T) {
 	}
 	if _, err := hub.MintAccessToken(secret, "x", 48*time.Hour, now); err == nil {
 		t.Error("minted a token beyond the maximum lifetime")
+	}
+}
+
+// TestProtocolDocVectors keeps docs/PROTOCOL.md honest: its access-token
+// test vector and its alphabet are what the code produces.
+func TestProtocolDocVectors(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := hub.MintAccessToken([]byte("0123456789abcdef0123456789abcdef"), "alice", 5*time.Minute, time.Unix(1_800_000_000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{tok, "`23456789ABCDEFGHJKMNPQRSTVWXYZ`", "64 KiB", "`GET /v1/ws`"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/PROTOCOL.md lacks %q", want)
+		}
 	}
 }

@@ -260,3 +260,16 @@ func TestServeProcess(t *testing.T) {
 		t.Errorf("no shutdown log:\n%s", logs.String())
 	}
 }
+
+// TestREADMEListsEveryFlag keeps the README's flags table in step with the code.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range settingNames(serveFlags(&serveConfig{})) {
+		if !strings.Contains(string(readme), "`--"+name+"`") {
+			t.Errorf("README.md does not document --%s", name)
+		}
+	}
+}

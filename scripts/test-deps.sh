@@ -10,6 +10,7 @@ declare -A need=(
   [turnutils_uclient]=coturn
   [turnutils_peer]=coturn
   [turnutils_stunclient]=coturn
+  [node]=nodejs
 )
 
 missing=()

@@ -1,0 +1,282 @@
+// Package e2e is Tryst's end-to-end cryptography: the password-derived room
+// secret, sealed signaling blobs, per-connection session keys confirmed
+// against both DTLS fingerprints, and the sealed frames of the data channel.
+//
+// It uses only primitives that browsers' Web Crypto offers (PBKDF2, HKDF,
+// HMAC, AES-GCM, SHA-256), so the browser client can interoperate. The
+// construction and its test vectors are in docs/PROTOCOL.md.
+package e2e
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Iterations is the PBKDF2-HMAC-SHA256 work factor: OWASP's minimum for
+// that hash (the product this grows from used 100,000).
+const Iterations = 600_000
+
+// Role is which side of a room a party is.
+type Role byte
+
+// The two roles; their byte values appear in derivations.
+const (
+	Host  Role = 'H'
+	Guest Role = 'G'
+)
+
+func (r Role) other() Role {
+	if r == Host {
+		return Guest
+	}
+	return Host
+}
+
+// Errors callers branch on.
+var (
+	// ErrMismatch means a blob or frame did not authenticate under our key:
+	// the passwords differ (or someone tampered with it).
+	ErrMismatch = errors.New("password mismatch")
+	// ErrReplay means a frame arrived out of sequence: replayed, reordered
+	// or dropped.
+	ErrReplay = errors.New("frame out of sequence")
+	// ErrMalformed means a blob or frame is not in the expected format.
+	ErrMalformed = errors.New("malformed sealed data")
+)
+
+// RoomSalt is the PBKDF2 salt of a room: SHA-256 of a label and the room
+// code. Room codes carry 88 random bits and are never reused, so every room
+// gets a fresh random salt that both sides know without another message.
+func RoomSalt(roomCode string) []byte {
+	h := sha256.New()
+	h.Write([]byte("tryst/v1/salt\x00"))
+	h.Write([]byte(roomCode))
+	return h.Sum(nil)
+}
+
+// Master derives the room's master secret from the password. It is slow on
+// purpose (Iterations rounds) and is computed once per room.
+func Master(password, roomCode string) ([]byte, error) {
+	if password == "" {
+		return nil, errors.New("e2e: empty password")
+	}
+	return masterIter(password, roomCode, Iterations)
+}
+
+func masterIter(password, roomCode string, iter int) ([]byte, error) {
+	k, err := pbkdf2.Key(sha256.New, password, RoomSalt(roomCode), iter, 32)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: pbkdf2: %w", err)
+	}
+	return k, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// Signaler seals and opens the blobs that travel through the hub (offers,
+// answers, candidates), so the hub sees only ciphertext.
+type Signaler struct {
+	aead cipher.AEAD
+	room string
+}
+
+// NewSignaler derives the signaling key from the master secret.
+func NewSignaler(master []byte, roomCode string) (*Signaler, error) {
+	k, err := hkdf.Key(sha256.New, master, nil, "tryst/v1/signal", 32)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: hkdf: %w", err)
+	}
+	a, err := newGCM(k)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: %w", err)
+	}
+	return &Signaler{aead: a, room: roomCode}, nil
+}
+
+// signalAAD binds a blob to its room, kind and sender, so it cannot be
+// replayed into another room, as another kind, or back to its sender.
+func (s *Signaler) signalAAD(kind string, from Role) []byte {
+	return []byte("tryst/v1/signal|" + s.room + "|" + kind + "|" + string(from))
+}
+
+// Seal encrypts plaintext as a blob of kind ("offer", "answer",
+// "candidate") sent by from: "v1." + base64url(nonce ‖ ciphertext ‖ tag).
+func (s *Signaler) Seal(kind string, from Role, plaintext []byte) string {
+	nonce := make([]byte, 12, 12+len(plaintext)+16)
+	_, _ = rand.Read(nonce)
+	return s.sealWithNonce(kind, from, plaintext, nonce)
+}
+
+func (s *Signaler) sealWithNonce(kind string, from Role, plaintext, nonce []byte) string {
+	out := s.aead.Seal(nonce, nonce, plaintext, s.signalAAD(kind, from))
+	return "v1." + base64.RawURLEncoding.EncodeToString(out)
+}
+
+// Open authenticates and decrypts a blob of kind sent by from.
+func (s *Signaler) Open(kind string, from Role, blob string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(blob, "v1.")
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown blob version", ErrMalformed)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil || len(raw) < 12+16 {
+		return nil, fmt.Errorf("%w: bad blob encoding", ErrMalformed)
+	}
+	pt, err := s.aead.Open(nil, raw[:12], raw[12:], s.signalAAD(kind, from))
+	if err != nil {
+		return nil, ErrMismatch
+	}
+	return pt, nil
+}
+
+// NonceSize is the size of the fresh random value each side contributes
+// to a connection's keys.
+const NonceSize = 32
+
+// NewNonce returns a fresh connection nonce.
+func NewNonce() []byte {
+	b := make([]byte, NonceSize)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// Session holds one connection's keys: one AES-256-GCM key per direction
+// and a confirmation key, all fresh for every connection.
+type Session struct {
+	role    Role
+	send    cipher.AEAD
+	recv    cipher.AEAD
+	confirm []byte
+	sendSeq uint64
+	recvSeq uint64
+}
+
+// NewSession derives a connection's keys from the master secret, both
+// sides' fresh nonces and both DTLS certificate fingerprints, as seen by
+// role. A hub that substituted its own DTLS endpoint ends up with different
+// fingerprints, hence different keys, and fails the confirmation.
+func NewSession(master []byte, role Role, nonceHost, nonceGuest []byte, fpHost, fpGuest string) (*Session, error) {
+	if len(nonceHost) != NonceSize || len(nonceGuest) != NonceSize {
+		return nil, fmt.Errorf("%w: connection nonces must be %d bytes", ErrMalformed, NonceSize)
+	}
+	salt := append(append([]byte{}, nonceHost...), nonceGuest...)
+	info := "tryst/v1/session|" + NormalizeFingerprint(fpHost) + "|" + NormalizeFingerprint(fpGuest)
+	okm, err := hkdf.Key(sha256.New, master, salt, info, 96)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: hkdf: %w", err)
+	}
+	h2g, err := newGCM(okm[0:32])
+	if err != nil {
+		return nil, err
+	}
+	g2h, err := newGCM(okm[32:64])
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{role: role, confirm: okm[64:96]}
+	if role == Host {
+		s.send, s.recv = h2g, g2h
+	} else {
+		s.send, s.recv = g2h, h2g
+	}
+	return s, nil
+}
+
+// NormalizeFingerprint canonicalises an SDP fingerprint attribute value
+// ("sha-256 ab:cd:…") so that both sides feed identical bytes to HKDF.
+func NormalizeFingerprint(fp string) string {
+	alg, hexs, ok := strings.Cut(strings.TrimSpace(fp), " ")
+	if !ok {
+		return strings.ToUpper(fp)
+	}
+	return strings.ToLower(alg) + " " + strings.ToUpper(strings.TrimSpace(hexs))
+}
+
+// Confirmation is what role sends to prove it holds the session keys.
+func (s *Session) Confirmation(role Role) []byte {
+	m := hmac.New(sha256.New, s.confirm)
+	m.Write([]byte("tryst/v1/confirm|"))
+	m.Write([]byte{byte(role)})
+	return m.Sum(nil)
+}
+
+// CheckConfirmation verifies the other side's confirmation.
+func (s *Session) CheckConfirmation(got []byte) error {
+	if !hmac.Equal(got, s.Confirmation(s.role.other())) {
+		return ErrMismatch
+	}
+	return nil
+}
+
+// Frame layout on the data channel:
+//
+//	version (1) | type (1) | sequence (8, big endian) | AES-GCM ciphertext ‖ tag (16)
+//
+// The first 10 bytes are the associated data; the 12-byte nonce is four zero
+// bytes and the sequence. Sequences start at 0 for each direction of each
+// connection and increase by one, so a nonce is never reused under a key,
+// and the receiver accepts only the next sequence number.
+const (
+	frameVersion = 1
+	headerLen    = 10
+	// Overhead is the size a frame adds to its payload.
+	Overhead = headerLen + 16
+)
+
+// Seal encrypts payload as the next frame of type typ.
+func (s *Session) Seal(typ byte, payload []byte) []byte {
+	return s.SealTo(nil, typ, payload)
+}
+
+// SealTo is Seal appending to dst, which lets callers reuse buffers.
+func (s *Session) SealTo(dst []byte, typ byte, payload []byte) []byte {
+	seq := s.sendSeq
+	s.sendSeq++
+	var hdr [headerLen]byte
+	hdr[0], hdr[1] = frameVersion, typ
+	binary.BigEndian.PutUint64(hdr[2:], seq)
+	var nonce [12]byte
+	binary.BigEndian.PutUint64(nonce[4:], seq)
+	dst = append(dst, hdr[:]...)
+	return s.send.Seal(dst, nonce[:], payload, hdr[:])
+}
+
+// Open authenticates and decrypts the next frame, returning its type and
+// payload. A frame out of sequence is ErrReplay; one that fails to
+// authenticate is ErrMismatch. Neither advances the sequence.
+func (s *Session) Open(frame []byte) (typ byte, payload []byte, err error) {
+	if len(frame) < Overhead {
+		return 0, nil, fmt.Errorf("%w: frame of %d bytes", ErrMalformed, len(frame))
+	}
+	if frame[0] != frameVersion {
+		return 0, nil, fmt.Errorf("%w: frame version %d", ErrMalformed, frame[0])
+	}
+	seq := binary.BigEndian.Uint64(frame[2:headerLen])
+	if seq != s.recvSeq {
+		return 0, nil, fmt.Errorf("%w: got %d, want %d", ErrReplay, seq, s.recvSeq)
+	}
+	var nonce [12]byte
+	binary.BigEndian.PutUint64(nonce[4:], seq)
+	pt, err := s.recv.Open(nil, nonce[:], frame[headerLen:], frame[:headerLen])
+	if err != nil {
+		return 0, nil, ErrMismatch
+	}
+	s.recvSeq++
+	return frame[1], pt, nil
+}

@@ -1,0 +1,257 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+// The test vectors published in docs/PROTOCOL.md; the browser client checks
+// the same values.
+const (
+	tvPassword = "correct horse battery staple"
+	tvRoom     = "K7Q-MX2-P9R-TVW-4HN-C8D"
+	tvFPHost   = "sha-256 0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9:0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9"
+	tvFPGuest  = "sha-256 F9:E8:D7:C6:B5:A4:93:82:71:60:5F:4E:3D:2C:1B:0A:F9:E8:D7:C6:B5:A4:93:82:71:60:5F:4E:3D:2C:1B:0A"
+)
+
+var (
+	tvSalt         = "e97e997a968ec2a9dd073341edbe580b93fdc30f0c22617ec9b55512361d2de4"
+	tvMaster       = "a2635e54813d4a5f3d35ef24e9eef24dcf083e354f25cbe313b1c0f40cfe744b"
+	tvSignalBlob   = "v1.AAECAwQFBgcICQoLntoSlGuriVkCIC0kaGv-32VYANQ6A4zAtf8miEo"
+	tvConfirmHost  = "e18fb76cce5f4cf148b862e237c6658c8b8bbddb0272835501ea75b1dbeebf5c"
+	tvConfirmGuest = "3c3b0fc7a5c86f89d016768722dbe07cada448db4349fa55d077a411881f8c54"
+	tvFrame0       = "010200000000000000006138fb1eb1d23a823a9dd7cea5c157e4911c99cbc1"
+	tvFrame1       = "010200000000000000017e05e80722d7b3218c3007dd7d2099cb569d6ec5ac"
+)
+
+func tvNonce(b byte) []byte { return bytes.Repeat([]byte{b}, NonceSize) }
+
+func TestVectors(t *testing.T) {
+	t.Parallel()
+	if got := hex.EncodeToString(RoomSalt(tvRoom)); got != tvSalt {
+		t.Errorf("salt = %s", got)
+	}
+	master, err := Master(tvPassword, tvRoom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(master); got != tvMaster {
+		t.Errorf("master = %s", got)
+	}
+	sig, err := NewSignaler(master, tvRoom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce, _ := hex.DecodeString("000102030405060708090a0b")
+	if got := sig.sealWithNonce("offer", Host, []byte(`{"sdp":"v=0"}`), nonce); got != tvSignalBlob {
+		t.Errorf("signal blob = %s", got)
+	}
+	host, err := NewSession(master, Host, tvNonce(0x11), tvNonce(0x22), tvFPHost, tvFPGuest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(host.Confirmation(Host)); got != tvConfirmHost {
+		t.Errorf("host confirmation = %s", got)
+	}
+	if got := hex.EncodeToString(host.Confirmation(Guest)); got != tvConfirmGuest {
+		t.Errorf("guest confirmation = %s", got)
+	}
+	if got := hex.EncodeToString(host.Seal(2, []byte("hello"))); got != tvFrame0 {
+		t.Errorf("frame 0 = %s", got)
+	}
+	if got := hex.EncodeToString(host.Seal(2, []byte("hello"))); got != tvFrame1 {
+		t.Errorf("frame 1 = %s", got)
+	}
+
+	doc, err := os.ReadFile("../../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{tvSalt, tvMaster, tvSignalBlob, tvConfirmHost, tvConfirmGuest, tvFrame0, tvFrame1, tvFPHost, tvFPGuest, tvPassword, tvRoom} {
+		if !strings.Contains(string(doc), v) {
+			t.Errorf("docs/PROTOCOL.md lacks test vector %s", v)
+		}
+	}
+}
+
+// fastMaster skips the deliberately slow PBKDF2 in tests that do not check it.
+func fastMaster(t testing.TB, password string) []byte {
+	t.Helper()
+	m, err := masterIter(password, tvRoom, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func pair(t testing.TB, hostPass, guestPass string) (*Session, *Session) {
+	t.Helper()
+	h, err := NewSession(fastMaster(t, hostPass), Host, tvNonce(1), tvNonce(2), tvFPHost, tvFPGuest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewSession(fastMaster(t, guestPass), Guest, tvNonce(1), tvNonce(2), tvFPHost, tvFPGuest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, g
+}
+
+func TestSessionRoundTripAndConfirmation(t *testing.T) {
+	t.Parallel()
+	h, g := pair(t, "pw", "pw")
+	if err := g.CheckConfirmation(h.Confirmation(Host)); err != nil {
+		t.Fatalf("guest rejects host confirmation: %v", err)
+	}
+	if err := h.CheckConfirmation(g.Confirmation(Guest)); err != nil {
+		t.Fatalf("host rejects guest confirmation: %v", err)
+	}
+	// A side's own confirmation reflected back is refused.
+	if err := h.CheckConfirmation(h.Confirmation(Host)); !errors.Is(err, ErrMismatch) {
+		t.Error("reflected confirmation accepted")
+	}
+	for i := range 3 {
+		typ, pt, err := g.Open(h.Seal(byte(i+2), []byte("to guest")))
+		if err != nil || typ != byte(i+2) || string(pt) != "to guest" {
+			t.Fatalf("h->g %d: %v %q", i, err, pt)
+		}
+		if _, pt, err := h.Open(g.Seal(3, []byte("to host"))); err != nil || string(pt) != "to host" {
+			t.Fatalf("g->h %d: %v", i, err)
+		}
+	}
+}
+
+func TestWrongPasswordIsMismatch(t *testing.T) {
+	t.Parallel()
+	h, g := pair(t, "right", "wrong")
+	if err := g.CheckConfirmation(h.Confirmation(Host)); !errors.Is(err, ErrMismatch) {
+		t.Errorf("confirmation: %v", err)
+	}
+	if _, _, err := g.Open(h.Seal(2, []byte("x"))); !errors.Is(err, ErrMismatch) {
+		t.Errorf("open: %v", err)
+	}
+	s1, _ := NewSignaler(fastMaster(t, "right"), tvRoom)
+	s2, _ := NewSignaler(fastMaster(t, "wrong"), tvRoom)
+	if _, err := s2.Open("offer", Host, s1.Seal("offer", Host, []byte("sdp"))); !errors.Is(err, ErrMismatch) {
+		t.Errorf("signal open: %v", err)
+	}
+}
+
+func TestTamperReplayReorderRejected(t *testing.T) {
+	t.Parallel()
+	h, g := pair(t, "pw", "pw")
+	f0 := h.Seal(2, []byte("zero"))
+	f1 := h.Seal(2, []byte("one"))
+	f2 := h.Seal(2, []byte("two"))
+
+	// Reordered: frame 1 before frame 0.
+	if _, _, err := g.Open(f1); !errors.Is(err, ErrReplay) {
+		t.Errorf("reordered frame: %v", err)
+	}
+	// Modified: each byte of frame 0 flipped in turn (header, body, tag).
+	for i := range f0 {
+		bad := bytes.Clone(f0)
+		bad[i] ^= 0x40
+		if _, _, err := g.Open(bad); err == nil {
+			t.Fatalf("frame with byte %d modified accepted", i)
+		}
+	}
+	// The untouched frame still opens: failures did not advance the state.
+	if _, pt, err := g.Open(f0); err != nil || string(pt) != "zero" {
+		t.Fatalf("frame 0 after rejections: %v", err)
+	}
+	// Replayed.
+	if _, _, err := g.Open(f0); !errors.Is(err, ErrReplay) {
+		t.Errorf("replayed frame: %v", err)
+	}
+	// A frame with its type changed fails (the type is authenticated).
+	retyped := bytes.Clone(f1)
+	retyped[1] = 9
+	if _, _, err := g.Open(retyped); !errors.Is(err, ErrMismatch) {
+		t.Errorf("retyped frame: %v", err)
+	}
+	g.Open(f1)
+	g.Open(f2)
+	// A frame reflected back to its sender does not open.
+	if _, _, err := h.Open(h.Seal(2, nil)); err == nil {
+		t.Error("reflected frame accepted")
+	}
+}
+
+func TestFreshKeysPerConnection(t *testing.T) {
+	t.Parallel()
+	m := fastMaster(t, "pw")
+	a, _ := NewSession(m, Host, NewNonce(), NewNonce(), tvFPHost, tvFPGuest)
+	b, _ := NewSession(m, Host, NewNonce(), NewNonce(), tvFPHost, tvFPGuest)
+	if bytes.Equal(a.Seal(2, []byte("same")), b.Seal(2, []byte("same"))) {
+		t.Fatal("two connections produced the same ciphertext for the same first frame")
+	}
+	// Different DTLS fingerprints (a hub in the middle) give different keys.
+	c, _ := NewSession(m, Guest, tvNonce(1), tvNonce(2), tvFPHost, tvFPGuest)
+	mitm, _ := NewSession(m, Host, tvNonce(1), tvNonce(2), "sha-256 00:11", tvFPGuest)
+	if err := c.CheckConfirmation(mitm.Confirmation(Host)); !errors.Is(err, ErrMismatch) {
+		t.Error("confirmation passed across different fingerprints")
+	}
+}
+
+func TestSignalBindsKindAndDirection(t *testing.T) {
+	t.Parallel()
+	m := fastMaster(t, "pw")
+	s, _ := NewSignaler(m, tvRoom)
+	other, _ := NewSignaler(m, "222-222-222-222-222-222")
+	blob := s.Seal("offer", Host, []byte("sdp"))
+	if pt, err := s.Open("offer", Host, blob); err != nil || string(pt) != "sdp" {
+		t.Fatalf("open: %v", err)
+	}
+	for name, open := range map[string]func() ([]byte, error){
+		"as answer":  func() ([]byte, error) { return s.Open("answer", Host, blob) },
+		"from guest": func() ([]byte, error) { return s.Open("offer", Guest, blob) },
+		"other room": func() ([]byte, error) { return other.Open("offer", Host, blob) },
+		"no version": func() ([]byte, error) { return s.Open("offer", Host, strings.TrimPrefix(blob, "v1.")) },
+		"truncated":  func() ([]byte, error) { return s.Open("offer", Host, blob[:20]) },
+		"plain SDP":  func() ([]byte, error) { return s.Open("offer", Host, "v=0\r\no=- 1 1 IN IP4 0.0.0.0") },
+	} {
+		if _, err := open(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestNormalizeFingerprint(t *testing.T) {
+	t.Parallel()
+	if got := NormalizeFingerprint(" SHA-256 ab:cd:ef "); got != "sha-256 AB:CD:EF" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func FuzzOpenFrame(f *testing.F) {
+	h, _ := pair(f, "pw", "pw")
+	f.Add(h.Seal(2, []byte("hello")))
+	f.Add([]byte{1, 2, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, g := pair(t, "pw", "pw")
+		typ, pt, err := g.Open(b)
+		if err == nil && (typ != 2 || string(pt) != "hello") {
+			t.Fatalf("forged frame accepted: type %d %q", typ, pt)
+		}
+	})
+}
+
+func FuzzOpenSignal(f *testing.F) {
+	s, _ := NewSignaler(fastMaster(f, "pw"), tvRoom)
+	good := s.Seal("offer", Host, []byte("sdp"))
+	f.Add(good)
+	f.Add("v1.")
+	f.Add("v1.AAAA")
+	f.Fuzz(func(t *testing.T, blob string) {
+		pt, err := s.Open("offer", Host, blob)
+		if err == nil && string(pt) != "sdp" {
+			t.Fatalf("forged blob accepted: %q", pt)
+		}
+	})
+}

@@ -35,6 +35,9 @@ const (
 	Guest Role = 'G'
 )
 
+// Other is the opposite role.
+func (r Role) Other() Role { return r.other() }
+
 func (r Role) other() Role {
 	if r == Host {
 		return Guest
@@ -71,6 +74,15 @@ func Master(password, roomCode string) ([]byte, error) {
 		return nil, errors.New("e2e: empty password")
 	}
 	return masterIter(password, roomCode, Iterations)
+}
+
+// MasterWithIterations is Master with another work factor. Only tests
+// should use a value below Iterations.
+func MasterWithIterations(password, roomCode string, iter int) ([]byte, error) {
+	if password == "" {
+		return nil, errors.New("e2e: empty password")
+	}
+	return masterIter(password, roomCode, iter)
 }
 
 func masterIter(password, roomCode string, iter int) ([]byte, error) {

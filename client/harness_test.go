@@ -1,0 +1,156 @@
+package client
+
+import (
+	"context"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/turnserver"
+)
+
+// stack is a real hub and TURN relay on loopback, as `tryst serve` wires them.
+type stack struct {
+	hubURL string
+	hub    *hub.Hub
+	turn   *turnserver.Server
+	tm     *metrics.TURN
+	store  hub.Store
+}
+
+func startStack(t *testing.T, store hub.Store) *stack {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	tm := metrics.NewTURN(reg)
+	ts, err := turnserver.New(turnserver.Config{
+		ListenAddr:         "127.0.0.1:0",
+		Secrets:            [][]byte{[]byte("test-secret-0123456789")},
+		AllowLoopbackPeers: true,
+		PublicIP:           netip.MustParseAddr("127.0.0.1"),
+		Metrics:            tm,
+		Sockets:            1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ts.UDPAddr().(interface{ String() string }).String()
+	_ = port
+	h, err := hub.New(hub.Config{
+		Store: store,
+		ICE: func(string) hub.ICEConfig {
+			user, pass, _ := ts.Credential("test")
+			addr := ts.UDPAddr().String()
+			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+				{URLs: []string{"stun:" + addr}},
+				{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
+			}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		h.Close()
+		ts.Close()
+	})
+	return &stack{hubURL: srv.URL, hub: h, turn: ts, tm: tm, store: store}
+}
+
+// member runs a Client and records its events.
+type member struct {
+	t      *testing.T
+	c      *Client
+	events chan Event
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func startMember(t *testing.T, cfg Config) *member {
+	t.Helper()
+	m := &member{t: t, events: make(chan Event, 4096), done: make(chan error, 1)}
+	cfg.LoopbackOnly = true
+	if cfg.iterations == 0 {
+		cfg.iterations = 1000 // the real 600,000 is checked in e2e's vectors
+	}
+	cfg.OnEvent = func(ev Event) {
+		select {
+		case m.events <- ev:
+		default:
+			t.Errorf("event buffer full; dropped %+v", ev)
+		}
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.c = c
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go func() { m.done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-m.done:
+		case <-time.After(30 * time.Second):
+			t.Error("client did not stop")
+		}
+	})
+	return m
+}
+
+// waitFor returns the next event of kind, failing after a generous timeout
+// (a hang, not synchronisation).
+func (m *member) waitFor(kind EventKind) Event {
+	m.t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case ev := <-m.events:
+			if ev.Kind == kind {
+				return ev
+			}
+		case err := <-m.done:
+			m.done <- err
+			m.t.Fatalf("client stopped (%v) while waiting for event %d", err, kind)
+		case <-deadline:
+			m.t.Fatalf("timed out waiting for event %d", kind)
+		}
+	}
+}
+
+// result waits for Run to return.
+func (m *member) result() error {
+	m.t.Helper()
+	select {
+	case err := <-m.done:
+		m.done <- err
+		return err
+	case <-time.After(60 * time.Second):
+		m.t.Fatal("client did not finish")
+	}
+	return nil
+}
+
+// pairUp starts a host and a guest and waits until both are connected.
+func pairUp(t *testing.T, st *stack, host, guest Config) (*member, *member) {
+	t.Helper()
+	host.Hub, guest.Hub = st.hubURL, st.hubURL
+	if host.Password == "" {
+		host.Password = "hunter2"
+	}
+	if guest.Password == "" {
+		guest.Password = host.Password
+	}
+	h := startMember(t, host)
+	code := h.waitFor(EventRoom).Text
+	guest.Room = code
+	g := startMember(t, guest)
+	return h, g
+}

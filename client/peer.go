@@ -1,0 +1,294 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/hub"
+)
+
+// Flow control: a bulk sender waits while more than highWater bytes sit in
+// the data channel's send buffer and resumes when it drains below lowWater.
+// Several megabytes in flight keep a long, fast path full (bandwidth-delay
+// product: 20 MB/s × 50 ms = 1 MB) without stop-and-wait.
+const (
+	highWater = 8 << 20
+	lowWater  = 2 << 20
+)
+
+// peer is one WebRTC connection to the other member, with its own fresh
+// session keys. A reconnect replaces the whole peer.
+type peer struct {
+	c    *Client
+	role e2e.Role
+	pc   *webrtc.PeerConnection
+
+	// nonceHost identifies the offer this connection belongs to.
+	nonceHost []byte
+
+	mu   sync.Mutex // serialises sealing and sending, so sequence order is send order
+	dc   *webrtc.DataChannel
+	sess *e2e.Session
+
+	confirmed atomic.Bool
+	ready     chan struct{} // closed once both confirmations passed
+	lowBuf    chan struct{} // signalled when the send buffer drains
+	lastRecv  atomic.Int64  // unix nanos of the last frame received
+
+	closed   chan struct{}
+	failOnce sync.Once
+	failErr  error
+	wg       sync.WaitGroup // keepalive and file sender
+}
+
+func (c *Client) newAPI() *webrtc.API {
+	var se webrtc.SettingEngine
+	// Host candidates carry real addresses; mDNS names would need
+	// multicast, which servers and containers often lack.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// Detect a dead path in seconds rather than the default 30 s.
+	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	// SCTP receive window: large enough for the bandwidth-delay product of
+	// a fast path at 50 ms (the default 1 MiB caps it near 20 MB/s).
+	se.SetSCTPMaxReceiveBufferSize(16 << 20)
+	if c.cfg.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
+
+func (c *Client) rtcConfig(ice *hub.ICEConfig) webrtc.Configuration {
+	var cfg webrtc.Configuration
+	if ice != nil {
+		for _, s := range ice.Servers {
+			cfg.ICEServers = append(cfg.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		}
+	}
+	if c.cfg.Relay {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	return cfg
+}
+
+func (c *Client) newPeer(role e2e.Role, ice *hub.ICEConfig) (*peer, error) {
+	pc, err := c.api.NewPeerConnection(c.rtcConfig(ice))
+	if err != nil {
+		return nil, fmt.Errorf("create peer connection: %w", err)
+	}
+	p := &peer{
+		c:      c,
+		role:   role,
+		pc:     pc,
+		ready:  make(chan struct{}),
+		lowBuf: make(chan struct{}, 1),
+		closed: make(chan struct{}),
+	}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateFailed:
+			p.fail(errors.New("connection failed (ICE)"))
+		case webrtc.PeerConnectionStateClosed:
+			p.fail(errors.New("connection closed"))
+		}
+	})
+	return p, nil
+}
+
+// attach wires the data channel's callbacks.
+func (p *peer) attach(dc *webrtc.DataChannel) {
+	p.mu.Lock()
+	p.dc = dc
+	p.mu.Unlock()
+	dc.SetBufferedAmountLowThreshold(lowWater)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case p.lowBuf <- struct{}{}:
+		default:
+		}
+	})
+	dc.OnOpen(func() {
+		p.lastRecv.Store(time.Now().UnixNano())
+		p.mu.Lock()
+		sess := p.sess
+		p.mu.Unlock()
+		if sess == nil {
+			p.fail(errors.New("data channel opened before the keys were agreed"))
+			return
+		}
+		if err := p.send(msgConfirm, sess.Confirmation(p.role)); err != nil {
+			p.fail(err)
+		}
+	})
+	dc.OnClose(func() { p.fail(errors.New("data channel closed")) })
+	dc.OnMessage(p.onMessage)
+}
+
+func (p *peer) setSession(s *e2e.Session) {
+	p.mu.Lock()
+	p.sess = s
+	p.mu.Unlock()
+}
+
+func (p *peer) onMessage(msg webrtc.DataChannelMessage) {
+	p.mu.Lock()
+	sess := p.sess
+	p.mu.Unlock()
+	if sess == nil || msg.IsString {
+		p.fail(errors.New("unexpected message before key agreement"))
+		return
+	}
+	typ, payload, err := sess.Open(msg.Data)
+	if err != nil {
+		if !p.confirmed.Load() && errors.Is(err, e2e.ErrMismatch) {
+			p.c.fatal(ErrPasswordMismatch)
+			p.fail(ErrPasswordMismatch)
+			return
+		}
+		// DTLS already guarantees integrity between the two endpoints, so a
+		// frame that fails here was forged, replayed or reordered by one of
+		// them: drop the connection and start again with fresh keys.
+		p.c.emit(Event{Kind: EventWarning, Text: "rejected a data-channel frame: " + err.Error()})
+		p.fail(fmt.Errorf("rejected frame: %w", err))
+		return
+	}
+	p.lastRecv.Store(time.Now().UnixNano())
+	if !p.confirmed.Load() {
+		if typ != msgConfirm || sess.CheckConfirmation(payload) != nil {
+			p.c.fatal(ErrPasswordMismatch)
+			p.fail(ErrPasswordMismatch)
+			return
+		}
+		p.confirmed.Store(true)
+		close(p.ready)
+		p.c.peerReady(p)
+		return
+	}
+	p.c.handleMessage(p, typ, payload)
+}
+
+// send seals and sends one frame. Control messages skip flow control: they
+// are small and must not wait behind bulk data.
+func (p *peer) send(typ byte, payload []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sess == nil || p.dc == nil {
+		return errors.New("not connected")
+	}
+	if err := p.dc.Send(p.sess.Seal(typ, payload)); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// sendBulk is send with flow control on the channel's buffered amount.
+func (p *peer) sendBulk(ctx context.Context, typ byte, payload []byte) error {
+	for {
+		p.mu.Lock()
+		dc := p.dc
+		p.mu.Unlock()
+		if dc.BufferedAmount() <= highWater {
+			break
+		}
+		select {
+		case <-p.lowBuf:
+		case <-p.closed:
+			return p.failErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return p.send(typ, payload)
+}
+
+// fail ends this connection once; the client decides how to reconnect.
+func (p *peer) fail(err error) {
+	p.failOnce.Do(func() {
+		p.failErr = err
+		close(p.closed)
+		p.c.peerFailed(p, err)
+	})
+}
+
+// close tears the connection down and waits for its goroutines.
+func (p *peer) close() {
+	p.fail(errors.New("closed"))
+	p.pc.Close()
+	p.wg.Wait()
+}
+
+// keepalive sends an encrypted ping every PingInterval and fails the
+// connection after PeerTimeout without any frame from the peer.
+func (p *peer) keepalive() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.c.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.closed:
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, p.lastRecv.Load())) > p.c.cfg.PeerTimeout {
+				p.fail(fmt.Errorf("peer silent for %v", p.c.cfg.PeerTimeout))
+				return
+			}
+			b, _ := jsonMarshal(pingPayload{T: time.Now().UnixNano()})
+			if err := p.send(msgPing, b); err != nil {
+				p.fail(err)
+				return
+			}
+		}
+	}
+}
+
+// path reports the selected candidate pair: "relay" when either end is a
+// TURN relay candidate, else "direct (host)" or "direct (srflx)".
+func (p *peer) path() string {
+	sctp := p.pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil {
+		return "unknown"
+	}
+	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return "unknown"
+	}
+	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+		return "relay"
+	}
+	return "direct (" + pair.Local.Typ.String() + ")"
+}
+
+// gather waits for ICE gathering so that the sealed offer or answer
+// carries every candidate: the hub never stores trickled candidates.
+func (p *peer) gather(ctx context.Context) error {
+	done := webrtc.GatheringCompletePromise(p.pc)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return nil // send what was gathered so far
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fingerprint returns the a=fingerprint value of an SDP.
+func fingerprint(sdp string) (string, error) {
+	for _, line := range strings.Split(sdp, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fingerprint:"); ok {
+			return e2e.NormalizeFingerprint(v), nil
+		}
+	}
+	return "", errors.New("SDP has no DTLS fingerprint")
+}

@@ -70,6 +70,7 @@ const (
 	EventFileReceived                      // File: a file arrived (or failed verification)
 	EventWarning                           // Text
 	EventPeerLeft                          // the other side left the room
+	EventFileResumed                       // File: a cut transfer continues from File.Done
 )
 
 // Event is one thing that happened.

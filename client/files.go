@@ -188,6 +188,9 @@ func (c *Client) sendOne(ctx context.Context, p *peer, of *outFile) error {
 		c.finishOut(of, fileResult{ID: of.id, OK: false, Error: err.Error()})
 		return nil
 	}
+	if acc.Offset > 0 {
+		c.emit(Event{Kind: EventFileResumed, File: &FileStatus{Name: of.name, Size: of.size, Done: acc.Offset, Started: of.started}})
+	}
 	buf := make([]byte, c.cfg.ChunkSize)
 	frame := make([]byte, 0, chunkHeader+c.cfg.ChunkSize)
 	off := acc.Offset

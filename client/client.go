@@ -49,6 +49,9 @@ type Config struct {
 	OnEvent func(Event)
 	// LoopbackOnly gathers only loopback candidates: tests and local use.
 	LoopbackOnly bool
+	// SettingEngine, if set, adjusts pion's settings after the client's own
+	// (benchmarks use it to run over an emulated network).
+	SettingEngine func(*webrtc.SettingEngine)
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
 	// iterations overrides PBKDF2's work factor in tests.
@@ -128,7 +131,7 @@ type Client struct {
 
 	files fileState
 
-	events   chan func()   // serialised calls to OnEvent
+	progress chan struct{} // signalled when chat is acknowledged or a file finishes
 	failures chan *peer    // peers that failed
 	readyCh  chan *peer    // peers that confirmed
 	fatalCh  chan struct{} // closed on a fatal error
@@ -176,6 +179,7 @@ func New(cfg Config) (*Client, error) {
 		readyCh:  make(chan *peer, 16),
 		fatalCh:  make(chan struct{}),
 		leaveCh:  make(chan struct{}),
+		progress: make(chan struct{}, 1),
 		role:     e2e.Host,
 	}
 	if cfg.Room != "" {
@@ -696,6 +700,7 @@ func (c *Client) handleMessage(p *peer, typ byte, payload []byte) {
 		}
 		c.unacked = c.unacked[i:]
 		c.mu.Unlock()
+		c.signalProgress()
 	case msgPing:
 		_ = p.send(msgPong, payload)
 	case msgPong:
@@ -717,4 +722,31 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 func e2eMaster(password, room string, iterations int) ([]byte, error) {
 	return e2e.MasterWithIterations(password, room, iterations)
+}
+
+func (c *Client) signalProgress() {
+	select {
+	case c.progress <- struct{}{}:
+	default:
+	}
+}
+
+// WaitIdle blocks until every chat message sent so far is acknowledged and
+// every queued file has a verdict, or until ctx ends or the session fails.
+func (c *Client) WaitIdle(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		idle := len(c.unacked) == 0
+		c.mu.Unlock()
+		if idle && c.PendingFiles() == 0 {
+			return nil
+		}
+		select {
+		case <-c.progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.fatalCh:
+			return c.fatalError()
+		}
+	}
 }

@@ -226,6 +226,7 @@ func (c *Client) finishOut(of *outFile, r fileResult) {
 		of.acked = of.size
 	}
 	c.files.mu.Unlock()
+	c.signalProgress()
 	c.emit(Event{Kind: EventFileSent, File: &FileStatus{
 		Name: of.name, Path: r.Name, Size: of.size, Done: of.acked, Started: of.started, OK: r.OK, Err: r.Error,
 	}})

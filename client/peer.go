@@ -66,6 +66,9 @@ func (c *Client) newAPI() *webrtc.API {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
 	}
+	if c.cfg.SettingEngine != nil {
+		c.cfg.SettingEngine(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -38,6 +39,12 @@ const usage = `tryst: private peer-to-peer chat and file transfer
 
 Usage:
   tryst serve [flags]            run the hub, the STUN/TURN relay and metrics
+  tryst chat --hub URL [--room CODE] [--relay]
+                                 chat (and /send files); hosts without --room
+  tryst send --hub URL [--relay] PATH...
+                                 print a code and send files to whoever joins
+  tryst receive --hub URL [--out DIR] CODE
+                                 receive files
   tryst bench hub --hub URL      load-test a hub
   tryst bench turn --server H:P  load-test a TURN server
   tryst version                  print the version
@@ -47,9 +54,18 @@ Run "tryst COMMAND -h" for a command's flags.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := runIO(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, getenv: os.LookupEnv})
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// stdio is what a command may touch of its process, so tests can run
+// commands in-process.
+type stdio struct {
+	in     io.Reader
+	out    io.Writer
+	err    io.Writer
+	getenv func(string) (string, bool)
 }
 
 // exitCode reports err in one line: status 2 for usage errors, 1 otherwise.
@@ -66,6 +82,11 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runIO(ctx, args, stdio{in: strings.NewReader(""), out: stdout, err: stderr, getenv: os.LookupEnv})
+}
+
+func runIO(ctx context.Context, args []string, io stdio) error {
+	stdout, stderr := io.out, io.err
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("no command given")}
@@ -73,6 +94,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
+	case "chat":
+		return runChat(ctx, args[1:], io)
+	case "send":
+		return runSend(ctx, args[1:], io)
+	case "receive":
+		return runReceive(ctx, args[1:], io)
 	case "bench":
 		if len(args) < 2 {
 			return usageError{errors.New("bench needs a target: hub or turn")}

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tryst-chat/tryst/client"
+)
+
+// peerFlags are the flags chat, send and receive share.
+type peerFlags struct {
+	hub          string
+	room         string
+	relay        bool
+	passwordFile string
+	out          string
+	chunk        int
+	loopback     bool
+}
+
+func (p *peerFlags) register(fs *flag.FlagSet, withRoom, withOut bool) {
+	fs.StringVar(&p.hub, "hub", "http://localhost:8080", "hub URL")
+	if withRoom {
+		fs.StringVar(&p.room, "room", "", "room code to join; without it, create a room and print its code")
+	}
+	fs.BoolVar(&p.relay, "relay", false, "use only the TURN relay (no direct path)")
+	fs.StringVar(&p.passwordFile, "password-file", "", "read the password from this file (else TRYST_PASSWORD, else a prompt)")
+	if withOut {
+		fs.StringVar(&p.out, "out", ".", "directory for received files")
+	}
+	fs.IntVar(&p.chunk, "chunk-size", 16<<10, "file chunk size in bytes (1 KiB to 64 KiB)")
+	fs.BoolVar(&p.loopback, "ice-loopback", false, "gather only loopback ICE candidates (tests and local development)")
+}
+
+func parsePeerFlags(name string, args []string, withRoom, withOut bool, stderr io.Writer) (*peerFlags, *flag.FlagSet, error) {
+	pf := &peerFlags{}
+	fs := flag.NewFlagSet("tryst "+name, flag.ContinueOnError)
+	pf.register(fs, withRoom, withOut)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return nil, nil, err
+		}
+		return nil, nil, usageError{err}
+	}
+	return pf, fs, nil
+}
+
+func (pf *peerFlags) config(io stdio, onEvent func(client.Event)) (client.Config, error) {
+	pw, err := readPassword(pf.passwordFile, io)
+	if err != nil {
+		return client.Config{}, err
+	}
+	return client.Config{
+		Hub: pf.hub, Room: pf.room, Password: pw, Relay: pf.relay, OutDir: pf.out,
+		ChunkSize: pf.chunk, LoopbackOnly: pf.loopback, OnEvent: onEvent,
+	}, nil
+}
+
+// printer serialises everything a command writes.
+type printer struct {
+	mu   sync.Mutex
+	out  io.Writer
+	prog *progress
+}
+
+func (p *printer) say(format string, a ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format+"\n", a...)
+}
+
+// common reports the events every command shows the same way.
+func (p *printer) common(ev client.Event) bool {
+	switch ev.Kind {
+	case client.EventWaiting:
+		p.say("* %s", ev.Text)
+	case client.EventConnected:
+		p.say("* connected: %s", ev.Path)
+	case client.EventDisconnected:
+		p.say("* connection lost: %s", ev.Text)
+	case client.EventWarning:
+		p.say("* warning: %s", ev.Text)
+	case client.EventPeerLeft:
+		p.say("* %s", ev.Text)
+	case client.EventProgress:
+		p.prog.update(ev.File)
+	case client.EventFileResumed:
+		p.say("* resuming %s at %s", ev.File.Name, humanBytes(float64(ev.File.Done)))
+	case client.EventFileSent:
+		if ev.File.OK {
+			p.say("* sent %s (%s), verified by the receiver", ev.File.Name, humanBytes(float64(ev.File.Size)))
+		} else {
+			p.say("* failed to send %s: %s", ev.File.Name, ev.File.Err)
+		}
+	case client.EventFileReceived:
+		if ev.File.OK {
+			p.say("* received %s (%s, SHA-256 verified)", ev.File.Path, humanBytes(float64(ev.File.Size)))
+		} else {
+			p.say("* refused or failed %s: %s", ev.File.Name, ev.File.Err)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func runChat(ctx context.Context, args []string, io stdio) error {
+	pf, _, err := parsePeerFlags("chat", args, true, true, io.err)
+	if err != nil {
+		return err
+	}
+	pr := &printer{out: io.out, prog: newProgress(io.out)}
+	cfg, err := pf.config(io, func(ev client.Event) {
+		switch ev.Kind {
+		case client.EventRoom:
+			pr.say("* room code: %s (give it to the other side, with the password)", ev.Text)
+		case client.EventChat:
+			pr.say("[%s] peer: %s", ev.Time.Format("15:04:05"), ev.Text)
+		default:
+			pr.common(ev)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run(ctx) }()
+
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(io.in)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case err := <-runErr:
+			if errors.Is(err, client.ErrPeerLeft) {
+				return nil // the other side ended the chat
+			}
+			return err
+		case line, ok := <-lines:
+			if !ok {
+				// End of input (a script's pipe): deliver what was typed, then leave.
+				if err := c.WaitIdle(ctx); err != nil {
+					return err
+				}
+				c.Leave()
+				return <-runErr
+			}
+			if quit := chatLine(c, pr, line); quit {
+				c.Leave()
+				return <-runErr
+			}
+		}
+	}
+}
+
+// chatLine handles one typed line; it reports whether to quit.
+func chatLine(c *client.Client, pr *printer, line string) bool {
+	cmd, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+	switch cmd {
+	case "/quit", "/exit":
+		return true
+	case "/status":
+		st := c.Status()
+		if !st.Connected {
+			pr.say("* room %s: not connected", st.Room)
+		} else {
+			pr.say("* room %s: connected, %s, round trip %v", st.Room, st.Path, st.RTT.Round(time.Millisecond/10))
+		}
+	case "/send":
+		paths := strings.Fields(rest)
+		if len(paths) == 0 {
+			pr.say("* usage: /send PATH...")
+		}
+		for _, p := range paths {
+			if err := c.SendFile(p); err != nil {
+				pr.say("* %v", err)
+			} else {
+				pr.say("* queued %s", p)
+			}
+		}
+	case "/help":
+		pr.say("* /send PATH... sends files, /status shows the connection, /quit leaves")
+	case "":
+	default:
+		if strings.HasPrefix(cmd, "/") && !strings.HasPrefix(cmd, "//") {
+			pr.say("* unknown command %s (/help lists them; start with // to send a line beginning with /)", cmd)
+			return false
+		}
+		if err := c.Send(strings.TrimPrefix(line, "/")); err != nil {
+			pr.say("* %v", err)
+		}
+	}
+	return false
+}
+
+func runSend(ctx context.Context, args []string, io stdio) error {
+	pf, fs, err := parsePeerFlags("send", args, false, false, io.err)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{errors.New("send: no files given")}
+	}
+	pr := &printer{out: io.out, prog: newProgress(io.err)}
+	failed := 0
+	var mu sync.Mutex
+	cfg, err := pf.config(io, func(ev client.Event) {
+		switch ev.Kind {
+		case client.EventRoom:
+			pr.say("code: %s", ev.Text)
+		case client.EventFileSent:
+			if !ev.File.OK {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+			}
+			pr.common(ev)
+		default:
+			pr.common(ev)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	for _, p := range fs.Args() {
+		if err := c.SendFile(p); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run(ctx) }()
+	idle := make(chan error, 1)
+	go func() { idle <- c.WaitIdle(ctx) }()
+	select {
+	case err := <-runErr:
+		if err == nil {
+			err = errors.New("session ended before the files were delivered")
+		}
+		return err
+	case err := <-idle:
+		if err != nil {
+			return err
+		}
+	}
+	c.Leave()
+	if err := <-runErr; err != nil && !errors.Is(err, client.ErrPeerLeft) {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d files were not delivered intact", failed, fs.NArg())
+	}
+	return nil
+}
+
+func runReceive(ctx context.Context, args []string, io stdio) error {
+	pf, fs, err := parsePeerFlags("receive", args, false, true, io.err)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{errors.New("receive: give exactly one room code")}
+	}
+	pf.room = fs.Arg(0)
+	pr := &printer{out: io.out, prog: newProgress(io.err)}
+	var mu sync.Mutex
+	got, bad := 0, 0
+	cfg, err := pf.config(io, func(ev client.Event) {
+		if ev.Kind == client.EventFileReceived {
+			mu.Lock()
+			if ev.File.OK {
+				got++
+			} else {
+				bad++
+			}
+			mu.Unlock()
+		}
+		pr.common(ev)
+	})
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	err = c.Run(ctx)
+	if err != nil && !errors.Is(err, client.ErrPeerLeft) {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case bad > 0:
+		return fmt.Errorf("%d file(s) refused or corrupted, %d received", bad, got)
+	case got == 0:
+		return errors.New("the sender left without sending a file")
+	}
+	return nil
+}

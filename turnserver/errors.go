@@ -5,8 +5,6 @@ import "errors"
 var (
 	// ErrNoSecret is returned when a configuration or secrets file holds no secret.
 	ErrNoSecret = errors.New("turnserver: at least one secret is required")
-	// ErrClosed is returned by operations on a closed Server.
-	ErrClosed = errors.New("turnserver: server closed")
 
 	errBadUsername = errors.New("username is not <expiry-unix>:<id>")
 	errPortRange   = errors.New("invalid port range")

@@ -17,13 +17,16 @@ import (
 	"github.com/tryst-chat/tryst/hub"
 )
 
-// Flow control: a bulk sender waits while more than highWater bytes sit in
-// the data channel's send buffer and resumes when it drains below lowWater.
+// Flow control: a bulk sender waits while more than HighWater bytes sit in
+// the data channel's send buffer and resumes when it drains below LowWater.
 // Several megabytes in flight keep a long, fast path full (bandwidth-delay
 // product: 20 MB/s × 50 ms = 1 MB) without stop-and-wait.
+//
+// They are exported so that benchmarks driving a bare data channel
+// (tryst bench transfer) use the same flow control as a Client.
 const (
-	highWater = 8 << 20
-	lowWater  = 2 << 20
+	HighWater = 8 << 20
+	LowWater  = 2 << 20
 )
 
 // peer is one WebRTC connection to the other member, with its own fresh
@@ -51,7 +54,13 @@ type peer struct {
 	wg       sync.WaitGroup // keepalive and file sender
 }
 
-func (c *Client) newAPI() *webrtc.API {
+func (c *Client) newAPI() *webrtc.API { return NewAPI(c.cfg) }
+
+// NewAPI returns a pion API with the settings every Client uses, adjusted
+// by cfg.LoopbackOnly and cfg.SettingEngine; only those two fields are
+// read. Benchmarks use it to measure a bare data channel under the same
+// settings as a Client.
+func NewAPI(cfg Config) *webrtc.API {
 	var se webrtc.SettingEngine
 	// Host candidates carry real addresses; mDNS names would need
 	// multicast, which servers and containers often lack.
@@ -61,13 +70,13 @@ func (c *Client) newAPI() *webrtc.API {
 	// SCTP receive window: large enough for the bandwidth-delay product of
 	// a fast path at 50 ms (the default 1 MiB caps it near 20 MB/s).
 	se.SetSCTPMaxReceiveBufferSize(16 << 20)
-	if c.cfg.LoopbackOnly {
+	if cfg.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
 	}
-	if c.cfg.SettingEngine != nil {
-		c.cfg.SettingEngine(&se)
+	if cfg.SettingEngine != nil {
+		cfg.SettingEngine(&se)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
@@ -114,7 +123,7 @@ func (p *peer) attach(dc *webrtc.DataChannel) {
 	p.mu.Lock()
 	p.dc = dc
 	p.mu.Unlock()
-	dc.SetBufferedAmountLowThreshold(lowWater)
+	dc.SetBufferedAmountLowThreshold(LowWater)
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case p.lowBuf <- struct{}{}:
@@ -201,7 +210,7 @@ func (p *peer) sendBulk(ctx context.Context, typ byte, payload []byte) error {
 		p.mu.Lock()
 		dc := p.dc
 		p.mu.Unlock()
-		if dc.BufferedAmount() <= highWater {
+		if dc.BufferedAmount() <= HighWater {
 			break
 		}
 		select {

@@ -47,6 +47,7 @@ Usage:
                                  receive files
   tryst bench hub --hub URL      load-test a hub
   tryst bench turn --server H:P  load-test a TURN server
+  tryst bench transfer           file-transfer throughput vs a bare data channel
   tryst version                  print the version
 
 Run "tryst COMMAND -h" for a command's flags.
@@ -109,6 +110,8 @@ func runIO(ctx context.Context, args []string, io stdio) error {
 			return runBenchHub(ctx, args[2:], stdout, stderr)
 		case "turn":
 			return runBenchTURN(ctx, args[2:], stdout, stderr)
+		case "transfer":
+			return runBenchTransfer(ctx, args[2:], stdout, stderr)
 		}
 		return usageError{fmt.Errorf("unknown bench target %q: use hub or turn", args[1])}
 	case "version", "--version", "-version":

@@ -1,0 +1,713 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/transport/v5/vnet"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tryst-chat/tryst/client"
+	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/turnserver"
+)
+
+// benchTransferConfig holds the flags of "tryst bench transfer".
+type benchTransferConfig struct {
+	size      int64 // bytes per run on loopback
+	delaySize int64 // bytes per run over the emulated delay
+	repeats   int
+	chunk     int
+	rtt       time.Duration
+	dir       string
+	scenarios []string
+	json      bool
+	timeout   time.Duration // per run
+}
+
+// The scenarios, in the order they run and are reported.
+const (
+	scRaw        = "raw"
+	scTryst      = "tryst"
+	scRawRelay   = "raw-relay"
+	scTrystRelay = "tryst-relay"
+	scRawRTT     = "raw-rtt"
+	scTrystRTT   = "tryst-rtt"
+)
+
+var allTransferScenarios = []string{scRaw, scTryst, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}
+
+// transferResult is one scenario's measurement.
+type transferResult struct {
+	Scenario string    `json:"scenario"`
+	Bytes    int64     `json:"bytes"`
+	Seconds  []float64 `json:"seconds"` // one per run
+	MBps     float64   `json:"mb_per_s"` // median run, 10^6 bytes/s
+	// VsRaw is MBps over the raw data channel on the same path (Tryst
+	// scenarios only).
+	VsRaw float64 `json:"vs_raw,omitempty"`
+}
+
+// runBenchTransfer implements "tryst bench transfer": in one process, a hub
+// and a TURN relay on loopback, then the throughput of a bare pion data
+// channel and of Tryst's encrypted file transfer (same settings, same flow
+// control), direct and through TURN, and both again over an emulated
+// network with a round-trip delay. It reports the median of N runs.
+func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseBenchTransferFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	env, err := startTransferEnv()
+	if err != nil {
+		return fmt.Errorf("bench transfer: %w", err)
+	}
+	defer env.close()
+	dir, err := os.MkdirTemp(cfg.dir, "tryst-bench-")
+	if err != nil {
+		return fmt.Errorf("bench transfer: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	var results []transferResult
+	for _, sc := range allTransferScenarios {
+		if !slices.Contains(cfg.scenarios, sc) {
+			continue
+		}
+		fmt.Fprintf(stderr, "bench transfer: %s ...\n", sc)
+		r, err := benchScenario(ctx, env, cfg, dir, sc)
+		if err != nil {
+			return fmt.Errorf("bench transfer: %s: %w", sc, err)
+		}
+		results = append(results, r)
+	}
+	for i := range results {
+		if raw := findResult(results, strings.Replace(results[i].Scenario, scTryst, scRaw, 1)); raw != nil &&
+			strings.HasPrefix(results[i].Scenario, scTryst) && raw.MBps > 0 {
+			results[i].VsRaw = results[i].MBps / raw.MBps
+		}
+	}
+	if cfg.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			RTT     string           `json:"rtt"`
+			Chunk   int              `json:"chunk_bytes"`
+			Repeats int              `json:"repeats"`
+			Results []transferResult `json:"results"`
+		}{cfg.rtt.String(), cfg.chunk, cfg.repeats, results})
+	}
+	printBenchTransfer(stdout, cfg, results)
+	return nil
+}
+
+func parseBenchTransferFlags(args []string, stderr io.Writer) (benchTransferConfig, error) {
+	var cfg benchTransferConfig
+	var sizeMiB, delayMiB int
+	var scenarios string
+	fs := flag.NewFlagSet("tryst bench transfer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&sizeMiB, "size", 256, "`MiB` sent per run on loopback")
+	fs.IntVar(&delayMiB, "rtt-size", 64, "`MiB` sent per run over the emulated delay")
+	fs.IntVar(&cfg.repeats, "repeats", 3, "runs per scenario; the median is reported")
+	fs.IntVar(&cfg.chunk, "chunk", 16<<10, "chunk (message) size in `bytes`, 1 KiB..64 KiB")
+	fs.DurationVar(&cfg.rtt, "rtt", 50*time.Millisecond, "emulated round-trip time (pion vnet)")
+	fs.StringVar(&cfg.dir, "dir", "", "directory for the temporary files (default: the system's)")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(allTransferScenarios, ","), "comma-separated scenarios to run")
+	fs.BoolVar(&cfg.json, "json", false, "print JSON instead of a table")
+	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit for one run")
+	if err := fs.Parse(args); err != nil {
+		return cfg, fmt.Errorf("bench transfer: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Errorf("bench transfer: unexpected argument %q", fs.Arg(0))}
+	}
+	for _, s := range strings.Split(scenarios, ",") {
+		s = strings.TrimSpace(s)
+		if !slices.Contains(allTransferScenarios, s) {
+			return cfg, usageError{fmt.Errorf("bench transfer: unknown scenario %q (known: %s)", s,
+				strings.Join(allTransferScenarios, ", "))}
+		}
+		cfg.scenarios = append(cfg.scenarios, s)
+	}
+	switch {
+	case sizeMiB < 1 || delayMiB < 1 || sizeMiB > 64<<10 || delayMiB > 64<<10:
+		return cfg, usageError{errors.New("bench transfer: --size and --rtt-size must be 1..65536 MiB")}
+	case cfg.repeats < 1 || cfg.repeats > 100:
+		return cfg, usageError{errors.New("bench transfer: --repeats must be 1..100")}
+	case cfg.chunk < 1<<10 || cfg.chunk > 64<<10:
+		return cfg, usageError{errors.New("bench transfer: --chunk must be 1024..65536")}
+	case cfg.rtt < 2*time.Millisecond || cfg.rtt > 2*time.Second:
+		return cfg, usageError{errors.New("bench transfer: --rtt must be 2ms..2s")}
+	case cfg.timeout <= 0:
+		return cfg, usageError{errors.New("bench transfer: --timeout must be positive")}
+	}
+	cfg.size, cfg.delaySize = int64(sizeMiB)<<20, int64(delayMiB)<<20
+	return cfg, nil
+}
+
+func findResult(rs []transferResult, scenario string) *transferResult {
+	for i := range rs {
+		if rs[i].Scenario == scenario {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// transferEnv is a hub and a TURN relay on loopback, as `tryst serve`
+// wires them, plus a second hub that hands out no ICE servers for peers on
+// the emulated network (they could not reach the real loopback relay).
+type transferEnv struct {
+	turn      *turnserver.Server
+	hubs      []*hub.Hub
+	servers   []*http.Server
+	serveDone sync.WaitGroup
+	hubURL    string // hands out STUN and TURN
+	bareURL   string // hands out nothing
+}
+
+func startTransferEnv() (env *transferEnv, err error) {
+	env = &transferEnv{}
+	defer func() {
+		if err != nil {
+			env.close()
+		}
+	}()
+	var secret [32]byte
+	_, _ = rand.Read(secret[:])
+	env.turn, err = turnserver.New(turnserver.Config{
+		ListenAddr:         "127.0.0.1:0",
+		Secrets:            [][]byte{secret[:]},
+		AllowLoopbackPeers: true,
+		PublicIP:           netip.MustParseAddr("127.0.0.1"),
+		UserQuota:          -1,
+		Sockets:            1,
+	})
+	if err != nil {
+		return env, fmt.Errorf("start TURN server: %w", err)
+	}
+	ice := func(string) hub.ICEConfig { return env.iceConfig() }
+	if env.hubURL, err = env.startHub(ice); err != nil {
+		return env, err
+	}
+	if env.bareURL, err = env.startHub(nil); err != nil {
+		return env, err
+	}
+	return env, nil
+}
+
+func (env *transferEnv) iceConfig() hub.ICEConfig {
+	user, pass, _ := env.turn.Credential("bench")
+	addr := env.turn.UDPAddr().String()
+	return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+		{URLs: []string{"stun:" + addr}},
+		{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
+	}}
+}
+
+func (env *transferEnv) startHub(ice func(string) hub.ICEConfig) (string, error) {
+	h, err := hub.New(hub.Config{ICE: ice})
+	if err != nil {
+		return "", fmt.Errorf("start hub: %w", err)
+	}
+	env.hubs = append(env.hubs, h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("start hub: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	env.servers = append(env.servers, srv)
+	env.serveDone.Add(1)
+	go func() {
+		defer env.serveDone.Done()
+		_ = srv.Serve(ln)
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+func (env *transferEnv) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range env.servers {
+		_ = s.Shutdown(ctx)
+	}
+	for _, h := range env.hubs {
+		_ = h.Shutdown(ctx)
+	}
+	env.serveDone.Wait()
+	if env.turn != nil {
+		_ = env.turn.Close()
+	}
+}
+
+// benchScenario runs one scenario cfg.repeats times.
+func benchScenario(ctx context.Context, env *transferEnv, cfg benchTransferConfig, dir, sc string) (transferResult, error) {
+	relay := strings.HasSuffix(sc, "-relay")
+	delayed := strings.HasSuffix(sc, "-rtt")
+	size := cfg.size
+	if delayed {
+		size = cfg.delaySize
+	}
+	res := transferResult{Scenario: sc, Bytes: size}
+	var nets *vnetPair
+	if delayed {
+		var err error
+		if nets, err = newVnetPair(cfg.rtt); err != nil {
+			return res, err
+		}
+		defer nets.close()
+	}
+	var measure func(ctx context.Context) (time.Duration, error)
+	if strings.HasPrefix(sc, scRaw) {
+		measure = func(ctx context.Context) (time.Duration, error) {
+			return rawTransfer(ctx, env, nets, relay, size, cfg.chunk)
+		}
+	} else {
+		pair, err := startTrystPair(ctx, env, nets, relay, cfg, dir)
+		if err != nil {
+			return res, err
+		}
+		defer pair.close()
+		src := filepath.Join(dir, "payload.bin")
+		if err := writeRandomFile(src, size); err != nil {
+			return res, err
+		}
+		defer os.Remove(src)
+		measure = func(ctx context.Context) (time.Duration, error) { return pair.transfer(ctx, src) }
+	}
+	for range cfg.repeats {
+		rctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+		d, err := measure(rctx)
+		cancel()
+		if err != nil {
+			return res, err
+		}
+		res.Seconds = append(res.Seconds, d.Seconds())
+	}
+	sorted := slices.Clone(res.Seconds)
+	slices.Sort(sorted)
+	if med := sorted[len(sorted)/2]; med > 0 {
+		res.MBps = float64(size) / med / 1e6
+	}
+	return res, nil
+}
+
+func writeRandomFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; left -= int64(len(buf)) {
+		b := buf[:min(int64(len(buf)), left)]
+		_, _ = rand.Read(b)
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// vnetPair is pion's emulated network: one router that delays every packet
+// by half the round-trip time, and two hosts on it.
+type vnetPair struct {
+	router *vnet.Router
+	a, b   *vnet.Net
+}
+
+func newVnetPair(rtt time.Duration) (*vnetPair, error) {
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	r, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.50.0.0/24", MinDelay: rtt / 2, LoggerFactory: lf})
+	if err != nil {
+		return nil, fmt.Errorf("vnet: %w", err)
+	}
+	p := &vnetPair{router: r}
+	for i, ip := range []string{"10.50.0.1", "10.50.0.2"} {
+		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
+		if err != nil {
+			return nil, fmt.Errorf("vnet: %w", err)
+		}
+		if err := r.AddNet(n); err != nil {
+			return nil, fmt.Errorf("vnet: %w", err)
+		}
+		if i == 0 {
+			p.a = n
+		} else {
+			p.b = n
+		}
+	}
+	if err := r.Start(); err != nil {
+		return nil, fmt.Errorf("vnet: %w", err)
+	}
+	return p, nil
+}
+
+func (p *vnetPair) close() { _ = p.router.Stop() }
+
+// settings returns the client configuration fields that place a peer on
+// loopback or, with nets, on one side of the emulated network.
+func (p *vnetPair) settings(side int) (loopbackOnly bool, hook func(*webrtc.SettingEngine)) {
+	if p == nil {
+		return true, nil
+	}
+	n := p.a
+	if side == 1 {
+		n = p.b
+	}
+	return false, func(se *webrtc.SettingEngine) {
+		se.SetNet(n)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+}
+
+// rawTransfer sends size bytes over a bare data channel between two
+// PeerConnections built with the Client's settings and flow control, with
+// no application crypto and no acks, and times it until the receiver has
+// every byte.
+func rawTransfer(ctx context.Context, env *transferEnv, nets *vnetPair, relay bool, size int64, chunk int) (time.Duration, error) {
+	var rc webrtc.Configuration
+	if nets == nil {
+		// The same ICE servers the hub hands a Client.
+		for _, s := range env.iceConfig().Servers {
+			rc.ICEServers = append(rc.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		}
+	}
+	if relay {
+		rc.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	var pcs [2]*webrtc.PeerConnection
+	defer func() {
+		for _, pc := range pcs {
+			if pc != nil {
+				_ = pc.Close()
+			}
+		}
+	}()
+	for i := range pcs {
+		lo, hook := nets.settings(i)
+		pc, err := client.NewAPI(client.Config{LoopbackOnly: lo, SettingEngine: hook}).NewPeerConnection(rc)
+		if err != nil {
+			return 0, fmt.Errorf("peer connection: %w", err)
+		}
+		pcs[i] = pc
+	}
+	failed := make(chan struct{})
+	var failOnce sync.Once
+	for _, pc := range pcs {
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			if s == webrtc.PeerConnectionStateFailed {
+				failOnce.Do(func() { close(failed) })
+			}
+		})
+	}
+	dc, err := pcs[0].CreateDataChannel("bench", nil)
+	if err != nil {
+		return 0, fmt.Errorf("data channel: %w", err)
+	}
+	opened := make(chan struct{})
+	dc.OnOpen(func() { close(opened) })
+	lowBuf := make(chan struct{}, 1)
+	dc.SetBufferedAmountLowThreshold(client.LowWater)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case lowBuf <- struct{}{}:
+		default:
+		}
+	})
+	received := make(chan struct{})
+	var got atomic.Int64
+	pcs[1].OnDataChannel(func(d *webrtc.DataChannel) {
+		d.OnMessage(func(m webrtc.DataChannelMessage) {
+			if got.Add(int64(len(m.Data))) == size {
+				close(received)
+			}
+		})
+	})
+	if err := connectPair(ctx, pcs[0], pcs[1]); err != nil {
+		return 0, err
+	}
+	wait := func(ch <-chan struct{}) error {
+		select {
+		case <-ch:
+			return nil
+		case <-failed:
+			return errors.New("connection failed (ICE)")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := wait(opened); err != nil {
+		return 0, err
+	}
+	if relay {
+		if path := selectedPath(pcs[0]); path != "relay" {
+			return 0, fmt.Errorf("path is %q, not relayed", path)
+		}
+	}
+	buf := make([]byte, chunk)
+	start := time.Now()
+	for sent := int64(0); sent < size; {
+		for dc.BufferedAmount() > client.HighWater {
+			if err := wait(lowBuf); err != nil {
+				return 0, err
+			}
+		}
+		b := buf[:min(int64(chunk), size-sent)]
+		if err := dc.Send(b); err != nil {
+			return 0, fmt.Errorf("send: %w", err)
+		}
+		sent += int64(len(b))
+	}
+	if err := wait(received); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// connectPair runs offer and answer between two local PeerConnections with
+// complete candidate lists, as the Client does through the hub.
+func connectPair(ctx context.Context, offerer, answerer *webrtc.PeerConnection) error {
+	gathered := func(pc *webrtc.PeerConnection) error {
+		select {
+		case <-webrtc.GatheringCompletePromise(pc):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	offer, err := offerer.CreateOffer(nil)
+	if err == nil {
+		err = offerer.SetLocalDescription(offer)
+	}
+	if err == nil {
+		err = gathered(offerer)
+	}
+	if err == nil {
+		err = answerer.SetRemoteDescription(*offerer.LocalDescription())
+	}
+	if err != nil {
+		return fmt.Errorf("offer: %w", err)
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err == nil {
+		err = answerer.SetLocalDescription(answer)
+	}
+	if err == nil {
+		err = gathered(answerer)
+	}
+	if err == nil {
+		err = offerer.SetRemoteDescription(*answerer.LocalDescription())
+	}
+	if err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	return nil
+}
+
+func selectedPath(pc *webrtc.PeerConnection) string {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil {
+		return "unknown"
+	}
+	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return "unknown"
+	}
+	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+		return "relay"
+	}
+	return "direct"
+}
+
+// trystPair is a host and a guest Client in one room, connected.
+type trystPair struct {
+	host, guest *client.Client
+	hostEv      chan client.Event
+	guestEv     chan client.Event
+	cancel      context.CancelFunc
+	done        sync.WaitGroup
+}
+
+// benchEvents forwards the events the benchmark waits for; progress is
+// dropped, and so is anything beyond the buffer rather than blocking the
+// client.
+func benchEvents(ch chan client.Event) func(client.Event) {
+	return func(ev client.Event) {
+		if ev.Kind == client.EventProgress {
+			return
+		}
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+func startTrystPair(ctx context.Context, env *transferEnv, nets *vnetPair, relay bool, cfg benchTransferConfig, dir string) (*trystPair, error) {
+	hubURL := env.hubURL
+	if nets != nil {
+		hubURL = env.bareURL
+	}
+	out := filepath.Join(dir, "received")
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return nil, err
+	}
+	var pw [16]byte
+	_, _ = rand.Read(pw[:])
+	p := &trystPair{hostEv: make(chan client.Event, 64), guestEv: make(chan client.Event, 64)}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	start := func(room string, side int, events chan client.Event) (*client.Client, error) {
+		lo, hook := nets.settings(side)
+		c, err := client.New(client.Config{
+			Hub: hubURL, Room: room, Password: fmt.Sprintf("%x", pw), Relay: relay, OutDir: out,
+			ChunkSize: cfg.chunk, LoopbackOnly: lo, SettingEngine: hook, OnEvent: benchEvents(events),
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.done.Add(1)
+		go func() {
+			defer p.done.Done()
+			if err := c.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				select {
+				case events <- client.Event{Kind: client.EventWarning, Text: "client stopped: " + err.Error()}:
+				default:
+				}
+			}
+		}()
+		return c, nil
+	}
+	var err error
+	if p.host, err = start("", 0, p.hostEv); err != nil {
+		p.close()
+		return nil, err
+	}
+	setup, cancelSetup := context.WithTimeout(ctx, time.Minute)
+	defer cancelSetup()
+	room, err := waitEvent(setup, p.hostEv, client.EventRoom)
+	if err == nil {
+		p.guest, err = start(room.Text, 1, p.guestEv)
+	}
+	var conn client.Event
+	if err == nil {
+		conn, err = waitEvent(setup, p.hostEv, client.EventConnected)
+	}
+	if err == nil {
+		_, err = waitEvent(setup, p.guestEv, client.EventConnected)
+	}
+	if err == nil && relay != (conn.Path == "relay") {
+		err = fmt.Errorf("path is %q with relay=%v", conn.Path, relay)
+	}
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("connect two clients: %w", err)
+	}
+	return p, nil
+}
+
+// waitEvent returns the next event of kind; a client that stops fails it.
+func waitEvent(ctx context.Context, ch <-chan client.Event, kind client.EventKind) (client.Event, error) {
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Kind == kind {
+				return ev, nil
+			}
+			if ev.Kind == client.EventWarning && strings.HasPrefix(ev.Text, "client stopped") {
+				return ev, errors.New(ev.Text)
+			}
+		case <-ctx.Done():
+			return client.Event{}, fmt.Errorf("waiting for event %d: %w", kind, ctx.Err())
+		}
+	}
+}
+
+// transfer sends src and times it from the moment it is queued (after the
+// sender hashed it) until the sender has the receiver's verified verdict.
+func (p *trystPair) transfer(ctx context.Context, src string) (time.Duration, error) {
+	if err := p.host.SendFile(src); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	sent, err := waitEvent(ctx, p.hostEv, client.EventFileSent)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	if !sent.File.OK {
+		return 0, fmt.Errorf("transfer failed: %s", sent.File.Err)
+	}
+	got, err := waitEvent(ctx, p.guestEv, client.EventFileReceived)
+	if err != nil {
+		return 0, err
+	}
+	if !got.File.OK {
+		return 0, fmt.Errorf("receiver: %s", got.File.Err)
+	}
+	if err := os.Remove(got.File.Path); err != nil {
+		return 0, err
+	}
+	return d, nil
+}
+
+func (p *trystPair) close() {
+	p.cancel()
+	p.done.Wait()
+}
+
+func printBenchTransfer(w io.Writer, cfg benchTransferConfig, rs []transferResult) {
+	fmt.Fprintf(w, "tryst bench transfer: %d-byte chunks, median of %d runs, MB = 10^6 bytes, emulated RTT %v\n\n",
+		cfg.chunk, cfg.repeats, cfg.rtt)
+	fmt.Fprintf(w, "%-12s %9s %9s %8s  %s\n", "scenario", "size", "MB/s", "vs raw", "target")
+	for _, r := range rs {
+		vs := "-"
+		if r.VsRaw > 0 {
+			vs = fmt.Sprintf("%.0f%%", 100*r.VsRaw)
+		}
+		fmt.Fprintf(w, "%-12s %5d MiB %9.1f %8s  %s\n", r.Scenario, r.Bytes>>20, r.MBps, vs, transferTarget(r, rs))
+	}
+}
+
+// transferTarget states the issue's target for a scenario and whether the
+// measurement meets it.
+func transferTarget(r transferResult, rs []transferResult) string {
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT MET"
+	}
+	switch r.Scenario {
+	case scTryst:
+		if r.VsRaw > 0 {
+			return fmt.Sprintf(">= 90%% of raw: %s", verdict(r.VsRaw >= 0.9))
+		}
+	case scTrystRelay:
+		if d := findResult(rs, scTryst); d != nil && d.MBps > 0 {
+			return fmt.Sprintf(">= 70%% of tryst direct (%.0f%%): %s", 100*r.MBps/d.MBps, verdict(r.MBps >= 0.7*d.MBps))
+		}
+	case scTrystRTT:
+		return fmt.Sprintf(">= 20 MB/s: %s", verdict(r.MBps >= 20))
+	}
+	return ""
+}

@@ -57,7 +57,7 @@ var allTransferScenarios = []string{scRaw, scTryst, scRawRelay, scTrystRelay, sc
 type transferResult struct {
 	Scenario string    `json:"scenario"`
 	Bytes    int64     `json:"bytes"`
-	Seconds  []float64 `json:"seconds"` // one per run
+	Seconds  []float64 `json:"seconds"`  // one per run
 	MBps     float64   `json:"mb_per_s"` // median run, 10^6 bytes/s
 	// VsRaw is MBps over the raw data channel on the same path (Tryst
 	// scenarios only).

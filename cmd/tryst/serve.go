@@ -22,6 +22,7 @@ import (
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/metrics"
 	"github.com/tryst-chat/tryst/turnserver"
+	"github.com/tryst-chat/tryst/web"
 )
 
 // serveConfig is every setting of `tryst serve`.
@@ -288,6 +289,7 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 		Logger:                 b.logger.With("component", "turn"),
 	}
 	b.hubCfg = hub.Config{
+		Web:           web.Handler(),
 		RoomTTL:       c.roomTTL,
 		Origins:       c.origins,
 		TokenSecrets:  tokenSecrets,

@@ -1,0 +1,5 @@
+package web
+
+import "github.com/chromedp/cdproto/runtime"
+
+type runtimeEvaluateParams = runtime.EvaluateParams

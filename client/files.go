@@ -86,7 +86,8 @@ func (c *Client) SendFile(path string) error {
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
 	of := &outFile{
-		id:      binary.BigEndian.Uint64(idb[:]),
+		// Below 2^53, so the id is exact as a JSON number in JavaScript.
+		id:      binary.BigEndian.Uint64(idb[:]) & (1<<53 - 1),
 		path:    path,
 		name:    filepath.Base(path),
 		size:    st.Size(),

@@ -11,6 +11,10 @@ declare -A need=(
   [turnutils_peer]=coturn
   [turnutils_stunclient]=coturn
   [node]=nodejs
+  [chromium]=chromium
+  [ip]=iproute2
+  [unshare]=util-linux
+  [promtool]=prometheus
 )
 
 missing=()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tryst-chat/tryst/client/e2e"
@@ -28,6 +30,37 @@ const (
 	HighWater = 8 << 20
 	LowWater  = 2 << 20
 )
+
+// udpSocketBuffer is the kernel receive and send buffer asked for on each
+// ICE socket. SCTP sends a whole congestion window in a burst; with Linux's
+// default 208 KiB receive buffer a burst of a few hundred 1.2 KB packets
+// overflows it before pion's read loop drains it, and pion's SCTP recovers
+// from such losses slowly (it halves its window and often waits for a
+// retransmission timeout). 4 MiB is the common net.core.rmem_max; the
+// kernel silently caps the request at that limit.
+const udpSocketBuffer = 4 << 20
+
+// bufferedNet is the standard network with udpSocketBuffer on its UDP
+// sockets.
+type bufferedNet struct{ transport.Net }
+
+func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err == nil {
+		_ = c.SetReadBuffer(udpSocketBuffer)
+		_ = c.SetWriteBuffer(udpSocketBuffer)
+	}
+	return c, err
+}
+
+func (n bufferedNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	c, err := n.Net.ListenPacket(network, address)
+	if u, ok := c.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(udpSocketBuffer)
+		_ = u.SetWriteBuffer(udpSocketBuffer)
+	}
+	return c, err
+}
 
 // peer is one WebRTC connection to the other member, with its own fresh
 // session keys. A reconnect replaces the whole peer.
@@ -70,6 +103,11 @@ func NewAPI(cfg Config) *webrtc.API {
 	// SCTP receive window: large enough for the bandwidth-delay product of
 	// a fast path at 50 ms (the default 1 MiB caps it near 20 MB/s).
 	se.SetSCTPMaxReceiveBufferSize(16 << 20)
+	// Larger UDP socket buffers for every ICE socket (host candidates and
+	// the TURN client's).
+	if n, err := stdnet.NewNet(); err == nil {
+		se.SetNet(bufferedNet{n})
+	}
 	if cfg.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ type benchTransferConfig struct {
 	scenarios []string
 	json      bool
 	timeout   time.Duration // per run
+	cpuprof   string
 }
 
 // The scenarios, in the order they run and are reported.
@@ -84,18 +86,35 @@ func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writ
 		return fmt.Errorf("bench transfer: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	if cfg.cpuprof != "" {
+		f, err := os.Create(cfg.cpuprof)
+		if err != nil {
+			return fmt.Errorf("bench transfer: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench transfer: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	var results []transferResult
-	for _, sc := range allTransferScenarios {
-		if !slices.Contains(cfg.scenarios, sc) {
+	for _, path := range []string{"", "-relay", "-rtt"} {
+		var want []string
+		for _, sc := range []string{scRaw + path, scTryst + path} {
+			if slices.Contains(cfg.scenarios, sc) {
+				want = append(want, sc)
+			}
+		}
+		if len(want) == 0 {
 			continue
 		}
-		fmt.Fprintf(stderr, "bench transfer: %s ...\n", sc)
-		r, err := benchScenario(ctx, env, cfg, dir, sc)
+		fmt.Fprintf(stderr, "bench transfer: %s ...\n", strings.Join(want, ", "))
+		rs, err := benchPath(ctx, env, cfg, dir, want)
 		if err != nil {
-			return fmt.Errorf("bench transfer: %s: %w", sc, err)
+			return fmt.Errorf("bench transfer: %w", err)
 		}
-		results = append(results, r)
+		results = append(results, rs...)
 	}
 	for i := range results {
 		if raw := findResult(results, strings.Replace(results[i].Scenario, scTryst, scRaw, 1)); raw != nil &&
@@ -132,6 +151,7 @@ func parseBenchTransferFlags(args []string, stderr io.Writer) (benchTransferConf
 	fs.StringVar(&scenarios, "scenarios", strings.Join(allTransferScenarios, ","), "comma-separated scenarios to run")
 	fs.BoolVar(&cfg.json, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit for one run")
+	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile of the whole run (both peers, relay, vnet) to `FILE`")
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("bench transfer: %w", err)
 	}
@@ -257,56 +277,71 @@ func (env *transferEnv) close() {
 	}
 }
 
-// benchScenario runs one scenario cfg.repeats times.
-func benchScenario(ctx context.Context, env *transferEnv, cfg benchTransferConfig, dir, sc string) (transferResult, error) {
-	relay := strings.HasSuffix(sc, "-relay")
-	delayed := strings.HasSuffix(sc, "-rtt")
+// benchPath measures scenarios on one path (loopback, relayed or delayed):
+// every connection is set up first, then each repeat runs the scenarios
+// one after the other, so that raw and Tryst see the same background load
+// and equally warm connections.
+func benchPath(ctx context.Context, env *transferEnv, cfg benchTransferConfig, dir string, scenarios []string) ([]transferResult, error) {
+	relay := strings.HasSuffix(scenarios[0], "-relay")
+	delayed := strings.HasSuffix(scenarios[0], "-rtt")
 	size := cfg.size
 	if delayed {
 		size = cfg.delaySize
 	}
-	res := transferResult{Scenario: sc, Bytes: size}
 	var nets *vnetPair
 	if delayed {
 		var err error
 		if nets, err = newVnetPair(cfg.rtt); err != nil {
-			return res, err
+			return nil, err
 		}
 		defer nets.close()
 	}
-	var measure func(ctx context.Context) (time.Duration, error)
-	if strings.HasPrefix(sc, scRaw) {
-		measure = func(ctx context.Context) (time.Duration, error) {
-			return rawTransfer(ctx, env, nets, relay, size, cfg.chunk)
+	measures := make([]func(ctx context.Context) (time.Duration, error), len(scenarios))
+	for i, sc := range scenarios {
+		if strings.HasPrefix(sc, scRaw) {
+			rp, err := startRawPair(ctx, env, nets, relay, cfg.chunk)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", sc, err)
+			}
+			defer rp.close()
+			measures[i] = func(ctx context.Context) (time.Duration, error) { return rp.transfer(ctx, size) }
+			continue
 		}
-	} else {
-		pair, err := startTrystPair(ctx, env, nets, relay, cfg, dir)
+		tp, err := startTrystPair(ctx, env, nets, relay, cfg, dir)
 		if err != nil {
-			return res, err
+			return nil, fmt.Errorf("%s: %w", sc, err)
 		}
-		defer pair.close()
+		defer tp.close()
 		src := filepath.Join(dir, "payload.bin")
 		if err := writeRandomFile(src, size); err != nil {
-			return res, err
+			return nil, err
 		}
 		defer os.Remove(src)
-		measure = func(ctx context.Context) (time.Duration, error) { return pair.transfer(ctx, src) }
+		measures[i] = func(ctx context.Context) (time.Duration, error) { return tp.transfer(ctx, src) }
+	}
+	results := make([]transferResult, len(scenarios))
+	for i, sc := range scenarios {
+		results[i] = transferResult{Scenario: sc, Bytes: size}
 	}
 	for range cfg.repeats {
-		rctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-		d, err := measure(rctx)
-		cancel()
-		if err != nil {
-			return res, err
+		for i, measure := range measures {
+			rctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+			d, err := measure(rctx)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", scenarios[i], err)
+			}
+			results[i].Seconds = append(results[i].Seconds, d.Seconds())
 		}
-		res.Seconds = append(res.Seconds, d.Seconds())
 	}
-	sorted := slices.Clone(res.Seconds)
-	slices.Sort(sorted)
-	if med := sorted[len(sorted)/2]; med > 0 {
-		res.MBps = float64(size) / med / 1e6
+	for i := range results {
+		sorted := slices.Clone(results[i].Seconds)
+		slices.Sort(sorted)
+		if med := sorted[len(sorted)/2]; med > 0 {
+			results[i].MBps = float64(size) / med / 1e6
+		}
 	}
-	return res, nil
+	return results, nil
 }
 
 func writeRandomFile(path string, size int64) error {
@@ -379,11 +414,21 @@ func (p *vnetPair) settings(side int) (loopbackOnly bool, hook func(*webrtc.Sett
 	}
 }
 
-// rawTransfer sends size bytes over a bare data channel between two
-// PeerConnections built with the Client's settings and flow control, with
-// no application crypto and no acks, and times it until the receiver has
-// every byte.
-func rawTransfer(ctx context.Context, env *transferEnv, nets *vnetPair, relay bool, size int64, chunk int) (time.Duration, error) {
+// rawPair is two PeerConnections built with the Client's settings and a
+// data channel between them, driven with the Client's flow control but no
+// application crypto, framing or acks.
+type rawPair struct {
+	pcs      [2]*webrtc.PeerConnection
+	dc       *webrtc.DataChannel
+	buf      []byte
+	lowBuf   chan struct{} // the send buffer drained below LowWater
+	failed   chan struct{} // closed when ICE fails
+	got      atomic.Int64  // bytes received, over all runs
+	runSize  atomic.Int64  // bytes per run
+	received chan struct{} // a run's last byte arrived
+}
+
+func startRawPair(ctx context.Context, env *transferEnv, nets *vnetPair, relay bool, chunk int) (_ *rawPair, err error) {
 	var rc webrtc.Configuration
 	if nets == nil {
 		// The same ICE servers the hub hands a Client.
@@ -394,93 +439,112 @@ func rawTransfer(ctx context.Context, env *transferEnv, nets *vnetPair, relay bo
 	if relay {
 		rc.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
-	var pcs [2]*webrtc.PeerConnection
+	p := &rawPair{
+		buf:      make([]byte, chunk),
+		lowBuf:   make(chan struct{}, 1),
+		failed:   make(chan struct{}),
+		received: make(chan struct{}, 1),
+	}
 	defer func() {
-		for _, pc := range pcs {
-			if pc != nil {
-				_ = pc.Close()
-			}
+		if err != nil {
+			p.close()
 		}
 	}()
-	for i := range pcs {
+	for i := range p.pcs {
 		lo, hook := nets.settings(i)
 		pc, err := client.NewAPI(client.Config{LoopbackOnly: lo, SettingEngine: hook}).NewPeerConnection(rc)
 		if err != nil {
-			return 0, fmt.Errorf("peer connection: %w", err)
+			return nil, fmt.Errorf("peer connection: %w", err)
 		}
-		pcs[i] = pc
+		p.pcs[i] = pc
 	}
-	failed := make(chan struct{})
 	var failOnce sync.Once
-	for _, pc := range pcs {
+	for _, pc := range p.pcs {
 		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 			if s == webrtc.PeerConnectionStateFailed {
-				failOnce.Do(func() { close(failed) })
+				failOnce.Do(func() { close(p.failed) })
 			}
 		})
 	}
-	dc, err := pcs[0].CreateDataChannel("bench", nil)
-	if err != nil {
-		return 0, fmt.Errorf("data channel: %w", err)
+	if p.dc, err = p.pcs[0].CreateDataChannel("bench", nil); err != nil {
+		return nil, fmt.Errorf("data channel: %w", err)
 	}
 	opened := make(chan struct{})
-	dc.OnOpen(func() { close(opened) })
-	lowBuf := make(chan struct{}, 1)
-	dc.SetBufferedAmountLowThreshold(client.LowWater)
-	dc.OnBufferedAmountLow(func() {
+	p.dc.OnOpen(func() { close(opened) })
+	p.dc.SetBufferedAmountLowThreshold(client.LowWater)
+	p.dc.OnBufferedAmountLow(func() {
 		select {
-		case lowBuf <- struct{}{}:
+		case p.lowBuf <- struct{}{}:
 		default:
 		}
 	})
-	received := make(chan struct{})
-	var got atomic.Int64
-	pcs[1].OnDataChannel(func(d *webrtc.DataChannel) {
+	p.pcs[1].OnDataChannel(func(d *webrtc.DataChannel) {
 		d.OnMessage(func(m webrtc.DataChannelMessage) {
-			if got.Add(int64(len(m.Data))) == size {
-				close(received)
+			if p.got.Add(int64(len(m.Data)))%p.runSize.Load() == 0 {
+				select {
+				case p.received <- struct{}{}:
+				default:
+				}
 			}
 		})
 	})
-	if err := connectPair(ctx, pcs[0], pcs[1]); err != nil {
-		return 0, err
+	p.runSize.Store(1 << 62)
+	if err := connectPair(ctx, p.pcs[0], p.pcs[1]); err != nil {
+		return nil, err
 	}
-	wait := func(ch <-chan struct{}) error {
-		select {
-		case <-ch:
-			return nil
-		case <-failed:
-			return errors.New("connection failed (ICE)")
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	setup, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.wait(setup, opened); err != nil {
+		return nil, err
 	}
-	if err := wait(opened); err != nil {
-		return 0, err
+	if path := selectedPath(p.pcs[0]); relay != (path == "relay") {
+		return nil, fmt.Errorf("path is %q with relay=%v", path, relay)
 	}
-	if relay {
-		if path := selectedPath(pcs[0]); path != "relay" {
-			return 0, fmt.Errorf("path is %q, not relayed", path)
-		}
+	return p, nil
+}
+
+func (p *rawPair) wait(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-p.failed:
+		return errors.New("connection failed (ICE)")
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	buf := make([]byte, chunk)
+}
+
+// transfer sends size bytes and times it until the receiver has them all.
+func (p *rawPair) transfer(ctx context.Context, size int64) (time.Duration, error) {
+	if p.got.Load() != 0 && p.got.Load()%size != 0 {
+		return 0, errors.New("an earlier run did not finish")
+	}
+	p.runSize.Store(size)
 	start := time.Now()
 	for sent := int64(0); sent < size; {
-		for dc.BufferedAmount() > client.HighWater {
-			if err := wait(lowBuf); err != nil {
+		for p.dc.BufferedAmount() > client.HighWater {
+			if err := p.wait(ctx, p.lowBuf); err != nil {
 				return 0, err
 			}
 		}
-		b := buf[:min(int64(chunk), size-sent)]
-		if err := dc.Send(b); err != nil {
+		b := p.buf[:min(int64(len(p.buf)), size-sent)]
+		if err := p.dc.Send(b); err != nil {
 			return 0, fmt.Errorf("send: %w", err)
 		}
 		sent += int64(len(b))
 	}
-	if err := wait(received); err != nil {
+	if err := p.wait(ctx, p.received); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
+}
+
+func (p *rawPair) close() {
+	for _, pc := range p.pcs {
+		if pc != nil {
+			_ = pc.Close()
+		}
+	}
 }
 
 // connectPair runs offer and answer between two local PeerConnections with

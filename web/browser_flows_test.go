@@ -75,6 +75,16 @@ func TestBrowserReloadReconnects(t *testing.T) {
 	a.say("host is back")
 	b.waitMessage("host is back")
 	a.shot("after-reload")
+
+	// "Leave and forget": the other side is told, and nothing is kept.
+	a.run(chromedp.Click("#leave", chromedp.ByID))
+	b.waitJS(`document.getElementById("status").textContent.includes("left the room")`)
+	a.run(chromedp.WaitVisible("#new-room", chromedp.ByID))
+	var kept string
+	a.eval(`(localStorage.getItem("tryst.session") || "") + (sessionStorage.getItem("tryst.key") || "")`, &kept)
+	if kept != "" {
+		t.Errorf("left the room but kept %q", kept)
+	}
 }
 
 func TestBrowserRelayedFile(t *testing.T) {

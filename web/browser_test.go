@@ -140,12 +140,22 @@ func (b *browser) run(actions ...chromedp.Action) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
 	defer cancel()
-	if err := chromedp.Run(ctx, actions...); err != nil {
+	err := chromedp.Run(ctx, actions...)
+	for i := 0; err != nil && i < 3 && navigated(err); i++ {
+		// The page navigated (a reload) under a query: run it again in the
+		// new document. Only idempotent actions (polls, reads) get here.
+		err = chromedp.Run(ctx, append([]chromedp.Action{chromedp.WaitReady("body", chromedp.ByQuery)}, actions...)...)
+	}
+	if err != nil {
 		b.shot("failure")
 		var status string
 		chromedp.Run(b.ctx, chromedp.Text("#status", &status, chromedp.ByQuery))
 		b.t.Fatalf("%s: %v (status: %q)", b.name, err, status)
 	}
+}
+
+func navigated(err error) bool {
+	return strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "context was destroyed")
 }
 
 // waitJS polls a JavaScript condition in the page until it is true.
@@ -171,7 +181,7 @@ func (b *browser) shot(name string) {
 	var png []byte
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	if chromedp.Run(ctx, chromedp.FullScreenshot(&png, 90)) == nil {
+	if chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)) == nil {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%s-%s.png", b.t.Name(), b.name, name)), png, 0o644)
 	}
 }

@@ -623,6 +623,7 @@ async function onFileDone(p, { id }) {
 function mismatch() {
   state.ended = true;
   closePeer();
+  show();
   alertBox("Password mismatch: the other person typed a different password. Nothing was decrypted or sent. Leave, agree on the password again, and start a new room.");
   status("Password mismatch");
   sessionStorage.removeItem("tryst.key");

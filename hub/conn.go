@@ -13,10 +13,15 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// conn is one client's WebSocket. Its handler goroutine reads and handles
-// frames; one writer goroutine owns the heartbeat and writes queued frames,
-// so a slow client never blocks the hub: Deliver only queues, and a full
-// queue disconnects the client.
+// conn is one client's WebSocket. Its serving goroutine reads and handles
+// frames; a writer goroutine writes queued frames and heartbeats, so a slow
+// client never blocks the hub: Deliver only queues, and a full queue
+// disconnects the client.
+//
+// The writer runs only while it has work (see kickLocked): most connections
+// sit idle for minutes, and a parked writer per connection would cost a
+// goroutine stack each, which the garbage collector's heap goal then counts
+// a second time.
 type conn struct {
 	h    *Hub
 	ws   *websocket.Conn
@@ -36,6 +41,18 @@ type conn struct {
 	send   chan []byte
 	closed bool
 
+	// wmu guards wstate and ping. It is taken after mu, never before, and
+	// nothing else is locked while it is held, so kick is safe to call
+	// from anywhere (closeWith runs both with and without mu held).
+	wmu    sync.Mutex
+	wstate writerState // whether a writer goroutine runs
+
+	ctx     context.Context // ends when the serving goroutine is done
+	cancel  context.CancelFunc
+	writers sync.WaitGroup // the writer goroutine, when one runs
+	ping    *time.Timer    // marks pingDue and starts a writer
+	pingDue atomic.Bool
+
 	// life ends when the connection must go at once (a slow consumer):
 	// cancelling it aborts a write that is blocked on a full socket.
 	life  context.Context
@@ -49,9 +66,40 @@ type conn struct {
 	flush     bool
 }
 
-func newConn(h *Hub, ws *websocket.Conn, ip netip.Addr, host string) *conn {
+type writerState uint8
+
+const (
+	writerIdle    writerState = iota // none runs; work starts one
+	writerRunning                    // one runs and will look for more work
+	writerDone                       // the connection is ending: never again
+)
+
+// kick starts a writer unless one runs. Callers have just queued a frame,
+// marked a ping due or requested a close.
+func (c *conn) kick() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.kickLocked()
+}
+
+func (c *conn) kickLocked() {
+	if c.wstate != writerIdle {
+		return
+	}
+	c.wstate = writerRunning
+	c.writers.Add(1)
+	go func() {
+		defer c.writers.Done()
+		c.writeLoop(c.ctx)
+	}()
+}
+
+func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, ip netip.Addr, host string) *conn {
 	life, abort := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	return &conn{
+		ctx:      ctx,
+		cancel:   cancel,
 		life:     life,
 		abort:    abort,
 		h:        h,
@@ -95,6 +143,7 @@ func (c *conn) queueLocked(f Frame) bool {
 	}
 	select {
 	case c.send <- b:
+		c.kick()
 		return true
 	default:
 		c.slowLocked()
@@ -163,21 +212,32 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string, flush bool) {
 		if !flush {
 			c.abort()
 		}
+		c.kick()
 	})
 }
 
-func (c *conn) serve(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.writeLoop(ctx)
-	}()
-	c.readLoop(ctx)
-	cancel()
+func (c *conn) serve() {
+	// The heartbeat: every PingInterval, a writer sends a ping (as a
+	// time.Ticker would, but without a goroutine waiting on it).
+	c.wmu.Lock()
+	c.ping = time.AfterFunc(c.h.cfg.PingInterval, func() {
+		c.pingDue.Store(true)
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		if c.wstate != writerDone {
+			c.kickLocked()
+			c.ping.Reset(c.h.cfg.PingInterval)
+		}
+	})
+	c.wmu.Unlock()
+	c.readLoop(c.ctx)
+	c.cancel()
 	c.abort()
-	wg.Wait()
+	c.stopWriting()
+	c.wmu.Lock()
+	c.ping.Stop()
+	c.wmu.Unlock()
+	c.writers.Wait()
 	c.ws.CloseNow()
 
 	c.mu.Lock()
@@ -193,35 +253,64 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
+// writeLoop writes queued frames, a due ping and the close handshake, and
+// returns when there is nothing left to do. It is the only writer while it
+// runs; once it has closed the connection or failed, no other starts.
 func (c *conn) writeLoop(ctx context.Context) {
-	ping := time.NewTicker(c.h.cfg.PingInterval)
-	defer ping.Stop()
 	for {
 		select {
-		case b := <-c.send:
-			if err := c.write(ctx, b); err != nil {
-				c.ws.CloseNow()
-				return
+		case <-c.closeReq:
+			if c.flush {
+				c.drain(ctx)
 			}
-		case <-ping.C:
+			c.ws.Close(c.closeCode, c.closeMsg)
+			c.stopWriting()
+			return
+		case <-ctx.Done():
+			c.stopWriting()
+			return
+		default:
+		}
+		if c.pingDue.Swap(false) {
 			pctx, cancel := context.WithTimeout(ctx, c.h.cfg.PongTimeout)
 			err := c.ws.Ping(pctx)
 			cancel()
 			if err != nil {
 				c.h.log.Debug("heartbeat failed; dropping connection", "err", err)
 				c.ws.CloseNow()
+				c.stopWriting()
 				return
 			}
-		case <-c.closeReq:
-			if c.flush {
-				c.drain(ctx)
+		}
+		select {
+		case b := <-c.send:
+			if err := c.write(ctx, b); err != nil {
+				c.ws.CloseNow()
+				c.stopWriting()
+				return
 			}
-			c.ws.Close(c.closeCode, c.closeMsg)
-			return
-		case <-ctx.Done():
+			continue
+		default:
+		}
+		// Out of work. Deciding under wmu closes the race with kick: work
+		// queued after this check finds the writer idle and starts another.
+		c.wmu.Lock()
+		if len(c.send) == 0 && !c.pingDue.Load() && !c.closing.Load() {
+			if c.wstate == writerRunning {
+				c.wstate = writerIdle
+			}
+			c.wmu.Unlock()
 			return
 		}
+		c.wmu.Unlock()
 	}
+}
+
+// stopWriting keeps any further writer from starting.
+func (c *conn) stopWriting() {
+	c.wmu.Lock()
+	c.wstate = writerDone
+	c.wmu.Unlock()
 }
 
 func (c *conn) drain(ctx context.Context) {
@@ -252,6 +341,11 @@ var errTooBig = errors.New("message too big")
 
 // readMessage reads one message of at most MaxMessageBytes. It reads one
 // byte more than allowed to tell an oversized message from one that fits.
+//
+// ctx must have no Done channel: for a cancellable ctx coder/websocket
+// registers a context.AfterFunc on every read, which an idle connection
+// would hold for its whole life. Nothing needs it: every way a connection
+// ends closes the socket, which ends a blocked read.
 func (c *conn) readMessage(ctx context.Context) (websocket.MessageType, []byte, error) {
 	typ, r, err := c.ws.Reader(ctx)
 	if err != nil {
@@ -272,8 +366,9 @@ func (c *conn) readLoop(ctx context.Context) {
 	// No library read limit: readMessage enforces ours so the client gets
 	// an error frame naming it.
 	c.ws.SetReadLimit(-1)
+	rctx := context.WithoutCancel(ctx) // see readMessage
 	for {
-		typ, msg, err := c.readMessage(ctx)
+		typ, msg, err := c.readMessage(rctx)
 		if err != nil {
 			if errors.Is(err, errTooBig) && !c.closing.Load() {
 				c.h.m.Reject("too_big")

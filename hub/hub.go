@@ -374,9 +374,14 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, httpError{"too_many_connections", "too many connections from your address"})
 		return
 	}
-	defer h.conns.release(ip)
+	served := false
+	defer func() {
+		if !served {
+			h.conns.release(ip)
+		}
+	}()
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(withSmallBuffers(w), r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // origin checked above
 		CompressionMode:    websocket.CompressionDisabled,
 	})
@@ -384,16 +389,27 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("WebSocket upgrade failed", "err", err)
 		return
 	}
-	c := newConn(h, ws, ip, hostname(r))
+	// Returning from this handler cancels r.Context(), hence WithoutCancel.
+	c := newConn(context.WithoutCancel(r.Context()), h, ws, ip, hostname(r))
 	if !h.track(c) {
 		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
 		return
 	}
-	defer h.untrack(c)
 	h.m.Connections.Inc()
 	h.m.ConnectionsTotal.Inc()
-	defer h.m.Connections.Dec()
-	c.serve(r.Context())
+	// The connection is served on a goroutine of its own and this handler
+	// returns: net/http lets go of a hijacked connection, so its goroutine
+	// (whose stack grew while parsing the request), the request and the
+	// response are freed instead of being held for the connection's life.
+	// The hub's own WaitGroup (track/untrack) is what Shutdown waits on, as
+	// before.
+	served = true
+	go func() {
+		defer h.conns.release(ip)
+		defer h.untrack(c)
+		defer h.m.Connections.Dec()
+		c.serve()
+	}()
 }
 
 func (h *Hub) track(c *conn) bool {

@@ -48,8 +48,9 @@ type benchHubConfig struct {
 	settle      time.Duration
 	concurrency int
 
-	timeout time.Duration
-	json    bool
+	timeout   time.Duration
+	json      bool
+	serverPID int
 }
 
 // The phases, in the order they run. The memory phase goes first so that its
@@ -75,6 +76,9 @@ type pairResult struct {
 	PerSecond float64 `json:"per_second"`
 	P50ms     float64 `json:"latency_p50_ms"`
 	P99ms     float64 `json:"latency_p99_ms"`
+	// HubCPU is the hub's CPU time during the phase (with --server-pid).
+	HubCPU          float64 `json:"hub_cpu_seconds,omitempty"`
+	PerHubCPUSecond float64 `json:"per_hub_cpu_second,omitempty"`
 }
 
 type relayResult struct {
@@ -92,6 +96,7 @@ type relayResult struct {
 	FirstSetupErr  string  `json:"first_setup_error,omitempty"`
 	SendErrors     int64   `json:"send_errors"`
 	ConnectionsCut int64   `json:"connections_cut"`
+	HubCPU         float64 `json:"hub_cpu_seconds,omitempty"`
 }
 
 type memResult struct {
@@ -175,6 +180,7 @@ func parseBenchHubFlags(args []string, stderr io.Writer) (benchHubConfig, error)
 	fs.IntVar(&cfg.concurrency, "concurrency", 128, "rooms set up in parallel (mem and relay phases)")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "longest wait for one hub reply")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON")
+	fs.IntVar(&cfg.serverPID, "server-pid", 0, "hub `PID` (same host) whose CPU time from /proc/PID/stat is reported for the pair and relay phases")
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("bench hub: %w", err)
 	}
@@ -467,6 +473,7 @@ func (b *benchHubClient) pairings(ctx context.Context) (*pairResult, error) {
 		firstErr error
 		wg       sync.WaitGroup
 	)
+	cpu0, cpuErr0 := processCPU(cfg.serverPID)
 	start := time.Now()
 	for range cfg.workers {
 		wg.Add(1)
@@ -499,7 +506,11 @@ func (b *benchHubClient) pairings(ctx context.Context) (*pairResult, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1, cpuErr1 := processCPU(cfg.serverPID)
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(cpuErr0, cpuErr1); err != nil {
 		return nil, err
 	}
 	slices.Sort(lat)
@@ -514,6 +525,9 @@ func (b *benchHubClient) pairings(ctx context.Context) (*pairResult, error) {
 	}
 	if firstErr != nil {
 		r.FirstErr = firstErr.Error()
+	}
+	if cpu := (cpu1 - cpu0).Seconds(); cfg.serverPID != 0 && cpu > 0 {
+		r.HubCPU, r.PerHubCPUSecond = cpu, float64(len(lat))/cpu
 	}
 	return r, nil
 }
@@ -596,6 +610,7 @@ func (b *benchHubClient) relay(ctx context.Context) (*relayResult, error) {
 	}
 
 	// Frames sent in [from, to) since epoch are measured, on both ends.
+	cpu0, cpuErr0 := processCPU(cfg.serverPID)
 	epoch := time.Now()
 	from := cfg.relayWarmup
 	to := from + cfg.relayDuration
@@ -666,6 +681,13 @@ func (b *benchHubClient) relay(ctx context.Context) (*relayResult, error) {
 		}
 	}
 	senders.Wait()
+	cpu1, cpuErr1 := processCPU(cfg.serverPID)
+	if err := errors.Join(cpuErr0, cpuErr1); err != nil {
+		return nil, err
+	}
+	if cfg.serverPID != 0 {
+		res.HubCPU = (cpu1 - cpu0).Seconds()
+	}
 	// Give the last measured frames time to arrive, then close to stop the
 	// readers.
 	drain := time.NewTimer(min(time.Second, cfg.timeout))
@@ -852,6 +874,9 @@ func printBenchHub(w io.Writer, cfg benchHubConfig, r benchHubResult) {
 	if p := r.Pair; p != nil {
 		fmt.Fprintf(tw, "pairings\t%.0f/s\t%d done in %.1fs by %d workers, %d failed\n", p.PerSecond, p.Completed, p.Seconds, p.Workers, p.Failed)
 		fmt.Fprintf(tw, "pairing time p50/p99\t%.2f / %.2f ms\tcreate → answer at host, two new connections\n", p.P50ms, p.P99ms)
+		if p.HubCPU > 0 {
+			fmt.Fprintf(tw, "pairings per hub CPU-second\t%.0f\t%.2fs of hub CPU (%.0f%% of one core)\n", p.PerHubCPUSecond, p.HubCPU, 100*p.HubCPU/p.Seconds)
+		}
 		if p.FirstErr != "" {
 			fmt.Fprintf(tw, "  first failure\t%s\t\n", p.FirstErr)
 		}
@@ -861,6 +886,10 @@ func printBenchHub(w io.Writer, cfg benchHubConfig, r benchHubResult) {
 			l.P50ms, l.P99ms, l.Rooms, l.RatePerMember, l.FrameBytes, l.Maxms)
 		fmt.Fprintf(tw, "relayed frames\t%.0f/s\t%d sent, %d received in %.1fs, %d send errors, %d connections cut\n",
 			l.FramesPerSec, l.Sent, l.Received, l.Seconds, l.SendErrors, l.ConnectionsCut)
+		if l.HubCPU > 0 {
+			fmt.Fprintf(tw, "hub CPU while relaying\t%.0f%% of one core\t%.2fs over warm-up and measurement\n",
+				100*l.HubCPU/(cfg.relayWarmup+cfg.relayDuration).Seconds(), l.HubCPU)
+		}
 		if l.SetupFailed > 0 {
 			fmt.Fprintf(tw, "  room setup failed\t%d\t%s\n", l.SetupFailed, l.FirstSetupErr)
 		}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +61,8 @@ func TestBenchHub(t *testing.T) {
 	args := []string{"--hub", hubURL, "--metrics", metricsURL, "--json",
 		"--conns", "50", "--settle", "0s",
 		"--pairings", "20", "--workers", "4",
-		"--rooms", "10", "--relay-rate", "20", "--relay-warmup", "100ms", "--relay-duration", "500ms"}
+		"--rooms", "10", "--relay-rate", "20", "--relay-warmup", "100ms", "--relay-duration", "500ms",
+		"--server-pid", strconv.Itoa(os.Getpid())}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
@@ -71,7 +74,7 @@ func TestBenchHub(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
-	if p := r.Pair; p == nil || p.Completed != 20 || p.Failed != 0 || p.PerSecond <= 0 || p.P99ms < p.P50ms {
+	if p := r.Pair; p == nil || p.Completed != 20 || p.Failed != 0 || p.PerSecond <= 0 || p.P99ms < p.P50ms || p.HubCPU <= 0 {
 		t.Errorf("pairings: %+v", p)
 	}
 	if l := r.Relay; l == nil || l.Rooms != 10 || l.Sent == 0 || l.Received != l.Sent || l.P50ms <= 0 || l.P99ms < l.P50ms {

@@ -75,6 +75,10 @@ type peer struct {
 	mu   sync.Mutex // serialises sealing and sending, so sequence order is send order
 	dc   *webrtc.DataChannel
 	sess *e2e.Session
+	// sealBuf is reused for every frame: pion's SCTP copies a message
+	// into its own chunks before Send returns, so one buffer per
+	// connection saves an allocation of a whole chunk per frame.
+	sealBuf []byte
 
 	confirmed atomic.Bool
 	ready     chan struct{} // closed once both confirmations passed
@@ -199,7 +203,9 @@ func (p *peer) onMessage(msg webrtc.DataChannelMessage) {
 		p.fail(errors.New("unexpected message before key agreement"))
 		return
 	}
-	typ, payload, err := sess.Open(msg.Data)
+	// pion hands every message in a fresh slice, so it may be decrypted
+	// in place.
+	typ, payload, err := sess.OpenInPlace(msg.Data)
 	if err != nil {
 		if !p.confirmed.Load() && errors.Is(err, e2e.ErrMismatch) {
 			p.c.fatal(ErrPasswordMismatch)
@@ -236,7 +242,8 @@ func (p *peer) send(typ byte, payload []byte) error {
 	if p.sess == nil || p.dc == nil {
 		return errors.New("not connected")
 	}
-	if err := p.dc.Send(p.sess.Seal(typ, payload)); err != nil {
+	p.sealBuf = p.sess.SealTo(p.sealBuf[:0], typ, payload)
+	if err := p.dc.Send(p.sealBuf); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil

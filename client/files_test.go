@@ -154,14 +154,25 @@ func TestHostileFileNames(t *testing.T) {
 	}
 
 	// Through the real protocol: a peer offering hostile names gets them
-	// refused, and nothing is written outside the output directory.
+	// refused, and nothing is written outside the output directory. The
+	// files are queued before the guest joins, so the names are set before
+	// the sender reads them.
 	st := startStack(t, nil)
 	out := t.TempDir()
-	h, g := pairUp(t, st, Config{}, Config{OutDir: out})
-	h.waitFor(EventConnected)
-	g.waitFor(EventConnected)
-	for _, name := range []string{"../escape.txt", "/tmp/abs.txt", "sub/dir.txt"} {
+	// An existing file is never overwritten; a symlink is never followed.
+	os.WriteFile(filepath.Join(out, "exists.txt"), []byte("keep me"), 0o600)
+	os.Symlink("/etc/hostname", filepath.Join(out, "link.txt"))
+	h := startMember(t, Config{Hub: st.hubURL, Password: "pw"})
+	code := h.waitFor(EventRoom).Text
+	hostile := []string{"../escape.txt", "/tmp/abs.txt", "sub/dir.txt"}
+	for _, name := range hostile {
 		offerRaw(t, h.c, name, []byte("x"))
+	}
+	for _, name := range []string{"exists.txt", "link.txt"} {
+		offerRaw(t, h.c, name, []byte("new content"))
+	}
+	g := startMember(t, Config{Hub: st.hubURL, Password: "pw", Room: code, OutDir: out})
+	for _, name := range hostile {
 		if ev := g.waitFor(EventFileReceived); ev.File.OK || !strings.Contains(ev.File.Err, "refused file name") {
 			t.Errorf("%q: %+v", name, ev.File)
 		}
@@ -169,11 +180,7 @@ func TestHostileFileNames(t *testing.T) {
 			t.Errorf("%q: sender told OK", name)
 		}
 	}
-	// An existing file is never overwritten; a symlink is never followed.
-	os.WriteFile(filepath.Join(out, "exists.txt"), []byte("keep me"), 0o600)
-	os.Symlink("/etc/hostname", filepath.Join(out, "link.txt"))
 	for _, name := range []string{"exists.txt", "link.txt"} {
-		offerRaw(t, h.c, name, []byte("new content"))
 		ev := g.waitFor(EventFileReceived)
 		if !ev.File.OK || filepath.Base(ev.File.Path) == name {
 			t.Errorf("%s: stored as %q", name, ev.File.Path)
@@ -182,6 +189,9 @@ func TestHostileFileNames(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "exists.txt")); string(b) != "keep me" {
 		t.Error("existing file overwritten")
+	}
+	if target, _ := os.Readlink(filepath.Join(out, "link.txt")); target != "/etc/hostname" {
+		t.Error("symlink replaced")
 	}
 	entries, _ := os.ReadDir(filepath.Dir(out))
 	for _, e := range entries {

@@ -16,7 +16,9 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/tryst-chat/tryst/hub"
@@ -428,17 +430,49 @@ func serveHTTP(srv *http.Server, ln net.Listener) error {
 	return nil
 }
 
-// wait blocks until ctx ends (a signal) or a listener fails, then drains.
-func (s *server) wait(ctx context.Context) error {
-	var err error
-	select {
-	case <-ctx.Done():
-		s.log.Info("shutting down", "drain_timeout", s.cfg.drainTimeout)
-	case err = <-s.errc:
-		if err != nil {
-			err = fmt.Errorf("serve: %w", err)
-			s.log.Error("listener failed; shutting down", "err", err)
+// reloadSecrets rereads the TURN secrets file (on SIGHUP): the first line
+// signs from now on, all lines verify, live allocations carry on.
+func (s *server) reloadSecrets() {
+	if s.cfg.turnSecretFile == "" {
+		s.log.Warn("SIGHUP: no --turn-secret-file to reload")
+		return
+	}
+	data, err := os.ReadFile(s.cfg.turnSecretFile)
+	if err == nil {
+		var secrets [][]byte
+		if secrets, err = turnserver.ParseSecrets(data); err == nil {
+			err = s.turn.SetSecrets(secrets)
 		}
+	}
+	if err != nil {
+		s.log.Error("SIGHUP: TURN secrets not reloaded; keeping the current ones", "err", err)
+		return
+	}
+	s.log.Info("SIGHUP: TURN secrets reloaded")
+}
+
+// wait blocks until ctx ends (a signal) or a listener fails, then drains.
+// SIGHUP reloads the TURN secrets meanwhile.
+func (s *server) wait(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var err error
+loop:
+	for {
+		select {
+		case <-hup:
+			s.reloadSecrets()
+			continue
+		case <-ctx.Done():
+			s.log.Info("shutting down", "drain_timeout", s.cfg.drainTimeout)
+		case err = <-s.errc:
+			if err != nil {
+				err = fmt.Errorf("serve: %w", err)
+				s.log.Error("listener failed; shutting down", "err", err)
+			}
+		}
+		break loop
 	}
 	if serr := s.shutdown(s.cfg.drainTimeout); err == nil {
 		err = serr

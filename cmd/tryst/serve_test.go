@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -271,5 +274,46 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		if !strings.Contains(string(readme), "`--"+name+"`") {
 			t.Errorf("README.md does not document --%s", name)
 		}
+	}
+}
+
+// TestSecretReload rotates the TURN secret the way an operator does: new
+// secret on the first line, then SIGHUP (here: the handler it runs).
+func TestSecretReload(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "secrets")
+	os.WriteFile(f, []byte("old-secret-0123456789\n"), 0o600)
+	c, err := parseServe([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--turn-listen", "127.0.0.1:0", "--turn-secret-file", f, "--log-level", "error"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.build(env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startServer(c, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.shutdown(5 * time.Second)
+	signedBy := func(secret string) bool {
+		user, pass, _ := s.turn.Credential("x")
+		m := hmac.New(sha1.New, []byte(secret))
+		m.Write([]byte(user))
+		return pass == base64.StdEncoding.EncodeToString(m.Sum(nil))
+	}
+	if !signedBy("old-secret-0123456789") {
+		t.Fatal("credentials not signed with the configured secret")
+	}
+	os.WriteFile(f, []byte("new-secret-0123456789\nold-secret-0123456789\n"), 0o600)
+	s.reloadSecrets()
+	if !signedBy("new-secret-0123456789") {
+		t.Error("after reload, credentials are not signed with the new first secret")
+	}
+	// A broken file keeps the current secrets.
+	os.WriteFile(f, []byte("\n# nothing\n"), 0o600)
+	s.reloadSecrets()
+	if !signedBy("new-secret-0123456789") {
+		t.Error("a bad secrets file replaced the secrets")
 	}
 }

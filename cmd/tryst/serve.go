@@ -350,8 +350,8 @@ type server struct {
 
 // startServer opens every listener and starts serving. On error, whatever
 // was opened is closed again.
-func startServer(c *serveConfig, b *built) (s *server, err error) {
-	s = &server{cfg: c, log: b.logger, errc: make(chan error, 2)}
+func startServer(c *serveConfig, b *built) (_ *server, err error) {
+	s := &server{cfg: c, log: b.logger, errc: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			s.closeNow()

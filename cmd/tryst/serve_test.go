@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -315,5 +316,27 @@ func TestSecretReload(t *testing.T) {
 	s.reloadSecrets()
 	if !signedBy("new-secret-0123456789") {
 		t.Error("a bad secrets file replaced the secrets")
+	}
+}
+
+// TestPortInUse: a taken port is a clear error, with everything opened so
+// far closed again (no panic, no leaked listener).
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := parseServe([]string{"--listen", ln.Addr().String(), "--metrics-listen", "127.0.0.1:0",
+		"--turn-listen", "127.0.0.1:0", "--log-level", "error"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.build(env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := startServer(c, b); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a used port: %v", err)
 	}
 }

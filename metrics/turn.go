@@ -129,3 +129,20 @@ func registerTURN[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	}
 	return c
 }
+
+// NewTURNAllocationsLimit registers tryst_turn_allocations_limit, set to
+// limit: the configured cap on open allocations (--turn-max-allocations), so
+// that dashboards and alerts can compare tryst_turn_allocations with it. It
+// is apart from NewTURN because it is a setting, not something the relay
+// counts; a server without a cap does not export it.
+func NewTURNAllocationsLimit(reg prometheus.Registerer, limit int) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tryst_turn_allocations_limit",
+		Help: "Configured cap on open TURN allocations (--turn-max-allocations).",
+	})
+	if reg != nil {
+		g = registerTURN(reg, g)
+	}
+	g.Set(float64(limit))
+	return g
+}

@@ -363,6 +363,14 @@ func startServer(c *serveConfig, b *built) (_ *server, err error) {
 		return nil, err
 	}
 	b.turnCfg.Metrics = metrics.NewTURN(reg)
+	// The allocation cap is exported for the "near the cap" alert; a
+	// negative cap means unlimited and exports nothing.
+	if limit := b.turnCfg.MaxAllocations; limit >= 0 {
+		if limit == 0 {
+			limit = turnserver.DefaultMaxAllocations
+		}
+		metrics.NewTURNAllocationsLimit(reg, limit)
+	}
 	if s.turn, err = turnserver.New(b.turnCfg); err != nil {
 		return nil, fmt.Errorf("start TURN server: %w", err)
 	}

@@ -134,6 +134,7 @@ type built struct {
 	hubCfg      hub.Config
 	turnCfg     turnserver.Config
 	tls         *tls.Config
+	certs       *certReloader // nil without TLS
 	logger      *slog.Logger
 	turnSecrets [][]byte
 	generated   bool
@@ -244,11 +245,11 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 		return nil, badSetting("--tls-cert and --tls-key go together")
 	}
 	if c.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
-		if err != nil {
+		if b.certs, err = newCertReloader(c.tlsCert, c.tlsKey); err != nil {
 			return nil, badSetting("--tls-cert/--tls-key: %v", err)
 		}
-		b.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		b.certs.log = b.logger.With("component", "tls")
+		b.tls = b.certs.config()
 	}
 
 	var publicIP netip.Addr
@@ -345,6 +346,7 @@ type server struct {
 	metrics *http.Server
 	webLn   net.Listener
 	metLn   net.Listener
+	certs   *certReloader
 	errc    chan error
 }
 
@@ -361,6 +363,20 @@ func startServer(c *serveConfig, b *built) (_ *server, err error) {
 	hm, err := metrics.NewHub(reg)
 	if err != nil {
 		return nil, err
+	}
+	if b.certs != nil {
+		expiry, err := metrics.NewTLSExpiry(reg)
+		if err != nil {
+			return nil, err
+		}
+		b.certs.mu.Lock()
+		b.certs.onLoad = func(t time.Time) { expiry.Set(float64(t.Unix())) }
+		expiry.Set(float64(b.certs.cert.Leaf.NotAfter.Unix()))
+		b.certs.mu.Unlock()
+		s.certs = b.certs
+		// ACME clients renew certificates in place; pick them up within
+		// seconds (SIGHUP reloads at once).
+		s.certs.watch(5 * time.Second)
 	}
 	b.turnCfg.Metrics = metrics.NewTURN(reg)
 	// The allocation cap is exported for the "near the cap" alert; a
@@ -471,6 +487,9 @@ loop:
 		select {
 		case <-hup:
 			s.reloadSecrets()
+			if s.certs != nil {
+				s.certs.reload()
+			}
 			continue
 		case <-ctx.Done():
 			s.log.Info("shutting down", "drain_timeout", s.cfg.drainTimeout)
@@ -503,6 +522,9 @@ func (s *server) shutdown(timeout time.Duration) error {
 	if merr := s.metrics.Shutdown(ctx); err == nil {
 		err = merr
 	}
+	if s.certs != nil {
+		s.certs.close()
+	}
 	return err
 }
 
@@ -522,6 +544,9 @@ func (s *server) closeNow() {
 	}
 	if s.turn != nil {
 		s.turn.Close()
+	}
+	if s.certs != nil {
+		s.certs.close()
 	}
 }
 

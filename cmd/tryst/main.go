@@ -45,6 +45,8 @@ Usage:
                                  print a code and send files to whoever joins
   tryst receive --hub URL [--out DIR] CODE
                                  receive files
+  tryst doctor --hub URL         check a deployment from the outside (WebSocket, ICE,
+                                 clock, STUN, TURN over UDP/TCP/TLS, relayed round trip)
   tryst bench hub --hub URL      load-test a hub
   tryst bench turn --server H:P  load-test a TURN server
   tryst bench transfer           file-transfer throughput vs a bare data channel
@@ -101,6 +103,8 @@ func runIO(ctx context.Context, args []string, io stdio) error {
 		return runSend(ctx, args[1:], io)
 	case "receive":
 		return runReceive(ctx, args[1:], io)
+	case "doctor":
+		return runDoctor(ctx, args[1:], io)
 	case "bench":
 		if len(args) < 2 {
 			return usageError{errors.New("bench needs a target: hub or turn")}

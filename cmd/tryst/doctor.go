@@ -1,0 +1,1094 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/logging"
+	"github.com/pion/stun/v3"
+	"github.com/pion/turn/v4"
+
+	"github.com/tryst-chat/tryst/hub"
+)
+
+// doctorConfig holds the flags of `tryst doctor`.
+type doctorConfig struct {
+	hub          string
+	tokenFile    string
+	caFile       string
+	insecure     bool
+	expectPublic bool
+	timeout      time.Duration
+}
+
+func parseDoctorFlags(args []string, stderr io.Writer) (doctorConfig, error) {
+	var c doctorConfig
+	fs := flag.NewFlagSet("tryst doctor", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.hub, "hub", "", "hub `URL` to check (http://, https://, ws://, wss:// or HOST:PORT)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "file holding an access token, for hubs with --token-secret-file")
+	fs.StringVar(&c.caFile, "ca-file", "", "PEM certificates to trust for the hub and TURNS, besides the system roots")
+	fs.BoolVar(&c.insecure, "insecure", false, "do not verify TLS certificates (self-signed test deployments only)")
+	fs.BoolVar(&c.expectPublic, "expect-public", false, "require a public relay address even when the hub's address is private")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "time allowed for each check")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "Usage: tryst doctor --hub URL [flags]\n\nChecks a deployment from the outside: WebSocket, /v1/ice, clock, STUN, TURN over UDP/TCP/TLS,\nthe relay address and a relayed round trip. Exit status 1 when a check fails.\n\nFlags:")
+			fs.PrintDefaults()
+			return c, err
+		}
+		return c, usageError{fmt.Errorf("doctor: %w", err)}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, badSetting("doctor: unexpected argument %q", fs.Arg(0))
+	case c.hub == "":
+		return c, badSetting("doctor: --hub is required")
+	case c.timeout <= 0:
+		return c, badSetting("doctor: --timeout must be positive")
+	}
+	return c, nil
+}
+
+// The outcome of one check.
+type checkStatus int
+
+const (
+	statusPass checkStatus = iota
+	statusFail
+	statusSkip
+)
+
+type checkResult struct {
+	status checkStatus
+	detail string
+	hint   string // how to fix a failure
+}
+
+func pass(format string, a ...any) checkResult {
+	return checkResult{status: statusPass, detail: fmt.Sprintf(format, a...)}
+}
+
+func fail(hint, format string, a ...any) checkResult {
+	return checkResult{status: statusFail, detail: fmt.Sprintf(format, a...), hint: hint}
+}
+
+func skip(format string, a ...any) checkResult {
+	return checkResult{status: statusSkip, detail: fmt.Sprintf(format, a...)}
+}
+
+// Hints shared by several checks.
+const (
+	hintSecret = "the hub and the relay use different secrets: check --turn-secret-file (or TRYST_TURN_SECRET) " +
+		"or coturn's static-auth-secret and realm; an expired credential is refused too (see the clock check)"
+	hintUDPBlocked = "nothing answered over UDP: is the relay running (--turn-listen)? Open 3478/udp in every " +
+		"firewall and security group on the way (and 49152-65535/udp for relayed traffic)"
+	hintTCPBlocked = "open 3478/tcp (TURN over TCP) and 5349/tcp (TURNS) in the firewall, and check " +
+		"--turn-listen / --turn-tls-listen"
+	hintPublicIP = "clients elsewhere cannot reach a private relay address: set --public-ip to the server's " +
+		"public IPv4 address (coturn: external-ip)"
+)
+
+// doctor runs the checks of `tryst doctor` and remembers what earlier
+// checks learnt for later ones.
+type doctor struct {
+	cfg   doctorConfig
+	out   io.Writer
+	base  *url.URL // the hub as http:// or https://, path stripped
+	roots *x509.CertPool
+	token string
+	tr    *http.Transport
+	http  *http.Client
+	now   func() time.Time
+
+	counts [3]int
+
+	// Learnt along the way.
+	ice       *hub.ICEConfig
+	iceDate   time.Time // the HTTP Date of the /v1/ice answer, zero without one
+	iceLocal  time.Time // local time midway through the request
+	stunURL   string    // host:port
+	turnURLs  []iceURL
+	relayed   netip.AddrPort // from the first allocation that worked
+	udpAlloc  *allocation    // kept open for the round trip
+	relayFrom string         // which allocation gave relayed
+}
+
+// iceURL is a parsed stun:, turn: or turns: URL.
+type iceURL struct {
+	scheme    string // stun, turn, turns
+	transport string // udp, tcp
+	hostPort  string
+}
+
+func (u iceURL) name() string {
+	switch {
+	case u.scheme == "turns":
+		return "tls"
+	case u.transport == "tcp":
+		return "tcp"
+	}
+	return "udp"
+}
+
+// parseICEURL parses RFC 7064/7065 URLs: stun:host[:port], turn:host[:port][?transport=udp|tcp], turns:...
+func parseICEURL(s string) (iceURL, error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return iceURL{}, fmt.Errorf("%q is not an ICE server URL", s)
+	}
+	u := iceURL{scheme: strings.ToLower(scheme), transport: "udp"}
+	rest, query, _ := strings.Cut(rest, "?")
+	port := "3478"
+	switch u.scheme {
+	case "stun", "turn":
+	case "stuns", "turns":
+		port, u.transport = "5349", "tcp"
+	default:
+		return iceURL{}, fmt.Errorf("%q: unknown scheme %q", s, scheme)
+	}
+	if query != "" {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return iceURL{}, fmt.Errorf("%q: %w", s, err)
+		}
+		if t := q.Get("transport"); t != "" {
+			u.transport = strings.ToLower(t)
+		}
+	}
+	if host, p, err := net.SplitHostPort(rest); err == nil {
+		u.hostPort = net.JoinHostPort(host, p)
+	} else {
+		u.hostPort = net.JoinHostPort(strings.Trim(rest, "[]"), port)
+	}
+	if rest == "" || (u.transport != "udp" && u.transport != "tcp") {
+		return iceURL{}, fmt.Errorf("%q is not a usable ICE server URL", s)
+	}
+	return u, nil
+}
+
+// runDoctor implements `tryst doctor`: it checks a deployment from the
+// outside and prints each check as PASS, FAIL (with a hint) or SKIP.
+func runDoctor(ctx context.Context, args []string, io stdio) error {
+	cfg, err := parseDoctorFlags(args, io.err)
+	if err != nil {
+		return err
+	}
+	d := &doctor{cfg: cfg, out: io.out, now: time.Now}
+	if err := d.setup(); err != nil {
+		return err
+	}
+	defer d.close()
+	d.run(ctx)
+	fmt.Fprintf(d.out, "\n%d passed, %d failed, %d skipped\n",
+		d.counts[statusPass], d.counts[statusFail], d.counts[statusSkip])
+	if n := d.counts[statusFail]; n > 0 {
+		return fmt.Errorf("doctor: %d check(s) failed", n)
+	}
+	return ctx.Err()
+}
+
+func (d *doctor) setup() error {
+	raw := d.cfg.hub
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return badSetting("doctor: bad hub URL %q", d.cfg.hub)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "http"
+	case "https", "wss":
+		u.Scheme = "https"
+	default:
+		return badSetting("doctor: bad hub URL %q: scheme must be http, https, ws or wss", d.cfg.hub)
+	}
+	d.base = &url.URL{Scheme: u.Scheme, Host: u.Host}
+	if d.cfg.caFile != "" {
+		pem, err := os.ReadFile(d.cfg.caFile)
+		if err != nil {
+			return badSetting("doctor: --ca-file: %v", err)
+		}
+		if d.roots, err = x509.SystemCertPool(); err != nil || d.roots == nil {
+			d.roots = x509.NewCertPool()
+		}
+		if !d.roots.AppendCertsFromPEM(pem) {
+			return badSetting("doctor: --ca-file %s: no PEM certificate in it", d.cfg.caFile)
+		}
+	}
+	if d.cfg.tokenFile != "" {
+		data, err := os.ReadFile(d.cfg.tokenFile)
+		if err != nil {
+			return badSetting("doctor: --token-file: %v", err)
+		}
+		d.token = strings.TrimSpace(string(data))
+		if d.token == "" {
+			return badSetting("doctor: --token-file %s is empty", d.cfg.tokenFile)
+		}
+	}
+	// No proxy: the point is to reach the hub the way clients do.
+	d.tr = &http.Transport{
+		TLSClientConfig:     d.tlsConfig(u.Hostname()),
+		TLSHandshakeTimeout: d.cfg.timeout,
+		DisableKeepAlives:   true,
+	}
+	d.http = &http.Client{Transport: d.tr, Timeout: d.cfg.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return nil
+}
+
+func (d *doctor) close() {
+	if d.udpAlloc != nil {
+		d.udpAlloc.close()
+		d.udpAlloc = nil
+	}
+	d.tr.CloseIdleConnections()
+}
+
+func (d *doctor) tlsConfig(serverName string) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         serverName,
+		RootCAs:            d.roots,
+		InsecureSkipVerify: d.cfg.insecure, //nolint:gosec // only with --insecure, for self-signed test setups
+	}
+}
+
+func (d *doctor) report(name string, r checkResult) {
+	d.counts[r.status]++
+	switch r.status {
+	case statusPass:
+		fmt.Fprintf(d.out, "PASS %s: %s\n", name, r.detail)
+	case statusFail:
+		fmt.Fprintf(d.out, "FAIL %s: %s\n", name, r.detail)
+		if r.hint != "" {
+			fmt.Fprintf(d.out, "  hint: %s\n", r.hint)
+		}
+	case statusSkip:
+		fmt.Fprintf(d.out, "SKIP %s: %s\n", name, r.detail)
+	}
+}
+
+// check runs one check with its own timeout, or skips it once ctx is done.
+func (d *doctor) check(ctx context.Context, name string, f func(context.Context) checkResult) checkResult {
+	var r checkResult
+	if ctx.Err() != nil {
+		r = skip("interrupted")
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+		r = f(cctx)
+		cancel()
+	}
+	d.report(name, r)
+	return r
+}
+
+func (d *doctor) run(ctx context.Context) {
+	fmt.Fprintf(d.out, "checking %s\n", d.base)
+	d.check(ctx, "websocket", d.checkWebSocket)
+	if d.check(ctx, "ice", d.checkICE).status != statusPass {
+		for _, name := range []string{"clock", "stun", "turn-udp", "turn-tcp", "turn-tls", "relay-address", "round-trip"} {
+			d.report(name, skip("needs the ICE servers from /v1/ice"))
+		}
+		return
+	}
+	d.check(ctx, "clock", d.checkClock)
+	stunOK := d.check(ctx, "stun", d.checkSTUN).status == statusPass
+	for _, kind := range []string{"udp", "tcp", "tls"} {
+		d.check(ctx, "turn-"+kind, func(ctx context.Context) checkResult { return d.checkTURN(ctx, kind) })
+	}
+	relayOK := d.check(ctx, "relay-address", d.checkRelayAddress).status != statusFail
+	d.check(ctx, "round-trip", func(ctx context.Context) checkResult {
+		switch {
+		case d.udpAlloc == nil:
+			return skip("needs the TURN allocation over UDP")
+		case !stunOK:
+			return skip("needs a working STUN server to learn this machine's address")
+		}
+		return d.checkRoundTrip(ctx, relayOK)
+	})
+}
+
+// ---- WebSocket ----
+
+func (d *doctor) checkWebSocket(ctx context.Context) checkResult {
+	wsu := *d.base
+	wsu.Scheme = map[string]string{"http": "ws", "https": "wss"}[d.base.Scheme]
+	wsu.Path = "/v1/ws"
+	// The origin a browser sends for the page the hub itself serves.
+	origin := d.base.String()
+	ws, resp, err := websocket.Dial(ctx, wsu.String(), &websocket.DialOptions{
+		HTTPClient:      d.http,
+		HTTPHeader:      http.Header{"Origin": {origin}},
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		if resp != nil {
+			return wsStatusFailure(resp.StatusCode, origin)
+		}
+		return d.dialFailure(ctx, "connect to "+wsu.String(), err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 20)
+
+	create := hub.Frame{Type: hub.TypeCreate, Auth: d.token}
+	f, err := wsRoundTrip(ctx, ws, create)
+	if err != nil {
+		return fail("the hub accepted the WebSocket but did not answer: check proxy timeouts and the hub's log",
+			"origin %s accepted, but create got no answer: %v", origin, err)
+	}
+	switch {
+	case f.Type == hub.TypeError && f.Code == hub.CodeUnauthorized && d.token == "":
+		return fail("access control is on (--token-secret-file): give tryst doctor --token-file with a valid access token",
+			"origin %s accepted, but create refused: %s", origin, f.Message)
+	case f.Type == hub.TypeError && f.Code == hub.CodeUnauthorized:
+		return fail("the access token in --token-file is expired or signed with a secret the hub does not hold",
+			"origin %s accepted, but the access token was refused: %s", origin, f.Message)
+	case f.Type == hub.TypeError:
+		return fail("see the hub's log", "origin %s accepted, but create failed: %s: %s", origin, f.Code, f.Message)
+	case f.Type != hub.TypeCreated || f.Room == "":
+		return fail("is this a Tryst hub, and of a compatible version?", "create answered with %q", f.Type)
+	}
+	if err := wsWrite(ctx, ws, hub.Frame{Type: hub.TypeLeave}); err != nil {
+		return fail("see the hub's log", "room created, but leave failed: %v", err)
+	}
+	// The hub closes the connection with 1000 once the room is gone.
+	_, _, err = ws.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		return fail("see the hub's log", "room created, but leave was not acknowledged: %v", err)
+	}
+	return pass("%s accepts origin %s; room created and left", wsu.String(), origin)
+}
+
+func wsWrite(ctx context.Context, ws *websocket.Conn, f hub.Frame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return ws.Write(ctx, websocket.MessageText, b)
+}
+
+func wsRoundTrip(ctx context.Context, ws *websocket.Conn, f hub.Frame) (hub.Frame, error) {
+	var got hub.Frame
+	if err := wsWrite(ctx, ws, f); err != nil {
+		return got, err
+	}
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		return got, err
+	}
+	err = json.Unmarshal(b, &got)
+	return got, err
+}
+
+func wsStatusFailure(code int, origin string) checkResult {
+	switch code {
+	case http.StatusForbidden:
+		return fail("allow the origin with --origin, or, behind a reverse proxy, keep the Host header "+
+			"(nginx: proxy_set_header Host $host) so the same-origin check sees the public name",
+			"the hub refused origin %s (403)", origin)
+	case http.StatusTooManyRequests:
+		return fail("too many connections from this address: raise --max-conns-per-ip (behind a proxy every "+
+			"client shares the proxy's address) or retry later", "the hub refused the connection (429)")
+	case http.StatusServiceUnavailable:
+		return fail("the hub is draining (shutting down or restarting); retry in a moment",
+			"the hub refused the connection (503)")
+	case http.StatusUnauthorized:
+		return fail("something in front of the hub asks for authentication: let /v1/ws through",
+			"the WebSocket upgrade got 401")
+	}
+	return fail("is the URL a Tryst hub? A reverse proxy must forward /v1/ws as a WebSocket "+
+		"(proxy_http_version 1.1; Upgrade and Connection headers)",
+		"the WebSocket upgrade got HTTP %d", code)
+}
+
+// dialFailure explains a failed TCP/TLS/HTTP connection.
+func (d *doctor) dialFailure(ctx context.Context, what string, err error) checkResult {
+	var (
+		unknownCA  x509.UnknownAuthorityError
+		hostErr    x509.HostnameError
+		invalidErr x509.CertificateInvalidError
+		recordErr  tls.RecordHeaderError
+		dnsErr     *net.DNSError
+		verifyErr  *tls.CertificateVerificationError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return fail("the certificate is not signed by a CA this machine trusts: use a public CA (e.g. Let's Encrypt) "+
+			"with the full chain in --tls-cert, or pass --ca-file (or --insecure for a test setup)", "%s: %v", what, err)
+	case errors.As(err, &hostErr):
+		return fail("the certificate does not cover this host name: reissue it for the name clients use", "%s: %v", what, err)
+	case errors.As(err, &invalidErr):
+		return fail("the certificate is expired or not valid yet: renew it (and check the clock)", "%s: %v", what, err)
+	case errors.As(err, &verifyErr):
+		return fail("the TLS certificate was not accepted: use a certificate from a public CA, or pass --ca-file "+
+			"(or --insecure for a test setup)", "%s: %v", what, err)
+	case errors.As(err, &recordErr):
+		return fail("the server does not speak TLS there: use http:// (or give tryst serve --tls-cert/--tls-key)",
+			"%s: %v", what, err)
+	case errors.As(err, &dnsErr):
+		return fail("the host name does not resolve: check the DNS record", "%s: %v", what, err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fail("nothing listens there: is tryst serve running, is --listen right, is the port open in the firewall?",
+			"%s: connection refused", what)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
+		return fail("no answer: a firewall may drop the traffic, or the host is down", "%s: no answer in %v", what, d.cfg.timeout)
+	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
+		return fail("the TLS handshake failed: check the certificate and key given to --tls-cert/--tls-key", "%s: %v", what, err)
+	}
+	return fail("check the hub URL and that the hub is reachable from here", "%s: %v", what, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ---- /v1/ice ----
+
+func (d *doctor) checkICE(ctx context.Context) checkResult {
+	u := d.base.JoinPath("/v1/ice").String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fail("", "GET %s: %v", u, err)
+	}
+	if d.token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.token)
+	}
+	start := d.now()
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return d.dialFailure(ctx, "GET "+u, err)
+	}
+	defer resp.Body.Close()
+	d.iceLocal = start.Add(d.now().Sub(start) / 2)
+	if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		d.iceDate = t
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return d.dialFailure(ctx, "GET "+u, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		if d.token == "" {
+			return fail("access control is on (--token-secret-file): give --token-file with an access token "+
+				"(see docs/PROTOCOL.md, Access tokens)", "GET %s: 401 unauthorized", u)
+		}
+		return fail("the access token in --token-file is expired or signed with a secret the hub does not hold",
+			"GET %s: 401, the access token was refused: %s", u, strings.TrimSpace(string(body)))
+	case http.StatusTooManyRequests:
+		return fail("this address asked for ICE servers too often (1/s, burst 20): retry in a minute",
+			"GET %s: 429 rate limited", u)
+	default:
+		return fail("is this a Tryst hub? A reverse proxy must forward /v1/ice", "GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	var ice hub.ICEConfig
+	if err := json.Unmarshal(body, &ice); err != nil {
+		return fail("is this a Tryst hub? /v1/ice must answer JSON", "GET %s: %v", u, err)
+	}
+	var kinds []string
+	for _, s := range ice.Servers {
+		for _, raw := range s.URLs {
+			iu, err := parseICEURL(raw)
+			if err != nil {
+				return fail("check --turn-host", "%v", err)
+			}
+			switch iu.scheme {
+			case "stun":
+				if d.stunURL == "" {
+					d.stunURL = iu.hostPort
+				}
+			case "turn", "turns":
+				if s.Username == "" || s.Credential == "" {
+					return fail("the hub must hand out TURN credentials with every TURN URL", "%s has no username/credential", raw)
+				}
+				if d.ice == nil {
+					d.ice = &hub.ICEConfig{TTL: ice.TTL, Servers: []hub.ICEServer{s}}
+				}
+				if s.Username == d.ice.Servers[0].Username {
+					d.turnURLs = append(d.turnURLs, iu)
+					kinds = append(kinds, iu.name())
+				}
+			}
+		}
+	}
+	switch {
+	case d.stunURL == "" && d.ice == nil:
+		return fail("the hub has no ICE servers configured (is it tryst serve?)", "no STUN or TURN URL in %s", u)
+	case d.stunURL == "":
+		return fail("the hub must list a stun: URL", "no STUN URL in %s", u)
+	case d.ice == nil:
+		return fail("the hub must list turn: URLs with credentials", "no TURN URL in %s", u)
+	}
+	return pass("stun %s; turn over %s as %s; ttl %ds", d.stunURL, strings.Join(kinds, ", "),
+		d.ice.Servers[0].Username, d.ice.TTL)
+}
+
+func (d *doctor) credential() (user, pass string) {
+	return d.ice.Servers[0].Username, d.ice.Servers[0].Credential
+}
+
+// ---- clock ----
+
+const maxSkew = 30 * time.Second
+
+func (d *doctor) checkClock(context.Context) checkResult {
+	user, _ := d.credential()
+	return clockCheck(user, d.ice.TTL, d.iceLocal, d.iceDate)
+}
+
+// clockCheck compares the issue time of a TURN REST credential (its expiry
+// minus the advertised ttl, both on the hub's clock) with the local clock
+// and with the HTTP Date header of the same answer.
+func clockCheck(username string, ttl int, local, date time.Time) checkResult {
+	ts, _, _ := strings.Cut(username, ":")
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || ts == "" {
+		return fail("TURN REST usernames are \"<expiry-unix>:<id>\": check the relay's credential scheme",
+			"username %q does not start with an expiry", username)
+	}
+	expiry := time.Unix(sec, 0)
+	const ntp = "run NTP (chrony or systemd-timesyncd) on the hub, the relay and this machine: with skewed " +
+		"clocks TURN credentials may look expired before they reach the relay"
+	if !expiry.After(local) {
+		return fail(ntp, "the credential expired %v ago by this machine's clock", local.Sub(expiry).Round(time.Second))
+	}
+	if ttl <= 0 {
+		return pass("credential valid for %v by this machine's clock (no ttl to compare)", expiry.Sub(local).Round(time.Second))
+	}
+	issued := expiry.Add(-time.Duration(ttl) * time.Second)
+	skew := issued.Sub(local) // positive: the hub is ahead
+	if skew.Abs() > maxSkew {
+		return fail(ntp, "the hub's clock is %s this machine's (credential issued at %s, local time %s)",
+			aheadBehind(skew), issued.UTC().Format(time.RFC3339), local.UTC().Format(time.RFC3339))
+	}
+	detail := fmt.Sprintf("hub and local clocks agree within %v", skew.Abs().Round(time.Second)+time.Second)
+	if !date.IsZero() {
+		if ds := issued.Sub(date); ds.Abs() > maxSkew {
+			return fail("the credential's expiry does not match ttl on the HTTP Date's clock: the credential "+
+				"lifetime differs from the advertised ttl (check --turn-ttl), or a proxy with another clock "+
+				"sets Date; "+ntp, "credential issued %s the HTTP Date (ttl %ds)", aheadBehind(ds), ttl)
+		}
+		detail += "; credential consistent with the HTTP Date"
+	}
+	return pass("%s; credential expires in %v", detail, expiry.Sub(local).Round(time.Second))
+}
+
+func aheadBehind(d time.Duration) string {
+	if d >= 0 {
+		return d.Round(time.Second).String() + " ahead of"
+	}
+	return (-d).Round(time.Second).String() + " behind"
+}
+
+// ---- STUN ----
+
+func (d *doctor) checkSTUN(ctx context.Context) checkResult {
+	server, err := resolveUDP4(ctx, d.stunURL)
+	if err != nil {
+		return fail("check the DNS record of the STUN host (--turn-host)", "resolve %s: %v", d.stunURL, err)
+	}
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
+	if err != nil {
+		return fail("this machine cannot send UDP there", "udp %s: %v", server, err)
+	}
+	pc := &connectedPacketConn{UDPConn: c}
+	defer pc.Close()
+	start := time.Now()
+	mapped, err := stunBinding(ctx, pc, pc.RemoteAddr())
+	if err != nil {
+		return udpFailure(ctx, "STUN binding", server, err, pc.refused())
+	}
+	return pass("udp %s answered in %v: this machine is %s", server, roundDur(time.Since(start)), mapped)
+}
+
+func udpFailure(ctx context.Context, what string, server netip.AddrPort, err error, refused bool) checkResult {
+	switch {
+	case refused || errors.Is(err, syscall.ECONNREFUSED):
+		return fail(hintUDPBlocked, "%s to udp %s: refused (ICMP port unreachable): nothing listens there", what, server)
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || isTimeout(err):
+		return fail(hintUDPBlocked, "%s to udp %s: no answer", what, server)
+	}
+	return fail(hintUDPBlocked, "%s to udp %s: %v", what, server, err)
+}
+
+func resolveUDP4(ctx context.Context, hostPort string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bad port in %q", hostPort)
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if len(addrs) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("%s has no IPv4 address", host)
+	}
+	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(p)), nil
+}
+
+// stunBinding sends Binding requests from pc to server, retransmitting with
+// backoff, until a matching answer arrives or ctx ends, and returns the
+// mapped address.
+func stunBinding(ctx context.Context, pc net.PacketConn, server net.Addr) (netip.AddrPort, error) {
+	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(time.Now()) })
+	defer stop()
+	buf := make([]byte, 1500)
+	rto := 250 * time.Millisecond
+	for {
+		if _, err := pc.WriteTo(req.Raw, server); err != nil {
+			return netip.AddrPort{}, err
+		}
+		_ = pc.SetReadDeadline(time.Now().Add(rto))
+		if ctx.Err() != nil {
+			return netip.AddrPort{}, ctx.Err()
+		}
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				if ctx.Err() != nil {
+					return netip.AddrPort{}, ctx.Err()
+				}
+				if isTimeout(err) {
+					break // retransmit
+				}
+				return netip.AddrPort{}, err
+			}
+			res := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+			if res.Decode() != nil || res.TransactionID != req.TransactionID {
+				continue
+			}
+			if res.Type != stun.BindingSuccess {
+				return netip.AddrPort{}, fmt.Errorf("answer %s", res.Type)
+			}
+			var xor stun.XORMappedAddress
+			if err := xor.GetFrom(res); err != nil {
+				return netip.AddrPort{}, err
+			}
+			a, ok := netip.AddrFromSlice(xor.IP)
+			if !ok {
+				return netip.AddrPort{}, errors.New("bad mapped address")
+			}
+			return netip.AddrPortFrom(a.Unmap(), uint16(xor.Port)), nil
+		}
+		rto = min(2*rto, 2*time.Second)
+	}
+}
+
+// connectedPacketConn is a connected UDP socket seen as a PacketConn, so
+// that an ICMP port unreachable surfaces as "connection refused" instead of
+// a silent timeout. It remembers whether that happened.
+type connectedPacketConn struct {
+	*net.UDPConn
+	mu      sync.Mutex
+	refuse  bool
+	closeMu sync.Once
+}
+
+func (c *connectedPacketConn) note(err error) {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		c.mu.Lock()
+		c.refuse = true
+		c.mu.Unlock()
+	}
+}
+
+func (c *connectedPacketConn) refused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refuse
+}
+
+func (c *connectedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, err := c.UDPConn.Read(p)
+	c.note(err)
+	return n, c.RemoteAddr(), err
+}
+
+func (c *connectedPacketConn) WriteTo(p []byte, _ net.Addr) (int, error) {
+	n, err := c.UDPConn.Write(p)
+	c.note(err)
+	return n, err
+}
+
+func (c *connectedPacketConn) Close() error {
+	var err error
+	c.closeMu.Do(func() { err = c.UDPConn.Close() })
+	return err
+}
+
+// ---- TURN ----
+
+// allocation is a TURN client with its socket and relayed address.
+type allocation struct {
+	client *turn.Client
+	conn   net.PacketConn
+	relay  net.PacketConn
+}
+
+// close releases the allocation (Refresh with lifetime 0) and the sockets.
+func (a *allocation) close() {
+	if a.relay != nil {
+		_ = a.relay.Close()
+	}
+	a.client.Close()
+	_ = a.conn.Close()
+}
+
+// whileCtx runs f, and if ctx ends first calls abort (which must make f
+// return) and waits for f.
+func whileCtx(ctx context.Context, f func() error, abort func()) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		abort()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (d *doctor) checkTURN(ctx context.Context, kind string) checkResult {
+	var u *iceURL
+	for i := range d.turnURLs {
+		if d.turnURLs[i].name() == kind {
+			u = &d.turnURLs[i]
+			break
+		}
+	}
+	if u == nil {
+		if kind == "tls" {
+			return skip("the hub offers no turns: URL (tryst serve offers TURNS with --tls-cert)")
+		}
+		return fail("the hub should offer TURN over udp and tcp (turn:HOST:3478?transport=udp and ?transport=tcp)",
+			"the hub offers no TURN over %s", kind)
+	}
+	a, res := d.allocate(ctx, *u)
+	if a == nil {
+		return res
+	}
+	if ap := addrPortOf(a.relay.LocalAddr()); ap.IsValid() && !d.relayed.IsValid() {
+		d.relayed, d.relayFrom = ap, kind
+	}
+	if kind == "udp" {
+		d.udpAlloc = a
+	} else {
+		a.close()
+	}
+	return res
+}
+
+func (d *doctor) allocate(ctx context.Context, u iceURL) (*allocation, checkResult) {
+	server, err := resolveUDP4(ctx, u.hostPort)
+	if err != nil {
+		return nil, fail("check the DNS record of the TURN host (--turn-host)", "resolve %s: %v", u.hostPort, err)
+	}
+	proto := u.name()
+	var (
+		pc   net.PacketConn
+		conn *connectedPacketConn
+	)
+	switch u.name() {
+	case "udp":
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
+		if err != nil {
+			return nil, fail(hintUDPBlocked, "udp %s: %v", server, err)
+		}
+		conn = &connectedPacketConn{UDPConn: c}
+		pc = conn
+	default:
+		var nc net.Conn
+		var err error
+		if u.name() == "tls" {
+			host, _, _ := net.SplitHostPort(u.hostPort)
+			td := &tls.Dialer{Config: d.tlsConfig(host)}
+			nc, err = td.DialContext(ctx, "tcp4", server.String())
+		} else {
+			var nd net.Dialer
+			nc, err = nd.DialContext(ctx, "tcp4", server.String())
+		}
+		if err != nil {
+			r := d.dialFailure(ctx, proto+" "+server.String(), err)
+			if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+				r.hint = hintTCPBlocked
+			}
+			return nil, r
+		}
+		pc = turn.NewSTUNConn(nc)
+	}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelDisabled
+	user, password := d.credential()
+	client, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: server.String(),
+		TURNServerAddr: server.String(),
+		Conn:           pc,
+		Username:       user,
+		Password:       password,
+		Software:       "tryst-doctor",
+		LoggerFactory:  lf,
+	})
+	if err != nil {
+		_ = pc.Close()
+		return nil, fail("", "%s %s: %v", proto, server, err)
+	}
+	a := &allocation{client: client, conn: pc}
+	if err := client.Listen(); err != nil {
+		a.close()
+		return nil, fail("", "%s %s: %v", proto, server, err)
+	}
+	start := time.Now()
+	err = whileCtx(ctx, func() error {
+		relay, err := client.Allocate()
+		a.relay = relay
+		return err
+	}, func() { client.Close(); _ = pc.Close() })
+	if err != nil {
+		a.close()
+		return nil, turnFailure(ctx, proto, server, err, conn != nil && conn.refused())
+	}
+	return a, pass("%s %s: relayed address %s (%v)", proto, server, a.relay.LocalAddr(), roundDur(time.Since(start)))
+}
+
+func turnFailure(ctx context.Context, proto string, server netip.AddrPort, err error, refused bool) checkResult {
+	var te *stun.TurnError
+	if !errors.As(err, &te) {
+		var tv stun.TurnError
+		if errors.As(err, &tv) {
+			te = &tv
+		}
+	}
+	if te != nil {
+		code := te.ErrorCodeAttr.Code
+		what := fmt.Sprintf("%s %s: allocation refused: %d %s", proto, server, code, te.ErrorCodeAttr.Reason)
+		switch code {
+		case stun.CodeUnauthorized, stun.CodeBadRequest, stun.CodeStaleNonce:
+			return fail(hintSecret, "%s (the relay does not accept the hub's credential)", what)
+		case stun.CodeAllocQuotaReached:
+			return fail("the relay's allocation quota is full: raise --turn-user-quota or --turn-max-allocations "+
+				"(coturn: user-quota, total-quota), or look for a client that leaks allocations", "%s", what)
+		case stun.CodeInsufficientCapacity:
+			return fail("the relay has no free relay port or capacity: widen --turn-relay-ports, raise "+
+				"--turn-max-allocations", "%s", what)
+		case stun.CodeForbidden:
+			return fail("the relay forbids this client: check its peer and source filters", "%s", what)
+		}
+		return fail("see the relay's log", "%s", what)
+	}
+	if proto == "udp" {
+		return udpFailure(ctx, "TURN allocation", server, err, refused)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || isTimeout(err) {
+		return fail(hintTCPBlocked, "%s %s: connected, but no TURN answer", proto, server)
+	}
+	return fail(hintTCPBlocked, "%s %s: %v", proto, server, err)
+}
+
+// ---- relay address ----
+
+// isPublic reports whether a is a globally routable unicast address:
+// not loopback, private (RFC 1918, ULA), CGNAT, link-local or unspecified.
+func isPublic(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// mustNotSend is the rule for relayed test traffic: never to private,
+// CGNAT, link-local or unspecified addresses; loopback is fine.
+func mustNotSend(a netip.Addr) bool {
+	a = a.Unmap()
+	return !a.IsLoopback() && !isPublic(a)
+}
+
+func (d *doctor) checkRelayAddress(ctx context.Context) checkResult {
+	if !d.relayed.IsValid() {
+		return skip("needs a TURN allocation")
+	}
+	hubPublic, why := false, ""
+	host := d.base.Hostname()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	for _, a := range addrs {
+		if isPublic(a) {
+			hubPublic, why = true, fmt.Sprintf("the hub %s is public (%s)", host, a.Unmap())
+			break
+		}
+	}
+	if !hubPublic && d.cfg.expectPublic {
+		hubPublic, why = true, "--expect-public"
+	}
+	r := d.relayed.Addr()
+	switch {
+	case hubPublic && !isPublic(r):
+		return fail(hintPublicIP, "relayed address %s (from TURN over %s) is not public, but %s", d.relayed, d.relayFrom, why)
+	case hubPublic:
+		return pass("relayed address %s is public", d.relayed)
+	case err != nil:
+		return pass("relayed address %s (could not resolve the hub's host to compare: %v)", d.relayed, err)
+	}
+	return pass("relayed address %s (the hub is on a private or loopback address, so a private relay is expected)", d.relayed)
+}
+
+// ---- round trip ----
+
+func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
+	r := d.relayed
+	if d.relayFrom != "udp" {
+		r = addrPortOf(d.udpAlloc.relay.LocalAddr())
+	}
+	switch {
+	case !r.IsValid() || r.Addr().IsUnspecified():
+		return skip("the relayed address %s cannot be sent to", r)
+	case mustNotSend(r.Addr()):
+		return skip("the relayed address %s is private: no test traffic is sent to private addresses", r)
+	case !relayOK:
+		return skip("the relay address check failed")
+	}
+	server, err := resolveUDP4(ctx, d.stunURL)
+	if err != nil {
+		return fail("check the DNS record of the STUN host", "resolve %s: %v", d.stunURL, err)
+	}
+	// The peer: a second local socket, reached at its STUN-mapped address
+	// like a remote client would be.
+	peer, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return fail("", "peer socket: %v", err)
+	}
+	defer peer.Close()
+	mapped, err := stunBinding(ctx, peer, net.UDPAddrFromAddrPort(server))
+	if err != nil {
+		return udpFailure(ctx, "STUN binding for the peer socket", server, err, false)
+	}
+	if mapped.Addr().IsUnspecified() || mustNotSend(mapped.Addr()) {
+		return skip("this machine's mapped address %s is private: no test traffic is sent to private addresses", mapped)
+	}
+	a := d.udpAlloc
+	mappedAddr := net.UDPAddrFromAddrPort(mapped)
+	err = whileCtx(ctx, func() error { return a.client.CreatePermission(mappedAddr) }, func() {
+		a.close()
+		d.udpAlloc = nil
+	})
+	if err != nil {
+		var te *stun.TurnError
+		if errors.As(err, &te) && te.ErrorCodeAttr.Code == stun.CodeForbidden {
+			hint := "the relay's peer filter refuses this address"
+			if mapped.Addr().IsLoopback() {
+				hint += ": relaying to loopback needs --allow-loopback-peers (local tests only)"
+			} else {
+				hint += ": check --turn-deny-peer / --turn-allow-peer"
+			}
+			return fail(hint, "CreatePermission for %s refused (403)", mapped)
+		}
+		return fail("see the relay's log", "CreatePermission for %s: %v", mapped, err)
+	}
+
+	stop := context.AfterFunc(ctx, func() {
+		_ = peer.SetReadDeadline(time.Now())
+		_ = a.relay.SetReadDeadline(time.Now())
+	})
+	defer stop()
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	ping := append([]byte("tryst-doctor ping "), nonce[:]...)
+	pong := append([]byte("tryst-doctor pong "), nonce[:]...)
+	buf := make([]byte, 1500)
+	var lastErr checkResult
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		wait := min(time.Duration(250<<attempt)*time.Millisecond, 2*time.Second)
+		start := time.Now()
+		if _, err := a.relay.WriteTo(ping, mappedAddr); err != nil {
+			return fail("see the relay's log", "send through the relay: %v", err)
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(wait))
+		if !readUntil(peer, buf, ping) {
+			lastErr = fail("the relay did not forward to this machine: check that the relay may send from its relay "+
+				"ports (--turn-relay-ports) and its peer filter", "nothing arrived at %s from relay %s", mapped, r)
+			continue
+		}
+		// Answer to the advertised relayed address, as a remote peer would
+		// (checked above: not a private address).
+		if _, err := peer.WriteTo(pong, net.UDPAddrFromAddrPort(r)); err != nil {
+			return fail("", "answer to %s: %v", r, err)
+		}
+		_ = a.relay.SetReadDeadline(time.Now().Add(wait))
+		if !readUntil(a.relay, buf, pong) {
+			lastErr = fail("peers cannot reach the relayed address: open the relay port range (--turn-relay-ports, "+
+				"default 49152-65535/udp) in the firewall and set --public-ip behind NAT",
+				"relay %s reached %s, but the answer sent to %s did not come back", r, mapped, r)
+			continue
+		}
+		return pass("relay %s <-> %s: round trip %v", r, mapped, roundDur(time.Since(start)))
+	}
+	if lastErr.detail == "" {
+		lastErr = fail("", "interrupted")
+	}
+	return lastErr
+}
+
+// readUntil reads from pc until a datagram equal to want arrives (true) or
+// the read deadline passes (false).
+func readUntil(pc net.PacketConn, buf, want []byte) bool {
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			return false
+		}
+		if string(buf[:n]) == string(want) {
+			return true
+		}
+	}
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if u, ok := a.(*net.UDPAddr); ok {
+		ap := u.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// roundDur keeps about three significant digits of a short duration.
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond)
+	case d < 100*time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
+}

@@ -893,9 +893,13 @@ func turnFailure(ctx context.Context, proto string, server netip.AddrPort, err e
 	}
 	if te != nil {
 		code := te.ErrorCodeAttr.Code
-		what := fmt.Sprintf("%s %s: allocation refused: %d %s", proto, server, code, te.ErrorCodeAttr.Reason)
+		reason := string(te.ErrorCodeAttr.Reason)
+		if reason == "" {
+			reason = stunReasons[code]
+		}
+		what := fmt.Sprintf("%s %s: allocation refused: %d %s", proto, server, code, reason)
 		switch code {
-		case stun.CodeUnauthorized, stun.CodeBadRequest, stun.CodeStaleNonce:
+		case stun.CodeUnauthorized, stun.CodeBadRequest, stun.CodeStaleNonce, stun.CodeWrongCredentials:
 			return fail(hintSecret, "%s (the relay does not accept the hub's credential)", what)
 		case stun.CodeAllocQuotaReached:
 			return fail("the relay's allocation quota is full: raise --turn-user-quota or --turn-max-allocations "+
@@ -915,6 +919,17 @@ func turnFailure(ctx context.Context, proto string, server netip.AddrPort, err e
 		return fail(hintTCPBlocked, "%s %s: connected, but no TURN answer", proto, server)
 	}
 	return fail(hintTCPBlocked, "%s %s: %v", proto, server, err)
+}
+
+var stunReasons = map[stun.ErrorCode]string{
+	stun.CodeBadRequest:           "Bad Request",
+	stun.CodeUnauthorized:         "Unauthorized",
+	stun.CodeForbidden:            "Forbidden",
+	stun.CodeAllocMismatch:        "Allocation Mismatch",
+	stun.CodeStaleNonce:           "Stale Nonce",
+	stun.CodeWrongCredentials:     "Wrong Credentials",
+	stun.CodeAllocQuotaReached:    "Allocation Quota Reached",
+	stun.CodeInsufficientCapacity: "Insufficient Capacity",
 }
 
 // ---- relay address ----

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/turnserver"
+)
+
+var doctorChecks = []string{"websocket", "ice", "clock", "stun", "turn-udp", "turn-tcp", "turn-tls", "relay-address", "round-trip"}
+
+// startDoctorServer runs `tryst serve` in-process on loopback, with a
+// self-signed certificate when tlsDir is not empty, and returns the hub URL.
+func startDoctorServer(t *testing.T, tlsDir string) string {
+	t.Helper()
+	args := []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0",
+		"--turn-sockets", "1", "--allow-loopback-peers", "--log-level", "error"}
+	scheme := "http"
+	if tlsDir != "" {
+		cert, key := writeSelfSigned(t, tlsDir)
+		args = append(args, "--tls-cert", cert, "--tls-key", key, "--turn-tls-listen", "127.0.0.1:0")
+		scheme = "https"
+	}
+	c, err := parseServe(args, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.build(env(map[string]string{"TRYST_TURN_SECRET": "doctor-test-secret"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startServer(c, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.shutdown(5 * time.Second) })
+	return scheme + "://" + s.webLn.Addr().String()
+}
+
+// writeSelfSigned writes cert.pem and key.pem for 127.0.0.1 and localhost.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "tryst doctor test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func doctorRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out syncBuffer
+	err := runIO(ctx, append([]string{"doctor"}, args...),
+		stdio{in: strings.NewReader(""), out: &out, err: &out, getenv: env(nil)})
+	t.Logf("tryst doctor %s\n%s", strings.Join(args, " "), out.String())
+	return out.String(), err
+}
+
+// checkLine returns the status word of a check in the output and its line
+// with the hint, if any.
+func checkLine(out, name string) (status, text string) {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		st, rest, ok := strings.Cut(l, " ")
+		if ok && strings.HasPrefix(rest, name+":") {
+			if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "  hint: ") {
+				l += "\n" + lines[i+1]
+			}
+			return st, l
+		}
+	}
+	return "", ""
+}
+
+func wantCheck(t *testing.T, out, name, status string, substrs ...string) {
+	t.Helper()
+	st, line := checkLine(out, name)
+	if st != status {
+		t.Errorf("%s: got %q, want %s\n%s", name, line, status, out)
+		return
+	}
+	for _, s := range substrs {
+		if !strings.Contains(line, s) {
+			t.Errorf("%s: %q does not mention %q", name, line, s)
+		}
+	}
+}
+
+func TestDoctorHealthy(t *testing.T) {
+	t.Run("plain", func(t *testing.T) {
+		hubURL := startDoctorServer(t, "")
+		out, err := doctorRun(t, "--hub", hubURL)
+		if err != nil {
+			t.Fatalf("doctor: %v\n%s", err, out)
+		}
+		for _, name := range doctorChecks {
+			want := "PASS"
+			if name == "turn-tls" {
+				want = "SKIP" // no certificate, no turns: URL
+			}
+			wantCheck(t, out, name, want)
+		}
+		wantCheck(t, out, "round-trip", "PASS", "round trip")
+		if !strings.Contains(out, "8 passed, 0 failed, 1 skipped") {
+			t.Errorf("summary:\n%s", out)
+		}
+	})
+	t.Run("tls", func(t *testing.T) {
+		dir := t.TempDir()
+		hubURL := startDoctorServer(t, dir)
+		for _, trust := range [][]string{{"--ca-file", filepath.Join(dir, "cert.pem")}, {"--insecure"}} {
+			out, err := doctorRun(t, append([]string{"--hub", hubURL}, trust...)...)
+			if err != nil {
+				t.Fatalf("doctor %v: %v\n%s", trust, err, out)
+			}
+			for _, name := range doctorChecks {
+				wantCheck(t, out, name, "PASS")
+			}
+			wantCheck(t, out, "websocket", "PASS", "wss://")
+			wantCheck(t, out, "turn-tls", "PASS", "relayed address 127.0.0.1:")
+		}
+		// Without a way to trust the certificate the very first check says why.
+		out, err := doctorRun(t, "--hub", hubURL)
+		if err == nil {
+			t.Fatalf("doctor trusted a self-signed certificate\n%s", out)
+		}
+		wantCheck(t, out, "websocket", "FAIL", "certificate", "--ca-file")
+		wantCheck(t, out, "stun", "SKIP")
+	})
+}
+
+// startFakeDeployment serves a hub on 127.0.0.1 (httptest) whose ICE
+// servers come from ice.
+func startFakeDeployment(t *testing.T, ice func(host string) hub.ICEConfig) string {
+	t.Helper()
+	h, err := hub.New(hub.Config{ICE: ice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		h.Close()
+	})
+	return srv.URL
+}
+
+func startRelay(t *testing.T, mod func(*turnserver.Config)) *turnserver.Server {
+	t.Helper()
+	cfg := turnserver.Config{
+		ListenAddr:         "127.0.0.1:0",
+		Secrets:            [][]byte{[]byte("the relay's secret")},
+		AllowLoopbackPeers: true,
+		Sockets:            1,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ts, err := turnserver.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ts.Close() })
+	return ts
+}
+
+// iceFor hands out STUN and TURN over UDP and TCP at port, with
+// credentials signed by secret.
+func iceFor(port int, secret []byte) func(string) hub.ICEConfig {
+	return func(string) hub.ICEConfig {
+		user, pass := turnserver.MintCredential(secret, "doctor", 10*time.Minute, time.Now())
+		hp := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+			{URLs: []string{"stun:" + hp}},
+			{URLs: []string{"turn:" + hp + "?transport=udp", "turn:" + hp + "?transport=tcp"}, Username: user, Credential: pass},
+		}}
+	}
+}
+
+func TestDoctorWrongSecret(t *testing.T) {
+	ts := startRelay(t, nil)
+	hubURL := startFakeDeployment(t, iceFor(portOf(ts.UDPAddr()), []byte("the hub's other secret")))
+	out, err := doctorRun(t, "--hub", hubURL)
+	if err == nil {
+		t.Fatalf("doctor passed with a wrong secret\n%s", out)
+	}
+	wantCheck(t, out, "websocket", "PASS")
+	wantCheck(t, out, "stun", "PASS") // STUN needs no credential
+	for _, name := range []string{"turn-udp", "turn-tcp"} {
+		wantCheck(t, out, name, "FAIL", "hint: the hub and the relay use different secrets", "--turn-secret-file", "static-auth-secret")
+	}
+	wantCheck(t, out, "relay-address", "SKIP")
+	wantCheck(t, out, "round-trip", "SKIP")
+}
+
+func TestDoctorPrivateRelayAddress(t *testing.T) {
+	// 10.9.8.7 is only advertised: the relay binds 127.0.0.1, and the
+	// doctor must send nothing to the advertised address.
+	secret := []byte("shared secret")
+	ts := startRelay(t, func(c *turnserver.Config) {
+		c.PublicIP = netip.MustParseAddr("10.9.8.7")
+		c.Secrets = [][]byte{secret}
+	})
+	hubURL := startFakeDeployment(t, iceFor(portOf(ts.UDPAddr()), secret))
+
+	out, err := doctorRun(t, "--hub", hubURL)
+	if err != nil {
+		t.Fatalf("without --expect-public a private relay on a loopback hub is expected: %v\n%s", err, out)
+	}
+	wantCheck(t, out, "turn-udp", "PASS", "10.9.8.7:")
+	wantCheck(t, out, "relay-address", "PASS", "10.9.8.7:")
+	wantCheck(t, out, "round-trip", "SKIP", "10.9.8.7", "private")
+
+	out, err = doctorRun(t, "--hub", hubURL, "--expect-public")
+	if err == nil {
+		t.Fatalf("doctor passed a private relay address with --expect-public\n%s", out)
+	}
+	wantCheck(t, out, "relay-address", "FAIL", "10.9.8.7", "hint:", "--public-ip")
+	wantCheck(t, out, "round-trip", "SKIP", "10.9.8.7", "private")
+}
+
+// closedPort returns a 127.0.0.1 port on which nothing listens, over UDP
+// and TCP.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := portOf(u.LocalAddr())
+		l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free UDP+TCP port")
+	return 0
+}
+
+func TestDoctorClosedTURNPort(t *testing.T) {
+	hubURL := startFakeDeployment(t, iceFor(closedPort(t), []byte("any secret")))
+	out, err := doctorRun(t, "--hub", hubURL, "--timeout", "2s")
+	if err == nil {
+		t.Fatalf("doctor passed with nothing on the TURN port\n%s", out)
+	}
+	wantCheck(t, out, "websocket", "PASS")
+	wantCheck(t, out, "ice", "PASS")
+	wantCheck(t, out, "stun", "FAIL", "udp 127.0.0.1:", "3478/udp")
+	wantCheck(t, out, "turn-udp", "FAIL", "3478/udp")
+	wantCheck(t, out, "turn-tcp", "FAIL", "refused", "3478/tcp")
+	wantCheck(t, out, "turn-tls", "SKIP")
+	wantCheck(t, out, "relay-address", "SKIP")
+	wantCheck(t, out, "round-trip", "SKIP")
+	if !strings.Contains(out, "3 passed, 3 failed, 3 skipped") {
+		t.Errorf("summary:\n%s", out)
+	}
+}
+
+func TestDoctorClock(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	user := strconv.FormatInt(now.Add(600*time.Second).Unix(), 10) + ":x"
+	cases := []struct {
+		name        string
+		local, date time.Time
+		ttl         int
+		want        checkStatus
+		mention     string
+	}{
+		{"in sync", now, now, 600, statusPass, "consistent"},
+		{"local clock behind", now.Add(-2 * time.Minute), now, 600, statusFail, "2m0s ahead of"},
+		{"local clock ahead, credential expired", now.Add(11 * time.Minute), now, 600, statusFail, "expired"},
+		{"Date from another clock", now, now.Add(-10 * time.Minute), 600, statusFail, "HTTP Date"},
+		{"no Date header", now.Add(time.Second), time.Time{}, 600, statusPass, "agree"},
+	}
+	for _, tc := range cases {
+		r := clockCheck(user, tc.ttl, tc.local, tc.date)
+		if r.status != tc.want || !strings.Contains(r.detail, tc.mention) {
+			t.Errorf("%s: %+v", tc.name, r)
+		}
+		if r.status == statusFail && !strings.Contains(r.hint, "NTP") {
+			t.Errorf("%s: hint %q", tc.name, r.hint)
+		}
+	}
+}
+
+func TestDoctorFlags(t *testing.T) {
+	for _, args := range [][]string{{}, {"--hub", "ftp://x"}, {"--hub", "http://x", "--timeout", "0s"}, {"--hub", "http://x", "extra"}} {
+		_, err := doctorRun(t, args...)
+		if exitCode(err, io.Discard) != 2 {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
+	}
+}

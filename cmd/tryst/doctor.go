@@ -620,17 +620,17 @@ func (d *doctor) checkSTUN(ctx context.Context) checkResult {
 	start := time.Now()
 	mapped, err := stunBinding(ctx, pc, pc.RemoteAddr())
 	if err != nil {
-		return udpFailure(ctx, "STUN binding", server, err, pc.refused())
+		return d.udpFailure(ctx, "STUN binding", server, err, pc.refused())
 	}
 	return pass("udp %s answered in %v: this machine is %s", server, roundDur(time.Since(start)), mapped)
 }
 
-func udpFailure(ctx context.Context, what string, server netip.AddrPort, err error, refused bool) checkResult {
+func (d *doctor) udpFailure(ctx context.Context, what string, server netip.AddrPort, err error, refused bool) checkResult {
 	switch {
 	case refused || errors.Is(err, syscall.ECONNREFUSED):
 		return fail(hintUDPBlocked, "%s to udp %s: refused (ICMP port unreachable): nothing listens there", what, server)
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || isTimeout(err):
-		return fail(hintUDPBlocked, "%s to udp %s: no answer", what, server)
+		return fail(hintUDPBlocked, "%s to udp %s: no answer in %v", what, server, d.cfg.timeout)
 	}
 	return fail(hintUDPBlocked, "%s to udp %s: %v", what, server, err)
 }
@@ -878,12 +878,12 @@ func (d *doctor) allocate(ctx context.Context, u iceURL) (*allocation, checkResu
 	}, func() { client.Close(); _ = pc.Close() })
 	if err != nil {
 		a.close()
-		return nil, turnFailure(ctx, proto, server, err, conn != nil && conn.refused())
+		return nil, d.turnFailure(ctx, proto, server, err, conn != nil && conn.refused())
 	}
 	return a, pass("%s %s: relayed address %s (%v)", proto, server, a.relay.LocalAddr(), roundDur(time.Since(start)))
 }
 
-func turnFailure(ctx context.Context, proto string, server netip.AddrPort, err error, refused bool) checkResult {
+func (d *doctor) turnFailure(ctx context.Context, proto string, server netip.AddrPort, err error, refused bool) checkResult {
 	var te *stun.TurnError
 	if !errors.As(err, &te) {
 		var tv stun.TurnError
@@ -913,10 +913,12 @@ func turnFailure(ctx context.Context, proto string, server netip.AddrPort, err e
 		return fail("see the relay's log", "%s", what)
 	}
 	if proto == "udp" {
-		return udpFailure(ctx, "TURN allocation", server, err, refused)
+		return d.udpFailure(ctx, "TURN allocation", server, err, refused)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || isTimeout(err) {
-		return fail(hintTCPBlocked, "%s %s: connected, but no TURN answer", proto, server)
+		return fail("something accepts connections there but does not answer TURN: is the port in the ICE URL "+
+			"the relay's (--turn-listen, --turn-tls-listen, --turn-host)?", "%s %s: connected, but no TURN answer in %v",
+			proto, server, d.cfg.timeout)
 	}
 	return fail(hintTCPBlocked, "%s %s: %v", proto, server, err)
 }
@@ -1006,7 +1008,7 @@ func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
 	defer peer.Close()
 	mapped, err := stunBinding(ctx, peer, net.UDPAddrFromAddrPort(server))
 	if err != nil {
-		return udpFailure(ctx, "STUN binding for the peer socket", server, err, false)
+		return d.udpFailure(ctx, "STUN binding for the peer socket", server, err, false)
 	}
 	if mapped.Addr().IsUnspecified() || mustNotSend(mapped.Addr()) {
 		return skip("this machine's mapped address %s is private: no test traffic is sent to private addresses", mapped)

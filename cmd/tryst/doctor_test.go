@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -338,5 +339,94 @@ func TestDoctorFlags(t *testing.T) {
 		if exitCode(err, io.Discard) != 2 {
 			t.Errorf("%q: %v, want a usage error", args, err)
 		}
+	}
+}
+
+func TestDoctorAccessControl(t *testing.T) {
+	dir := t.TempDir()
+	secret := "access-token-secret-0123456789"
+	secretFile := filepath.Join(dir, "token-secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseServe([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0",
+		"--turn-sockets", "1", "--allow-loopback-peers", "--log-level", "error", "--token-secret-file", secretFile}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.build(env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startServer(c, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.shutdown(5 * time.Second) })
+	hubURL := "http://" + s.webLn.Addr().String()
+
+	out, err := doctorRun(t, "--hub", hubURL)
+	if err == nil {
+		t.Fatalf("doctor passed without an access token\n%s", out)
+	}
+	wantCheck(t, out, "websocket", "FAIL", "--token-file")
+	wantCheck(t, out, "ice", "FAIL", "401", "--token-file")
+
+	token, err := hub.MintAccessToken([]byte(secret), "doctor", time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := doctorRun(t, "--hub", hubURL, "--token-file", tokenFile); err != nil {
+		t.Fatalf("doctor with a token: %v\n%s", err, out)
+	}
+}
+
+func TestDoctorOriginRefused(t *testing.T) {
+	h, err := hub.New(hub.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reverse proxy that does not keep the Host header.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Host = "backend:8080"
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		h.Close()
+	})
+	out, _ := doctorRun(t, "--hub", srv.URL)
+	wantCheck(t, out, "websocket", "FAIL", "403", "--origin", "Host header")
+}
+
+// TestDoctorSilentTURNPort: a relay port that takes packets and
+// connections but never answers times out within --timeout.
+func TestDoctorSilentTURNPort(t *testing.T) {
+	u, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	port := portOf(u.LocalAddr())
+	l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Skipf("TCP port %d taken: %v", port, err)
+	}
+	defer l.Close()
+	hubURL := startFakeDeployment(t, iceFor(port, []byte("any secret")))
+	start := time.Now()
+	out, err := doctorRun(t, "--hub", hubURL, "--timeout", "500ms")
+	if err == nil {
+		t.Fatalf("doctor passed with a silent relay\n%s", out)
+	}
+	wantCheck(t, out, "stun", "FAIL", "no answer", "3478/udp")
+	wantCheck(t, out, "turn-udp", "FAIL", "no answer", "3478/udp")
+	wantCheck(t, out, "turn-tcp", "FAIL", "no TURN answer", "--turn-listen")
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v with --timeout 500ms", d)
 	}
 }

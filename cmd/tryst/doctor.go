@@ -418,6 +418,10 @@ func wsStatusFailure(code int, origin string) checkResult {
 		return fail("something in front of the hub asks for authentication: let /v1/ws through",
 			"the WebSocket upgrade got 401")
 	}
+	if code >= 300 && code < 400 {
+		return fail("the hub redirects (typically http:// to https://): give --hub the URL it redirects to",
+			"the WebSocket upgrade got HTTP %d", code)
+	}
 	return fail("is the URL a Tryst hub? A reverse proxy must forward /v1/ws as a WebSocket "+
 		"(proxy_http_version 1.1; Upgrade and Connection headers)",
 		"the WebSocket upgrade got HTTP %d", code)
@@ -502,6 +506,9 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 	case http.StatusTooManyRequests:
 		return fail("this address asked for ICE servers too often (1/s, burst 20): retry in a minute",
 			"GET %s: 429 rate limited", u)
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return fail("give --hub the URL it redirects to (clients do not follow redirects for the WebSocket)",
+			"GET %s: HTTP %d to %s", u, resp.StatusCode, resp.Header.Get("Location"))
 	default:
 		return fail("is this a Tryst hub? A reverse proxy must forward /v1/ice", "GET %s: HTTP %d", u, resp.StatusCode)
 	}

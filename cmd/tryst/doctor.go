@@ -84,15 +84,15 @@ type checkResult struct {
 	hint   string // how to fix a failure
 }
 
-func pass(format string, a ...any) checkResult {
+func checkPass(format string, a ...any) checkResult {
 	return checkResult{status: statusPass, detail: fmt.Sprintf(format, a...)}
 }
 
-func fail(hint, format string, a ...any) checkResult {
+func checkFail(hint, format string, a ...any) checkResult {
 	return checkResult{status: statusFail, detail: fmt.Sprintf(format, a...), hint: hint}
 }
 
-func skip(format string, a ...any) checkResult {
+func checkSkip(format string, a ...any) checkResult {
 	return checkResult{status: statusSkip, detail: fmt.Sprintf(format, a...)}
 }
 
@@ -128,9 +128,9 @@ type doctor struct {
 	iceLocal  time.Time // local time midway through the request
 	stunURL   string    // host:port
 	turnURLs  []iceURL
-	relayed   netip.AddrPort // from the first allocation that worked
-	udpAlloc  *allocation    // kept open for the round trip
-	relayFrom string         // which allocation gave relayed
+	relayed   netip.AddrPort // from the first doctorAlloc that worked
+	udpAlloc  *doctorAlloc   // kept open for the round trip
+	relayFrom string         // which doctorAlloc gave relayed
 }
 
 // iceURL is a parsed stun:, turn: or turns: URL.
@@ -294,7 +294,7 @@ func (d *doctor) report(name string, r checkResult) {
 func (d *doctor) check(ctx context.Context, name string, f func(context.Context) checkResult) checkResult {
 	var r checkResult
 	if ctx.Err() != nil {
-		r = skip("interrupted")
+		r = checkSkip("interrupted")
 	} else {
 		cctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
 		r = f(cctx)
@@ -309,7 +309,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.check(ctx, "websocket", d.checkWebSocket)
 	if d.check(ctx, "ice", d.checkICE).status != statusPass {
 		for _, name := range []string{"clock", "stun", "turn-udp", "turn-tcp", "turn-tls", "relay-address", "round-trip"} {
-			d.report(name, skip("needs the ICE servers from /v1/ice"))
+			d.report(name, checkSkip("needs the ICE servers from /v1/ice"))
 		}
 		return
 	}
@@ -322,9 +322,9 @@ func (d *doctor) run(ctx context.Context) {
 	d.check(ctx, "round-trip", func(ctx context.Context) checkResult {
 		switch {
 		case d.udpAlloc == nil:
-			return skip("needs the TURN allocation over UDP")
+			return checkSkip("needs the TURN doctorAlloc over UDP")
 		case !stunOK:
-			return skip("needs a working STUN server to learn this machine's address")
+			return checkSkip("needs a working STUN server to learn this machine's address")
 		}
 		return d.checkRoundTrip(ctx, relayOK)
 	})
@@ -355,30 +355,30 @@ func (d *doctor) checkWebSocket(ctx context.Context) checkResult {
 	create := hub.Frame{Type: hub.TypeCreate, Auth: d.token}
 	f, err := wsRoundTrip(ctx, ws, create)
 	if err != nil {
-		return fail("the hub accepted the WebSocket but did not answer: check proxy timeouts and the hub's log",
+		return checkFail("the hub accepted the WebSocket but did not answer: check proxy timeouts and the hub's log",
 			"origin %s accepted, but create got no answer: %v", origin, err)
 	}
 	switch {
 	case f.Type == hub.TypeError && f.Code == hub.CodeUnauthorized && d.token == "":
-		return fail("access control is on (--token-secret-file): give tryst doctor --token-file with a valid access token",
+		return checkFail("access control is on (--token-secret-file): give tryst doctor --token-file with a valid access token",
 			"origin %s accepted, but create refused: %s", origin, f.Message)
 	case f.Type == hub.TypeError && f.Code == hub.CodeUnauthorized:
-		return fail("the access token in --token-file is expired or signed with a secret the hub does not hold",
+		return checkFail("the access token in --token-file is expired or signed with a secret the hub does not hold",
 			"origin %s accepted, but the access token was refused: %s", origin, f.Message)
 	case f.Type == hub.TypeError:
-		return fail("see the hub's log", "origin %s accepted, but create failed: %s: %s", origin, f.Code, f.Message)
+		return checkFail("see the hub's log", "origin %s accepted, but create failed: %s: %s", origin, f.Code, f.Message)
 	case f.Type != hub.TypeCreated || f.Room == "":
-		return fail("is this a Tryst hub, and of a compatible version?", "create answered with %q", f.Type)
+		return checkFail("is this a Tryst hub, and of a compatible version?", "create answered with %q", f.Type)
 	}
 	if err := wsWrite(ctx, ws, hub.Frame{Type: hub.TypeLeave}); err != nil {
-		return fail("see the hub's log", "room created, but leave failed: %v", err)
+		return checkFail("see the hub's log", "room created, but leave failed: %v", err)
 	}
 	// The hub closes the connection with 1000 once the room is gone.
 	_, _, err = ws.Read(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
-		return fail("see the hub's log", "room created, but leave was not acknowledged: %v", err)
+		return checkFail("see the hub's log", "room created, but leave was not acknowledged: %v", err)
 	}
-	return pass("%s accepts origin %s; room created and left", wsu.String(), origin)
+	return checkPass("%s accepts origin %s; room created and left", wsu.String(), origin)
 }
 
 func wsWrite(ctx context.Context, ws *websocket.Conn, f hub.Frame) error {
@@ -405,24 +405,24 @@ func wsRoundTrip(ctx context.Context, ws *websocket.Conn, f hub.Frame) (hub.Fram
 func wsStatusFailure(code int, origin string) checkResult {
 	switch code {
 	case http.StatusForbidden:
-		return fail("allow the origin with --origin, or, behind a reverse proxy, keep the Host header "+
+		return checkFail("allow the origin with --origin, or, behind a reverse proxy, keep the Host header "+
 			"(nginx: proxy_set_header Host $host) so the same-origin check sees the public name",
 			"the hub refused origin %s (403)", origin)
 	case http.StatusTooManyRequests:
-		return fail("too many connections from this address: raise --max-conns-per-ip (behind a proxy every "+
+		return checkFail("too many connections from this address: raise --max-conns-per-ip (behind a proxy every "+
 			"client shares the proxy's address) or retry later", "the hub refused the connection (429)")
 	case http.StatusServiceUnavailable:
-		return fail("the hub is draining (shutting down or restarting); retry in a moment",
+		return checkFail("the hub is draining (shutting down or restarting); retry in a moment",
 			"the hub refused the connection (503)")
 	case http.StatusUnauthorized:
-		return fail("something in front of the hub asks for authentication: let /v1/ws through",
+		return checkFail("something in front of the hub asks for authentication: let /v1/ws through",
 			"the WebSocket upgrade got 401")
 	}
 	if code >= 300 && code < 400 {
-		return fail("the hub redirects (typically http:// to https://): give --hub the URL it redirects to",
+		return checkFail("the hub redirects (typically http:// to https://): give --hub the URL it redirects to",
 			"the WebSocket upgrade got HTTP %d", code)
 	}
-	return fail("is the URL a Tryst hub? A reverse proxy must forward /v1/ws as a WebSocket "+
+	return checkFail("is the URL a Tryst hub? A reverse proxy must forward /v1/ws as a WebSocket "+
 		"(proxy_http_version 1.1; Upgrade and Connection headers)",
 		"the WebSocket upgrade got HTTP %d", code)
 }
@@ -439,29 +439,29 @@ func (d *doctor) dialFailure(ctx context.Context, what string, err error) checkR
 	)
 	switch {
 	case errors.As(err, &unknownCA):
-		return fail("the certificate is not signed by a CA this machine trusts: use a public CA (e.g. Let's Encrypt) "+
+		return checkFail("the certificate is not signed by a CA this machine trusts: use a public CA (e.g. Let's Encrypt) "+
 			"with the full chain in --tls-cert, or pass --ca-file (or --insecure for a test setup)", "%s: %v", what, err)
 	case errors.As(err, &hostErr):
-		return fail("the certificate does not cover this host name: reissue it for the name clients use", "%s: %v", what, err)
+		return checkFail("the certificate does not cover this host name: reissue it for the name clients use", "%s: %v", what, err)
 	case errors.As(err, &invalidErr):
-		return fail("the certificate is expired or not valid yet: renew it (and check the clock)", "%s: %v", what, err)
+		return checkFail("the certificate is expired or not valid yet: renew it (and check the clock)", "%s: %v", what, err)
 	case errors.As(err, &verifyErr):
-		return fail("the TLS certificate was not accepted: use a certificate from a public CA, or pass --ca-file "+
+		return checkFail("the TLS certificate was not accepted: use a certificate from a public CA, or pass --ca-file "+
 			"(or --insecure for a test setup)", "%s: %v", what, err)
 	case errors.As(err, &recordErr):
-		return fail("the server does not speak TLS there: use http:// (or give tryst serve --tls-cert/--tls-key)",
+		return checkFail("the server does not speak TLS there: use http:// (or give tryst serve --tls-cert/--tls-key)",
 			"%s: %v", what, err)
 	case errors.As(err, &dnsErr):
-		return fail("the host name does not resolve: check the DNS record", "%s: %v", what, err)
+		return checkFail("the host name does not resolve: check the DNS record", "%s: %v", what, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fail("nothing listens there: is tryst serve running, is --listen right, is the port open in the firewall?",
+		return checkFail("nothing listens there: is tryst serve running, is --listen right, is the port open in the firewall?",
 			"%s: connection refused", what)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
-		return fail("no answer: a firewall may drop the traffic, or the host is down", "%s: no answer in %v", what, d.cfg.timeout)
+		return checkFail("no answer: a firewall may drop the traffic, or the host is down", "%s: no answer in %v", what, d.cfg.timeout)
 	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
-		return fail("the TLS handshake failed: check the certificate and key given to --tls-cert/--tls-key", "%s: %v", what, err)
+		return checkFail("the TLS handshake failed: check the certificate and key given to --tls-cert/--tls-key", "%s: %v", what, err)
 	}
-	return fail("check the hub URL and that the hub is reachable from here", "%s: %v", what, err)
+	return checkFail("check the hub URL and that the hub is reachable from here", "%s: %v", what, err)
 }
 
 func isTimeout(err error) bool {
@@ -475,7 +475,7 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 	u := d.base.JoinPath("/v1/ice").String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return fail("", "GET %s: %v", u, err)
+		return checkFail("", "GET %s: %v", u, err)
 	}
 	if d.token != "" {
 		req.Header.Set("Authorization", "Bearer "+d.token)
@@ -498,30 +498,30 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
 		if d.token == "" {
-			return fail("access control is on (--token-secret-file): give --token-file with an access token "+
+			return checkFail("access control is on (--token-secret-file): give --token-file with an access token "+
 				"(see docs/PROTOCOL.md, Access tokens)", "GET %s: 401 unauthorized", u)
 		}
-		return fail("the access token in --token-file is expired or signed with a secret the hub does not hold",
+		return checkFail("the access token in --token-file is expired or signed with a secret the hub does not hold",
 			"GET %s: 401, the access token was refused: %s", u, strings.TrimSpace(string(body)))
 	case http.StatusTooManyRequests:
-		return fail("this address asked for ICE servers too often (1/s, burst 20): retry in a minute",
+		return checkFail("this address asked for ICE servers too often (1/s, burst 20): retry in a minute",
 			"GET %s: 429 rate limited", u)
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		return fail("give --hub the URL it redirects to (clients do not follow redirects for the WebSocket)",
+		return checkFail("give --hub the URL it redirects to (clients do not follow redirects for the WebSocket)",
 			"GET %s: HTTP %d to %s", u, resp.StatusCode, resp.Header.Get("Location"))
 	default:
-		return fail("is this a Tryst hub? A reverse proxy must forward /v1/ice", "GET %s: HTTP %d", u, resp.StatusCode)
+		return checkFail("is this a Tryst hub? A reverse proxy must forward /v1/ice", "GET %s: HTTP %d", u, resp.StatusCode)
 	}
 	var ice hub.ICEConfig
 	if err := json.Unmarshal(body, &ice); err != nil {
-		return fail("is this a Tryst hub? /v1/ice must answer JSON", "GET %s: %v", u, err)
+		return checkFail("is this a Tryst hub? /v1/ice must answer JSON", "GET %s: %v", u, err)
 	}
 	var kinds []string
 	for _, s := range ice.Servers {
 		for _, raw := range s.URLs {
 			iu, err := parseICEURL(raw)
 			if err != nil {
-				return fail("check --turn-host", "%v", err)
+				return checkFail("check --turn-host", "%v", err)
 			}
 			switch iu.scheme {
 			case "stun":
@@ -530,7 +530,7 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 				}
 			case "turn", "turns":
 				if s.Username == "" || s.Credential == "" {
-					return fail("the hub must hand out TURN credentials with every TURN URL", "%s has no username/credential", raw)
+					return checkFail("the hub must hand out TURN credentials with every TURN URL", "%s has no username/credential", raw)
 				}
 				if d.ice == nil {
 					d.ice = &hub.ICEConfig{TTL: ice.TTL, Servers: []hub.ICEServer{s}}
@@ -544,13 +544,13 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 	}
 	switch {
 	case d.stunURL == "" && d.ice == nil:
-		return fail("the hub has no ICE servers configured (is it tryst serve?)", "no STUN or TURN URL in %s", u)
+		return checkFail("the hub has no ICE servers configured (is it tryst serve?)", "no STUN or TURN URL in %s", u)
 	case d.stunURL == "":
-		return fail("the hub must list a stun: URL", "no STUN URL in %s", u)
+		return checkFail("the hub must list a stun: URL", "no STUN URL in %s", u)
 	case d.ice == nil:
-		return fail("the hub must list turn: URLs with credentials", "no TURN URL in %s", u)
+		return checkFail("the hub must list turn: URLs with credentials", "no TURN URL in %s", u)
 	}
-	return pass("stun %s; turn over %s as %s; ttl %ds", d.stunURL, strings.Join(kinds, ", "),
+	return checkPass("stun %s; turn over %s as %s; ttl %ds", d.stunURL, strings.Join(kinds, ", "),
 		d.ice.Servers[0].Username, d.ice.TTL)
 }
 
@@ -574,34 +574,34 @@ func clockCheck(username string, ttl int, local, date time.Time) checkResult {
 	ts, _, _ := strings.Cut(username, ":")
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || ts == "" {
-		return fail("TURN REST usernames are \"<expiry-unix>:<id>\": check the relay's credential scheme",
+		return checkFail("TURN REST usernames are \"<expiry-unix>:<id>\": check the relay's credential scheme",
 			"username %q does not start with an expiry", username)
 	}
 	expiry := time.Unix(sec, 0)
 	const ntp = "run NTP (chrony or systemd-timesyncd) on the hub, the relay and this machine: with skewed " +
 		"clocks TURN credentials may look expired before they reach the relay"
 	if !expiry.After(local) {
-		return fail(ntp, "the credential expired %v ago by this machine's clock", local.Sub(expiry).Round(time.Second))
+		return checkFail(ntp, "the credential expired %v ago by this machine's clock", local.Sub(expiry).Round(time.Second))
 	}
 	if ttl <= 0 {
-		return pass("credential valid for %v by this machine's clock (no ttl to compare)", expiry.Sub(local).Round(time.Second))
+		return checkPass("credential valid for %v by this machine's clock (no ttl to compare)", expiry.Sub(local).Round(time.Second))
 	}
 	issued := expiry.Add(-time.Duration(ttl) * time.Second)
 	skew := issued.Sub(local) // positive: the hub is ahead
 	if skew.Abs() > maxSkew {
-		return fail(ntp, "the hub's clock is %s this machine's (credential issued at %s, local time %s)",
+		return checkFail(ntp, "the hub's clock is %s this machine's (credential issued at %s, local time %s)",
 			aheadBehind(skew), issued.UTC().Format(time.RFC3339), local.UTC().Format(time.RFC3339))
 	}
 	detail := fmt.Sprintf("hub and local clocks agree within %v", skew.Abs().Round(time.Second)+time.Second)
 	if !date.IsZero() {
 		if ds := issued.Sub(date); ds.Abs() > maxSkew {
-			return fail("the credential's expiry does not match ttl on the HTTP Date's clock: the credential "+
+			return checkFail("the credential's expiry does not match ttl on the HTTP Date's clock: the credential "+
 				"lifetime differs from the advertised ttl (check --turn-ttl), or a proxy with another clock "+
 				"sets Date; "+ntp, "credential issued %s the HTTP Date (ttl %ds)", aheadBehind(ds), ttl)
 		}
 		detail += "; credential consistent with the HTTP Date"
 	}
-	return pass("%s; credential expires in %v", detail, expiry.Sub(local).Round(time.Second))
+	return checkPass("%s; credential expires in %v", detail, expiry.Sub(local).Round(time.Second))
 }
 
 func aheadBehind(d time.Duration) string {
@@ -616,11 +616,11 @@ func aheadBehind(d time.Duration) string {
 func (d *doctor) checkSTUN(ctx context.Context) checkResult {
 	server, err := resolveUDP4(ctx, d.stunURL)
 	if err != nil {
-		return fail("check the DNS record of the STUN host (--turn-host)", "resolve %s: %v", d.stunURL, err)
+		return checkFail("check the DNS record of the STUN host (--turn-host)", "resolve %s: %v", d.stunURL, err)
 	}
 	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
 	if err != nil {
-		return fail("this machine cannot send UDP there", "udp %s: %v", server, err)
+		return checkFail("this machine cannot send UDP there", "udp %s: %v", server, err)
 	}
 	pc := &connectedPacketConn{UDPConn: c}
 	defer pc.Close()
@@ -629,17 +629,17 @@ func (d *doctor) checkSTUN(ctx context.Context) checkResult {
 	if err != nil {
 		return d.udpFailure(ctx, "STUN binding", server, err, pc.refused())
 	}
-	return pass("udp %s answered in %v: this machine is %s", server, roundDur(time.Since(start)), mapped)
+	return checkPass("udp %s answered in %v: this machine is %s", server, roundDur(time.Since(start)), mapped)
 }
 
 func (d *doctor) udpFailure(ctx context.Context, what string, server netip.AddrPort, err error, refused bool) checkResult {
 	switch {
 	case refused || errors.Is(err, syscall.ECONNREFUSED):
-		return fail(hintUDPBlocked, "%s to udp %s: refused (ICMP port unreachable): nothing listens there", what, server)
+		return checkFail(hintUDPBlocked, "%s to udp %s: refused (ICMP port unreachable): nothing listens there", what, server)
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || isTimeout(err):
-		return fail(hintUDPBlocked, "%s to udp %s: no answer in %v", what, server, d.cfg.timeout)
+		return checkFail(hintUDPBlocked, "%s to udp %s: no answer in %v", what, server, d.cfg.timeout)
 	}
-	return fail(hintUDPBlocked, "%s to udp %s: %v", what, server, err)
+	return checkFail(hintUDPBlocked, "%s to udp %s: %v", what, server, err)
 }
 
 func resolveUDP4(ctx context.Context, hostPort string) (netip.AddrPort, error) {
@@ -757,15 +757,15 @@ func (c *connectedPacketConn) Close() error {
 
 // ---- TURN ----
 
-// allocation is a TURN client with its socket and relayed address.
-type allocation struct {
+// doctorAlloc is a TURN client with its socket and relayed address.
+type doctorAlloc struct {
 	client *turn.Client
 	conn   net.PacketConn
 	relay  net.PacketConn
 }
 
-// close releases the allocation (Refresh with lifetime 0) and the sockets.
-func (a *allocation) close() {
+// close releases the doctorAlloc (Refresh with lifetime 0) and the sockets.
+func (a *doctorAlloc) close() {
 	if a.relay != nil {
 		_ = a.relay.Close()
 	}
@@ -775,7 +775,7 @@ func (a *allocation) close() {
 
 // whileCtx runs f, and if ctx ends first calls abort (which must make f
 // return) and waits for f.
-func whileCtx(ctx context.Context, f func() error, abort func()) error {
+func doctorWhileCtx(ctx context.Context, f func() error, abort func()) error {
 	done := make(chan error, 1)
 	go func() { done <- f() }()
 	select {
@@ -798,9 +798,9 @@ func (d *doctor) checkTURN(ctx context.Context, kind string) checkResult {
 	}
 	if u == nil {
 		if kind == "tls" {
-			return skip("the hub offers no turns: URL (tryst serve offers TURNS with --tls-cert)")
+			return checkSkip("the hub offers no turns: URL (tryst serve offers TURNS with --tls-cert)")
 		}
-		return fail("the hub should offer TURN over udp and tcp (turn:HOST:3478?transport=udp and ?transport=tcp)",
+		return checkFail("the hub should offer TURN over udp and tcp (turn:HOST:3478?transport=udp and ?transport=tcp)",
 			"the hub offers no TURN over %s", kind)
 	}
 	a, res := d.allocate(ctx, *u)
@@ -818,10 +818,10 @@ func (d *doctor) checkTURN(ctx context.Context, kind string) checkResult {
 	return res
 }
 
-func (d *doctor) allocate(ctx context.Context, u iceURL) (*allocation, checkResult) {
+func (d *doctor) allocate(ctx context.Context, u iceURL) (*doctorAlloc, checkResult) {
 	server, err := resolveUDP4(ctx, u.hostPort)
 	if err != nil {
-		return nil, fail("check the DNS record of the TURN host (--turn-host)", "resolve %s: %v", u.hostPort, err)
+		return nil, checkFail("check the DNS record of the TURN host (--turn-host)", "resolve %s: %v", u.hostPort, err)
 	}
 	proto := u.name()
 	var (
@@ -832,7 +832,7 @@ func (d *doctor) allocate(ctx context.Context, u iceURL) (*allocation, checkResu
 	case "udp":
 		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
 		if err != nil {
-			return nil, fail(hintUDPBlocked, "udp %s: %v", server, err)
+			return nil, checkFail(hintUDPBlocked, "udp %s: %v", server, err)
 		}
 		conn = &connectedPacketConn{UDPConn: c}
 		pc = conn
@@ -870,15 +870,15 @@ func (d *doctor) allocate(ctx context.Context, u iceURL) (*allocation, checkResu
 	})
 	if err != nil {
 		_ = pc.Close()
-		return nil, fail("", "%s %s: %v", proto, server, err)
+		return nil, checkFail("", "%s %s: %v", proto, server, err)
 	}
-	a := &allocation{client: client, conn: pc}
+	a := &doctorAlloc{client: client, conn: pc}
 	if err := client.Listen(); err != nil {
 		a.close()
-		return nil, fail("", "%s %s: %v", proto, server, err)
+		return nil, checkFail("", "%s %s: %v", proto, server, err)
 	}
 	start := time.Now()
-	err = whileCtx(ctx, func() error {
+	err = doctorWhileCtx(ctx, func() error {
 		relay, err := client.Allocate()
 		a.relay = relay
 		return err
@@ -887,7 +887,7 @@ func (d *doctor) allocate(ctx context.Context, u iceURL) (*allocation, checkResu
 		a.close()
 		return nil, d.turnFailure(ctx, proto, server, err, conn != nil && conn.refused())
 	}
-	return a, pass("%s %s: relayed address %s (%v)", proto, server, a.relay.LocalAddr(), roundDur(time.Since(start)))
+	return a, checkPass("%s %s: relayed address %s (%v)", proto, server, a.relay.LocalAddr(), roundDur(time.Since(start)))
 }
 
 func (d *doctor) turnFailure(ctx context.Context, proto string, server netip.AddrPort, err error, refused bool) checkResult {
@@ -904,30 +904,30 @@ func (d *doctor) turnFailure(ctx context.Context, proto string, server netip.Add
 		if reason == "" {
 			reason = stunReasons[code]
 		}
-		what := fmt.Sprintf("%s %s: allocation refused: %d %s", proto, server, code, reason)
+		what := fmt.Sprintf("%s %s: doctorAlloc refused: %d %s", proto, server, code, reason)
 		switch code {
 		case stun.CodeUnauthorized, stun.CodeBadRequest, stun.CodeStaleNonce, stun.CodeWrongCredentials:
-			return fail(hintSecret, "%s (the relay does not accept the hub's credential)", what)
+			return checkFail(hintSecret, "%s (the relay does not accept the hub's credential)", what)
 		case stun.CodeAllocQuotaReached:
-			return fail("the relay's allocation quota is full: raise --turn-user-quota or --turn-max-allocations "+
+			return checkFail("the relay's doctorAlloc quota is full: raise --turn-user-quota or --turn-max-allocations "+
 				"(coturn: user-quota, total-quota), or look for a client that leaks allocations", "%s", what)
 		case stun.CodeInsufficientCapacity:
-			return fail("the relay has no free relay port or capacity: widen --turn-relay-ports, raise "+
+			return checkFail("the relay has no free relay port or capacity: widen --turn-relay-ports, raise "+
 				"--turn-max-allocations", "%s", what)
 		case stun.CodeForbidden:
-			return fail("the relay forbids this client: check its peer and source filters", "%s", what)
+			return checkFail("the relay forbids this client: check its peer and source filters", "%s", what)
 		}
-		return fail("see the relay's log", "%s", what)
+		return checkFail("see the relay's log", "%s", what)
 	}
 	if proto == "udp" {
 		return d.udpFailure(ctx, "TURN allocation", server, err, refused)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || isTimeout(err) {
-		return fail("something accepts connections there but does not answer TURN: is the port in the ICE URL "+
+		return checkFail("something accepts connections there but does not answer TURN: is the port in the ICE URL "+
 			"the relay's (--turn-listen, --turn-tls-listen, --turn-host)?", "%s %s: connected, but no TURN answer in %v",
 			proto, server, d.cfg.timeout)
 	}
-	return fail(hintTCPBlocked, "%s %s: %v", proto, server, err)
+	return checkFail(hintTCPBlocked, "%s %s: %v", proto, server, err)
 }
 
 var stunReasons = map[stun.ErrorCode]string{
@@ -945,7 +945,7 @@ var stunReasons = map[stun.ErrorCode]string{
 
 // isPublic reports whether a is a globally routable unicast address:
 // not loopback, private (RFC 1918, ULA), CGNAT, link-local or unspecified.
-func isPublic(a netip.Addr) bool {
+func isPublicAddr(a netip.Addr) bool {
 	a = a.Unmap()
 	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
 }
@@ -956,18 +956,18 @@ var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 // CGNAT, link-local or unspecified addresses; loopback is fine.
 func mustNotSend(a netip.Addr) bool {
 	a = a.Unmap()
-	return !a.IsLoopback() && !isPublic(a)
+	return !a.IsLoopback() && !isPublicAddr(a)
 }
 
 func (d *doctor) checkRelayAddress(ctx context.Context) checkResult {
 	if !d.relayed.IsValid() {
-		return skip("needs a TURN allocation")
+		return checkSkip("needs a TURN allocation")
 	}
 	hubPublic, why := false, ""
 	host := d.base.Hostname()
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	for _, a := range addrs {
-		if isPublic(a) {
+		if isPublicAddr(a) {
 			hubPublic, why = true, fmt.Sprintf("the hub %s is public (%s)", host, a.Unmap())
 			break
 		}
@@ -977,14 +977,14 @@ func (d *doctor) checkRelayAddress(ctx context.Context) checkResult {
 	}
 	r := d.relayed.Addr()
 	switch {
-	case hubPublic && !isPublic(r):
-		return fail(hintPublicIP, "relayed address %s (from TURN over %s) is not public, but %s", d.relayed, d.relayFrom, why)
+	case hubPublic && !isPublicAddr(r):
+		return checkFail(hintPublicIP, "relayed address %s (from TURN over %s) is not public, but %s", d.relayed, d.relayFrom, why)
 	case hubPublic:
-		return pass("relayed address %s is public", d.relayed)
+		return checkPass("relayed address %s is public", d.relayed)
 	case err != nil:
-		return pass("relayed address %s (could not resolve the hub's host to compare: %v)", d.relayed, err)
+		return checkPass("relayed address %s (could not resolve the hub's host to compare: %v)", d.relayed, err)
 	}
-	return pass("relayed address %s (the hub is on a private or loopback address, so a private relay is expected)", d.relayed)
+	return checkPass("relayed address %s (the hub is on a private or loopback address, so a private relay is expected)", d.relayed)
 }
 
 // ---- round trip ----
@@ -996,21 +996,21 @@ func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
 	}
 	switch {
 	case !r.IsValid() || r.Addr().IsUnspecified():
-		return skip("the relayed address %s cannot be sent to", r)
+		return checkSkip("the relayed address %s cannot be sent to", r)
 	case mustNotSend(r.Addr()):
-		return skip("the relayed address %s is private: no test traffic is sent to private addresses", r)
+		return checkSkip("the relayed address %s is private: no test traffic is sent to private addresses", r)
 	case !relayOK:
-		return skip("the relay address check failed")
+		return checkSkip("the relay address check failed")
 	}
 	server, err := resolveUDP4(ctx, d.stunURL)
 	if err != nil {
-		return fail("check the DNS record of the STUN host", "resolve %s: %v", d.stunURL, err)
+		return checkFail("check the DNS record of the STUN host", "resolve %s: %v", d.stunURL, err)
 	}
 	// The peer: a second local socket, reached at its STUN-mapped address
 	// like a remote client would be.
 	peer, err := net.ListenUDP("udp4", nil)
 	if err != nil {
-		return fail("", "peer socket: %v", err)
+		return checkFail("", "peer socket: %v", err)
 	}
 	defer peer.Close()
 	mapped, err := stunBinding(ctx, peer, net.UDPAddrFromAddrPort(server))
@@ -1018,11 +1018,11 @@ func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
 		return d.udpFailure(ctx, "STUN binding for the peer socket", server, err, false)
 	}
 	if mapped.Addr().IsUnspecified() || mustNotSend(mapped.Addr()) {
-		return skip("this machine's mapped address %s is private: no test traffic is sent to private addresses", mapped)
+		return checkSkip("this machine's mapped address %s is private: no test traffic is sent to private addresses", mapped)
 	}
 	a := d.udpAlloc
 	mappedAddr := net.UDPAddrFromAddrPort(mapped)
-	err = whileCtx(ctx, func() error { return a.client.CreatePermission(mappedAddr) }, func() {
+	err = doctorWhileCtx(ctx, func() error { return a.client.CreatePermission(mappedAddr) }, func() {
 		a.close()
 		d.udpAlloc = nil
 	})
@@ -1035,9 +1035,9 @@ func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
 			} else {
 				hint += ": check --turn-deny-peer / --turn-allow-peer"
 			}
-			return fail(hint, "CreatePermission for %s refused (403)", mapped)
+			return checkFail(hint, "CreatePermission for %s refused (403)", mapped)
 		}
-		return fail("see the relay's log", "CreatePermission for %s: %v", mapped, err)
+		return checkFail("see the relay's log", "CreatePermission for %s: %v", mapped, err)
 	}
 
 	stop := context.AfterFunc(ctx, func() {
@@ -1055,37 +1055,37 @@ func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
 		wait := min(time.Duration(250<<attempt)*time.Millisecond, 2*time.Second)
 		start := time.Now()
 		if _, err := a.relay.WriteTo(ping, mappedAddr); err != nil {
-			return fail("see the relay's log", "send through the relay: %v", err)
+			return checkFail("see the relay's log", "send through the relay: %v", err)
 		}
 		_ = peer.SetReadDeadline(time.Now().Add(wait))
-		if !readUntil(peer, buf, ping) {
-			lastErr = fail("the relay did not forward to this machine: check that the relay may send from its relay "+
+		if !readDatagram(peer, buf, ping) {
+			lastErr = checkFail("the relay did not forward to this machine: check that the relay may send from its relay "+
 				"ports (--turn-relay-ports) and its peer filter", "nothing arrived at %s from relay %s", mapped, r)
 			continue
 		}
 		// Answer to the advertised relayed address, as a remote peer would
 		// (checked above: not a private address).
 		if _, err := peer.WriteTo(pong, net.UDPAddrFromAddrPort(r)); err != nil {
-			return fail("", "answer to %s: %v", r, err)
+			return checkFail("", "answer to %s: %v", r, err)
 		}
 		_ = a.relay.SetReadDeadline(time.Now().Add(wait))
-		if !readUntil(a.relay, buf, pong) {
-			lastErr = fail("peers cannot reach the relayed address: open the relay port range (--turn-relay-ports, "+
+		if !readDatagram(a.relay, buf, pong) {
+			lastErr = checkFail("peers cannot reach the relayed address: open the relay port range (--turn-relay-ports, "+
 				"default 49152-65535/udp) in the firewall and set --public-ip behind NAT",
 				"relay %s reached %s, but the answer sent to %s did not come back", r, mapped, r)
 			continue
 		}
-		return pass("relay %s <-> %s: round trip %v", r, mapped, roundDur(time.Since(start)))
+		return checkPass("relay %s <-> %s: round trip %v", r, mapped, roundDur(time.Since(start)))
 	}
 	if lastErr.detail == "" {
-		lastErr = fail("", "interrupted")
+		lastErr = checkFail("", "interrupted")
 	}
 	return lastErr
 }
 
 // readUntil reads from pc until a datagram equal to want arrives (true) or
 // the read deadline passes (false).
-func readUntil(pc net.PacketConn, buf, want []byte) bool {
+func readDatagram(pc net.PacketConn, buf, want []byte) bool {
 	for {
 		n, _, err := pc.ReadFrom(buf)
 		if err != nil {

@@ -35,7 +35,7 @@ func startDoctorServer(t *testing.T, tlsDir string) string {
 		"--turn-sockets", "1", "--allow-loopback-peers", "--log-level", "error"}
 	scheme := "http"
 	if tlsDir != "" {
-		cert, key := writeSelfSigned(t, tlsDir)
+		cert, key := doctorSelfSigned(t, tlsDir)
 		args = append(args, "--tls-cert", cert, "--tls-key", key, "--turn-tls-listen", "127.0.0.1:0")
 		scheme = "https"
 	}
@@ -56,7 +56,7 @@ func startDoctorServer(t *testing.T, tlsDir string) string {
 }
 
 // writeSelfSigned writes cert.pem and key.pem for 127.0.0.1 and localhost.
-func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+func doctorSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -105,7 +105,7 @@ func doctorRun(t *testing.T, args ...string) (string, error) {
 
 // checkLine returns the status word of a check in the output and its line
 // with the hint, if any.
-func checkLine(out, name string) (status, text string) {
+func doctorLine(out, name string) (status, text string) {
 	lines := strings.Split(out, "\n")
 	for i, l := range lines {
 		st, rest, ok := strings.Cut(l, " ")
@@ -119,9 +119,9 @@ func checkLine(out, name string) (status, text string) {
 	return "", ""
 }
 
-func wantCheck(t *testing.T, out, name, status string, substrs ...string) {
+func wantDoctorCheck(t *testing.T, out, name, status string, substrs ...string) {
 	t.Helper()
-	st, line := checkLine(out, name)
+	st, line := doctorLine(out, name)
 	if st != status {
 		t.Errorf("%s: got %q, want %s\n%s", name, line, status, out)
 		return
@@ -145,9 +145,9 @@ func TestDoctorHealthy(t *testing.T) {
 			if name == "turn-tls" {
 				want = "SKIP" // no certificate, no turns: URL
 			}
-			wantCheck(t, out, name, want)
+			wantDoctorCheck(t, out, name, want)
 		}
-		wantCheck(t, out, "round-trip", "PASS", "round trip")
+		wantDoctorCheck(t, out, "round-trip", "PASS", "round trip")
 		if !strings.Contains(out, "8 passed, 0 failed, 1 skipped") {
 			t.Errorf("summary:\n%s", out)
 		}
@@ -161,24 +161,24 @@ func TestDoctorHealthy(t *testing.T) {
 				t.Fatalf("doctor %v: %v\n%s", trust, err, out)
 			}
 			for _, name := range doctorChecks {
-				wantCheck(t, out, name, "PASS")
+				wantDoctorCheck(t, out, name, "PASS")
 			}
-			wantCheck(t, out, "websocket", "PASS", "wss://")
-			wantCheck(t, out, "turn-tls", "PASS", "relayed address 127.0.0.1:")
+			wantDoctorCheck(t, out, "websocket", "PASS", "wss://")
+			wantDoctorCheck(t, out, "turn-tls", "PASS", "relayed address 127.0.0.1:")
 		}
 		// Without a way to trust the certificate the very first check says why.
 		out, err := doctorRun(t, "--hub", hubURL)
 		if err == nil {
 			t.Fatalf("doctor trusted a self-signed certificate\n%s", out)
 		}
-		wantCheck(t, out, "websocket", "FAIL", "certificate", "--ca-file")
-		wantCheck(t, out, "stun", "SKIP")
+		wantDoctorCheck(t, out, "websocket", "FAIL", "certificate", "--ca-file")
+		wantDoctorCheck(t, out, "stun", "SKIP")
 	})
 }
 
 // startFakeDeployment serves a hub on 127.0.0.1 (httptest) whose ICE
 // servers come from ice.
-func startFakeDeployment(t *testing.T, ice func(host string) hub.ICEConfig) string {
+func doctorFakeDeployment(t *testing.T, ice func(host string) hub.ICEConfig) string {
 	t.Helper()
 	h, err := hub.New(hub.Config{ICE: ice})
 	if err != nil {
@@ -192,7 +192,7 @@ func startFakeDeployment(t *testing.T, ice func(host string) hub.ICEConfig) stri
 	return srv.URL
 }
 
-func startRelay(t *testing.T, mod func(*turnserver.Config)) *turnserver.Server {
+func doctorRelay(t *testing.T, mod func(*turnserver.Config)) *turnserver.Server {
 	t.Helper()
 	cfg := turnserver.Config{
 		ListenAddr:         "127.0.0.1:0",
@@ -213,7 +213,7 @@ func startRelay(t *testing.T, mod func(*turnserver.Config)) *turnserver.Server {
 
 // iceFor hands out STUN and TURN over UDP and TCP at port, with
 // credentials signed by secret.
-func iceFor(port int, secret []byte) func(string) hub.ICEConfig {
+func doctorICE(port int, secret []byte) func(string) hub.ICEConfig {
 	return func(string) hub.ICEConfig {
 		user, pass := turnserver.MintCredential(secret, "doctor", 10*time.Minute, time.Now())
 		hp := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -225,50 +225,50 @@ func iceFor(port int, secret []byte) func(string) hub.ICEConfig {
 }
 
 func TestDoctorWrongSecret(t *testing.T) {
-	ts := startRelay(t, nil)
-	hubURL := startFakeDeployment(t, iceFor(portOf(ts.UDPAddr()), []byte("the hub's other secret")))
+	ts := doctorRelay(t, nil)
+	hubURL := doctorFakeDeployment(t, doctorICE(portOf(ts.UDPAddr()), []byte("the hub's other secret")))
 	out, err := doctorRun(t, "--hub", hubURL)
 	if err == nil {
 		t.Fatalf("doctor passed with a wrong secret\n%s", out)
 	}
-	wantCheck(t, out, "websocket", "PASS")
-	wantCheck(t, out, "stun", "PASS") // STUN needs no credential
+	wantDoctorCheck(t, out, "websocket", "PASS")
+	wantDoctorCheck(t, out, "stun", "PASS") // STUN needs no credential
 	for _, name := range []string{"turn-udp", "turn-tcp"} {
-		wantCheck(t, out, name, "FAIL", "hint: the hub and the relay use different secrets", "--turn-secret-file", "static-auth-secret")
+		wantDoctorCheck(t, out, name, "FAIL", "hint: the hub and the relay use different secrets", "--turn-secret-file", "static-auth-secret")
 	}
-	wantCheck(t, out, "relay-address", "SKIP")
-	wantCheck(t, out, "round-trip", "SKIP")
+	wantDoctorCheck(t, out, "relay-address", "SKIP")
+	wantDoctorCheck(t, out, "round-trip", "SKIP")
 }
 
 func TestDoctorPrivateRelayAddress(t *testing.T) {
 	// 10.9.8.7 is only advertised: the relay binds 127.0.0.1, and the
 	// doctor must send nothing to the advertised address.
 	secret := []byte("shared secret")
-	ts := startRelay(t, func(c *turnserver.Config) {
+	ts := doctorRelay(t, func(c *turnserver.Config) {
 		c.PublicIP = netip.MustParseAddr("10.9.8.7")
 		c.Secrets = [][]byte{secret}
 	})
-	hubURL := startFakeDeployment(t, iceFor(portOf(ts.UDPAddr()), secret))
+	hubURL := doctorFakeDeployment(t, doctorICE(portOf(ts.UDPAddr()), secret))
 
 	out, err := doctorRun(t, "--hub", hubURL)
 	if err != nil {
 		t.Fatalf("without --expect-public a private relay on a loopback hub is expected: %v\n%s", err, out)
 	}
-	wantCheck(t, out, "turn-udp", "PASS", "10.9.8.7:")
-	wantCheck(t, out, "relay-address", "PASS", "10.9.8.7:")
-	wantCheck(t, out, "round-trip", "SKIP", "10.9.8.7", "private")
+	wantDoctorCheck(t, out, "turn-udp", "PASS", "10.9.8.7:")
+	wantDoctorCheck(t, out, "relay-address", "PASS", "10.9.8.7:")
+	wantDoctorCheck(t, out, "round-trip", "SKIP", "10.9.8.7", "private")
 
 	out, err = doctorRun(t, "--hub", hubURL, "--expect-public")
 	if err == nil {
 		t.Fatalf("doctor passed a private relay address with --expect-public\n%s", out)
 	}
-	wantCheck(t, out, "relay-address", "FAIL", "10.9.8.7", "hint:", "--public-ip")
-	wantCheck(t, out, "round-trip", "SKIP", "10.9.8.7", "private")
+	wantDoctorCheck(t, out, "relay-address", "FAIL", "10.9.8.7", "hint:", "--public-ip")
+	wantDoctorCheck(t, out, "round-trip", "SKIP", "10.9.8.7", "private")
 }
 
 // closedPort returns a 127.0.0.1 port on which nothing listens, over UDP
 // and TCP.
-func closedPort(t *testing.T) int {
+func doctorClosedPort(t *testing.T) int {
 	t.Helper()
 	for range 20 {
 		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -288,19 +288,19 @@ func closedPort(t *testing.T) int {
 }
 
 func TestDoctorClosedTURNPort(t *testing.T) {
-	hubURL := startFakeDeployment(t, iceFor(closedPort(t), []byte("any secret")))
+	hubURL := doctorFakeDeployment(t, doctorICE(doctorClosedPort(t), []byte("any secret")))
 	out, err := doctorRun(t, "--hub", hubURL, "--timeout", "2s")
 	if err == nil {
 		t.Fatalf("doctor passed with nothing on the TURN port\n%s", out)
 	}
-	wantCheck(t, out, "websocket", "PASS")
-	wantCheck(t, out, "ice", "PASS")
-	wantCheck(t, out, "stun", "FAIL", "udp 127.0.0.1:", "3478/udp")
-	wantCheck(t, out, "turn-udp", "FAIL", "3478/udp")
-	wantCheck(t, out, "turn-tcp", "FAIL", "refused", "3478/tcp")
-	wantCheck(t, out, "turn-tls", "SKIP")
-	wantCheck(t, out, "relay-address", "SKIP")
-	wantCheck(t, out, "round-trip", "SKIP")
+	wantDoctorCheck(t, out, "websocket", "PASS")
+	wantDoctorCheck(t, out, "ice", "PASS")
+	wantDoctorCheck(t, out, "stun", "FAIL", "udp 127.0.0.1:", "3478/udp")
+	wantDoctorCheck(t, out, "turn-udp", "FAIL", "3478/udp")
+	wantDoctorCheck(t, out, "turn-tcp", "FAIL", "refused", "3478/tcp")
+	wantDoctorCheck(t, out, "turn-tls", "SKIP")
+	wantDoctorCheck(t, out, "relay-address", "SKIP")
+	wantDoctorCheck(t, out, "round-trip", "SKIP")
 	if !strings.Contains(out, "3 passed, 3 failed, 3 skipped") {
 		t.Errorf("summary:\n%s", out)
 	}
@@ -369,8 +369,8 @@ func TestDoctorAccessControl(t *testing.T) {
 	if err == nil {
 		t.Fatalf("doctor passed without an access token\n%s", out)
 	}
-	wantCheck(t, out, "websocket", "FAIL", "--token-file")
-	wantCheck(t, out, "ice", "FAIL", "401", "--token-file")
+	wantDoctorCheck(t, out, "websocket", "FAIL", "--token-file")
+	wantDoctorCheck(t, out, "ice", "FAIL", "401", "--token-file")
 
 	token, err := hub.MintAccessToken([]byte(secret), "doctor", time.Minute, time.Now())
 	if err != nil {
@@ -400,7 +400,7 @@ func TestDoctorOriginRefused(t *testing.T) {
 		h.Close()
 	})
 	out, _ := doctorRun(t, "--hub", srv.URL)
-	wantCheck(t, out, "websocket", "FAIL", "403", "--origin", "Host header")
+	wantDoctorCheck(t, out, "websocket", "FAIL", "403", "--origin", "Host header")
 }
 
 // TestDoctorSilentTURNPort: a relay port that takes packets and
@@ -417,15 +417,15 @@ func TestDoctorSilentTURNPort(t *testing.T) {
 		t.Skipf("TCP port %d taken: %v", port, err)
 	}
 	defer l.Close()
-	hubURL := startFakeDeployment(t, iceFor(port, []byte("any secret")))
+	hubURL := doctorFakeDeployment(t, doctorICE(port, []byte("any secret")))
 	start := time.Now()
 	out, err := doctorRun(t, "--hub", hubURL, "--timeout", "500ms")
 	if err == nil {
 		t.Fatalf("doctor passed with a silent relay\n%s", out)
 	}
-	wantCheck(t, out, "stun", "FAIL", "no answer", "3478/udp")
-	wantCheck(t, out, "turn-udp", "FAIL", "no answer", "3478/udp")
-	wantCheck(t, out, "turn-tcp", "FAIL", "no TURN answer", "--turn-listen")
+	wantDoctorCheck(t, out, "stun", "FAIL", "no answer", "3478/udp")
+	wantDoctorCheck(t, out, "turn-udp", "FAIL", "no answer", "3478/udp")
+	wantDoctorCheck(t, out, "turn-tcp", "FAIL", "no TURN answer", "--turn-listen")
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v with --timeout 500ms", d)
 	}

@@ -128,9 +128,9 @@ type doctor struct {
 	iceLocal  time.Time // local time midway through the request
 	stunURL   string    // host:port
 	turnURLs  []iceURL
-	relayed   netip.AddrPort // from the first doctorAlloc that worked
+	relayed   netip.AddrPort // from the first allocation that worked
 	udpAlloc  *doctorAlloc   // kept open for the round trip
-	relayFrom string         // which doctorAlloc gave relayed
+	relayFrom string         // which allocation gave relayed
 }
 
 // iceURL is a parsed stun:, turn: or turns: URL.
@@ -322,7 +322,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.check(ctx, "round-trip", func(ctx context.Context) checkResult {
 		switch {
 		case d.udpAlloc == nil:
-			return checkSkip("needs the TURN doctorAlloc over UDP")
+			return checkSkip("needs the TURN allocation over UDP")
 		case !stunOK:
 			return checkSkip("needs a working STUN server to learn this machine's address")
 		}
@@ -764,7 +764,7 @@ type doctorAlloc struct {
 	relay  net.PacketConn
 }
 
-// close releases the doctorAlloc (Refresh with lifetime 0) and the sockets.
+// close releases the allocation (Refresh with lifetime 0) and the sockets.
 func (a *doctorAlloc) close() {
 	if a.relay != nil {
 		_ = a.relay.Close()
@@ -773,7 +773,7 @@ func (a *doctorAlloc) close() {
 	_ = a.conn.Close()
 }
 
-// whileCtx runs f, and if ctx ends first calls abort (which must make f
+// doctorWhileCtx runs f, and if ctx ends first calls abort (which must make f
 // return) and waits for f.
 func doctorWhileCtx(ctx context.Context, f func() error, abort func()) error {
 	done := make(chan error, 1)
@@ -904,12 +904,12 @@ func (d *doctor) turnFailure(ctx context.Context, proto string, server netip.Add
 		if reason == "" {
 			reason = stunReasons[code]
 		}
-		what := fmt.Sprintf("%s %s: doctorAlloc refused: %d %s", proto, server, code, reason)
+		what := fmt.Sprintf("%s %s: allocation refused: %d %s", proto, server, code, reason)
 		switch code {
 		case stun.CodeUnauthorized, stun.CodeBadRequest, stun.CodeStaleNonce, stun.CodeWrongCredentials:
 			return checkFail(hintSecret, "%s (the relay does not accept the hub's credential)", what)
 		case stun.CodeAllocQuotaReached:
-			return checkFail("the relay's doctorAlloc quota is full: raise --turn-user-quota or --turn-max-allocations "+
+			return checkFail("the relay's allocation quota is full: raise --turn-user-quota or --turn-max-allocations "+
 				"(coturn: user-quota, total-quota), or look for a client that leaks allocations", "%s", what)
 		case stun.CodeInsufficientCapacity:
 			return checkFail("the relay has no free relay port or capacity: widen --turn-relay-ports, raise "+
@@ -943,7 +943,7 @@ var stunReasons = map[stun.ErrorCode]string{
 
 // ---- relay address ----
 
-// isPublic reports whether a is a globally routable unicast address:
+// isPublicAddr reports whether a is a globally routable unicast address:
 // not loopback, private (RFC 1918, ULA), CGNAT, link-local or unspecified.
 func isPublicAddr(a netip.Addr) bool {
 	a = a.Unmap()
@@ -1083,7 +1083,7 @@ func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
 	return lastErr
 }
 
-// readUntil reads from pc until a datagram equal to want arrives (true) or
+// readDatagram reads from pc until a datagram equal to want arrives (true) or
 // the read deadline passes (false).
 func readDatagram(pc net.PacketConn, buf, want []byte) bool {
 	for {

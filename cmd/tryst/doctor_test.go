@@ -55,7 +55,7 @@ func startDoctorServer(t *testing.T, tlsDir string) string {
 	return scheme + "://" + s.webLn.Addr().String()
 }
 
-// writeSelfSigned writes cert.pem and key.pem for 127.0.0.1 and localhost.
+// doctorSelfSigned writes cert.pem and key.pem for 127.0.0.1 and localhost.
 func doctorSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -103,7 +103,7 @@ func doctorRun(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// checkLine returns the status word of a check in the output and its line
+// doctorLine returns the status word of a check in the output and its line
 // with the hint, if any.
 func doctorLine(out, name string) (status, text string) {
 	lines := strings.Split(out, "\n")
@@ -176,7 +176,7 @@ func TestDoctorHealthy(t *testing.T) {
 	})
 }
 
-// startFakeDeployment serves a hub on 127.0.0.1 (httptest) whose ICE
+// doctorFakeDeployment serves a hub on 127.0.0.1 (httptest) whose ICE
 // servers come from ice.
 func doctorFakeDeployment(t *testing.T, ice func(host string) hub.ICEConfig) string {
 	t.Helper()
@@ -211,7 +211,7 @@ func doctorRelay(t *testing.T, mod func(*turnserver.Config)) *turnserver.Server 
 	return ts
 }
 
-// iceFor hands out STUN and TURN over UDP and TCP at port, with
+// doctorICE hands out STUN and TURN over UDP and TCP at port, with
 // credentials signed by secret.
 func doctorICE(port int, secret []byte) func(string) hub.ICEConfig {
 	return func(string) hub.ICEConfig {
@@ -266,7 +266,7 @@ func TestDoctorPrivateRelayAddress(t *testing.T) {
 	wantDoctorCheck(t, out, "round-trip", "SKIP", "10.9.8.7", "private")
 }
 
-// closedPort returns a 127.0.0.1 port on which nothing listens, over UDP
+// doctorClosedPort returns a 127.0.0.1 port on which nothing listens, over UDP
 // and TCP.
 func doctorClosedPort(t *testing.T) int {
 	t.Helper()

@@ -30,17 +30,16 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 		s.relayOpen.Add(-1)
 		return nil, nil, fmt.Errorf("turnserver: %w (%d)", errGlobalQuota, s.cfg.MaxAllocations)
 	}
-	conn, err := g.bind(network, requestedPort)
+	rc := &relayConn{s: s}
+	if s.cfg.BandwidthPerAllocation > 0 {
+		rc.lim = rate.NewLimiter(rate.Limit(s.cfg.BandwidthPerAllocation), burstFor(s.cfg.BandwidthPerAllocation))
+	}
+	conn, err := g.bind(network, requestedPort, rc)
 	if err != nil {
 		s.relayOpen.Add(-1)
 		return nil, nil, err
 	}
-	_ = conn.SetReadBuffer(relaySocketBuffer)
-	_ = conn.SetWriteBuffer(relaySocketBuffer)
-	rc := &relayConn{PacketConn: conn, s: s}
-	if s.cfg.BandwidthPerAllocation > 0 {
-		rc.lim = rate.NewLimiter(rate.Limit(s.cfg.BandwidthPerAllocation), burstFor(s.cfg.BandwidthPerAllocation))
-	}
+	rc.PacketConn = conn
 	// Closing the relay socket makes pion delete the allocation.
 	rc.timer = time.AfterFunc(s.cfg.MaxLifetime, func() { _ = rc.Close() })
 	s.mu.Lock()
@@ -50,20 +49,33 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 	return rc, &net.UDPAddr{IP: g.publicIP.AsSlice(), Port: port}, nil
 }
 
-func (g *relayGenerator) bind(network string, requestedPort int) (*net.UDPConn, error) {
+// bind opens the relay socket: a data-plane socket when the data plane runs,
+// else a net.UDPConn.
+func (g *relayGenerator) bind(network string, requestedPort int, rc *relayConn) (net.PacketConn, error) {
+	open := func(port int) (net.PacketConn, error) {
+		if dp := g.s.dp; dp != nil {
+			return dp.bindRelay(g.bindIP, port, rc)
+		}
+		conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(g.bindIP, uint16(port))))
+		if err != nil {
+			return nil, err
+		}
+		_ = conn.SetReadBuffer(relaySocketBuffer)
+		_ = conn.SetWriteBuffer(relaySocketBuffer)
+		return conn, nil
+	}
 	if requestedPort != 0 {
 		if requestedPort < g.min || requestedPort > g.max {
 			return nil, fmt.Errorf("turnserver: requested relay port %d outside %d-%d: %w",
 				requestedPort, g.min, g.max, errNoPort)
 		}
-		return net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(g.bindIP, uint16(requestedPort))))
+		return open(requestedPort)
 	}
 	size := g.max - g.min + 1
 	tries := min(size, 256)
 	start := rand.IntN(size) //nolint:gosec // port choice needs no cryptographic randomness
 	for i := 0; i < tries; i++ {
-		port := g.min + (start+i)%size
-		conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(g.bindIP, uint16(port))))
+		conn, err := open(g.min + (start+i)%size)
 		if err == nil {
 			return conn, nil
 		}

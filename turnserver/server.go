@@ -52,6 +52,7 @@ type Server struct {
 	totalLim  *rate.Limiter
 	relayGen  *relayGenerator
 	relayOpen atomic.Int64
+	dp        *dataPlane // nil where the epoll data plane is not built (non-Linux)
 
 	// Hot-path counters resolved once.
 	toPeerBytes, toPeerPackets     prometheus.Counter
@@ -123,6 +124,9 @@ func New(cfg Config) (*Server, error) {
 	s.relayGen = &relayGenerator{s: s, bindIP: cfg.RelayBindIP, publicIP: cfg.PublicIP,
 		min: cfg.RelayPortMin, max: cfg.RelayPortMax}
 
+	if s.dp, err = newDataPlane(s); err != nil {
+		return nil, err
+	}
 	if err := s.listen(); err != nil {
 		s.closeSockets()
 		return nil, err
@@ -143,6 +147,8 @@ func New(cfg Config) (*Server, error) {
 			OnAuth:              s.onAuth,
 			OnAllocationCreated: s.onAllocationCreated,
 			OnAllocationDeleted: s.onAllocationDeleted,
+			OnChannelCreated:    s.onChannelCreated,
+			OnChannelDeleted:    s.onChannelDeleted,
 		},
 	}
 	for _, c := range s.udp {
@@ -200,7 +206,13 @@ func (s *Server) listen() error {
 	addr := s.cfg.ListenAddr
 	lc := net.ListenConfig{Control: reusePort}
 	for i := 0; i < s.cfg.Sockets; i++ {
-		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		var pc net.PacketConn
+		var err error
+		if s.dp != nil {
+			pc, err = s.dp.listenUDP(addr)
+		} else {
+			pc, err = lc.ListenPacket(ctx, "udp", addr)
+		}
 		if err != nil {
 			return fmt.Errorf("turnserver: listen udp %s: %w", addr, err)
 		}
@@ -243,6 +255,9 @@ func (s *Server) closeSockets() {
 		if l != nil {
 			_ = l.Listener.Close()
 		}
+	}
+	if s.dp != nil {
+		s.dp.close()
 	}
 }
 
@@ -347,6 +362,9 @@ func (s *Server) Close() error {
 				_ = r.Close()
 			}
 			s.allocs.Wait()
+			if s.dp != nil {
+				s.dp.close() // every data-plane socket is closed by now
+			}
 			s.janitorWG.Wait()
 			close(finished)
 		}()
@@ -570,7 +588,12 @@ func (s *Server) quotaHandler(username, _ string, src net.Addr) bool {
 	return true
 }
 
-func (s *Server) onAllocationCreated(src, _ net.Addr, _, username, _ string, relay net.Addr, _ int) {
+func (s *Server) onAllocationCreated(src, _ net.Addr, protocol, username, _ string, relay net.Addr, _ int) {
+	if s.dp != nil {
+		// Before pion answers the Allocate, so the fast path is ready for
+		// the client's first ChannelBind.
+		s.dp.allocationCreated(src, protocol, relay)
+	}
 	k := srcKey(src)
 	now := s.now()
 	s.mu.Lock()
@@ -594,7 +617,10 @@ func (s *Server) onAllocationCreated(src, _ net.Addr, _, username, _ string, rel
 	s.log.Debug("turn allocation created", "src", src, "relay", relay)
 }
 
-func (s *Server) onAllocationDeleted(src, _ net.Addr, _, username, _ string) {
+func (s *Server) onAllocationDeleted(src, _ net.Addr, protocol, username, _ string) {
+	if s.dp != nil {
+		s.dp.allocationDeleted(src, protocol)
+	}
 	k := srcKey(src)
 	s.mu.Lock()
 	list := s.live[k]
@@ -645,4 +671,20 @@ func (s *Server) relayClosed(c *relayConn) {
 	delete(s.relays, c)
 	s.mu.Unlock()
 	s.relayOpen.Add(-1)
+}
+
+// onChannelCreated and onChannelDeleted mirror channel bindings into the data
+// plane. pion calls them while it holds the allocation's channel lock, before
+// it answers the ChannelBind, and when a binding expires or its allocation
+// ends.
+func (s *Server) onChannelCreated(src, _ net.Addr, protocol, _, _ string, _, peer net.Addr, number uint16) {
+	if s.dp != nil {
+		s.dp.channelCreated(src, protocol, peer, number)
+	}
+}
+
+func (s *Server) onChannelDeleted(src, _ net.Addr, protocol, _, _ string, _, peer net.Addr, number uint16) {
+	if s.dp != nil {
+		s.dp.channelDeleted(src, protocol, peer, number)
+	}
 }

@@ -15,6 +15,8 @@ declare -A need=(
   [ip]=iproute2
   [unshare]=util-linux
   [promtool]=prometheus
+  [prometheus]=prometheus
+  [systemd-analyze]=systemd
 )
 
 missing=()

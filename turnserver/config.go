@@ -95,7 +95,8 @@ type Config struct {
 	// passwords are never logged.
 	Logger *slog.Logger
 
-	clock func() time.Time // tests inject a fake clock
+	clock    func() time.Time // tests inject a fake clock
+	portable bool             // tests: pion's goroutines relay everything, as on non-Linux systems
 }
 
 // withDefaults returns a copy of c with defaults filled in, or an error

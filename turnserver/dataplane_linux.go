@@ -66,6 +66,7 @@ type dataPlane struct {
 	next    atomic.Uint32 // round-robin worker choice for new sockets
 	ids     atomic.Int32
 	wg      sync.WaitGroup
+	slow    atomic.Int64 // datagrams passed on to pion, for tests
 
 	mu      sync.RWMutex
 	clients map[netip.AddrPort]*dpRoute // UDP client transport address -> allocation
@@ -392,6 +393,7 @@ func (c *dpConn) SetWriteDeadline(time.Time) error { return errors.ErrUnsupporte
 // toPion queues a datagram for pion's reader, dropping it when the queue is
 // full or the socket closed.
 func (c *dpConn) toPion(b []byte, from netip.AddrPort) {
+	c.dp.slow.Add(1)
 	bp := dpPool.Get().(*[]byte)
 	buf := append((*bp)[:0], b...)
 	select {

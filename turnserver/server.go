@@ -124,8 +124,10 @@ func New(cfg Config) (*Server, error) {
 	s.relayGen = &relayGenerator{s: s, bindIP: cfg.RelayBindIP, publicIP: cfg.PublicIP,
 		min: cfg.RelayPortMin, max: cfg.RelayPortMax}
 
-	if s.dp, err = newDataPlane(s); err != nil {
-		return nil, err
+	if !cfg.portable {
+		if s.dp, err = newDataPlane(s); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.listen(); err != nil {
 		s.closeSockets()

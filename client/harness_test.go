@@ -113,6 +113,9 @@ func (m *member) waitFor(kind EventKind) Event {
 	for {
 		select {
 		case ev := <-m.events:
+			if testing.Verbose() {
+				m.t.Logf("event %d %q %q", ev.Kind, ev.Text, ev.Path)
+			}
 			if ev.Kind == kind {
 				return ev
 			}

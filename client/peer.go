@@ -196,6 +196,13 @@ func (p *peer) setSession(s *e2e.Session) {
 }
 
 func (p *peer) onMessage(msg webrtc.DataChannelMessage) {
+	select {
+	case <-p.closed:
+		// Once a frame was rejected (or the connection failed), nothing
+		// more from this connection counts, even frames that would open.
+		return
+	default:
+	}
 	p.mu.Lock()
 	sess := p.sess
 	p.mu.Unlock()

@@ -628,7 +628,10 @@ func (dp *dataPlane) allocationCreated(src net.Addr, protocol string, relay net.
 		return
 	}
 	// Any listener socket answers: they share one address.
-	out := dp.s.udp[client.Port()%uint16(len(dp.s.udp))].PacketConn.(*dpConn)
+	out, ok := dp.s.udp[int(client.Port())%len(dp.s.udp)].PacketConn.(*dpConn)
+	if !ok {
+		return
+	}
 	rt := &dpRoute{client: client, relay: rc, out: out,
 		chans: make(map[uint16]netip.AddrPort), peers: make(map[netip.AddrPort]uint16)}
 	dp.clients[client] = rt

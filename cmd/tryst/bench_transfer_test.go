@@ -19,7 +19,7 @@ func TestBenchTransfer(t *testing.T) {
 	defer cancel()
 	var out, errOut bytes.Buffer
 	scenarios := []string{scRaw, scTryst, scTrystRelay, scRawRTT, scTrystRTT}
-	args := []string{"--size", "2", "--rtt-size", "1", "--rtt", "10ms", "--repeats", "2", "--json",
+	args := []string{"--size", "1", "--rtt-size", "1", "--rtt", "10ms", "--repeats", "2", "--json",
 		"--scenarios", strings.Join(scenarios, ",")}
 	if err := runBenchTransfer(ctx, args, &out, &errOut); err != nil {
 		t.Fatalf("runBenchTransfer: %v\n%s", err, errOut.String())
@@ -37,7 +37,7 @@ func TestBenchTransfer(t *testing.T) {
 		if r.Scenario != scenarios[i] || len(r.Seconds) != 2 || r.MBps <= 0 {
 			t.Errorf("result %d: %+v", i, r)
 		}
-		if want := int64(2 << 20); r.Scenario != scRawRTT && r.Scenario != scTrystRTT && r.Bytes != want {
+		if want := int64(1 << 20); r.Scenario != scRawRTT && r.Scenario != scTrystRTT && r.Bytes != want {
 			t.Errorf("%s: %d bytes, want %d", r.Scenario, r.Bytes, want)
 		}
 		if (r.Scenario == scTryst || r.Scenario == scTrystRTT) && r.VsRaw <= 0 || r.Scenario == scTrystRelay && r.VsDirect <= 0 {

@@ -72,9 +72,10 @@ type peer struct {
 	// nonceHost identifies the offer this connection belongs to.
 	nonceHost []byte
 
-	mu   sync.Mutex // serialises sealing and sending, so sequence order is send order
-	dc   *webrtc.DataChannel
-	sess *e2e.Session
+	mu          sync.Mutex // serialises sealing and sending, so sequence order is send order
+	confirmSent bool       // the confirmation went out as frame 0
+	dc          *webrtc.DataChannel
+	sess        *e2e.Session
 	// sealBuf is reused for every frame: pion's SCTP copies a message
 	// into its own chunks before Send returns, so one buffer per
 	// connection saves an allocation of a whole chunk per frame.
@@ -175,18 +176,31 @@ func (p *peer) attach(dc *webrtc.DataChannel) {
 	dc.OnOpen(func() {
 		p.lastRecv.Store(time.Now().UnixNano())
 		p.mu.Lock()
-		sess := p.sess
+		err := p.confirmLocked()
 		p.mu.Unlock()
-		if sess == nil {
-			p.fail(errors.New("data channel opened before the keys were agreed"))
-			return
-		}
-		if err := p.send(msgConfirm, sess.Confirmation(p.role)); err != nil {
+		if err != nil {
 			p.fail(err)
 		}
 	})
 	dc.OnClose(func() { p.fail(errors.New("data channel closed")) })
 	dc.OnMessage(p.onMessage)
+}
+
+// confirmLocked sends this side's key confirmation, once, as the first
+// frame of the connection.
+func (p *peer) confirmLocked() error {
+	if p.confirmSent {
+		return nil
+	}
+	if p.sess == nil || p.dc == nil {
+		return errors.New("data channel opened before the keys were agreed")
+	}
+	p.confirmSent = true
+	p.sealBuf = p.sess.SealTo(p.sealBuf[:0], msgConfirm, p.sess.Confirmation(p.role))
+	if err := p.dc.Send(p.sealBuf); err != nil {
+		return fmt.Errorf("send confirmation: %w", err)
+	}
+	return nil
 }
 
 func (p *peer) setSession(s *e2e.Session) {
@@ -248,6 +262,12 @@ func (p *peer) send(typ byte, payload []byte) error {
 	defer p.mu.Unlock()
 	if p.sess == nil || p.dc == nil {
 		return errors.New("not connected")
+	}
+	// The confirmation must be frame 0. pion runs OnOpen on its own
+	// goroutine, so the peer's confirmation can arrive, and this side start
+	// sending, before OnOpen has sent ours: send it first here.
+	if err := p.confirmLocked(); err != nil {
+		return err
 	}
 	p.sealBuf = p.sess.SealTo(p.sealBuf[:0], typ, payload)
 	if err := p.dc.Send(p.sealBuf); err != nil {

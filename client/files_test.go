@@ -76,7 +76,9 @@ func transfer(t *testing.T, relay bool) {
 	if relay && grew < size {
 		t.Errorf("TURN relayed %.0f bytes for a %d-byte file", grew, size)
 	}
-	if !relay && grew > 0 {
+	// ICE keeps checking its relay candidate pairs, a few hundred bytes;
+	// the file itself must not go through TURN.
+	if !relay && grew > size/100 {
 		t.Errorf("direct transfer went through TURN (%.0f bytes)", grew)
 	}
 }

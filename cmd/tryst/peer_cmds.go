@@ -158,25 +158,31 @@ func runChat(ctx context.Context, args []string, io stdio) error {
 	for {
 		select {
 		case err := <-runErr:
-			if errors.Is(err, client.ErrPeerLeft) {
-				return nil // the other side ended the chat
-			}
-			return err
+			return chatEnd(err)
 		case line, ok := <-lines:
 			if !ok {
 				// End of input (a script's pipe): deliver what was typed, then leave.
 				if err := c.WaitIdle(ctx); err != nil {
-					return err
+					return chatEnd(err)
 				}
 				c.Leave()
-				return <-runErr
+				return chatEnd(<-runErr)
 			}
 			if quit := chatLine(c, pr, line); quit {
 				c.Leave()
-				return <-runErr
+				return chatEnd(<-runErr)
 			}
 		}
 	}
+}
+
+// chatEnd maps how a chat ended to the command's result: the other side
+// leaving is a normal end.
+func chatEnd(err error) error {
+	if errors.Is(err, client.ErrPeerLeft) {
+		return nil
+	}
+	return err
 }
 
 // chatLine handles one typed line; it reports whether to quit.

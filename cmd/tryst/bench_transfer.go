@@ -289,7 +289,8 @@ func pairedRatio(r, base *transferResult) float64 {
 
 // benchTransfers sets every selected scenario up first (connections stay
 // open and idle between runs), then runs cfg.repeats rounds, each running
-// every scenario once in turn: raw and Tryst, direct and relayed, see the
+// every scenario once in turn, alternately forwards and backwards: raw and
+// Tryst, direct and relayed, see the
 // same background load and equally warm connections.
 func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConfig, dir string, stderr io.Writer) ([]transferResult, error) {
 	type scenario struct {
@@ -364,9 +365,17 @@ func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConf
 	for i, sc := range scs {
 		results[i] = transferResult{Scenario: sc.name, Bytes: sc.size}
 	}
+	order := make([]int, len(scs))
+	for i := range order {
+		order[i] = i
+	}
 	for round := range cfg.repeats {
 		fmt.Fprintf(stderr, "bench transfer: round %d of %d\n", round+1, cfg.repeats)
-		for i, sc := range scs {
+		// Every other round runs backwards, so neither side of a pair
+		// always runs first (on a warmer or cooler machine).
+		slices.Reverse(order)
+		for _, i := range order {
+			sc := scs[i]
 			rctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 			d, hash, err := sc.measure(rctx)
 			cancel()

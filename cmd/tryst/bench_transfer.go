@@ -290,8 +290,8 @@ func pairedRatio(r, base *transferResult) float64 {
 // benchTransfers sets every selected scenario up first (connections stay
 // open and idle between runs), then runs cfg.repeats rounds, each running
 // every scenario once in turn, alternately forwards and backwards: raw and
-// Tryst, direct and relayed, see the
-// same background load and equally warm connections.
+// Tryst, direct and relayed, see the same background load and equally warm
+// connections.
 func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConfig, dir string, stderr io.Writer) ([]transferResult, error) {
 	type scenario struct {
 		name    string

@@ -120,7 +120,6 @@ type Client struct {
 	ice      *hub.ICEConfig
 	cur      *peer // current connection, nil between connections
 	rtt      time.Duration
-	leaving  bool
 	fatalErr error
 
 	// Chat: messages are numbered from 1, kept until acknowledged, and

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -346,20 +347,29 @@ var errTooBig = errors.New("message too big")
 // registers a context.AfterFunc on every read, which an idle connection
 // would hold for its whole life. Nothing needs it: every way a connection
 // ends closes the socket, which ends a blocked read.
-func (c *conn) readMessage(ctx context.Context) (websocket.MessageType, []byte, error) {
+// readBufs recycles message buffers: every message used to get a fresh,
+// growing buffer, and at thousands of pairings a second that garbage was a
+// large part of the hub's GC work. A buffer goes back once the frame is
+// decoded (DecodeFrame copies what it keeps).
+var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readMessage reads one message of at most MaxMessageBytes into buf. It
+// reads one byte more than allowed to tell an oversized message from one
+// that fits.
+func (c *conn) readMessage(ctx context.Context, buf *bytes.Buffer) (websocket.MessageType, []byte, error) {
 	typ, r, err := c.ws.Reader(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
 	max := int64(c.h.cfg.MaxMessageBytes)
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(r, max+1)); err != nil {
 		return typ, nil, err
 	}
-	if int64(len(b)) > max {
+	if int64(buf.Len()) > max {
 		return typ, nil, errTooBig
 	}
-	return typ, b, nil
+	return typ, buf.Bytes(), nil
 }
 
 func (c *conn) readLoop(ctx context.Context) {
@@ -368,7 +378,12 @@ func (c *conn) readLoop(ctx context.Context) {
 	c.ws.SetReadLimit(-1)
 	rctx := context.WithoutCancel(ctx) // see readMessage
 	for {
-		typ, msg, err := c.readMessage(rctx)
+		buf := readBufs.Get().(*bytes.Buffer)
+		typ, msg, err := c.readMessage(rctx, buf)
+		if err == nil {
+			c.onMessage(ctx, typ, msg)
+		}
+		putReadBuf(buf)
 		if err != nil {
 			if errors.Is(err, errTooBig) && !c.closing.Load() {
 				c.h.m.Reject("too_big")
@@ -377,26 +392,38 @@ func (c *conn) readLoop(ctx context.Context) {
 			}
 			return
 		}
-		if c.closing.Load() {
-			continue // discard frames that arrive while closing
-		}
-		if typ != websocket.MessageText {
-			c.h.m.Reject("binary")
-			c.fail(websocket.StatusUnsupportedData, CodeBinary, "binary frames are not part of the protocol; send JSON text")
-			continue
-		}
-		if !c.lim.Allow() {
-			c.h.m.Reject("rate_limited")
-			c.fail(websocket.StatusPolicyViolation, CodeRateLimited, "too many messages; slow down")
-			continue
-		}
-		f, err := DecodeFrame(msg)
-		if err != nil {
-			c.h.m.Reject("malformed")
-			c.reply(Frame{Type: TypeError, Code: CodeBadRequest, Message: "malformed frame: " + err.Error()})
-			continue
-		}
-		c.h.m.Message(f.Type)
-		c.handle(ctx, f)
 	}
+}
+
+// putReadBuf recycles buf unless an unusually large message grew it.
+func putReadBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= 16<<10 {
+		readBufs.Put(buf)
+	}
+}
+
+// onMessage checks and handles one message; msg is valid only during the
+// call.
+func (c *conn) onMessage(ctx context.Context, typ websocket.MessageType, msg []byte) {
+	if c.closing.Load() {
+		return // discard frames that arrive while closing
+	}
+	if typ != websocket.MessageText {
+		c.h.m.Reject("binary")
+		c.fail(websocket.StatusUnsupportedData, CodeBinary, "binary frames are not part of the protocol; send JSON text")
+		return
+	}
+	if !c.lim.Allow() {
+		c.h.m.Reject("rate_limited")
+		c.fail(websocket.StatusPolicyViolation, CodeRateLimited, "too many messages; slow down")
+		return
+	}
+	f, err := DecodeFrame(msg)
+	if err != nil {
+		c.h.m.Reject("malformed")
+		c.reply(Frame{Type: TypeError, Code: CodeBadRequest, Message: "malformed frame: " + err.Error()})
+		return
+	}
+	c.h.m.Message(f.Type)
+	c.handle(ctx, f)
 }

@@ -204,6 +204,21 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 }
 
 func (s *Server) listen() error {
+	// With port 0 the kernel picks a free UDP port, and TCP must take the
+	// same number, which some TCP socket (an outgoing connection, say) may
+	// already hold: then start over with another port.
+	_, port, _ := net.SplitHostPort(s.cfg.ListenAddr)
+	for attempt := 1; ; attempt++ {
+		err := s.listenOnce()
+		if err == nil || port != "0" || attempt == 8 || !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+		s.closeSockets()
+		s.udp, s.tcp, s.tls = nil, nil, nil
+	}
+}
+
+func (s *Server) listenOnce() error {
 	ctx := context.Background()
 	addr := s.cfg.ListenAddr
 	lc := net.ListenConfig{Control: reusePort}

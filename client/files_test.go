@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/tryst-chat/tryst/hub"
 )
 
@@ -38,13 +36,7 @@ func checkReceived(t *testing.T, path string, want [32]byte) {
 	}
 }
 
-func relayedBytes(st *stack) float64 {
-	var sum float64
-	for _, dir := range []string{"client_to_peer", "peer_to_client"} {
-		sum += testutil.ToFloat64(st.tm.RelayBytes.WithLabelValues(dir))
-	}
-	return sum
-}
+func relayedBytes(st *stack) float64 { return st.RelayedBytes() }
 
 func transfer(t *testing.T, relay bool) {
 	const size = 20 << 20

@@ -2,65 +2,25 @@ package client
 
 import (
 	"context"
-	"net/http/httptest"
-	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/internal/teststack"
 	"github.com/tryst-chat/tryst/metrics"
-	"github.com/tryst-chat/tryst/turnserver"
 )
 
 // stack is a real hub and TURN relay on loopback, as `tryst serve` wires them.
 type stack struct {
+	*teststack.Stack
 	hubURL string
-	hub    *hub.Hub
-	turn   *turnserver.Server
 	tm     *metrics.TURN
-	store  hub.Store
 }
 
 func startStack(t *testing.T, store hub.Store) *stack {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	tm := metrics.NewTURN(reg)
-	ts, err := turnserver.New(turnserver.Config{
-		ListenAddr:         "127.0.0.1:0",
-		Secrets:            [][]byte{[]byte("test-secret-0123456789")},
-		AllowLoopbackPeers: true,
-		PublicIP:           netip.MustParseAddr("127.0.0.1"),
-		Metrics:            tm,
-		Sockets:            1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ts.UDPAddr().(interface{ String() string }).String()
-	_ = port
-	h, err := hub.New(hub.Config{
-		Store: store,
-		ICE: func(string) hub.ICEConfig {
-			user, pass, _ := ts.Credential("test")
-			addr := ts.UDPAddr().String()
-			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
-				{URLs: []string{"stun:" + addr}},
-				{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
-			}}
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		h.Close()
-		ts.Close()
-	})
-	return &stack{hubURL: srv.URL, hub: h, turn: ts, tm: tm, store: store}
+	st := teststack.Start(t, teststack.Options{Store: store})
+	return &stack{Stack: st, hubURL: st.URL, tm: st.TURNMetrics}
 }
 
 // member runs a Client and records its events.

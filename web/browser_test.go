@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,57 +14,23 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/tryst-chat/tryst/hub"
-	"github.com/tryst-chat/tryst/metrics"
-	"github.com/tryst-chat/tryst/turnserver"
+	"github.com/tryst-chat/tryst/internal/teststack"
 )
 
 // stack is a hub serving this package's client, with a TURN relay, on loopback.
 type stack struct {
 	url string
-	tm  *metrics.TURN
+	st  *teststack.Stack
 }
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	tm := metrics.NewTURN(prometheus.NewRegistry())
-	ts, err := turnserver.New(turnserver.Config{
-		ListenAddr: "127.0.0.1:0", Secrets: [][]byte{[]byte("browser-test-secret")},
-		AllowLoopbackPeers: true, PublicIP: netip.MustParseAddr("127.0.0.1"), Metrics: tm, Sockets: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := hub.New(hub.Config{
-		Web: Handler(),
-		ICE: func(host string) hub.ICEConfig {
-			user, pass, _ := ts.Credential("browser")
-			addr := ts.UDPAddr().String()
-			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
-				{URLs: []string{"stun:" + addr}},
-				{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
-			}}
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		h.Close()
-		ts.Close()
-	})
-	return &stack{url: srv.URL, tm: tm}
+	st := teststack.Start(t, teststack.Options{Web: Handler()})
+	return &stack{url: st.URL, st: st}
 }
 
-func (s *stack) relayed() float64 {
-	return testutil.ToFloat64(s.tm.RelayBytes.WithLabelValues("client_to_peer")) +
-		testutil.ToFloat64(s.tm.RelayBytes.WithLabelValues("peer_to_client"))
-}
+func (s *stack) relayed() float64 { return s.st.RelayedBytes() }
 
 func needBrowser(t *testing.T) string {
 	t.Helper()

@@ -64,12 +64,13 @@ func dataPlaneWorkers() int {
 }
 
 type dataPlane struct {
-	s       *Server
-	workers []*dpWorker
-	next    atomic.Uint32 // round-robin worker choice for new sockets
-	ids     atomic.Int32
-	wg      sync.WaitGroup
-	slow    atomic.Int64 // datagrams passed on to pion, for tests
+	s        *Server
+	workers  []*dpWorker
+	next     atomic.Uint32 // round-robin worker choice for new sockets
+	ids      atomic.Int32
+	wg       sync.WaitGroup
+	slow     atomic.Int64 // datagrams passed on to pion, for tests
+	hairpins atomic.Int64 // datagrams delivered relay to relay, for tests
 
 	mu      sync.RWMutex
 	clients map[netip.AddrPort]*dpRoute // UDP client transport address -> allocation
@@ -97,6 +98,26 @@ type dpWorker struct {
 	iovs  [dpBatch]unix.Iovec
 	names [dpBatch]unix.RawSockaddrInet6
 	bufs  [dpBatch][]byte
+
+	// Datagrams forwarded from the current recvmmsg batch, sent together by
+	// flush; owned by the worker goroutine. They point into bufs, so they
+	// are sent before the next recvmmsg.
+	out    [dpBatch]dpSend
+	nout   int
+	shdrs  [dpBatch]unix.Mmsghdr
+	siovs  [dpBatch]unix.Iovec
+	snams  [dpBatch]unix.RawSockaddrInet6
+	scount [dpBatch]int // payload bytes of each prepared message
+	sent   [dpBatch]bool
+}
+
+// dpSend is one datagram the fast path forwards: b to `to` on socket c,
+// carrying n bytes of relayed payload (for the counters).
+type dpSend struct {
+	c  *dpConn
+	to netip.AddrPort
+	b  []byte
+	n  int
 }
 
 func newDataPlane(s *Server) (*dataPlane, error) {
@@ -138,6 +159,9 @@ func newWorker(dp *dataPlane) (*dpWorker, error) {
 		w.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&w.names[i]))
 		w.hdrs[i].Hdr.Iov = &w.iovs[i]
 		w.hdrs[i].Hdr.SetIovlen(1)
+		w.shdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&w.snams[i]))
+		w.shdrs[i].Hdr.Iov = &w.siovs[i]
+		w.shdrs[i].Hdr.SetIovlen(1)
 	}
 	return w, nil
 }
@@ -172,6 +196,7 @@ type dpConn struct {
 	fd       int
 	family   int
 	local    *net.UDPAddr
+	addr     netip.AddrPort // local, unmapped
 	listener bool
 	relay    *relayConn // the wrapper of a relay socket, for its bandwidth cap
 
@@ -268,7 +293,9 @@ func (dp *dataPlane) register(fd, family int, listener bool, rc *relayConn) (*dp
 		local.IP, local.Port = net.IP(a.Addr[:]), a.Port
 	}
 	w := dp.workers[int(dp.next.Add(1))%len(dp.workers)]
+	ap := local.AddrPort()
 	c := &dpConn{dp: dp, w: w, id: dp.ids.Add(1), fd: fd, family: family, local: local,
+		addr:     netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()),
 		listener: listener, relay: rc, in: make(chan dpPacket, dpQueue), done: make(chan struct{})}
 	w.mu.Lock()
 	w.conns[c.id] = c
@@ -525,6 +552,7 @@ func (w *dpWorker) drain(c *dpConn) {
 			w.fromPeer(c, b, from)
 		}
 	}
+	w.flush()
 }
 
 func addrPort(sa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
@@ -539,8 +567,9 @@ func addrPort(sa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
-// fromClient forwards ChannelData on a mirrored binding to its peer and
-// passes anything else to pion.
+// fromClient forwards ChannelData on a mirrored binding to its peer, or
+// straight to the peer's client when the peer is another allocation's relay
+// address on this server, and passes anything else to pion.
 func (w *dpWorker) fromClient(c *dpConn, b []byte, from netip.AddrPort) {
 	if isChannelData(b) {
 		num := binary.BigEndian.Uint16(b[0:2])
@@ -553,20 +582,105 @@ func (w *dpWorker) fromClient(c *dpConn, b []byte, from netip.AddrPort) {
 		if rt != nil {
 			peer, bound = rt.chans[num]
 		}
+		var hp hairpin
+		if bound && 4+l <= len(b) {
+			hp = dp.hairpinLocked(rt.relay, peer)
+		}
 		dp.mu.RUnlock()
 		if bound && 4+l <= len(b) {
 			s := dp.s
 			if !s.allowBytes(rt.relay.relay.lim, l) {
 				return
 			}
-			if rt.relay.send(b[4:4+l], peer) == nil {
-				s.toPeerPackets.Inc()
-				s.toPeerBytes.Add(float64(l))
+			if hp.to == nil {
+				w.queue(rt.relay, peer, b[4:4+l], l)
+				return
 			}
+			// The datagram would reach our own socket through the kernel
+			// and succeed there: count A's side now, as sendto would.
+			dp.hairpins.Add(1)
+			s.toPeerPackets.Inc()
+			s.toPeerBytes.Add(float64(l))
+			if hp.route == nil {
+				// B has no channel to A: pion checks B's permission and sends a
+				// Data indication, exactly as for a datagram read from the socket.
+				hp.to.toPion(b[4:4+l], hp.from)
+				return
+			}
+			if !s.allowBytes(hp.to.relay.lim, l) {
+				return
+			}
+			binary.BigEndian.PutUint16(b[0:2], hp.num)
+			w.queue(hp.route.out, hp.route.client, pad4(b[:4+l]), l)
 			return
 		}
 	}
 	c.toPion(b, from)
+}
+
+// hairpin is where a datagram from one relay socket to another of this
+// server's relay sockets ends up: socket `to`, seen as coming from `from`,
+// and when a channel is bound to `from`, the route and channel number to its
+// client.
+type hairpin struct {
+	to    *dpConn
+	from  netip.AddrPort
+	route *dpRoute
+	num   uint16
+}
+
+// hairpinLocked reports whether a datagram sent from relay socket src to
+// peer would arrive at one of this server's own relay sockets, and from
+// which address it would appear there. dp.mu is held.
+//
+// Why: with both parties of a call relay-only on the same server, every
+// datagram otherwise crosses the kernel twice more (sendto on A's relay
+// socket, recvmmsg on B's) for nothing. The peer filter has already decided
+// whether A may have a permission for B's relayed address (by default it
+// refuses the server's own addresses), so a hairpin only happens where the
+// operator allowed one; B's permissions and channels then apply as they
+// would to the datagram read from B's socket.
+func (dp *dataPlane) hairpinLocked(src *dpConn, peer netip.AddrPort) hairpin {
+	dst := dp.relays[int(peer.Port())]
+	if dst == nil || dst == src || dst.relay == nil {
+		return hairpin{}
+	}
+	ip, pub := peer.Addr(), dp.s.cfg.PublicIP
+	// Where the kernel would deliver it: the relayed address the clients
+	// were given, the address the socket is bound to, or, for a wildcard
+	// bind, any address of this host.
+	if ip != pub && ip != dst.addr.Addr() {
+		if !dst.addr.Addr().IsUnspecified() {
+			return hairpin{}
+		}
+		if _, own := dp.s.filter.own[ip]; !own {
+			return hairpin{}
+		}
+	}
+	// The source address B's client knows A by: the public address if that
+	// is what A aimed at, else the address the kernel would pick for a local
+	// destination (A's bound address, or the destination itself).
+	fromIP := src.addr.Addr()
+	if ip == pub || fromIP.IsUnspecified() {
+		fromIP = ip
+	}
+	hp := hairpin{to: dst, from: netip.AddrPortFrom(fromIP, src.addr.Port())}
+	if rt := dst.route.Load(); rt != nil {
+		if num, ok := rt.peers[hp.from]; ok {
+			hp.route, hp.num = rt, num
+		}
+	}
+	return hp
+}
+
+// pad4 pads ChannelData to a multiple of 4 bytes. Over UDP the padding is
+// optional (RFC 8656 section 12.5); pion adds it, so do the same for
+// identical bytes.
+func pad4(b []byte) []byte {
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
 }
 
 // fromPeer sends a peer's datagram to the client as ChannelData when a
@@ -580,25 +694,98 @@ func (w *dpWorker) fromPeer(c *dpConn, b []byte, from netip.AddrPort) {
 		dp.mu.RUnlock()
 		if bound {
 			n := len(b) - 4
-			s := dp.s
-			if !s.allowBytes(c.relay.lim, n) {
+			if !dp.s.allowBytes(c.relay.lim, n) {
 				return
 			}
 			binary.BigEndian.PutUint16(b[0:2], num)
 			binary.BigEndian.PutUint16(b[2:4], uint16(n))
-			// Over UDP the padding to a multiple of 4 is optional (RFC 8656
-			// section 12.5); pion adds it, so do the same for identical bytes.
-			for len(b)%4 != 0 {
-				b = append(b, 0)
-			}
-			if rt.out.send(b, rt.client) == nil {
-				s.toClientPackets.Inc()
-				s.toClientBytes.Add(float64(n))
-			}
+			w.queue(rt.out, rt.client, pad4(b), n)
 			return
 		}
 	}
 	c.toPion(b[4:], from)
+}
+
+// queue adds a datagram to the ones flush sends.
+func (w *dpWorker) queue(c *dpConn, to netip.AddrPort, b []byte, n int) {
+	w.out[w.nout] = dpSend{c: c, to: to, b: b, n: n}
+	w.nout++
+}
+
+// flush sends the queued datagrams, those for the same socket with one
+// sendmmsg, and counts what was sent: payload sent on a relay socket went to
+// a peer, on a listener socket to a client.
+//
+// Why: a recvmmsg batch from a client or a peer mostly goes to one socket,
+// and one system call for all of it costs less than one sendto each.
+func (w *dpWorker) flush() {
+	n := w.nout
+	w.nout = 0
+	for i := range n {
+		w.sent[i] = false
+	}
+	for i := range n {
+		if w.sent[i] {
+			continue
+		}
+		c := w.out[i].c
+		// Gather this socket's datagrams in order.
+		k := 0
+		for j := i; j < n; j++ {
+			d := &w.out[j]
+			if w.sent[j] || d.c != c {
+				continue
+			}
+			w.sent[j] = true
+			salen := c.sockaddr(&w.snams[k], d.to)
+			if salen == 0 {
+				continue // unreachable from this socket's family
+			}
+			w.shdrs[k].Hdr.Namelen = uint32(salen)
+			w.siovs[k].Base = nil // an empty payload is a valid datagram
+			if len(d.b) > 0 {
+				w.siovs[k].Base = &d.b[0]
+			}
+			w.siovs[k].SetLen(len(d.b))
+			w.scount[k] = d.n
+			k++
+		}
+		w.sendBatch(c, k)
+	}
+	clear(w.out[:n]) // drop references to sockets and buffers
+}
+
+// sendBatch sends the first k prepared messages on c. A datagram the kernel
+// refuses (full buffer) is dropped and the rest still tried, as one sendto
+// each would do.
+func (w *dpWorker) sendBatch(c *dpConn, k int) {
+	packets, bytes := 0, 0
+	c.mu.RLock()
+	for off := 0; off < k && !c.closed; {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&w.shdrs[off])),
+			uintptr(k-off), unix.MSG_DONTWAIT, 0, 0)
+		if e != 0 {
+			off++ // the first datagram failed: drop it
+			continue
+		}
+		for _, m := range w.scount[off : off+int(r)] {
+			packets++
+			bytes += m
+		}
+		off += int(r)
+	}
+	c.mu.RUnlock()
+	if packets == 0 {
+		return
+	}
+	s := w.dp.s
+	if c.listener {
+		s.toClientPackets.Add(float64(packets))
+		s.toClientBytes.Add(float64(bytes))
+	} else {
+		s.toPeerPackets.Add(float64(packets))
+		s.toPeerBytes.Add(float64(bytes))
+	}
 }
 
 // Mirror of pion's allocation and channel state, fed by its event hooks.

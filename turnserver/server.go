@@ -213,10 +213,13 @@ func (s *Server) listen() error {
 		if err == nil || port != "0" || attempt == 8 || !errors.Is(err, syscall.EADDRINUSE) {
 			return err
 		}
-		s.closeSockets()
+		s.closeListeners() // not the data plane: the next attempt uses it
 		s.udp, s.tcp, s.tls = nil, nil, nil
 	}
 }
+
+// listenTCP is net.Listen; tests replace it to make a port collide.
+var listenTCP = net.Listen
 
 func (s *Server) listenOnce() error {
 	ctx := context.Background()
@@ -247,7 +250,7 @@ func (s *Server) listenOnce() error {
 	if _, port, _ := net.SplitHostPort(tcpAddr); port == "0" {
 		tcpAddr = addr // same port as UDP when the kernel picked it
 	}
-	ln, err := net.Listen("tcp", tcpAddr)
+	ln, err := listenTCP("tcp", tcpAddr)
 	if err != nil {
 		return fmt.Errorf("turnserver: listen tcp %s: %w", tcpAddr, err)
 	}
@@ -265,6 +268,14 @@ func (s *Server) listenOnce() error {
 
 // closeSockets closes what listen opened, for a failed New.
 func (s *Server) closeSockets() {
+	s.closeListeners()
+	if s.dp != nil {
+		s.dp.close()
+	}
+}
+
+// closeListeners closes the listening sockets.
+func (s *Server) closeListeners() {
 	for _, c := range s.udp {
 		_ = c.PacketConn.Close()
 	}
@@ -272,9 +283,6 @@ func (s *Server) closeSockets() {
 		if l != nil {
 			_ = l.Listener.Close()
 		}
-	}
-	if s.dp != nil {
-		s.dp.close()
 	}
 }
 

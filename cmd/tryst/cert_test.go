@@ -74,20 +74,7 @@ func TestTLSReload(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeCert(t, certFile, keyFile, 1)
-	c, err := parseServe([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0",
-		"--turn-tls-listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "error"}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.build(env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := startServer(c, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.shutdown(5 * time.Second)
+	s := startServe(t, nil, "--tls-cert", certFile, "--tls-key", keyFile)
 	hubAddr, turnsAddr := s.webLn.Addr().String(), s.turn.TLSAddr().String()
 	if servedSerial(t, hubAddr) != 1 || servedSerial(t, turnsAddr) != 1 {
 		t.Fatal("not serving the configured certificate")

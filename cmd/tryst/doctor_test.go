@@ -39,19 +39,7 @@ func startDoctorServer(t *testing.T, tlsDir string) string {
 		args = append(args, "--tls-cert", cert, "--tls-key", key, "--turn-tls-listen", "127.0.0.1:0")
 		scheme = "https"
 	}
-	c, err := parseServe(args, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.build(env(map[string]string{"TRYST_TURN_SECRET": "doctor-test-secret"}), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := startServer(c, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.shutdown(5 * time.Second) })
+	s := startServe(t, map[string]string{"TRYST_TURN_SECRET": "doctor-test-secret"}, args...)
 	return scheme + "://" + s.webLn.Addr().String()
 }
 
@@ -349,20 +337,7 @@ func TestDoctorAccessControl(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := parseServe([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0",
-		"--turn-sockets", "1", "--allow-loopback-peers", "--log-level", "error", "--token-secret-file", secretFile}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.build(env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := startServer(c, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.shutdown(5 * time.Second) })
+	s := startServe(t, nil, "--turn-sockets", "1", "--allow-loopback-peers", "--token-secret-file", secretFile)
 	hubURL := "http://" + s.webLn.Addr().String()
 
 	out, err := doctorRun(t, "--hub", hubURL)

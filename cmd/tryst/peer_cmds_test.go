@@ -18,20 +18,7 @@ import (
 // startTestServer runs `tryst serve` in-process on loopback.
 func startTestServer(t *testing.T) string {
 	t.Helper()
-	c, err := parseServe([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--turn-listen", "127.0.0.1:0", "--allow-loopback-peers", "--log-level", "error"}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.build(env(map[string]string{"TRYST_TURN_SECRET": "cli-test-secret"}), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := startServer(c, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.shutdown(5 * time.Second) })
+	s := startServe(t, map[string]string{"TRYST_TURN_SECRET": "cli-test-secret"}, "--allow-loopback-peers")
 	return "http://" + s.webLn.Addr().String()
 }
 

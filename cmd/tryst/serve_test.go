@@ -283,20 +283,7 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 func TestSecretReload(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "secrets")
 	os.WriteFile(f, []byte("old-secret-0123456789\n"), 0o600)
-	c, err := parseServe([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--turn-listen", "127.0.0.1:0", "--turn-secret-file", f, "--log-level", "error"}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.build(env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := startServer(c, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.shutdown(5 * time.Second)
+	s := startServe(t, nil, "--turn-secret-file", f)
 	signedBy := func(secret string) bool {
 		user, pass, _ := s.turn.Credential("x")
 		m := hmac.New(sha1.New, []byte(secret))
@@ -339,4 +326,27 @@ func TestPortInUse(t *testing.T) {
 	if _, err := startServer(c, b); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("start on a used port: %v", err)
 	}
+}
+
+// startServe runs `tryst serve` in-process with every listener on
+// 127.0.0.1:0, then args (a later flag wins), and environ as the
+// environment; it stops when the test ends.
+func startServe(t *testing.T, environ map[string]string, args ...string) *server {
+	t.Helper()
+	all := append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--turn-listen", "127.0.0.1:0", "--turn-tls-listen", "127.0.0.1:0", "--log-level", "error"}, args...)
+	c, err := parseServe(all, env(environ), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.build(env(environ), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startServer(c, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.shutdown(5 * time.Second) })
+	return s
 }

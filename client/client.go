@@ -144,7 +144,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Hub == "" {
 		return nil, errors.New("client: no hub URL")
 	}
-	if _, err := wsURL(cfg.Hub); err != nil {
+	if _, err := HubWebSocketURL(cfg.Hub); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	if cfg.Password == "" {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -25,9 +26,13 @@ type hubConn struct {
 	once   sync.Once
 }
 
-// wsURL turns what a user typed (http://host:8080, https://host, ws://…,
-// host:8080) into the hub's WebSocket endpoint.
-func wsURL(raw string) (string, error) {
+// HubWebSocketURL turns what a user typed (http://host:8080, https://host,
+// ws://…, host:8080, or a base path such as https://host/tryst) into the
+// URL of the hub's WebSocket endpoint.
+func HubWebSocketURL(raw string) (string, error) {
+	if raw == "" {
+		return "", errors.New("no hub URL (e.g. http://127.0.0.1:8080)")
+	}
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
 	}
@@ -43,14 +48,15 @@ func wsURL(raw string) (string, error) {
 	default:
 		return "", fmt.Errorf("bad hub URL %q: scheme must be http, https, ws or wss", raw)
 	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = "/v1/ws"
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	if !strings.HasSuffix(u.Path, "/v1/ws") {
+		u.Path += "/v1/ws"
 	}
 	return u.String(), nil
 }
 
 func dialHub(ctx context.Context, hubURL string) (*hubConn, error) {
-	u, err := wsURL(hubURL)
+	u, err := HubWebSocketURL(hubURL)
 	if err != nil {
 		return nil, err
 	}

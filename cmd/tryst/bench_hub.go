@@ -24,6 +24,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/hub"
 )
 
@@ -191,7 +192,7 @@ func parseBenchHubFlags(args []string, stderr io.Writer) (benchHubConfig, error)
 		return cfg, usageError{fmt.Errorf("bench hub: "+format, a...)}
 	}
 	var err error
-	if cfg.hubURL, err = wsURL(hubURL); err != nil {
+	if cfg.hubURL, err = client.HubWebSocketURL(hubURL); err != nil {
 		return bad("--hub: %v", err)
 	}
 	if cfg.sources, err = parseSources(sources); err != nil {
@@ -223,33 +224,6 @@ func parseBenchHubFlags(args []string, stderr io.Writer) (benchHubConfig, error)
 		}
 	}
 	return cfg, nil
-}
-
-// wsURL turns a hub base URL into the URL of its WebSocket endpoint.
-func wsURL(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("required, e.g. ws://127.0.0.1:8080")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", err
-	}
-	switch u.Scheme {
-	case "http", "ws":
-		u.Scheme = "ws"
-	case "https", "wss":
-		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("%q is not a ws://, wss://, http:// or https:// URL", s)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("%q has no host", s)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	if !strings.HasSuffix(u.Path, "/v1/ws") {
-		u.Path += "/v1/ws"
-	}
-	return u.String(), nil
 }
 
 // parseSources reads "A-B" (an IPv4 range) or "A,B,C".

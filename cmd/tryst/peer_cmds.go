@@ -55,15 +55,20 @@ func parsePeerFlags(name string, args []string, withRoom, withOut bool, stderr i
 	return pf, fs, nil
 }
 
-func (pf *peerFlags) config(io stdio, onEvent func(client.Event)) (client.Config, error) {
+// newClient reads the password and builds the client the flags describe.
+func (pf *peerFlags) newClient(io stdio, onEvent func(client.Event)) (*client.Client, error) {
 	pw, err := readPassword(pf.passwordFile, io)
 	if err != nil {
-		return client.Config{}, err
+		return nil, err
 	}
-	return client.Config{
+	c, err := client.New(client.Config{
 		Hub: pf.hub, Room: pf.room, Password: pw, Relay: pf.relay, OutDir: pf.out,
 		ChunkSize: pf.chunk, LoopbackOnly: pf.loopback, OnEvent: onEvent,
-	}, nil
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
 }
 
 // printer serialises everything a command writes.
@@ -120,7 +125,7 @@ func runChat(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	pr := &printer{out: io.out, prog: newProgress(io.out)}
-	cfg, err := pf.config(io, func(ev client.Event) {
+	c, err := pf.newClient(io, func(ev client.Event) {
 		switch ev.Kind {
 		case client.EventRoom:
 			pr.say("* room code: %s (give it to the other side, with the password)", ev.Text)
@@ -132,10 +137,6 @@ func runChat(ctx context.Context, args []string, io stdio) error {
 	})
 	if err != nil {
 		return err
-	}
-	c, err := client.New(cfg)
-	if err != nil {
-		return usageError{err}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -236,7 +237,7 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 	pr := &printer{out: io.out, prog: newProgress(io.err)}
 	failed := 0
 	var mu sync.Mutex
-	cfg, err := pf.config(io, func(ev client.Event) {
+	c, err := pf.newClient(io, func(ev client.Event) {
 		switch ev.Kind {
 		case client.EventRoom:
 			pr.say("code: %s", ev.Text)
@@ -253,10 +254,6 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 	})
 	if err != nil {
 		return err
-	}
-	c, err := client.New(cfg)
-	if err != nil {
-		return usageError{err}
 	}
 	for _, p := range fs.Args() {
 		if err := c.SendFile(p); err != nil {
@@ -302,7 +299,7 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	pr := &printer{out: io.out, prog: newProgress(io.err)}
 	var mu sync.Mutex
 	got, bad := 0, 0
-	cfg, err := pf.config(io, func(ev client.Event) {
+	c, err := pf.newClient(io, func(ev client.Event) {
 		if ev.Kind == client.EventFileReceived {
 			mu.Lock()
 			if ev.File.OK {
@@ -316,10 +313,6 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	})
 	if err != nil {
 		return err
-	}
-	c, err := client.New(cfg)
-	if err != nil {
-		return usageError{err}
 	}
 	err = c.Run(ctx)
 	if err != nil && !errors.Is(err, client.ErrPeerLeft) {

@@ -336,10 +336,13 @@ func (p *peer) keepalive() {
 	}
 }
 
-// path reports the selected candidate pair: "relay" when either end is a
-// TURN relay candidate, else "direct (host)" or "direct (srflx)".
-func (p *peer) path() string {
-	sctp := p.pc.SCTP()
+// path reports the selected candidate pair of this connection.
+func (p *peer) path() string { return SelectedPath(p.pc) }
+
+// SelectedPath reports the candidate pair pc selected: "relay" when either
+// end is a TURN relay candidate, else "direct (host)", "direct (srflx)", …
+func SelectedPath(pc *webrtc.PeerConnection) string {
+	sctp := pc.SCTP()
 	if sctp == nil || sctp.Transport() == nil {
 		return "unknown"
 	}

@@ -549,7 +549,7 @@ func startRawPair(ctx context.Context, env *transferEnv, nets *vnetPair, relay b
 	if err := p.wait(setup, opened); err != nil {
 		return nil, err
 	}
-	if path := selectedPath(p.pcs[0]); relay != (path == "relay") {
+	if path := client.SelectedPath(p.pcs[0]); relay != (path == "relay") {
 		return nil, fmt.Errorf("path is %q with relay=%v", path, relay)
 	}
 	return p, nil
@@ -637,21 +637,6 @@ func connectPair(ctx context.Context, offerer, answerer *webrtc.PeerConnection) 
 		return fmt.Errorf("answer: %w", err)
 	}
 	return nil
-}
-
-func selectedPath(pc *webrtc.PeerConnection) string {
-	sctp := pc.SCTP()
-	if sctp == nil || sctp.Transport() == nil {
-		return "unknown"
-	}
-	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil {
-		return "unknown"
-	}
-	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
-		return "relay"
-	}
-	return "direct"
 }
 
 // trystPair is a host and a guest Client in one room, connected.

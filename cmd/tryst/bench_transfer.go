@@ -10,9 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -26,7 +26,6 @@ import (
 
 	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/hub"
-	"github.com/tryst-chat/tryst/turnserver"
 )
 
 // benchTransferConfig holds the flags of "tryst bench transfer".
@@ -41,6 +40,7 @@ type benchTransferConfig struct {
 	json      bool
 	timeout   time.Duration // per run
 	cpuprof   string
+	isolate   bool // relay and peers on disjoint CPUs
 }
 
 // The scenarios, in the order they run and are reported.
@@ -51,9 +51,41 @@ const (
 	scTrystRelay = "tryst-relay"
 	scRawRTT     = "raw-rtt"
 	scTrystRTT   = "tryst-rtt"
+
+	// With the relay isolated on its own CPU, a relayed scenario is
+	// compared with the same direct transfer with the peers on the same
+	// CPUs (the "-pinned" baselines, added for the selected relayed
+	// scenarios), so that the ratio measures the path and not the number
+	// of CPUs. They are not selectable on their own.
+	scRawPinned   = "raw-pinned"
+	scTrystPinned = "tryst-pinned"
 )
 
+// allTransferScenarios are the selectable scenarios, in the order they
+// run and are reported.
 var allTransferScenarios = []string{scRaw, scTryst, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}
+
+// runScenarios adds the pinned baselines the selection needs, in report
+// order.
+func runScenarios(selected []string, isolated bool) []string {
+	var out []string
+	for _, sc := range []string{scRaw, scTryst, scRawPinned, scTrystPinned, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT} {
+		base, pinned := strings.CutSuffix(sc, "-pinned")
+		if slices.Contains(selected, sc) || pinned && isolated && slices.Contains(selected, base+"-relay") {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// relayedBaseline names the direct scenario a relayed one is compared with.
+func relayedBaseline(relayed string, isolated bool) string {
+	base := strings.TrimSuffix(relayed, "-relay")
+	if isolated {
+		return base + "-pinned"
+	}
+	return base
+}
 
 // transferResult is one scenario's measurement.
 type transferResult struct {
@@ -78,16 +110,24 @@ type transferResult struct {
 // channel and of Tryst's encrypted file transfer (same settings, same flow
 // control), direct and through TURN, and both again over an emulated
 // network with a round-trip delay. It reports the median of N runs.
-func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	cfg, err := parseBenchTransferFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	env, err := startTransferEnv()
+	cpus, err := newCPULayout(cfg.isolate)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench transfer: relay not isolated: %v\n", err)
+	}
+	env, err := startTransferEnv(ctx, cpus)
 	if err != nil {
 		return fmt.Errorf("bench transfer: %w", err)
 	}
-	defer env.close()
+	defer func() {
+		if cerr := env.close(); cerr != nil && err == nil {
+			err = fmt.Errorf("bench transfer: %w", cerr)
+		}
+	}()
 	dir, err := os.MkdirTemp(cfg.dir, "tryst-bench-")
 	if err != nil {
 		return fmt.Errorf("bench transfer: %w", err)
@@ -114,21 +154,23 @@ func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writ
 		if strings.HasPrefix(r.Scenario, scTryst) {
 			r.VsRaw = pairedRatio(r, findResult(results, scRaw+strings.TrimPrefix(r.Scenario, scTryst)))
 		}
-		if base, ok := strings.CutSuffix(r.Scenario, "-relay"); ok {
-			r.VsDirect = pairedRatio(r, findResult(results, base))
+		if strings.HasSuffix(r.Scenario, "-relay") {
+			r.VsDirect = pairedRatio(r, findResult(results, relayedBaseline(r.Scenario, cpus.isolated())))
 		}
 	}
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			RTT     string           `json:"rtt"`
-			Chunk   int              `json:"chunk_bytes"`
-			Repeats int              `json:"repeats"`
-			Results []transferResult `json:"results"`
-		}{cfg.rtt.String(), cfg.chunk, cfg.repeats, results})
+			RTT       string           `json:"rtt"`
+			Chunk     int              `json:"chunk_bytes"`
+			Repeats   int              `json:"repeats"`
+			PeerCPUs  []int            `json:"peer_cpus,omitempty"`  // loopback scenarios; empty: not isolated
+			RelayCPUs []int            `json:"relay_cpus,omitempty"` // empty: not isolated
+			Results   []transferResult `json:"results"`
+		}{cfg.rtt.String(), cfg.chunk, cfg.repeats, cpus.peers, cpus.relay, results})
 	}
-	printBenchTransfer(stdout, cfg, results)
+	printBenchTransfer(stdout, cfg, cpus.String(), results)
 	return nil
 }
 
@@ -147,7 +189,8 @@ func parseBenchTransferFlags(args []string, stderr io.Writer) (benchTransferConf
 	fs.StringVar(&scenarios, "scenarios", strings.Join(allTransferScenarios, ","), "comma-separated scenarios to run")
 	fs.BoolVar(&cfg.json, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit for one run")
-	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile of the whole run (both peers, relay, vnet) to `FILE`")
+	fs.StringVar(&cfg.cpuprof, "cpuprofile", "", "write a CPU profile of the peers (both of them, and vnet) to `FILE`; the relay is another process")
+	fs.BoolVar(&cfg.isolate, "isolate-relay", true, "during the loopback scenarios, run the relay process on the last CPU and the peers on the others, as if the relay were another host (Linux, 2+ CPUs)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("bench transfer: %w", err)
 	}
@@ -187,60 +230,50 @@ func findResult(rs []transferResult, scenario string) *transferResult {
 	return nil
 }
 
-// transferEnv is a hub and a TURN relay on loopback, as `tryst serve`
-// wires them, plus a second hub that hands out no ICE servers for peers on
-// the emulated network (they could not reach the real loopback relay).
+// transferEnv is what the scenarios connect through: `tryst serve` as a
+// child process (hub and TURN relay on loopback, see relayProcess), plus an
+// in-process hub that hands out no ICE servers for the peers on the emulated
+// network (they could not reach the loopback relay).
 type transferEnv struct {
-	turn      *turnserver.Server
+	relay     *relayProcess
+	cpus      cpuLayout
 	hubs      []*hub.Hub
 	servers   []*http.Server
 	serveDone sync.WaitGroup
-	hubURL    string // hands out STUN and TURN
+	hubURL    string // the relay's hub: hands out STUN and TURN
 	bareURL   string // hands out nothing
 }
 
-func startTransferEnv() (env *transferEnv, err error) {
-	env = &transferEnv{}
+func startTransferEnv(ctx context.Context, cpus cpuLayout) (env *transferEnv, err error) {
+	env = &transferEnv{cpus: cpus}
 	defer func() {
 		if err != nil {
 			env.close()
 		}
 	}()
-	var secret [32]byte
-	_, _ = rand.Read(secret[:])
-	env.turn, err = turnserver.New(turnserver.Config{
-		ListenAddr:         "127.0.0.1:0",
-		Secrets:            [][]byte{secret[:]},
-		AllowLoopbackPeers: true,
-		PublicIP:           netip.MustParseAddr("127.0.0.1"),
-		UserQuota:          -1,
-		// Sockets stays at its default, one per core, as `tryst serve`
-		// runs it.
-	})
-	if err != nil {
-		return env, fmt.Errorf("start TURN server: %w", err)
-	}
-	ice := func(string) hub.ICEConfig { return env.iceConfig() }
-	if env.hubURL, err = env.startHub(ice); err != nil {
+	if env.relay, err = startRelayProcess(ctx, cpus.relay); err != nil {
 		return env, err
 	}
-	if env.bareURL, err = env.startHub(nil); err != nil {
+	env.hubURL = env.relay.hubURL
+	if env.bareURL, err = env.startBareHub(); err != nil {
 		return env, err
 	}
 	return env, nil
 }
 
+// iceConfig is what the relay's hub hands a Client, for the raw pairs.
 func (env *transferEnv) iceConfig() hub.ICEConfig {
-	user, pass, _ := env.turn.Credential("bench")
-	addr := env.turn.UDPAddr().String()
+	user, pass := env.relay.credential("bench")
+	addr := env.relay.turnUDP
 	return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
 		{URLs: []string{"stun:" + addr}},
 		{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
 	}}
 }
 
-func (env *transferEnv) startHub(ice func(string) hub.ICEConfig) (string, error) {
-	h, err := hub.New(hub.Config{ICE: ice})
+// startBareHub starts an in-process hub that hands out no ICE servers.
+func (env *transferEnv) startBareHub() (string, error) {
+	h, err := hub.New(hub.Config{})
 	if err != nil {
 		return "", fmt.Errorf("start hub: %w", err)
 	}
@@ -259,7 +292,8 @@ func (env *transferEnv) startHub(ice func(string) hub.ICEConfig) (string, error)
 	return "http://" + ln.Addr().String(), nil
 }
 
-func (env *transferEnv) close() {
+func (env *transferEnv) close() error {
+	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, s := range env.servers {
@@ -269,9 +303,79 @@ func (env *transferEnv) close() {
 		_ = h.Shutdown(ctx)
 	}
 	env.serveDone.Wait()
-	if env.turn != nil {
-		_ = env.turn.Close()
+	if env.relay != nil {
+		if err := env.relay.close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	if err := env.cpus.release(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// cpuLayout places the relay process and the peers on disjoint CPUs (the
+// relay on the last one) for the relayed scenarios and their direct
+// baselines, as if the relay were another host. Sharing their CPUs, the
+// relayed path is CPU-bound by construction: the relay's system calls come
+// out of the peers' CPU time, which no deployment does (docs/BENCHMARKS.md
+// has the figures). The other scenarios do not use the relay and run on
+// every CPU.
+type cpuLayout struct {
+	all, peers, relay []int // relay empty: not isolated
+	procs             int   // GOMAXPROCS outside the pinned scenarios
+}
+
+func newCPULayout(isolate bool) (cpuLayout, error) {
+	l := cpuLayout{procs: runtime.GOMAXPROCS(0)}
+	if !isolate {
+		return l, nil
+	}
+	cpus, err := processCPUs()
+	if err != nil {
+		return l, err
+	}
+	if len(cpus) < 2 {
+		return l, fmt.Errorf("it needs 2 CPUs, this process may use %d", len(cpus))
+	}
+	l.all, l.peers, l.relay = cpus, cpus[:len(cpus)-1], cpus[len(cpus)-1:]
+	return l, nil
+}
+
+func (l cpuLayout) isolated() bool { return len(l.relay) > 0 }
+
+// forScenario confines the peers to their CPUs for a pinned scenario and
+// gives them every CPU back for the others. GOMAXPROCS follows, as it
+// would had the process started with that affinity.
+func (l cpuLayout) forScenario(pinned bool) error {
+	if !l.isolated() {
+		return nil
+	}
+	if !pinned {
+		return l.release()
+	}
+	if err := pinProcess(l.peers); err != nil {
+		return err
+	}
+	runtime.GOMAXPROCS(len(l.peers))
+	return nil
+}
+
+// release undoes forScenario.
+func (l cpuLayout) release() error {
+	if !l.isolated() {
+		return nil
+	}
+	runtime.GOMAXPROCS(l.procs)
+	return pinProcess(l.all)
+}
+
+func (l cpuLayout) String() string {
+	if !l.isolated() {
+		return "relay: `tryst serve` process sharing every CPU with the peers; relayed compared with direct"
+	}
+	return fmt.Sprintf("relay: `tryst serve` process on CPU %v; peers on CPU %v for -relay and -pinned, every CPU otherwise;\n"+
+		"relayed compared with -pinned (direct, same CPUs)", l.relay, l.peers)
 }
 
 // pairedRatio is the median over rounds of r's throughput over base's.
@@ -296,6 +400,7 @@ func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConf
 	type scenario struct {
 		name    string
 		size    int64
+		pinned  bool // peers kept off the relay's CPU
 		measure func(ctx context.Context) (transfer, hash time.Duration, err error)
 	}
 	var (
@@ -314,10 +419,7 @@ func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConf
 			f()
 		}
 	}()
-	for _, sc := range allTransferScenarios {
-		if !slices.Contains(cfg.scenarios, sc) {
-			continue
-		}
+	for _, sc := range runScenarios(cfg.scenarios, env.cpus.isolated()) {
 		fmt.Fprintf(stderr, "bench transfer: connecting %s\n", sc)
 		relay := strings.HasSuffix(sc, "-relay")
 		size := cfg.size
@@ -332,13 +434,16 @@ func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConf
 			}
 			n = nets
 		}
+		// Peers pinned away from the relay's CPU for the relayed scenarios
+		// and their baselines; every CPU for the others.
+		pinned := relay || strings.HasSuffix(sc, "-pinned")
 		if strings.HasPrefix(sc, scRaw) {
 			rp, err := startRawPair(ctx, env, n, relay, cfg.chunk)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", sc, err)
 			}
 			cleanup = append(cleanup, rp.close)
-			scs = append(scs, scenario{sc, size, func(ctx context.Context) (time.Duration, time.Duration, error) {
+			scs = append(scs, scenario{sc, size, pinned, func(ctx context.Context) (time.Duration, time.Duration, error) {
 				d, err := rp.transfer(ctx, size)
 				return d, 0, err
 			}})
@@ -357,7 +462,7 @@ func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConf
 			}
 			files[size] = src
 		}
-		scs = append(scs, scenario{sc, size, func(ctx context.Context) (time.Duration, time.Duration, error) {
+		scs = append(scs, scenario{sc, size, pinned, func(ctx context.Context) (time.Duration, time.Duration, error) {
 			return tp.transfer(ctx, src)
 		}})
 	}
@@ -376,6 +481,9 @@ func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConf
 		slices.Reverse(order)
 		for _, i := range order {
 			sc := scs[i]
+			if err := env.cpus.forScenario(sc.pinned); err != nil {
+				return nil, err
+			}
 			rctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 			d, hash, err := sc.measure(rctx)
 			cancel()
@@ -779,9 +887,10 @@ func (p *trystPair) close() {
 	p.done.Wait()
 }
 
-func printBenchTransfer(w io.Writer, cfg benchTransferConfig, rs []transferResult) {
+func printBenchTransfer(w io.Writer, cfg benchTransferConfig, layout string, rs []transferResult) {
 	fmt.Fprintf(w, "tryst bench transfer: %d-byte chunks, %d rounds, emulated RTT %v; MB = 10^6 bytes\n",
 		cfg.chunk, cfg.repeats, cfg.rtt)
+	fmt.Fprintf(w, "%s\n", layout)
 	fmt.Fprintf(w, "MB/s is the median run; ratios are medians of per-round ratios\n\n")
 	fmt.Fprintf(w, "%-12s %9s %7s %13s %7s %9s  %s\n", "scenario", "size", "MB/s", "min..max", "vs raw", "vs direct", "target")
 	pct := func(x float64) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 // seconds of ICE relay-acceptance wait; it differs from raw only in the
 // ICE policy that tryst-relay exercises.
 func TestBenchTransfer(t *testing.T) {
+	t.Setenv(asMainEnv, "1") // the relay is this binary running serve
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
@@ -25,16 +27,30 @@ func TestBenchTransfer(t *testing.T) {
 		t.Fatalf("runBenchTransfer: %v\n%s", err, errOut.String())
 	}
 	var got struct {
-		Results []transferResult `json:"results"`
+		PeerCPUs  []int            `json:"peer_cpus"`
+		RelayCPUs []int            `json:"relay_cpus"`
+		Results   []transferResult `json:"results"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
-	if len(got.Results) != len(scenarios) {
-		t.Fatalf("%d results, want %d:\n%s", len(got.Results), len(scenarios), out.String())
+	want := scenarios
+	if cpus, err := processCPUs(); err == nil && len(cpus) >= 2 {
+		// tryst-relay is compared with tryst on the same CPUs.
+		want = []string{scRaw, scTryst, scTrystPinned, scTrystRelay, scRawRTT, scTrystRTT}
+		if len(got.RelayCPUs) != 1 || len(got.PeerCPUs) != len(cpus)-1 || slices.Contains(got.PeerCPUs, got.RelayCPUs[0]) {
+			t.Errorf("CPU layout: peers %v, relay %v on CPUs %v", got.PeerCPUs, got.RelayCPUs, cpus)
+		}
+		// The process got every CPU back.
+		if after, err := processCPUs(); err != nil || !slices.Equal(after, cpus) {
+			t.Errorf("CPUs after the run: %v %v, want %v", after, err, cpus)
+		}
+	}
+	if len(got.Results) != len(want) {
+		t.Fatalf("%d results, want %d:\n%s", len(got.Results), len(want), out.String())
 	}
 	for i, r := range got.Results {
-		if r.Scenario != scenarios[i] || len(r.Seconds) != 2 || r.MBps <= 0 {
+		if r.Scenario != want[i] || len(r.Seconds) != 2 || r.MBps <= 0 {
 			t.Errorf("result %d: %+v", i, r)
 		}
 		if want := int64(1 << 20); r.Scenario != scRawRTT && r.Scenario != scTrystRTT && r.Bytes != want {
@@ -55,7 +71,7 @@ func TestBenchTransferTable(t *testing.T) {
 		{Scenario: scTrystRTT, Bytes: 1 << 20, Seconds: []float64{0.04}, MBps: 25, HashSeconds: []float64{0.001}},
 	}
 	var out bytes.Buffer
-	printBenchTransfer(&out, benchTransferConfig{chunk: 16 << 10, repeats: 1, rtt: 50 * time.Millisecond}, rs)
+	printBenchTransfer(&out, benchTransferConfig{chunk: 16 << 10, repeats: 1, rtt: 50 * time.Millisecond}, "layout", rs)
 	for _, want := range []string{">= 90% of raw: met", ">= 70% of direct: NOT MET", ">= 20 MB/s: met", "95%", "53%",
 		"tryst-rtt: SendFile hashed the file in 0.00 s"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
@@ -93,5 +109,38 @@ func TestBenchTransferFlags(t *testing.T) {
 		if err := runBenchTransfer(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("%q accepted", args)
 		}
+	}
+}
+
+// TestRelayEnv: the relay ignores the user's serve settings and gets the
+// TURN secret through its environment only.
+func TestRelayEnv(t *testing.T) {
+	env := relayEnv([]string{"HOME=/root", "TRYST_LISTEN=:80", "TRYST_TURN_SECRET=old", "TRYST_PASSWORD=x", "TRYST_TURN_RELAY_PORTS=1-2"}, "new")
+	want := []string{"HOME=/root", "TRYST_PASSWORD=x", "TRYST_TURN_SECRET=new"}
+	if !slices.Equal(env, want) {
+		t.Errorf("relayEnv = %q, want %q", env, want)
+	}
+}
+
+func TestRunScenarios(t *testing.T) {
+	for _, tc := range []struct {
+		selected []string
+		isolated bool
+		want     []string
+	}{
+		{allTransferScenarios, true, []string{scRaw, scTryst, scRawPinned, scTrystPinned, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}},
+		{allTransferScenarios, false, allTransferScenarios},
+		{[]string{scTrystRTT, scRawRelay}, true, []string{scRawPinned, scRawRelay, scTrystRTT}},
+		{[]string{scTryst}, true, []string{scTryst}},
+	} {
+		if got := runScenarios(tc.selected, tc.isolated); !slices.Equal(got, tc.want) {
+			t.Errorf("runScenarios(%v, %v) = %v, want %v", tc.selected, tc.isolated, got, tc.want)
+		}
+	}
+	if got := relayedBaseline(scTrystRelay, true); got != scTrystPinned {
+		t.Errorf("baseline %q", got)
+	}
+	if got := relayedBaseline(scTrystRelay, false); got != scTryst {
+		t.Errorf("baseline %q", got)
 	}
 }

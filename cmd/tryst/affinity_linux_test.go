@@ -1,0 +1,102 @@
+//go:build linux
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// threadCPUs returns the CPUs of every thread of this process.
+func threadCPUs(t *testing.T) map[int][]int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[int][]int{}
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
+			continue // exited meanwhile
+		}
+		for i := range len(set) * 64 {
+			if set.IsSet(i) {
+				m[tid] = append(m[tid], i)
+			}
+		}
+	}
+	return m
+}
+
+func TestPinProcess(t *testing.T) {
+	all, err := processCPUs()
+	if err != nil || len(all) == 0 {
+		t.Fatalf("processCPUs: %v %v", all, err)
+	}
+	last := all[len(all)-1:]
+	if err := pinProcess(last); err != nil {
+		t.Fatal(err)
+	}
+	for tid, cpus := range threadCPUs(t) {
+		if !slices.Equal(cpus, last) {
+			t.Errorf("thread %d on CPUs %v after pinning to %v", tid, cpus, last)
+		}
+	}
+	if err := pinProcess(all); err != nil {
+		t.Fatal(err)
+	}
+	for tid, cpus := range threadCPUs(t) {
+		if !slices.Equal(cpus, all) {
+			t.Errorf("thread %d on CPUs %v after restoring %v", tid, cpus, all)
+		}
+	}
+}
+
+func TestStartOnCPUs(t *testing.T) {
+	all, err := processCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := all[len(all)-1:]
+	cmd := exec.Command("cat")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := startOnCPUs(cmd, last); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Error(err)
+		}
+	}()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allowed string
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			allowed = strings.TrimSpace(v)
+		}
+	}
+	if allowed != strconv.Itoa(last[0]) {
+		t.Errorf("child on CPUs %q, want %d", allowed, last[0])
+	}
+	// This process kept its CPUs.
+	for tid, cpus := range threadCPUs(t) {
+		if !slices.Equal(cpus, all) {
+			t.Errorf("thread %d on CPUs %v, want %v", tid, cpus, all)
+		}
+	}
+}

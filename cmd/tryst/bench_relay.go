@@ -25,14 +25,15 @@ import (
 // Why a process: a relay is a separate server in every deployment, and in
 // the benchmark's own process it would share the peers' Go scheduler. Its
 // data plane keeps a P while traffic flows (turnserver/dataplane_linux.go),
-// which on a 2-CPU machine leaves the two peers one P between them and
-// measured the relay's scheduling, not the relayed path (47 % of direct
-// in-process against 58-68 % as a process on the same two CPUs).
+// which on a 2-CPU machine left the two peers one P between them: relayed
+// was 47-50 % of direct in-process, 58-70 % with the relay as a process on
+// the same two CPUs (docs/BENCHMARKS.md).
 type relayProcess struct {
 	cmd     *exec.Cmd
 	secret  []byte // signs the TURN credentials the benchmark mints
 	hubURL  string
 	turnUDP string // host:port
+	metrics string // URL of its /metrics; /debug/pprof/ is on the same listener
 
 	mu      sync.Mutex
 	logTail []string // last lines of its log, for errors
@@ -77,7 +78,7 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 		return nil, fmt.Errorf("relay: start %s serve: %w", exe, err)
 	}
 	r := &relayProcess{cmd: cmd, secret: secrets[0], logDone: make(chan struct{}), exited: make(chan struct{})}
-	ready := make(chan [2]string, 1)
+	ready := make(chan [3]string, 1)
 	go r.readLog(bufio.NewScanner(stderr), ready)
 	go func() {
 		<-r.logDone // Wait closes the pipe: read it to the end first
@@ -89,7 +90,7 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 	defer cancel()
 	select {
 	case addrs := <-ready:
-		r.hubURL, r.turnUDP = addrs[0], addrs[1]
+		r.hubURL, r.turnUDP, r.metrics = addrs[0], addrs[1], addrs[2]
 		return r, nil
 	case <-r.exited:
 		return nil, fmt.Errorf("relay: serve exited (%v) before serving:\n%s", r.waitErr, r.logs())
@@ -114,9 +115,9 @@ func relayEnv(environ []string, secret string) []string {
 	return append(env, "TRYST_TURN_SECRET="+secret)
 }
 
-// readLog keeps the relay's last log lines and reports the hub and TURN
-// addresses from its "tryst serving" line.
-func (r *relayProcess) readLog(sc *bufio.Scanner, ready chan<- [2]string) {
+// readLog keeps the relay's last log lines and reports the hub, TURN and
+// metrics addresses from its "tryst serving" line.
+func (r *relayProcess) readLog(sc *bufio.Scanner, ready chan<- [3]string) {
 	defer close(r.logDone)
 	for sc.Scan() {
 		line := sc.Text()
@@ -130,10 +131,11 @@ func (r *relayProcess) readLog(sc *bufio.Scanner, ready chan<- [2]string) {
 			Msg     string `json:"msg"`
 			Hub     string `json:"hub"`
 			TurnUDP string `json:"turn_udp"`
+			Metrics string `json:"metrics"`
 		}
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "tryst serving" {
 			select {
-			case ready <- [2]string{rec.Hub, rec.TurnUDP}:
+			case ready <- [3]string{rec.Hub, rec.TurnUDP, rec.Metrics}:
 			default:
 			}
 		}

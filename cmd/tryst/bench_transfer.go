@@ -123,6 +123,8 @@ func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("bench transfer: %w", err)
 	}
+	fmt.Fprintf(stderr, "bench transfer: relay: tryst serve, pid %d, hub %s, TURN %s, metrics %s (pprof: /debug/pprof/)\n",
+		env.relay.cmd.Process.Pid, env.relay.hubURL, env.relay.turnUDP, env.relay.metrics)
 	defer func() {
 		if cerr := env.close(); cerr != nil && err == nil {
 			err = fmt.Errorf("bench transfer: %w", cerr)

@@ -86,7 +86,8 @@ type Config struct {
 	BandwidthPerAllocation, BandwidthTotal int64
 
 	// Sockets is the number of UDP sockets bound to ListenAddr with
-	// SO_REUSEPORT, default runtime.NumCPU().
+	// SO_REUSEPORT, default runtime.NumCPU(); always 1 where SO_REUSEPORT
+	// does not exist (Windows).
 	Sockets int
 
 	// Metrics receives the relay's series; nil uses unregistered ones.
@@ -144,6 +145,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Sockets <= 0 {
 		c.Sockets = runtime.NumCPU()
+	}
+	if !reusePortSupported {
+		c.Sockets = 1
 	}
 	if c.Sockets > 256 {
 		return c, fmt.Errorf("turnserver: Sockets %d: at most 256", c.Sockets)

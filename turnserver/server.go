@@ -17,7 +17,6 @@ import (
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"github.com/tryst-chat/tryst/metrics"
@@ -190,17 +189,6 @@ func burstFor(bytesPerSec int64) int {
 		return 1 << 30
 	}
 	return int(bytesPerSec)
-}
-
-func reusePort(_, _ string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
 }
 
 func (s *Server) listen() error {

@@ -340,6 +340,11 @@ func newCPULayout(isolate bool) (cpuLayout, error) {
 	if len(cpus) < 2 {
 		return l, fmt.Errorf("it needs 2 CPUs, this process may use %d", len(cpus))
 	}
+	// Setting the mask it already has tells whether this process may set
+	// one at all (a seccomp profile may forbid sched_setaffinity).
+	if err := pinProcess(cpus); err != nil {
+		return l, err
+	}
 	l.all, l.peers, l.relay = cpus, cpus[:len(cpus)-1], cpus[len(cpus)-1:]
 	return l, nil
 }

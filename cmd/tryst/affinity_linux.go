@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,4 +81,17 @@ func startOnCPUs(cmd *exec.Cmd, cpus []int) error {
 		err = fmt.Errorf("restore CPU affinity: %w", rerr)
 	}
 	return err
+}
+
+// dieWithParent makes the kernel send cmd SIGTERM when this process dies,
+// however it dies (killed, or a SIGPIPE on its output), so that a child
+// server is never left running on its own. Strictly the signal follows the
+// thread that forks; the Go runtime keeps its threads for the life of the
+// process unless a goroutine exits while locked to one, which nothing here
+// does (startOnCPUs unlocks before it returns).
+func dieWithParent(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -98,5 +99,46 @@ func TestStartOnCPUs(t *testing.T) {
 		if !slices.Equal(cpus, all) {
 			t.Errorf("thread %d on CPUs %v, want %v", tid, cpus, all)
 		}
+	}
+}
+
+// TestDieWithParent: a child started with dieWithParent ends when its
+// parent is killed outright, as bench transfer's relay must.
+func TestDieWithParent(t *testing.T) {
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), orphanHelperEnv+"=1")
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil {
+		_ = helper.Process.Kill()
+		_ = helper.Wait()
+		t.Fatalf("helper: %v", err)
+	}
+	// A pidfd becomes readable when the process exits; it works for a
+	// process that is not our child.
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		_ = helper.Process.Kill()
+		_ = helper.Wait()
+		t.Fatalf("pidfd_open %d: %v", pid, err)
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if n, _ := unix.Poll(fds, 0); n != 0 {
+		t.Fatal("the child exited before its parent")
+	}
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	if n, err := unix.Poll(fds, 10_000); n != 1 || err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		t.Fatalf("the child (pid %d) outlived its killed parent: poll %d %v", pid, n, err)
 	}
 }

@@ -15,3 +15,7 @@ func processCPUs() ([]int, error) { return nil, errors.ErrUnsupported }
 func pinProcess([]int) error { return errors.ErrUnsupported }
 
 func startOnCPUs(*exec.Cmd, []int) error { return errors.ErrUnsupported }
+
+// dieWithParent: only Linux has a parent-death signal; elsewhere the
+// benchmark stops its child on its way out.
+func dieWithParent(*exec.Cmd) {}

@@ -65,6 +65,7 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 		"--public-ip", "127.0.0.1", "--allow-loopback-peers", "--turn-user-quota", "1000",
 		"--drain-timeout", "2s", "--log-format", "json")
 	cmd.Env = relayEnv(os.Environ(), secretText)
+	dieWithParent(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)

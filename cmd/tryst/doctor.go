@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/hub"
 )
 
@@ -203,23 +204,20 @@ func runDoctor(ctx context.Context, args []string, io stdio) error {
 }
 
 func (d *doctor) setup() error {
-	raw := d.cfg.hub
-	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
+	// The same reading of the hub URL as the clients', back to HTTP(S).
+	ws, err := client.HubWebSocketURL(d.cfg.hub)
+	if err != nil {
+		return badSetting("doctor: %v", err)
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return badSetting("doctor: bad hub URL %q", d.cfg.hub)
+	u, err := url.Parse(ws)
+	if err != nil {
+		return badSetting("doctor: %v", err)
 	}
-	switch u.Scheme {
-	case "http", "ws":
-		u.Scheme = "http"
-	case "https", "wss":
-		u.Scheme = "https"
-	default:
-		return badSetting("doctor: bad hub URL %q: scheme must be http, https, ws or wss", d.cfg.hub)
+	scheme := "http"
+	if u.Scheme == "wss" {
+		scheme = "https"
 	}
-	d.base = &url.URL{Scheme: u.Scheme, Host: u.Host}
+	d.base = &url.URL{Scheme: scheme, Host: u.Host}
 	if d.cfg.caFile != "" {
 		pem, err := os.ReadFile(d.cfg.caFile)
 		if err != nil {

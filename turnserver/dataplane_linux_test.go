@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -21,12 +20,7 @@ func TestDataPlaneFastPath(t *testing.T) {
 		t.Fatal("no data plane on Linux")
 	}
 	peer := echoPeer(t)
-	u, p := MintCredential(testSecret, "bob", time.Minute, time.Now())
-	c := newPionClient(t, s, u, p)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatalf("Allocate: %v", err)
-	}
+	c, relay := allocate(t, s, "bob")
 	const packets, size = 200, 100
 	payload := bytes.Repeat([]byte("y"), size)
 	for i := 0; i < packets; i++ {
@@ -79,12 +73,7 @@ func TestPortableRelay(t *testing.T) {
 		t.Fatal("data plane running in portable mode")
 	}
 	peer := echoPeer(t)
-	u, p := MintCredential(testSecret, "carol", time.Minute, time.Now())
-	c := newPionClient(t, s, u, p)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatalf("Allocate: %v", err)
-	}
+	c, relay := allocate(t, s, "carol")
 	if _, ok := relay.LocalAddr().(*net.UDPAddr); !ok {
 		t.Fatalf("relay address %v", relay.LocalAddr())
 	}

@@ -124,6 +124,20 @@ func newPionClient(t *testing.T, s *Server, username, password string) *pionClie
 	return pc
 }
 
+// allocate makes a TURN allocation on s for user with fresh credentials;
+// the relayed connection closes when the test ends.
+func allocate(t *testing.T, s *Server, user string) (*pionClient, net.PacketConn) {
+	t.Helper()
+	u, p := MintCredential(testSecret, user, time.Minute, time.Now())
+	c := newPionClient(t, s, u, p)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("Allocate: %v", err)
+	}
+	t.Cleanup(func() { _ = relay.Close() })
+	return c, relay
+}
+
 func (c *pionClient) close() {
 	c.Client.Close()
 	_ = c.conn.Close()

@@ -17,12 +17,7 @@ func TestAllocateAndRelay(t *testing.T) {
 	t.Parallel()
 	s, m := startServer(t, nil)
 	peer := echoPeer(t)
-	u, p := MintCredential(testSecret, "alice", time.Minute, time.Now())
-	c := newPionClient(t, s, u, p)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatalf("Allocate: %v", err)
-	}
+	c, relay := allocate(t, s, "alice")
 	if got := relay.LocalAddr().(*net.UDPAddr); got.Port < 40000 || got.Port > 40999 || !got.IP.Equal(net.IPv4(127, 0, 0, 1)) {
 		t.Errorf("relay address %v outside 127.0.0.1:40000-40999", got)
 	}
@@ -110,13 +105,7 @@ func TestAuthRefused(t *testing.T) {
 func TestDeniedPeersThroughCreatePermission(t *testing.T) {
 	t.Parallel()
 	s, m := startServer(t, func(c *Config) { c.AllowLoopbackPeers = false })
-	u, p := MintCredential(testSecret, "bob", time.Minute, time.Now())
-	c := newPionClient(t, s, u, p)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
+	c, _ := allocate(t, s, "bob")
 	denied := []string{"127.0.0.1", "::ffff:127.0.0.1", "0.0.0.0", "169.254.169.254", "10.1.2.3",
 		"192.168.0.1", "100.64.0.1", "255.255.255.255", "224.0.0.1", "::1", "64:ff9b::7f00:1", "2002:7f00:1::"}
 	for i, ip := range denied {
@@ -140,13 +129,7 @@ func TestAllowAndDenyPeers(t *testing.T) {
 		c.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		c.DenyPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
 	})
-	u, p := MintCredential(testSecret, "carol", time.Minute, time.Now())
-	c := newPionClient(t, s, u, p)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
+	c, _ := allocate(t, s, "carol")
 	if err := c.CreatePermission(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 3), Port: 9}); err != nil {
 		t.Errorf("allowed peer refused: %v", err)
 	}
@@ -188,13 +171,7 @@ func TestUserQuota(t *testing.T) {
 func TestGlobalQuota(t *testing.T) {
 	t.Parallel()
 	s, m := startServer(t, func(c *Config) { c.MaxAllocations = 1 })
-	u, p := MintCredential(testSecret, "frank", time.Minute, time.Now())
-	c := newPionClient(t, s, u, p)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
+	allocate(t, s, "frank")
 	u2, p2 := MintCredential(testSecret, "grace", time.Minute, time.Now())
 	c2 := newPionClient(t, s, u2, p2)
 	if relay, err := c2.Allocate(); err == nil {
@@ -305,13 +282,7 @@ func TestBandwidthCap(t *testing.T) {
 	t.Parallel()
 	s, m := startServer(t, func(c *Config) { c.BandwidthPerAllocation = 1 }) // burst floor 64 KiB
 	peer := echoPeer(t)
-	u, p := MintCredential(testSecret, "olivia", time.Minute, time.Now())
-	c := newPionClient(t, s, u, p)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
+	c, relay := allocate(t, s, "olivia")
 	payload := make([]byte, 1000)
 	// 200 KB sent quickly: well beyond the 64 KiB burst.
 	for i := 0; i < 200; i++ {

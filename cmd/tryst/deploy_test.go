@@ -141,22 +141,8 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 // deployServer starts `tryst serve` on loopback with a known TURN secret.
 func deployServer(t *testing.T, secret string) *server {
 	t.Helper()
-	c, err := parseServe([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--turn-listen", "127.0.0.1:0", "--allow-loopback-peers", "--turn-sockets", "1",
-		"--turn-max-allocations", "100", "--log-level", "error"}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.build(env(map[string]string{"TRYST_TURN_SECRET": secret}), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := startServer(c, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.shutdown(5 * time.Second) })
-	return s
+	return startServe(t, map[string]string{"TRYST_TURN_SECRET": secret},
+		"--allow-loopback-peers", "--turn-sockets", "1", "--turn-max-allocations", "100")
 }
 
 func TestLiveMetricsPassPromtool(t *testing.T) {

@@ -57,26 +57,10 @@ func TestSendReceiveCommands(t *testing.T) {
 		files = append(files, p)
 		sums[filepath.Base(p)] = sha256.Sum256(b)
 	}
-	outR, outW := io.Pipe()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sendErr := make(chan error, 1)
 	var sendLog syncBuffer
-	go func() {
-		defer outW.Close()
-		err := runIO(ctx, append([]string{"send", "--hub", hubURL, "--ice-loopback"}, files...),
-			stdio{in: strings.NewReader(""), out: io.MultiWriter(outW, &sendLog), err: io.Discard, getenv: pwEnv("s3cret")})
-		sendErr <- err
-	}()
-	sc := bufio.NewScanner(outR)
-	var code string
-	for sc.Scan() {
-		if c, ok := strings.CutPrefix(sc.Text(), "code: "); ok {
-			code = c
-			break
-		}
-	}
-	go io.Copy(io.Discard, outR)
+	code, sendErr := startSend(ctx, hubURL, "s3cret", &sendLog, files...)
 	if code == "" {
 		t.Fatal("send printed no code")
 	}
@@ -165,22 +149,7 @@ func TestWrongPasswordCommands(t *testing.T) {
 	defer cancel()
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, []byte("secret data"), 0o600)
-	outR, outW := io.Pipe()
-	sendErr := make(chan error, 1)
-	go func() {
-		defer outW.Close()
-		sendErr <- runIO(ctx, []string{"send", "--hub", hubURL, "--ice-loopback", p},
-			stdio{in: strings.NewReader(""), out: outW, err: io.Discard, getenv: pwEnv("right")})
-	}()
-	sc := bufio.NewScanner(outR)
-	var code string
-	for sc.Scan() {
-		if c, ok := strings.CutPrefix(sc.Text(), "code: "); ok {
-			code = c
-			break
-		}
-	}
-	go io.Copy(io.Discard, outR)
+	code, sendErr := startSend(ctx, hubURL, "right", io.Discard, p)
 	out := t.TempDir()
 	err := runIO(ctx, []string{"receive", "--hub", hubURL, "--ice-loopback", "--out", out, code},
 		stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard, getenv: pwEnv("wrong")})
@@ -208,4 +177,27 @@ func TestPasswordNeverFromArgv(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "TRYST_PASSWORD") {
 		t.Errorf("no password source: %v", err)
 	}
+}
+
+// startSend runs `tryst send` with the password pw in the background. It
+// returns the code send prints ("" if none) and send's result; log gets a
+// copy of its output.
+func startSend(ctx context.Context, hubURL, pw string, log io.Writer, files ...string) (string, <-chan error) {
+	outR, outW := io.Pipe()
+	sendErr := make(chan error, 1)
+	go func() {
+		defer outW.Close()
+		sendErr <- runIO(ctx, append([]string{"send", "--hub", hubURL, "--ice-loopback"}, files...),
+			stdio{in: strings.NewReader(""), out: io.MultiWriter(outW, log), err: io.Discard, getenv: pwEnv(pw)})
+	}()
+	sc := bufio.NewScanner(outR)
+	var code string
+	for sc.Scan() {
+		if c, ok := strings.CutPrefix(sc.Text(), "code: "); ok {
+			code = c
+			break
+		}
+	}
+	go io.Copy(io.Discard, outR)
+	return code, sendErr
 }

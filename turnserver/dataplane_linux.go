@@ -852,33 +852,34 @@ func (dp *dataPlane) allocationDeleted(src net.Addr, protocol string) {
 }
 
 func (dp *dataPlane) channelCreated(src net.Addr, protocol string, peer net.Addr, number uint16) {
-	client, ok1 := udpAddrPort(src)
-	p, ok2 := udpAddrPort(peer)
-	if !ok1 || !ok2 || protocol != "UDP" {
-		return
-	}
-	dp.mu.Lock()
-	defer dp.mu.Unlock()
-	if rt := dp.clients[client]; rt != nil {
+	dp.onChannel(src, protocol, peer, func(rt *dpRoute, p netip.AddrPort) {
 		rt.chans[number] = p
 		rt.peers[p] = number
-	}
+	})
 }
 
 func (dp *dataPlane) channelDeleted(src net.Addr, protocol string, peer net.Addr, number uint16) {
-	client, ok1 := udpAddrPort(src)
-	p, ok2 := udpAddrPort(peer)
-	if !ok1 || !ok2 || protocol != "UDP" {
-		return
-	}
-	dp.mu.Lock()
-	defer dp.mu.Unlock()
-	if rt := dp.clients[client]; rt != nil {
+	dp.onChannel(src, protocol, peer, func(rt *dpRoute, p netip.AddrPort) {
 		if rt.chans[number] == p {
 			delete(rt.chans, number)
 		}
 		if rt.peers[p] == number {
 			delete(rt.peers, p)
 		}
+	})
+}
+
+// onChannel applies f, under dp.mu, to the route of the UDP client that
+// pion reports a channel event for, and to the peer's address.
+func (dp *dataPlane) onChannel(src net.Addr, protocol string, peer net.Addr, f func(rt *dpRoute, p netip.AddrPort)) {
+	client, ok1 := udpAddrPort(src)
+	p, ok2 := udpAddrPort(peer)
+	if !ok1 || !ok2 || protocol != "UDP" {
+		return
+	}
+	dp.mu.Lock()
+	defer dp.mu.Unlock()
+	if rt := dp.clients[client]; rt != nil {
+		f(rt, p)
 	}
 }

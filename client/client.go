@@ -266,12 +266,12 @@ func (c *Client) Send(text string) error {
 // Run connects and keeps the session going, reconnecting after failures,
 // until Leave, a fatal error, or ctx ends.
 func (c *Client) Run(ctx context.Context) error {
-	defer c.closePeer()
+	defer c.setPeer(nil)
 	defer c.files.closeAll()
 	backoff := 500 * time.Millisecond
 	for {
 		connected, err := c.session(ctx)
-		c.closePeer()
+		c.setPeer(nil)
 		if err == nil {
 			return nil
 		}
@@ -306,17 +306,7 @@ func (c *Client) fatalError() error {
 	return c.fatalErr
 }
 
-func (c *Client) closePeer() {
-	c.mu.Lock()
-	p := c.cur
-	c.cur = nil
-	c.mu.Unlock()
-	if p != nil {
-		p.close()
-	}
-}
-
-// setPeer makes p current, closing the previous connection.
+// setPeer makes p current (nil: none), closing the previous connection.
 func (c *Client) setPeer(p *peer) {
 	c.mu.Lock()
 	old := c.cur

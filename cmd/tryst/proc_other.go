@@ -2,13 +2,14 @@
 
 package main
 
+// Child-process control for bench transfer: CPU affinity and a
+// parent-death signal. Linux only; elsewhere these do nothing or fail with
+// ErrUnsupported, and the benchmark runs unpinned.
+
 import (
 	"errors"
 	"os/exec"
 )
-
-// CPU affinity is only implemented on Linux; elsewhere bench transfer runs
-// its peers and relay unpinned.
 
 func processCPUs() ([]int, error) { return nil, errors.ErrUnsupported }
 

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/internal/testclock"
 )
 
 var codeRE = regexp.MustCompile(`^[23456789ABCDEFGHJKMNPQRSTVWXYZ]{3}(-[23456789ABCDEFGHJKMNPQRSTVWXYZ]{3}){5}$`)
@@ -147,7 +148,7 @@ func TestUnknownAndMalformedCodesLookTheSame(t *testing.T) {
 
 func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	mem := hub.NewMemStore(time.Hour, clock.Now, hub.StoreHooks{})
 	ns := &notifyStore{Store: mem, detached: make(chan struct{}, 4)}
 	th := startHub(t, hub.Config{Store: ns, Now: clock.Now})
@@ -180,7 +181,7 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 
 func TestAttachedRoomDoesNotExpire(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	mem := hub.NewMemStore(time.Minute, clock.Now, hub.StoreHooks{})
 	th := startHub(t, hub.Config{Store: mem, Now: clock.Now})
 	t.Cleanup(func() { mem.Close() })

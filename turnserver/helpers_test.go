@@ -3,7 +3,6 @@ package turnserver
 import (
 	"errors"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,6 @@ import (
 )
 
 var testSecret = []byte("correct horse battery staple")
-
-// fakeClock is an injected clock; tests move it forward explicitly.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // startServer runs a relay on 127.0.0.1:0 with loopback peers allowed unless
 // mod says otherwise. It is closed at the end of the test.

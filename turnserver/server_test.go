@@ -10,6 +10,7 @@ import (
 	"github.com/pion/stun/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tryst-chat/tryst/internal/testclock"
 	"github.com/tryst-chat/tryst/metrics"
 )
 
@@ -189,7 +190,7 @@ func TestGlobalQuota(t *testing.T) {
 // MaxLifetime still ends it.
 func TestLiveAllocationOutlivesCredentialAndSecret(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	oldSecret, newSecret := []byte("old secret"), []byte("new secret")
 	s, m := startServer(t, func(c *Config) {
 		c.Secrets = [][]byte{oldSecret}
@@ -217,7 +218,7 @@ func TestLiveAllocationOutlivesCredentialAndSecret(t *testing.T) {
 	if err := s.SetSecrets([][]byte{newSecret}); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(30 * time.Minute)
+	clock.Advance(30 * time.Minute)
 	resp, err = c.do(stun.MethodRefresh, lifetime(600))
 	wantSuccess(t, "refresh after expiry and rotation", resp, err)
 	resp, err = c.do(stun.MethodCreatePermission, xorPeer(net.IPv4(127, 0, 0, 1), 9))
@@ -231,7 +232,7 @@ func TestLiveAllocationOutlivesCredentialAndSecret(t *testing.T) {
 	wantRefused(t, "new allocation with the expired, retired credential", resp, err)
 
 	// Past MaxLifetime the refresh is refused.
-	clock.Add(time.Hour)
+	clock.Advance(time.Hour)
 	resp, err = c.do(stun.MethodRefresh, lifetime(600))
 	wantRefused(t, "refresh past MaxLifetime", resp, err)
 	if got := testutil.ToFloat64(m.AuthFailures.WithLabelValues(metrics.AuthMaxLifetime)); got != 1 {

@@ -24,6 +24,8 @@ const (
 	AuthBadRealm    = "bad_realm"    // REALM differs from the server's
 	AuthRateLimited = "rate_limited" // source IP exhausted its token bucket
 	AuthMaxLifetime = "max_lifetime" // allocation older than the maximum lifetime
+	AuthTTLTooLong  = "ttl_too_long" // credential expiry further ahead than the maximum credential TTL
+	AuthStaleNonce  = "stale_nonce"  // NONCE not issued to this source, or expired
 )
 
 // Kinds used as the "kind" label of tryst_turn_quota_rejections_total.
@@ -33,6 +35,11 @@ const (
 	QuotaAllocationBandwidth = "allocation_bandwidth" // packet dropped: per-allocation byte rate
 	QuotaTotalBandwidth      = "total_bandwidth"      // packet dropped: server-wide byte rate
 	QuotaSourceRate          = "source_rate"          // unauthenticated request dropped: per-IP rate
+	QuotaSourceAllocations   = "source_allocations"   // allocations per source IP (486)
+	QuotaPermissions         = "permissions"          // permissions per allocation (508)
+	QuotaChannels            = "channels"             // channel bindings per allocation (508)
+	QuotaRelayPorts          = "relay_ports"          // no free relay port (508)
+	QuotaReservation         = "reservation"          // RESERVATION-TOKEN or EVEN-PORT reservation refused (508)
 )
 
 // TURN holds the series of the embedded STUN/TURN relay. Every label takes a
@@ -47,6 +54,8 @@ type TURN struct {
 	PermissionDenied    prometheus.Counter
 	QuotaRejections     *prometheus.CounterVec // {kind}
 	STUNBindingRequests prometheus.Counter
+	RelayPortsUsed      prometheus.Gauge
+	RelayPortsTotal     prometheus.Gauge
 }
 
 // NewTURN creates the TURN series and registers them with reg. A nil reg
@@ -76,7 +85,7 @@ func NewTURN(reg prometheus.Registerer) *TURN {
 		}, []string{"direction"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tryst_turn_auth_failures_total",
-			Help: "Authenticated TURN requests refused, by reason (bad_username, expired, bad_mac, bad_realm, rate_limited, max_lifetime).",
+			Help: "Authenticated TURN requests refused, by reason (bad_username, expired, bad_mac, bad_realm, rate_limited, max_lifetime, ttl_too_long, stale_nonce).",
 		}, []string{"reason"}),
 		PermissionDenied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tryst_turn_permission_denied_total",
@@ -84,21 +93,30 @@ func NewTURN(reg prometheus.Registerer) *TURN {
 		}),
 		QuotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tryst_turn_quota_rejections_total",
-			Help: "Requests or packets refused by a quota, by kind (user, global, allocation_bandwidth, total_bandwidth, source_rate).",
+			Help: "Requests or packets refused by a quota, by kind (user, global, allocation_bandwidth, total_bandwidth, source_rate, source_allocations, permissions, channels, relay_ports, reservation).",
 		}, []string{"kind"}),
 		STUNBindingRequests: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tryst_turn_stun_binding_requests_total",
 			Help: "STUN Binding requests received.",
+		}),
+		RelayPortsUsed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tryst_turn_relay_ports_used",
+			Help: "Relay ports currently bound by allocations.",
+		}),
+		RelayPortsTotal: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tryst_turn_relay_ports_total",
+			Help: "Size of the relay port range (--turn-relay-ports).",
 		}),
 	}
 	for _, d := range []string{DirectionClientToPeer, DirectionPeerToClient} {
 		t.RelayBytes.WithLabelValues(d)
 		t.RelayPackets.WithLabelValues(d)
 	}
-	for _, r := range []string{AuthBadUsername, AuthExpired, AuthBadMAC, AuthBadRealm, AuthRateLimited, AuthMaxLifetime} {
+	for _, r := range []string{AuthBadUsername, AuthExpired, AuthBadMAC, AuthBadRealm, AuthRateLimited, AuthMaxLifetime, AuthTTLTooLong, AuthStaleNonce} {
 		t.AuthFailures.WithLabelValues(r)
 	}
-	for _, k := range []string{QuotaUser, QuotaGlobal, QuotaAllocationBandwidth, QuotaTotalBandwidth, QuotaSourceRate} {
+	for _, k := range []string{QuotaUser, QuotaGlobal, QuotaAllocationBandwidth, QuotaTotalBandwidth, QuotaSourceRate,
+		QuotaSourceAllocations, QuotaPermissions, QuotaChannels, QuotaRelayPorts, QuotaReservation} {
 		t.QuotaRejections.WithLabelValues(k)
 	}
 	if reg != nil {
@@ -111,6 +129,8 @@ func NewTURN(reg prometheus.Registerer) *TURN {
 		t.PermissionDenied = registerTURN(reg, t.PermissionDenied)
 		t.QuotaRejections = registerTURN(reg, t.QuotaRejections)
 		t.STUNBindingRequests = registerTURN(reg, t.STUNBindingRequests)
+		t.RelayPortsUsed = registerTURN(reg, t.RelayPortsUsed)
+		t.RelayPortsTotal = registerTURN(reg, t.RelayPortsTotal)
 	}
 	return t
 }

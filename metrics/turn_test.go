@@ -28,10 +28,12 @@ func TestTURNSeriesExistAtZero(t *testing.T) {
 		"tryst_turn_allocation_duration_seconds": 1,
 		"tryst_turn_relay_bytes_total":           2,
 		"tryst_turn_relay_packets_total":         2,
-		"tryst_turn_auth_failures_total":         6,
+		"tryst_turn_auth_failures_total":         8,
 		"tryst_turn_permission_denied_total":     1,
-		"tryst_turn_quota_rejections_total":      5,
+		"tryst_turn_quota_rejections_total":      10,
 		"tryst_turn_stun_binding_requests_total": 1,
+		"tryst_turn_relay_ports_used":            1,
+		"tryst_turn_relay_ports_total":           1,
 	}
 	for _, mf := range mfs {
 		n, ok := want[mf.GetName()]

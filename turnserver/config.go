@@ -26,6 +26,21 @@ const (
 	// of the nonce exchange) and failed authentications per second.
 	DefaultSourceRate  = 20
 	DefaultSourceBurst = 60
+	// DefaultMaxCredentialTTL bounds how far ahead a credential's expiry
+	// may lie: a leaked or cracked credential is not valid for a century.
+	DefaultMaxCredentialTTL = 24 * time.Hour
+	// DefaultAllocationsPerIP caps allocations per source IP (per /64 for
+	// IPv6). A browser holds up to three per call (TURN over UDP, TCP and
+	// TLS), so 64 leaves room for a household of devices behind one NAT.
+	DefaultAllocationsPerIP = 64
+	// DefaultPermissionsPerAllocation and DefaultChannelsPerAllocation cap
+	// what one allocation may install: a WebRTC call needs a handful (one per
+	// remote candidate address), never hundreds.
+	DefaultPermissionsPerAllocation = 64
+	DefaultChannelsPerAllocation    = 64
+	// MinSecretLen is the shortest TURN secret accepted: an HMAC key
+	// shorter than 16 bytes can be guessed from one credential offline.
+	MinSecretLen = 16
 )
 
 // Config configures a Server. Zero fields take the documented defaults.
@@ -57,6 +72,9 @@ type Config struct {
 	// CredentialTTL is the lifetime of credentials minted by
 	// Server.Credential, default 10 minutes.
 	CredentialTTL time.Duration
+	// MaxCredentialTTL refuses credentials whose expiry lies further ahead
+	// than this, default 24h; it must be at least CredentialTTL.
+	MaxCredentialTTL time.Duration
 	// MaxLifetime bounds an allocation's life however often it is
 	// refreshed, default 12h. Its credential's expiry is only checked when
 	// it is created.
@@ -75,6 +93,13 @@ type Config struct {
 	// MaxAllocations caps allocations on the server, default 10000;
 	// negative means unlimited.
 	MaxAllocations int
+	// AllocationsPerIP caps the allocations held from one source IP (per
+	// /64 for IPv6), default 64; negative means unlimited.
+	AllocationsPerIP int
+	// PermissionsPerAllocation and ChannelsPerAllocation cap the distinct
+	// peer addresses with a permission and the channel bindings of one
+	// allocation, default 64 each; negative means unlimited.
+	PermissionsPerAllocation, ChannelsPerAllocation int
 	// SourceRate and SourceBurst configure the per-source-IP token bucket
 	// on unauthenticated and failed requests (requests per second, burst).
 	// Defaults 20 and 60; a negative SourceRate disables the limit.
@@ -90,14 +115,26 @@ type Config struct {
 	// does not exist (Windows).
 	Sockets int
 
+	// DisableDataPlane serves every socket through pion's portable path
+	// instead of the Linux epoll data plane (--turn-dataplane=off): the
+	// fallback for an operator who meets a data-plane bug. It is the only
+	// path on other systems.
+	DisableDataPlane bool
+
 	// Metrics receives the relay's series; nil uses unregistered ones.
 	Metrics *metrics.TURN
 	// Logger receives operational logs; nil discards them. Secrets and
 	// passwords are never logged.
 	Logger *slog.Logger
 
-	clock    func() time.Time // tests inject a fake clock
-	portable bool             // tests: pion's goroutines relay everything, as on non-Linux systems
+	clock func() time.Time // tests inject a fake clock
+}
+
+// Validate reports the first invalid field, as New would, without opening
+// anything: callers check every setting before any listener starts.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
 }
 
 // withDefaults returns a copy of c with defaults filled in, or an error
@@ -124,6 +161,21 @@ func (c Config) withDefaults() (Config, error) {
 	c.Secrets = cloneSecrets(c.Secrets)
 	if c.CredentialTTL <= 0 {
 		c.CredentialTTL = DefaultCredentialTTL
+	}
+	if c.MaxCredentialTTL <= 0 {
+		c.MaxCredentialTTL = DefaultMaxCredentialTTL
+	}
+	if c.MaxCredentialTTL < c.CredentialTTL {
+		return c, fmt.Errorf("turnserver: MaxCredentialTTL %v is shorter than CredentialTTL %v", c.MaxCredentialTTL, c.CredentialTTL)
+	}
+	if c.AllocationsPerIP == 0 {
+		c.AllocationsPerIP = DefaultAllocationsPerIP
+	}
+	if c.PermissionsPerAllocation == 0 {
+		c.PermissionsPerAllocation = DefaultPermissionsPerAllocation
+	}
+	if c.ChannelsPerAllocation == 0 {
+		c.ChannelsPerAllocation = DefaultChannelsPerAllocation
 	}
 	if c.MaxLifetime <= 0 {
 		c.MaxLifetime = DefaultMaxLifetime
@@ -209,6 +261,9 @@ func checkSecrets(secrets [][]byte) error {
 	for i, s := range secrets {
 		if len(s) == 0 {
 			return fmt.Errorf("turnserver: secret %d is empty: %w", i, ErrNoSecret)
+		}
+		if len(s) < MinSecretLen {
+			return fmt.Errorf("turnserver: secret %d is %d bytes: %w", i, len(s), ErrShortSecret)
 		}
 	}
 	return nil

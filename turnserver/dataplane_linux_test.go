@@ -68,7 +68,7 @@ func TestDataPlaneFastPath(t *testing.T) {
 // pion's goroutines and net.UDPConn only.
 func TestPortableRelay(t *testing.T) {
 	t.Parallel()
-	s, m := startServer(t, func(c *Config) { c.portable = true })
+	s, m := startServer(t, func(c *Config) { c.DisableDataPlane = true })
 	if s.dp != nil {
 		t.Fatal("data plane running in portable mode")
 	}

@@ -36,7 +36,7 @@ func TestRelayHairpin(t *testing.T) {
 }
 
 func testHairpin(t *testing.T, portable bool, bSide string) {
-	s, m := startServer(t, func(c *Config) { c.portable = portable })
+	s, m := startServer(t, func(c *Config) { c.DisableDataPlane = portable })
 	a, relA := rawAllocate(t, s, "alice")
 	b, relB := rawAllocate(t, s, "bob")
 	const chA, chB = 0x4000, 0x4001

@@ -85,7 +85,7 @@ func TestCoturnClientInterop(t *testing.T) {
 	peerPort := startTurnutilsPeer(t)
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			secret := "interop-" + transport
+			secret := "interop-secret-" + transport
 			s, m := startServer(t, func(c *Config) { c.Secrets = [][]byte{[]byte(secret)} })
 			port := s.UDPAddr().(*net.UDPAddr).Port
 			const msgs, clients, size = 40, 2, 300

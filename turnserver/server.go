@@ -123,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 	s.relayGen = &relayGenerator{s: s, bindIP: cfg.RelayBindIP, publicIP: cfg.PublicIP,
 		min: cfg.RelayPortMin, max: cfg.RelayPortMax}
 
-	if !cfg.portable {
+	if !cfg.DisableDataPlane {
 		if s.dp, err = newDataPlane(s); err != nil {
 			return nil, err
 		}

@@ -191,7 +191,7 @@ func TestGlobalQuota(t *testing.T) {
 func TestLiveAllocationOutlivesCredentialAndSecret(t *testing.T) {
 	t.Parallel()
 	clock := testclock.New(time.Unix(1_700_000_000, 0))
-	oldSecret, newSecret := []byte("old secret"), []byte("new secret")
+	oldSecret, newSecret := []byte("old secret 0123456789"), []byte("new secret 0123456789")
 	s, m := startServer(t, func(c *Config) {
 		c.Secrets = [][]byte{oldSecret}
 		c.clock = clock.Now
@@ -242,7 +242,7 @@ func TestLiveAllocationOutlivesCredentialAndSecret(t *testing.T) {
 
 func TestMultipleSecretsVerify(t *testing.T) {
 	t.Parallel()
-	a, b, wrong := []byte("secret-a"), []byte("secret-b"), []byte("secret-c")
+	a, b, wrong := []byte("secret-a-0123456789"), []byte("secret-b-0123456789"), []byte("secret-c-0123456789")
 	s, m := startServer(t, func(c *Config) { c.Secrets = [][]byte{a, b} })
 	for _, secret := range [][]byte{a, b} {
 		u, p := MintCredential(secret, "judy", time.Minute, time.Now())

@@ -80,6 +80,12 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Validate reports the first invalid field, as New would, without starting
+// anything: callers check every setting before any listener starts.
+func (c Config) Validate() error {
+	return c.setDefaults()
+}
+
 func (c *Config) setDefaults() error {
 	if c.RoomTTL == 0 {
 		c.RoomTTL = 30 * time.Minute

@@ -31,16 +31,19 @@ func (c *listenConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.exitOnce.Do(c.s.readers.Done)
 			return n, addr, err
 		}
-		if c.s.inspect(p[:n], addr) {
+		reply := func(b []byte) { _, _ = c.PacketConn.WriteTo(b, addr) }
+		if n, pass := c.s.inspect(p[:n], addr, reply); pass {
 			return n, addr, nil
 		}
 	}
 }
 
 func (c *listenConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	n, err := c.PacketConn.WriteTo(p, addr)
+	out := c.s.outgoing(p, srcKey(addr))
+	n, err := c.PacketConn.WriteTo(out, addr)
 	if err == nil {
-		c.s.countToClient(p)
+		c.s.countToClient(out)
+		n = len(p) // pion checks that all of what it wrote went out
 	}
 	return n, err
 }
@@ -124,7 +127,9 @@ func (c *streamConn) Read(p []byte) (int, error) {
 			c.exit()
 			return 0, err
 		}
-		if !c.s.inspect(c.frame, c.Conn.RemoteAddr()) {
+		n, pass := c.s.inspect(c.frame, c.Conn.RemoteAddr(), c.reply)
+		c.frame = c.frame[:n]
+		if !pass {
 			c.off = len(c.frame)
 		}
 	}
@@ -159,11 +164,18 @@ func (c *streamConn) readFrame() error {
 }
 
 func (c *streamConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+	out := c.s.outgoing(p, srcKey(c.Conn.RemoteAddr()))
+	n, err := c.Conn.Write(out)
 	if err == nil {
-		c.s.countToClient(p)
+		c.s.countToClient(out)
+		n = len(p)
 	}
 	return n, err
+}
+
+// reply sends an answer of the pre-filter.
+func (c *streamConn) reply(b []byte) {
+	_, _ = c.Conn.Write(b)
 }
 
 func (c *streamConn) exit() {

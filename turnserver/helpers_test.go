@@ -188,7 +188,11 @@ func (c *rawClient) do(method stun.Method, attrs ...stun.Setter) (*stun.Message,
 			(code.Code == stun.CodeUnauthorized || code.Code == stun.CodeStaleNonce) {
 			var nonce stun.Nonce
 			var realm stun.Realm
-			if nonce.GetFrom(resp) == nil && realm.GetFrom(resp) == nil && c.nonce != nonce.String() {
+			// 401 to a request without credentials, or 438 (the relay's
+			// nonce expired, or was issued to another address): sign with
+			// the new nonce. A 401 to signed request is the answer.
+			signed := c.nonce != ""
+			if nonce.GetFrom(resp) == nil && realm.GetFrom(resp) == nil && (!signed || code.Code == stun.CodeStaleNonce) {
 				c.nonce, c.realm = nonce.String(), realm.String()
 				continue
 			}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/tryst-chat/tryst/metrics"
 )
 
 // relaySocketBuffer is the kernel buffer requested for relay sockets.
@@ -40,6 +42,7 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 		return nil, nil, err
 	}
 	rc.PacketConn = conn
+	s.m.RelayPortsUsed.Set(float64(s.relayOpen.Load()))
 	// Closing the relay socket makes pion delete the allocation.
 	rc.timer = time.AfterFunc(s.cfg.MaxLifetime, func() { _ = rc.Close() })
 	s.mu.Lock()
@@ -80,6 +83,7 @@ func (g *relayGenerator) bind(network string, requestedPort int, rc *relayConn) 
 			return conn, nil
 		}
 	}
+	g.s.m.QuotaRejections.WithLabelValues(metrics.QuotaRelayPorts).Inc()
 	return nil, fmt.Errorf("turnserver: %w in %d-%d after %d tries", errNoPort, g.min, g.max, tries)
 }
 

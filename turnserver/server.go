@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -58,11 +58,14 @@ type Server struct {
 	toClientBytes, toClientPackets prometheus.Counter
 	dropAllocBW, dropTotalBW       prometheus.Counter
 
+	nonces *nonceBook
+
 	mu      sync.Mutex
-	stash   map[string]stashed       // srcKey -> latest authenticated request
+	stash   map[string]stashed       // srcKey -> key of the request the pre-filter just authenticated
 	pending map[string]*pending      // srcKey -> authenticated, allocation not yet created
 	live    map[string][]*allocState // srcKey -> allocations
 	users   map[string]int           // user id -> allocations held or reserved
+	ips     map[netip.Addr]int       // source IP (/64) -> allocations held or reserved
 	relays  map[*relayConn]struct{}  // open relay sockets
 
 	readers   sync.WaitGroup // listener read/accept loops and stream connections
@@ -74,21 +77,27 @@ type Server struct {
 }
 
 type stashed struct {
-	raw []byte
-	at  time.Time
+	username string
+	key      []byte
+	live     bool // the key of a live allocation
+	at       time.Time
 }
 
 type pending struct {
 	username, id string
 	key          []byte
-	reserved     bool // counted in users[id]
+	ip           netip.Addr
+	reserved     bool // counted in users[id] and ips[ip]
 	at           time.Time
 }
 
 type allocState struct {
 	username, id string
 	key          []byte
+	ip           netip.Addr
 	created      time.Time
+	perms        map[netip.Addr]time.Time // peer IP -> when its permission expires
+	chans        map[uint16]struct{}      // bound channel numbers
 }
 
 // New validates cfg, fills defaults, opens the listeners and starts serving.
@@ -106,7 +115,9 @@ func New(cfg Config) (*Server, error) {
 		pending: make(map[string]*pending),
 		live:    make(map[string][]*allocState),
 		users:   make(map[string]int),
+		ips:     make(map[netip.Addr]int),
 		relays:  make(map[*relayConn]struct{}),
+		nonces:  newNonceBook(nonceTTL),
 		done:    make(chan struct{}),
 		now:     cfg.clock,
 	}
@@ -117,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 	s.toClientPackets = s.m.RelayPackets.WithLabelValues(metrics.DirectionPeerToClient)
 	s.dropAllocBW = s.m.QuotaRejections.WithLabelValues(metrics.QuotaAllocationBandwidth)
 	s.dropTotalBW = s.m.QuotaRejections.WithLabelValues(metrics.QuotaTotalBandwidth)
+	s.m.RelayPortsTotal.Set(float64(cfg.RelayPortMax - cfg.RelayPortMin + 1))
 	if cfg.BandwidthTotal > 0 {
 		s.totalLim = rate.NewLimiter(rate.Limit(cfg.BandwidthTotal), burstFor(cfg.BandwidthTotal))
 	}
@@ -408,6 +420,7 @@ func (s *Server) janitor() {
 // sweep forgets stale per-source state.
 func (s *Server) sweep(now time.Time) {
 	s.sources.sweep(now)
+	s.nonces.sweep(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.stash {
@@ -425,47 +438,25 @@ func (s *Server) sweep(now time.Time) {
 func (s *Server) dropPendingLocked(k string, p *pending) {
 	delete(s.pending, k)
 	if p.reserved {
-		s.releaseUserLocked(p.id)
+		s.releaseLocked(p.id, p.ip)
 	}
 }
 
-func (s *Server) releaseUserLocked(id string) {
+// releaseLocked gives back an allocation slot of user id and source ip.
+func (s *Server) releaseLocked(id string, ip netip.Addr) {
 	if s.users[id] <= 1 {
 		delete(s.users, id)
 	} else {
 		s.users[id]--
 	}
+	if s.ips[ip] <= 1 {
+		delete(s.ips, ip)
+	} else {
+		s.ips[ip]--
+	}
 }
 
 func srcKey(a net.Addr) string { return a.Network() + "/" + a.String() }
-
-// inspect looks at a datagram or frame from a client before pion does and
-// reports whether to pass it on.
-func (s *Server) inspect(b []byte, from net.Addr) bool {
-	if isChannelData(b) {
-		return true
-	}
-	method, class, ok := stunHeader(b)
-	if !ok || class != classRequest {
-		return true // pion answers or drops it
-	}
-	if method == methodBinding {
-		s.m.STUNBindingRequests.Inc()
-	}
-	if _, signed := stunAttr(b, attrMessageIntegrity); !signed {
-		if !s.sources.take(from) {
-			s.m.QuotaRejections.WithLabelValues(metrics.QuotaSourceRate).Inc()
-			return false
-		}
-		return true
-	}
-	if _, ok := stunAttr(b, attrUsername); ok {
-		s.mu.Lock()
-		s.stash[srcKey(from)] = stashed{raw: append([]byte(nil), b...), at: time.Now()}
-		s.mu.Unlock()
-	}
-	return true
-}
 
 // countToClient counts relayed payload in a message written to a client.
 func (s *Server) countToClient(b []byte) {
@@ -498,79 +489,95 @@ func (s *Server) authFail(reason string, src net.Addr, charge bool) ([]byte, boo
 	return nil, false
 }
 
-// authHandler returns the long-term key for a request. A request on a live
-// allocation created with the same username gets the key the allocation was
-// created with, so neither credential expiry nor secret rotation cuts a call
-// short; only MaxLifetime does. Any other request is checked afresh: realm,
-// username syntax, expiry, and which secret (if any) signed it.
+// stashKey keeps the key the pre-filter authenticated a request with, for
+// authHandler, which pion calls next for the same request on the same
+// goroutine.
+func (s *Server) stashKey(k, username string, key []byte, live bool, now time.Time) {
+	s.mu.Lock()
+	s.stash[k] = stashed{username: username, key: key, live: live, at: now}
+	s.mu.Unlock()
+}
+
+// authHandler returns the key the pre-filter authenticated this request with
+// (inspectSigned did every check), and, for a new credential, notes it as
+// pending an allocation for quotaHandler.
 func (s *Server) authHandler(username, realm string, src net.Addr) ([]byte, bool) {
 	now := s.now()
 	k := srcKey(src)
 	s.mu.Lock()
-	st, hasRaw := s.stash[k]
+	defer s.mu.Unlock()
+	st, ok := s.stash[k]
 	delete(s.stash, k)
-	for _, a := range s.live[k] {
-		if a.username == username && realm == s.cfg.Realm {
-			key, created := a.key, a.created
-			s.mu.Unlock()
-			if now.Sub(created) > s.cfg.MaxLifetime {
-				return s.authFail(metrics.AuthMaxLifetime, src, false)
-			}
-			return key, true
-		}
+	if !ok || st.username != username || realm != s.cfg.Realm {
+		// Cannot happen: every signed request passes the pre-filter first.
+		return nil, false
 	}
-	s.mu.Unlock()
-
-	if s.sources.exhausted(src) {
-		return s.authFail(metrics.AuthRateLimited, src, false)
+	if st.live {
+		return st.key, true
 	}
-	if realm != s.cfg.Realm {
-		return s.authFail(metrics.AuthBadRealm, src, true)
-	}
-	expiry, id, err := parseUsername(username)
-	if err != nil {
-		return s.authFail(metrics.AuthBadUsername, src, true)
-	}
-	if !now.Before(expiry) {
-		return s.authFail(metrics.AuthExpired, src, true)
-	}
-	secrets := *s.secrets.Load()
-	var key []byte
-	if len(secrets) == 1 || !hasRaw {
-		// pion checks MESSAGE-INTEGRITY and reports a mismatch to onAuth.
-		key = longTermKey(username, realm, restPassword(secrets[0], username))
-	} else {
-		msg := &stun.Message{Raw: st.raw}
-		if msg.Decode() == nil {
-			for _, secret := range secrets {
-				k := longTermKey(username, realm, restPassword(secret, username))
-				if stun.MessageIntegrity(k).Check(msg) == nil {
-					key = k
-					break
-				}
-			}
-		}
-		if key == nil {
-			return s.authFail(metrics.AuthBadMAC, src, true)
-		}
-	}
-	s.mu.Lock()
+	_, id, _ := parseUsername(username)
 	if p := s.pending[k]; p != nil && p.username == username {
-		p.key, p.at = key, now
+		p.key, p.at = st.key, now
 	} else {
 		if p != nil {
 			s.dropPendingLocked(k, p)
 		}
-		s.pending[k] = &pending{username: username, id: id, key: key, at: now}
+		s.pending[k] = &pending{username: username, id: id, key: st.key, ip: sourceKey(src), at: now}
 	}
-	s.mu.Unlock()
-	return key, true
+	return st.key, true
+}
+
+// hasAllocation reports whether source k holds an allocation.
+func (s *Server) hasAllocation(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live[k]) > 0
+}
+
+// admitPeers applies the per-allocation caps to a CreatePermission (channel
+// < 0) or ChannelBind and, when they allow it, books the permissions (and
+// the RFC 8656 lifetime they get) so that the next request counts them. It
+// returns the quota kind that refused, "" when admitted.
+func (s *Server) admitPeers(k string, peers []netip.Addr, channel int, now time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.live[k]
+	if len(list) == 0 {
+		return ""
+	}
+	a := list[0]
+	if channel >= 0 && s.cfg.ChannelsPerAllocation > 0 {
+		if _, bound := a.chans[uint16(channel)]; !bound && len(a.chans) >= s.cfg.ChannelsPerAllocation {
+			return metrics.QuotaChannels
+		}
+	}
+	for ip, exp := range a.perms {
+		if !now.Before(exp) {
+			delete(a.perms, ip)
+		}
+	}
+	if s.cfg.PermissionsPerAllocation > 0 {
+		added := 0
+		for i, p := range peers {
+			if _, ok := a.perms[p]; !ok && !slices.Contains(peers[:i], p) {
+				added++
+			}
+		}
+		if len(a.perms)+added > s.cfg.PermissionsPerAllocation {
+			return metrics.QuotaPermissions
+		}
+	}
+	for _, p := range peers {
+		a.perms[p] = now.Add(permissionLifetime)
+	}
+	return ""
 }
 
 // onAuth sees pion's MESSAGE-INTEGRITY verdict; a false one means the
 // password was not derived from a secret we hold.
 func (s *Server) onAuth(src, _ net.Addr, _, _, _, _ string, verdict bool) {
 	if !verdict {
+		// The pre-filter checked the same key: cannot happen.
 		s.authFail(metrics.AuthBadMAC, src, true)
 	}
 }
@@ -596,7 +603,12 @@ func (s *Server) quotaHandler(username, _ string, src net.Addr) bool {
 		s.m.QuotaRejections.WithLabelValues(metrics.QuotaUser).Inc()
 		return false
 	}
+	if s.cfg.AllocationsPerIP > 0 && s.ips[p.ip] >= s.cfg.AllocationsPerIP {
+		s.m.QuotaRejections.WithLabelValues(metrics.QuotaSourceAllocations).Inc()
+		return false
+	}
 	s.users[p.id]++
+	s.ips[p.ip]++
 	p.reserved = true
 	return true
 }
@@ -616,13 +628,15 @@ func (s *Server) onAllocationCreated(src, _ net.Addr, protocol, username, _ stri
 		// Cannot happen through pion's Allocate path; keep the books
 		// balanced anyway.
 		if p != nil && p.reserved {
-			s.releaseUserLocked(p.id)
+			s.releaseLocked(p.id, p.ip)
 		}
 		_, id, _ := parseUsername(username)
-		p = &pending{username: username, id: id}
+		p = &pending{username: username, id: id, ip: sourceKey(src)}
 		s.users[id]++
+		s.ips[p.ip]++
 	}
-	s.live[k] = append(s.live[k], &allocState{username: username, id: p.id, key: p.key, created: now})
+	s.live[k] = append(s.live[k], &allocState{username: username, id: p.id, key: p.key, ip: p.ip, created: now,
+		perms: make(map[netip.Addr]time.Time), chans: make(map[uint16]struct{})})
 	s.allocs.Add(1)
 	s.mu.Unlock()
 	s.m.Allocations.Inc()
@@ -651,7 +665,7 @@ func (s *Server) onAllocationDeleted(src, _ net.Addr, protocol, username, _ stri
 		s.live[k] = list
 	}
 	if a != nil {
-		s.releaseUserLocked(a.id)
+		s.releaseLocked(a.id, a.ip)
 	}
 	s.mu.Unlock()
 	if a == nil {
@@ -683,21 +697,39 @@ func (s *Server) relayClosed(c *relayConn) {
 	s.mu.Lock()
 	delete(s.relays, c)
 	s.mu.Unlock()
-	s.relayOpen.Add(-1)
+	s.m.RelayPortsUsed.Set(float64(s.relayOpen.Add(-1)))
 }
 
 // onChannelCreated and onChannelDeleted mirror channel bindings into the data
 // plane. pion calls them while it holds the allocation's channel lock, before
 // it answers the ChannelBind, and when a binding expires or its allocation
 // ends.
-func (s *Server) onChannelCreated(src, _ net.Addr, protocol, _, _ string, _, peer net.Addr, number uint16) {
+// They also count each allocation's channels for ChannelsPerAllocation.
+func (s *Server) onChannelCreated(src, _ net.Addr, protocol, username, _ string, _, peer net.Addr, number uint16) {
 	if s.dp != nil {
 		s.dp.channelCreated(src, protocol, peer, number)
 	}
+	s.trackChannel(src, username, number, true)
 }
 
-func (s *Server) onChannelDeleted(src, _ net.Addr, protocol, _, _ string, _, peer net.Addr, number uint16) {
+func (s *Server) onChannelDeleted(src, _ net.Addr, protocol, username, _ string, _, peer net.Addr, number uint16) {
 	if s.dp != nil {
 		s.dp.channelDeleted(src, protocol, peer, number)
+	}
+	s.trackChannel(src, username, number, false)
+}
+
+func (s *Server) trackChannel(src net.Addr, username string, number uint16, bound bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.live[srcKey(src)] {
+		if a.username == username {
+			if bound {
+				a.chans[number] = struct{}{}
+			} else {
+				delete(a.chans, number)
+			}
+			return
+		}
 	}
 }

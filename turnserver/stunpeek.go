@@ -12,12 +12,16 @@ const (
 	attrUsername         = 0x0006
 	attrMessageIntegrity = 0x0008
 	attrData             = 0x0013
+	attrRealm            = 0x0014
+	attrNonce            = 0x0015
 
 	methodBinding = 0x001
 	methodData    = 0x007
 
-	classRequest    = 0
-	classIndication = 1
+	classRequest       = 0
+	classIndication    = 1
+	classResponse      = 2
+	classErrorResponse = 3
 )
 
 // isChannelData reports whether b starts like a ChannelData message

@@ -55,7 +55,7 @@ type TURN struct {
 	QuotaRejections     *prometheus.CounterVec // {kind}
 	STUNBindingRequests prometheus.Counter
 	RelayPortsUsed      prometheus.Gauge
-	RelayPortsTotal     prometheus.Gauge
+	RelayPortsLimit     prometheus.Gauge
 }
 
 // NewTURN creates the TURN series and registers them with reg. A nil reg
@@ -103,9 +103,9 @@ func NewTURN(reg prometheus.Registerer) *TURN {
 			Name: "tryst_turn_relay_ports_used",
 			Help: "Relay ports currently bound by allocations.",
 		}),
-		RelayPortsTotal: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tryst_turn_relay_ports_total",
-			Help: "Size of the relay port range (--turn-relay-ports).",
+		RelayPortsLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tryst_turn_relay_ports_limit",
+			Help: "Relay ports in the configured range (--turn-relay-ports): the most allocations that can be open at once.",
 		}),
 	}
 	for _, d := range []string{DirectionClientToPeer, DirectionPeerToClient} {
@@ -130,7 +130,7 @@ func NewTURN(reg prometheus.Registerer) *TURN {
 		t.QuotaRejections = registerTURN(reg, t.QuotaRejections)
 		t.STUNBindingRequests = registerTURN(reg, t.STUNBindingRequests)
 		t.RelayPortsUsed = registerTURN(reg, t.RelayPortsUsed)
-		t.RelayPortsTotal = registerTURN(reg, t.RelayPortsTotal)
+		t.RelayPortsLimit = registerTURN(reg, t.RelayPortsLimit)
 	}
 	return t
 }

@@ -33,7 +33,7 @@ func TestTURNSeriesExistAtZero(t *testing.T) {
 		"tryst_turn_quota_rejections_total":      10,
 		"tryst_turn_stun_binding_requests_total": 1,
 		"tryst_turn_relay_ports_used":            1,
-		"tryst_turn_relay_ports_total":           1,
+		"tryst_turn_relay_ports_limit":           1,
 	}
 	for _, mf := range mfs {
 		n, ok := want[mf.GetName()]

@@ -133,15 +133,18 @@ func (s *Server) inspect(b []byte, from net.Addr, reply func([]byte)) (n int, pa
 		return len(b), true
 	}
 	method, class, ok := stunHeader(b)
-	if !ok || class == classResponse || class == classErrorResponse {
-		return len(b), true // pion answers or drops it
+	if !ok {
+		return len(b), true // pion drops it
+	}
+	b = b[:stunHeaderLen+int(binary.BigEndian.Uint16(b[2:4]))] // bytes past the length are not part of it
+	if class == classResponse || class == classErrorResponse {
+		return len(b), true // pion drops it
 	}
 	var buf [16]stunAttrPos
 	attrs, ok := parseAttrs(b, buf[:0])
 	if !ok {
 		return 0, false // not a well-formed STUN message: discard
 	}
-	b = b[:stunHeaderLen+int(binary.BigEndian.Uint16(b[2:4]))]
 	// A FINGERPRINT must be last and correct, else the message is not STUN
 	// (RFC 8489 sections 7.3 and 14.7): discard.
 	fp := attrIndex(attrs, attrFingerprint)
@@ -257,7 +260,6 @@ func (s *Server) inspectSigned(b []byte, method uint16, miOff int, fp bool, from
 		s.authFail(reason, from, false)
 		return unauthenticated(false)
 	}
-	s.stashKey(k, user.String(), key, live, now)
 	if code, extra := s.checkRequest(method, msg, k, now); code != 0 {
 		var extras []stun.Setter
 		if extra != nil {
@@ -268,6 +270,7 @@ func (s *Server) inspectSigned(b []byte, method uint16, miOff int, fp bool, from
 		}
 		return 0, false
 	}
+	s.stashKey(k, user.String(), key, live)
 	return len(b), true
 }
 

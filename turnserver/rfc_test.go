@@ -413,10 +413,11 @@ func TestRelayExhaustionAttack(t *testing.T) {
 	first.username, first.passwd = credential("attacker-0")
 	first.ok("first allocation", stun.MethodAllocate, requestedTransportUDP())
 	// Each new source port now costs a token of the per-source rate limit
-	// (burst DefaultSourceBurst): stay within it, past it the relay drops
-	// the attacker's requests unanswered.
+	// (burst DefaultSourceBurst): stay well within it, past it the relay
+	// drops the attacker's requests unanswered and refuses its new
+	// credentials.
 	got, refused := 1, 0
-	for i := 1; i < DefaultSourceBurst; i++ {
+	for i := 1; i < DefaultSourceBurst-10; i++ {
 		u, p := credential("attacker-" + strconv.Itoa(i))
 		c := newRawClient(t, s, u, p)
 		c.realm, c.nonce = first.realm, first.nonce // reuse: no unauthenticated round trip
@@ -450,8 +451,8 @@ func TestRelayExhaustionAttack(t *testing.T) {
 	if used := testutil.ToFloat64(m.RelayPortsUsed); used != 30 {
 		t.Errorf("relay_ports_used = %v, want 30", used)
 	}
-	if total := testutil.ToFloat64(m.RelayPortsTotal); total != ports {
-		t.Errorf("relay_ports_total = %v, want %d", total, ports)
+	if total := testutil.ToFloat64(m.RelayPortsLimit); total != ports {
+		t.Errorf("relay_ports_limit = %v, want %d", total, ports)
 	}
 	if c := counter(m, metrics.QuotaSourceAllocations); int(c) != refused || refused == 0 {
 		t.Errorf("quota_rejections{source_allocations} = %v, refusals seen %d", c, refused)
@@ -499,4 +500,45 @@ func chanNum(n uint16) stun.Setter {
 	v := make([]byte, 4)
 	binary.BigEndian.PutUint16(v, n)
 	return stun.RawAttribute{Type: stun.AttrChannelNumber, Value: v}
+}
+
+// FuzzInspect feeds arbitrary client messages to the pre-filter: it must
+// never panic, never pass on more than it was given, and whatever it passes
+// on as STUN must still decode with the length it claims.
+func FuzzInspect(f *testing.F) {
+	u, p := credential("fuzz")
+	for _, m := range []*stun.Message{
+		stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint),
+		stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), requestedTransportUDP(),
+			stun.NewUsername(u), stun.NewRealm(DefaultRealm), stun.NewNonce("n"), stun.NewLongTermIntegrity(u, DefaultRealm, p), stun.Fingerprint),
+		stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodChannelBind, stun.ClassRequest), chanNum(0x4000),
+			xorPeer(net.IPv4(1, 2, 3, 4), 5), stun.NewUsername(u), stun.NewRealm(DefaultRealm), stun.NewNonce("n"),
+			stun.NewLongTermIntegrity(u, DefaultRealm, p)),
+	} {
+		f.Add(m.Raw)
+	}
+	f.Add([]byte{0x40, 0x00, 0x00, 0x01, 0xff})
+	s, err := New(Config{ListenAddr: "127.0.0.1:0", Secrets: [][]byte{testSecret}, Sockets: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Close() })
+	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in := append([]byte(nil), b...)
+		n, pass := s.inspect(in, from, func(r []byte) {
+			if m := (&stun.Message{Raw: r}); m.Decode() != nil {
+				t.Errorf("pre-filter answered with a malformed message %x", r)
+			}
+		})
+		if !pass {
+			return
+		}
+		if n > len(b) || n < 0 {
+			t.Fatalf("passes on %d bytes of %d", n, len(b))
+		}
+		if _, _, ok := stunHeader(in[:n]); ok && n != stunHeaderLen+int(binary.BigEndian.Uint16(in[2:4])) {
+			t.Fatalf("passes on %d bytes of a STUN message claiming %d", n, binary.BigEndian.Uint16(in[2:4]))
+		}
+	})
 }

@@ -128,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 	s.toClientPackets = s.m.RelayPackets.WithLabelValues(metrics.DirectionPeerToClient)
 	s.dropAllocBW = s.m.QuotaRejections.WithLabelValues(metrics.QuotaAllocationBandwidth)
 	s.dropTotalBW = s.m.QuotaRejections.WithLabelValues(metrics.QuotaTotalBandwidth)
-	s.m.RelayPortsTotal.Set(float64(cfg.RelayPortMax - cfg.RelayPortMin + 1))
+	s.m.RelayPortsLimit.Set(float64(cfg.RelayPortMax - cfg.RelayPortMin + 1))
 	if cfg.BandwidthTotal > 0 {
 		s.totalLim = rate.NewLimiter(rate.Limit(cfg.BandwidthTotal), burstFor(cfg.BandwidthTotal))
 	}
@@ -418,9 +418,12 @@ func (s *Server) janitor() {
 }
 
 // sweep forgets stale per-source state.
+// now is the wall clock (the rate limiters run on it); nonces and pending
+// reservations are stamped with the server's clock, which tests move.
 func (s *Server) sweep(now time.Time) {
 	s.sources.sweep(now)
-	s.nonces.sweep(now)
+	clock := s.now()
+	s.nonces.sweep(clock)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.stash {
@@ -429,7 +432,7 @@ func (s *Server) sweep(now time.Time) {
 		}
 	}
 	for k, p := range s.pending {
-		if now.Sub(p.at) > pendingTTL {
+		if clock.Sub(p.at) > pendingTTL {
 			s.dropPendingLocked(k, p)
 		}
 	}
@@ -492,9 +495,9 @@ func (s *Server) authFail(reason string, src net.Addr, charge bool) ([]byte, boo
 // stashKey keeps the key the pre-filter authenticated a request with, for
 // authHandler, which pion calls next for the same request on the same
 // goroutine.
-func (s *Server) stashKey(k, username string, key []byte, live bool, now time.Time) {
+func (s *Server) stashKey(k, username string, key []byte, live bool) {
 	s.mu.Lock()
-	s.stash[k] = stashed{username: username, key: key, live: live, at: now}
+	s.stash[k] = stashed{username: username, key: key, live: live, at: time.Now()}
 	s.mu.Unlock()
 }
 

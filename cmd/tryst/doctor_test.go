@@ -231,7 +231,7 @@ func TestDoctorWrongSecret(t *testing.T) {
 func TestDoctorPrivateRelayAddress(t *testing.T) {
 	// 10.9.8.7 is only advertised: the relay binds 127.0.0.1, and the
 	// doctor must send nothing to the advertised address.
-	secret := []byte("shared secret")
+	secret := []byte("shared secret 0123456789")
 	ts := doctorRelay(t, func(c *turnserver.Config) {
 		c.PublicIP = netip.MustParseAddr("10.9.8.7")
 		c.Secrets = [][]byte{secret}

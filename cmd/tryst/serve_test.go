@@ -16,7 +16,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -345,16 +347,40 @@ func TestSecretFileModeWarning(t *testing.T) {
 	}
 }
 
-// buildBinary compiles tryst with a stamped version.
+// The tryst binary, built once for the tests that run it (a build with
+// -race takes a while); removed by TestMain.
+var testBinary struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildBinary compiles tryst with a stamped version, once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tryst")
-	cmd := exec.Command("go", "build", "-race", "-ldflags", "-X main.version=v0.0.0-test", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
+	testBinary.once.Do(func() {
+		if testBinary.dir, testBinary.err = os.MkdirTemp("", "tryst-test-bin-"); testBinary.err != nil {
+			return
+		}
+		testBinary.bin = filepath.Join(testBinary.dir, "tryst")
+		cmd := exec.Command("go", "build", "-race", "-ldflags", "-X main.version=v0.0.0-test", "-o", testBinary.bin, ".")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			testBinary.err = fmt.Errorf("go build: %w", err)
+		}
+	})
+	if testBinary.err != nil {
+		t.Fatal(testBinary.err)
 	}
-	return bin
+	return testBinary.bin
+}
+
+// removeBuiltBinary deletes what buildBinary built.
+func removeBuiltBinary() {
+	if testBinary.dir != "" {
+		os.RemoveAll(testBinary.dir)
+	}
 }
 
 // TestServeProcess runs the real binary: it answers /healthz, /metrics and
@@ -478,6 +504,29 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		if !strings.Contains(string(readme), "`--"+name+"`") {
 			t.Errorf("README.md does not document --%s", name)
 		}
+	}
+}
+
+// TestREADMETwoCommands: the README promises two commands, and other tests
+// (TestServeREADMECommandInNetns) hold `tryst serve` to the first one.
+func TestREADMETwoCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## The two commands\n")
+	if !ok {
+		t.Fatal(`README.md has no "## The two commands" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var commands []string
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "    ") {
+			commands = append(commands, strings.TrimSpace(line))
+		}
+	}
+	if want := []string{"go run ./cmd/tryst serve", "make test"}; !slices.Equal(commands, want) {
+		t.Errorf("the two commands in README.md are %q, want %q", commands, want)
 	}
 }
 

@@ -242,6 +242,17 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 		check("create gets created", err)
 	}
 
+	// The README's deployment, checked the way an operator would; the
+	// relayed round trip is skipped, as the default policy refuses loopback
+	// peers, but nothing fails.
+	var doc bytes.Buffer
+	err = runIO(ctx, []string{"doctor", "--hub", "http://127.0.0.1:8080"},
+		stdio{in: strings.NewReader(""), out: &doc, err: &doc, getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		err = fmt.Errorf("%w\n%s", err, doc.String())
+	}
+	check("tryst doctor --hub http://127.0.0.1:8080", err)
+
 	// SIGTERM: a graceful drain, then exit status 0.
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fail(fmt.Errorf("SIGTERM: %w", err))

@@ -95,7 +95,7 @@ func TestExampleConfigHasEverySettingAtItsDefault(t *testing.T) {
 	if !reflect.DeepEqual(got, def) {
 		t.Errorf("%s does not state the defaults:\n file     %+v\n defaults %+v", path, *got, *def)
 	}
-	if _, err := got.build(env(map[string]string{"TRYST_TURN_SECRET": "s"}), io.Discard); err != nil {
+	if _, err := got.build(env(map[string]string{"TRYST_TURN_SECRET": "example-test-secret-0123456789"}), io.Discard); err != nil {
 		t.Errorf("build from %s: %v", path, err)
 	}
 }
@@ -121,7 +121,7 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(secret, []byte("k8s-test-secret\n"), 0o600); err != nil {
+	if err := os.WriteFile(secret, []byte("k8s-test-secret-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The secret's path is the Secret volume's; the flag (which wins over

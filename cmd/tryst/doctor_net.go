@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -437,17 +438,7 @@ func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
 		d.udpAlloc = nil
 	})
 	if err != nil {
-		var te *stun.TurnError
-		if errors.As(err, &te) && te.ErrorCodeAttr.Code == stun.CodeForbidden {
-			hint := "the relay's peer filter refuses this address"
-			if mapped.Addr().IsLoopback() {
-				hint += ": relaying to loopback needs --allow-loopback-peers (local tests only)"
-			} else {
-				hint += ": check --turn-deny-peer / --turn-allow-peer"
-			}
-			return checkFail(hint, "CreatePermission for %s refused (403)", mapped)
-		}
-		return checkFail("see the relay's log", "CreatePermission for %s: %v", mapped, err)
+		return permissionRefused(r, mapped, err)
 	}
 
 	stop := context.AfterFunc(ctx, func() {
@@ -491,6 +482,47 @@ func (d *doctor) checkRoundTrip(ctx context.Context, relayOK bool) checkResult {
 		lastErr = checkFail("", "interrupted")
 	}
 	return lastErr
+}
+
+// permissionRefused explains a CreatePermission for peer (through the relay
+// at relayed) that failed with err. A relay refuses the peers its policy
+// denies: coturn, and tryst since it says so, with 403 Forbidden; older
+// tryst relays with an error response that carries no ERROR-CODE. Both deny
+// loopback and private peers by default, so on a local deployment that
+// refusal is the policy working, and the round trip is skipped rather than
+// failed.
+func permissionRefused(relayed, peer netip.AddrPort, err error) checkResult {
+	var te *stun.TurnError
+	if !errors.As(err, &te) {
+		var tv stun.TurnError
+		if errors.As(err, &tv) {
+			te = &tv
+		}
+	}
+	var what string
+	switch {
+	case te != nil && te.ErrorCodeAttr.Code == stun.CodeForbidden:
+		what = "forbidden by the relay's peer policy (403)"
+	// pion's client reports an error response without ERROR-CODE as
+	// "<method> error response", with no error type to match.
+	case te == nil && strings.Contains(err.Error(), "error response"):
+		what = "refused (error response without an error code)"
+	default:
+		return checkFail("see the relay's log", "CreatePermission for %s: %v", peer, err)
+	}
+	for _, a := range []netip.Addr{peer.Addr(), relayed.Addr()} {
+		if isPublicAddr(a) {
+			continue
+		}
+		kind, flag := "private", "--turn-allow-peer with this network"
+		if a.IsLoopback() {
+			kind, flag = "loopback", "--allow-loopback-peers"
+		}
+		return checkSkip("CreatePermission for %s %s: the relay refuses %s peers by policy (the default); run serve "+
+			"with %s for a local round trip", peer, what, kind, flag)
+	}
+	return checkFail("the relay's peer filter refuses this machine's public address: check --turn-deny-peer and "+
+		"--turn-allow-peer (coturn: denied-peer-ip, allowed-peer-ip)", "CreatePermission for %s %s", peer, what)
 }
 
 // readDatagram reads from pc until a datagram equal to want arrives (true) or

@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -20,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/stun/v3"
 
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/turnserver"
@@ -164,6 +168,62 @@ func TestDoctorHealthy(t *testing.T) {
 	})
 }
 
+// TestDoctorDefaultPeerPolicy: against a local `tryst serve` with its
+// default peer policy the relay refuses the loopback peer of the round trip;
+// the doctor says why and how to get a local round trip, and passes.
+func TestDoctorDefaultPeerPolicy(t *testing.T) {
+	s := startServe(t, map[string]string{"TRYST_TURN_SECRET": "doctor-test-secret"}, "--turn-sockets", "1")
+	out, err := doctorRun(t, "--hub", "http://"+s.webLn.Addr().String())
+	if err != nil {
+		t.Fatalf("doctor failed a healthy local deployment: %v\n%s", err, out)
+	}
+	for _, name := range doctorChecks {
+		switch name {
+		case "turn-tls":
+			wantDoctorCheck(t, out, name, "SKIP")
+		case "round-trip":
+			wantDoctorCheck(t, out, name, "SKIP", "CreatePermission for 127.0.0.1:", "refuses loopback peers by policy",
+				"--allow-loopback-peers")
+		default:
+			wantDoctorCheck(t, out, name, "PASS")
+		}
+	}
+	if !strings.Contains(out, "7 passed, 0 failed, 2 skipped") {
+		t.Errorf("summary:\n%s", out)
+	}
+}
+
+// TestDoctorPermissionRefused: both ways a relay refuses a peer by policy
+// (403, or an error response without an error code) are explained; a
+// refused public peer is a failure, a refused local one a skip.
+func TestDoctorPermissionRefused(t *testing.T) {
+	forbidden := &stun.TurnError{StunMessageType: stun.NewType(stun.MethodCreatePermission, stun.ClassErrorResponse),
+		ErrorCodeAttr: stun.ErrorCodeAttribute{Code: stun.CodeForbidden}}
+	noCode := fmt.Errorf("%s", stun.NewType(stun.MethodCreatePermission, stun.ClassErrorResponse))
+	public := netip.MustParseAddrPort("203.0.113.7:40000")
+	publicRelay := netip.MustParseAddrPort("198.51.100.1:50000")
+	loopback := netip.MustParseAddrPort("127.0.0.1:40000")
+	for _, tc := range []struct {
+		name          string
+		relayed, peer netip.AddrPort
+		err           error
+		want          checkStatus
+		detail, hint  string
+	}{
+		{"403, public", publicRelay, public, forbidden, statusFail, "forbidden by the relay's peer policy (403)", "--turn-deny-peer"},
+		{"no code, public", publicRelay, public, noCode, statusFail, "without an error code", "--turn-allow-peer"},
+		{"403, loopback", loopback, loopback, forbidden, statusSkip, "forbidden by the relay's peer policy", ""},
+		{"no code, loopback", loopback, loopback, noCode, statusSkip, "refuses loopback peers by policy", ""},
+		{"403, loopback relay", loopback, public, forbidden, statusSkip, "--allow-loopback-peers", ""},
+		{"other error", publicRelay, public, errors.New("transaction timed out"), statusFail, "timed out", "relay's log"},
+	} {
+		r := permissionRefused(tc.relayed, tc.peer, tc.err)
+		if r.status != tc.want || !strings.Contains(r.detail, tc.detail) || !strings.Contains(r.hint, tc.hint) {
+			t.Errorf("%s: %+v", tc.name, r)
+		}
+	}
+}
+
 // doctorFakeDeployment serves a hub on 127.0.0.1 (httptest) whose ICE
 // servers come from ice.
 func doctorFakeDeployment(t *testing.T, ice func(host string) hub.ICEConfig) string {
@@ -231,7 +291,7 @@ func TestDoctorWrongSecret(t *testing.T) {
 func TestDoctorPrivateRelayAddress(t *testing.T) {
 	// 10.9.8.7 is only advertised: the relay binds 127.0.0.1, and the
 	// doctor must send nothing to the advertised address.
-	secret := []byte("shared secret")
+	secret := []byte("shared secret 0123456789")
 	ts := doctorRelay(t, func(c *turnserver.Config) {
 		c.PublicIP = netip.MustParseAddr("10.9.8.7")
 		c.Secrets = [][]byte{secret}

@@ -32,5 +32,16 @@ func TestMain(m *testing.M) {
 		fmt.Println(cmd.Process.Pid)
 		select {}
 	}
-	goleak.VerifyTestMain(m)
+	if os.Getenv(netnsHelperEnv) != "" {
+		// Inside `unshare -rn` (TestServeREADMECommandInNetns).
+		if err := netnsHelper(os.Getenv(netnsHelperEnv), os.Getenv(netnsIPv6Env) == "on", os.Stdout); err != nil {
+			fmt.Println("FAIL:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		removeBuiltBinary()
+		os.Exit(code)
+	}))
 }

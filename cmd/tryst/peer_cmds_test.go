@@ -18,7 +18,7 @@ import (
 // startTestServer runs `tryst serve` in-process on loopback.
 func startTestServer(t *testing.T) string {
 	t.Helper()
-	s := startServe(t, map[string]string{"TRYST_TURN_SECRET": "cli-test-secret"}, "--allow-loopback-peers")
+	s := startServe(t, map[string]string{"TRYST_TURN_SECRET": "cli-test-secret-0123456789"}, "--allow-loopback-peers")
 	return "http://" + s.webLn.Addr().String()
 }
 

@@ -17,7 +17,9 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +45,9 @@ type serveConfig struct {
 	turnBandwidth  int64
 	turnBWTotal    int64
 	turnMaxLife    time.Duration
+	turnMaxCredTTL time.Duration
+	turnPerIP      int
+	turnDataplane  string
 	turnSockets    int
 	turnHost       string
 	publicIP       string
@@ -76,6 +81,12 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.Int64Var(&c.turnBandwidth, "turn-bandwidth", 0, "bytes/s relayed per allocation, 0 = unlimited")
 	fs.Int64Var(&c.turnBWTotal, "turn-bandwidth-total", 0, "bytes/s relayed in total, 0 = unlimited")
 	fs.DurationVar(&c.turnMaxLife, "turn-max-lifetime", 12*time.Hour, "longest life of a refreshed TURN allocation")
+	fs.DurationVar(&c.turnMaxCredTTL, "turn-max-credential-ttl", turnserver.DefaultMaxCredentialTTL,
+		"refuse TURN credentials whose expiry lies further ahead than this (at least --turn-ttl)")
+	fs.IntVar(&c.turnPerIP, "turn-allocations-per-ip", turnserver.DefaultAllocationsPerIP,
+		"TURN allocations per source IPv4 address or IPv6 /64 (-1 = unlimited)")
+	fs.StringVar(&c.turnDataplane, "turn-dataplane", "auto",
+		"TURN data plane: auto (Linux epoll fast path where available) or off (pion's portable path)")
 	fs.IntVar(&c.turnSockets, "turn-sockets", 0, "UDP sockets with SO_REUSEPORT, 0 = one per core")
 	fs.StringVar(&c.turnHost, "turn-host", "", "host name or IP put in ICE server URLs; default --public-ip, else the host clients used to reach the hub")
 	fs.StringVar(&c.publicIP, "public-ip", "", "public IPv4 address advertised for TURN relays")
@@ -210,16 +221,15 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 	// The TURN secret: a file, or the environment, never argv.
 	switch {
 	case c.turnSecretFile != "":
-		data, err := os.ReadFile(c.turnSecretFile)
-		if err != nil {
-			return nil, badSetting("--turn-secret-file: %v", err)
-		}
-		if b.turnSecrets, err = turnserver.ParseSecrets(data); err != nil {
-			return nil, badSetting("--turn-secret-file %s: %v", c.turnSecretFile, err)
+		if b.turnSecrets, err = readSecretFile("turn-secret-file", c.turnSecretFile, b.logger); err != nil {
+			return nil, err
 		}
 	default:
 		if v, ok := getenv("TRYST_TURN_SECRET"); ok && v != "" {
 			if b.turnSecrets, err = turnserver.ParseSecrets([]byte(v)); err != nil {
+				return nil, badSetting("TRYST_TURN_SECRET: %v", err)
+			}
+			if err := checkSecretLengths(b.turnSecrets); err != nil {
 				return nil, badSetting("TRYST_TURN_SECRET: %v", err)
 			}
 		} else {
@@ -232,12 +242,8 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 
 	var tokenSecrets [][]byte
 	if c.tokenSecret != "" {
-		data, err := os.ReadFile(c.tokenSecret)
-		if err != nil {
-			return nil, badSetting("--token-secret-file: %v", err)
-		}
-		if tokenSecrets, err = turnserver.ParseSecrets(data); err != nil {
-			return nil, badSetting("--token-secret-file %s: %v", c.tokenSecret, err)
+		if tokenSecrets, err = readSecretFile("token-secret-file", c.tokenSecret, b.logger); err != nil {
+			return nil, err
 		}
 	}
 
@@ -270,6 +276,37 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 	if err != nil {
 		return nil, err
 	}
+	// The checks below name the flag; turnserver's Validate, further down,
+	// would catch the same mistakes but could only name a Config field.
+	if c.turnMaxCredTTL < c.turnTTL {
+		return nil, badSetting("--turn-max-credential-ttl: %v is shorter than --turn-ttl %v: the relay would refuse the credentials the hub hands out",
+			c.turnMaxCredTTL, c.turnTTL)
+	}
+	if c.turnPerIP == 0 || c.turnPerIP < -1 {
+		return nil, badSetting("--turn-allocations-per-ip: %d: use a positive cap, or -1 for unlimited", c.turnPerIP)
+	}
+	var disableDataPlane bool
+	switch c.turnDataplane {
+	case "auto":
+	case "off":
+		disableDataPlane = true
+	default:
+		return nil, badSetting("--turn-dataplane: %q is not auto or off", c.turnDataplane)
+	}
+	if c.turnSockets < 0 || c.turnSockets > 256 {
+		return nil, badSetting("--turn-sockets: %d outside 0..256", c.turnSockets)
+	}
+	if c.turnBandwidth < 0 {
+		return nil, badSetting("--turn-bandwidth: %d is negative (0 = unlimited)", c.turnBandwidth)
+	}
+	if c.turnBWTotal < 0 {
+		return nil, badSetting("--turn-bandwidth-total: %d is negative (0 = unlimited)", c.turnBWTotal)
+	}
+	for _, o := range c.origins {
+		if _, err := path.Match(strings.ToLower(o), ""); err != nil {
+			return nil, badSetting("--origin: bad pattern %q: %v", o, err)
+		}
+	}
 	b.turnCfg = turnserver.Config{
 		ListenAddr:             c.turnListen,
 		TLSListenAddr:          c.turnTLSListen,
@@ -280,15 +317,18 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 		RelayPortMax:           hi,
 		Secrets:                b.turnSecrets,
 		CredentialTTL:          c.turnTTL,
+		MaxCredentialTTL:       c.turnMaxCredTTL,
 		MaxLifetime:            c.turnMaxLife,
 		AllowPeers:             allow,
 		DenyPeers:              deny,
 		AllowLoopbackPeers:     c.allowLoopback,
 		UserQuota:              c.turnUserQuota,
 		MaxAllocations:         c.turnMaxAllocs,
+		AllocationsPerIP:       c.turnPerIP,
 		BandwidthPerAllocation: c.turnBandwidth,
 		BandwidthTotal:         c.turnBWTotal,
 		Sockets:                c.turnSockets,
+		DisableDataPlane:       disableDataPlane,
 		Logger:                 b.logger.With("component", "turn"),
 	}
 	b.hubCfg = hub.Config{
@@ -299,7 +339,58 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 		MaxConnsPerIP: c.maxConnsPerIP,
 		Logger:        b.logger.With("component", "hub"),
 	}
+	// Every setting error must surface here, as exit status 2, before
+	// startServer opens a single listener: the components' own checks are
+	// the backstop for whatever the flag checks above do not cover.
+	if err := b.turnCfg.Validate(); err != nil {
+		return nil, badSetting("TURN settings: %v", err)
+	}
+	if err := b.hubCfg.Validate(); err != nil {
+		return nil, badSetting("hub settings: %v", err)
+	}
 	return b, nil
+}
+
+// checkSecretLengths refuses secrets shorter than turnserver.MinSecretLen
+// (the hub asks the same of token secrets): a short HMAC key can be guessed
+// offline from a single credential or token.
+func checkSecretLengths(secrets [][]byte) error {
+	for i, s := range secrets {
+		if len(s) < turnserver.MinSecretLen {
+			return fmt.Errorf("secret %d is %d bytes: at least %d bytes are needed (e.g. head -c 32 /dev/urandom | base64)",
+				i+1, len(s), turnserver.MinSecretLen)
+		}
+	}
+	return nil
+}
+
+// readSecretFile reads the secrets file given to --flagName. A file that
+// group or others may read gets a warning naming the file and its mode,
+// never its content: whoever reads it can mint credentials.
+func readSecretFile(flagName, file string, log *slog.Logger) ([][]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, badSetting("--%s: %v", flagName, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, badSetting("--%s: %v", flagName, err)
+	}
+	secrets, err := turnserver.ParseSecrets(data)
+	if err == nil {
+		err = checkSecretLengths(secrets)
+	}
+	if err != nil {
+		return nil, badSetting("--%s %s: %v", flagName, file, err)
+	}
+	// The mode of the file actually read, through any symlink (a
+	// Kubernetes Secret volume is made of them).
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("secret file is readable by group or others: restrict it to the service user (chmod 600)",
+			"flag", "--"+flagName, "file", file, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
+	}
+	return secrets, nil
 }
 
 // iceServers builds the ICE server list handed to clients: STUN, and TURN
@@ -461,12 +552,9 @@ func (s *server) reloadSecrets() {
 		s.log.Warn("SIGHUP: no --turn-secret-file to reload")
 		return
 	}
-	data, err := os.ReadFile(s.cfg.turnSecretFile)
+	secrets, err := readSecretFile("turn-secret-file", s.cfg.turnSecretFile, s.log)
 	if err == nil {
-		var secrets [][]byte
-		if secrets, err = turnserver.ParseSecrets(data); err == nil {
-			err = s.turn.SetSecrets(secrets)
-		}
+		err = s.turn.SetSecrets(secrets)
 	}
 	if err != nil {
 		s.log.Error("SIGHUP: TURN secrets not reloaded; keeping the current ones", "err", err)

@@ -9,13 +9,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,7 +53,8 @@ func TestServeDefaults(t *testing.T) {
 	// The flags the issue, the tests and the docs rely on exist.
 	names := strings.Join(settingNames(serveFlags(&serveConfig{})), " ")
 	for _, want := range []string{"listen", "metrics-listen", "turn-listen", "turn-secret-file", "public-ip", "realm",
-		"turn-ttl", "allow-loopback-peers", "origin", "log-format", "log-level", "config", "token-secret-file"} {
+		"turn-ttl", "allow-loopback-peers", "origin", "log-format", "log-level", "config", "token-secret-file",
+		"turn-max-credential-ttl", "turn-allocations-per-ip", "turn-dataplane"} {
 		if !strings.Contains(" "+names+" ", " "+want+" ") {
 			t.Errorf("flag --%s missing", want)
 		}
@@ -107,6 +111,9 @@ func TestBadSettingsExitTwoWithOneLine(t *testing.T) {
 		{"serve", "--config", badYAML},
 		{"serve", "--turn-secret-file", filepath.Join(dir, "missing")},
 		{"serve", "--tls-cert", "x.pem"},
+		{"serve", "--turn-dataplane", "fast"},
+		{"serve", "--turn-max-credential-ttl", "1m"},
+		{"serve", "--turn-allocations-per-ip", "many"},
 		{"frobnicate"},
 	} {
 		var stderr bytes.Buffer
@@ -123,35 +130,257 @@ func TestBadSettingsExitTwoWithOneLine(t *testing.T) {
 
 func TestSecretFromEnvironmentAndFile(t *testing.T) {
 	c, _ := parseServe(nil, env(nil), io.Discard)
-	b, err := c.build(env(map[string]string{"TRYST_TURN_SECRET": "s3cret-from-env"}), io.Discard)
+	b, err := c.build(env(map[string]string{"TRYST_TURN_SECRET": "s3cret-from-env-0123"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.generated || string(b.turnSecrets[0]) != "s3cret-from-env" {
+	if b.generated || string(b.turnSecrets[0]) != "s3cret-from-env-0123" {
 		t.Errorf("env secret not used: %q", b.turnSecrets)
 	}
 	f := filepath.Join(t.TempDir(), "secrets")
-	os.WriteFile(f, []byte("# rotated 2026-11\nnew-secret\nold-secret\n"), 0o600)
+	os.WriteFile(f, []byte("# rotated 2026-11\nnew-secret-0123456789\nold-secret-0123456789\n"), 0o600)
 	c, _ = parseServe([]string{"--turn-secret-file", f}, env(nil), io.Discard)
 	b, err = c.build(env(map[string]string{"TRYST_TURN_SECRET": "ignored"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.turnSecrets) != 2 || string(b.turnSecrets[0]) != "new-secret" {
+	if len(b.turnSecrets) != 2 || string(b.turnSecrets[0]) != "new-secret-0123456789" {
 		t.Errorf("file secrets = %q", b.turnSecrets)
 	}
 }
 
-// buildBinary compiles tryst with a stamped version.
+// TestServeRelayLimitFlags: the relay's credential, per-IP and data-plane
+// settings reach turnserver.Config from a flag, the environment and the
+// config file alike.
+func TestServeRelayLimitFlags(t *testing.T) {
+	c, err := parseServe(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.build(env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := b.turnCfg; tc.MaxCredentialTTL != 24*time.Hour || tc.AllocationsPerIP != 64 || tc.DisableDataPlane {
+		t.Errorf("defaults: max credential ttl %v, per IP %d, data plane off %v", tc.MaxCredentialTTL, tc.AllocationsPerIP, tc.DisableDataPlane)
+	}
+
+	file := filepath.Join(t.TempDir(), "tryst.yaml")
+	if err := os.WriteFile(file, []byte("turn-dataplane: \"off\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	environ := map[string]string{"TRYST_TURN_ALLOCATIONS_PER_IP": "-1"}
+	c, err = parseServe([]string{"--config", file, "--turn-max-credential-ttl", "2h"}, env(environ), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = c.build(env(environ), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if tc := b.turnCfg; tc.MaxCredentialTTL != 2*time.Hour || tc.AllocationsPerIP != -1 || !tc.DisableDataPlane {
+		t.Errorf("flag/env/file: max credential ttl %v, per IP %d, data plane off %v", tc.MaxCredentialTTL, tc.AllocationsPerIP, tc.DisableDataPlane)
+	}
+}
+
+// settingErrorCases are settings that parse but cannot work. Each must fail
+// in build, that is before startServer opens anything.
+func settingErrorCases(t *testing.T) []struct {
+	name    string
+	args    []string
+	environ map[string]string
+	mention []string
+} {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	shortTURN := write("turn-secret", "long-enough-secret-0123\nshort\n")
+	shortToken := write("token-secret", "tooshort\n")
+	return []struct {
+		name    string
+		args    []string
+		environ map[string]string
+		mention []string
+	}{
+		{"short secret in --turn-secret-file", []string{"--turn-secret-file", shortTURN}, nil,
+			[]string{"--turn-secret-file", shortTURN, "secret 2", "16 bytes"}},
+		{"short TRYST_TURN_SECRET", nil, map[string]string{"TRYST_TURN_SECRET": "hunter2"},
+			[]string{"TRYST_TURN_SECRET", "16 bytes"}},
+		{"short secret in --token-secret-file", []string{"--token-secret-file", shortToken}, nil,
+			[]string{"--token-secret-file", shortToken, "16 bytes"}},
+		{"--turn-max-credential-ttl below --turn-ttl", []string{"--turn-ttl", "1h", "--turn-max-credential-ttl", "30m"}, nil,
+			[]string{"--turn-max-credential-ttl", "--turn-ttl"}},
+		{"--turn-dataplane neither auto nor off", []string{"--turn-dataplane", "fast"}, nil,
+			[]string{"--turn-dataplane", "fast"}},
+		{"--turn-allocations-per-ip 0", []string{"--turn-allocations-per-ip", "0"}, nil,
+			[]string{"--turn-allocations-per-ip", "-1"}},
+		{"--turn-sockets too many", []string{"--turn-sockets", "1000"}, nil, []string{"--turn-sockets"}},
+		{"negative --turn-bandwidth", []string{"--turn-bandwidth", "-1"}, nil, []string{"--turn-bandwidth"}},
+		{"bad --origin pattern", []string{"--origin", "[x"}, nil, []string{"--origin"}},
+	}
+}
+
+// TestSettingErrorsFailBuild: every setting error is a usage error (exit
+// status 2) naming its source, returned by build, so the process never
+// gets as far as startServer and its listeners.
+func TestSettingErrorsFailBuild(t *testing.T) {
+	for _, tc := range settingErrorCases(t) {
+		c, err := parseServe(tc.args, env(tc.environ), io.Discard)
+		if err != nil {
+			t.Errorf("%s: parse: %v", tc.name, err)
+			continue
+		}
+		_, err = c.build(env(tc.environ), io.Discard)
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%s: build returned %v, want a usage error", tc.name, err)
+			continue
+		}
+		if code := exitCode(err, io.Discard); code != 2 {
+			t.Errorf("%s: exit %d, want 2", tc.name, code)
+		}
+		for _, m := range tc.mention {
+			if !strings.Contains(err.Error(), m) {
+				t.Errorf("%s: %q does not mention %q", tc.name, err, m)
+			}
+		}
+		for _, secret := range []string{"short", "tooshort", "hunter2"} {
+			if strings.Contains(err.Error(), ": "+secret) {
+				t.Errorf("%s: the error shows the secret: %q", tc.name, err)
+			}
+		}
+	}
+}
+
+// TestShortSecretExitsTwoBeforeListening runs `tryst serve` in-process with
+// a short TURN secret and every address on a port the test holds: had
+// anything tried to listen, the error would be "address already in use"
+// (exit 1) instead of the usage error.
+func TestShortSecretExitsTwoBeforeListening(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
+	if pc, err := net.ListenPacket("udp", taken); err == nil {
+		defer pc.Close() // the TURN UDP socket would collide too
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		environ string
+		mention string
+	}{
+		{"TRYST_TURN_SECRET", nil, "hunter2", "TRYST_TURN_SECRET"},
+		{"--turn-secret-file", []string{"--turn-secret-file", filepath.Join(t.TempDir(), "s")}, "", "--turn-secret-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.environ != "" {
+				t.Setenv("TRYST_TURN_SECRET", tc.environ)
+			} else {
+				os.WriteFile(tc.args[1], []byte("hunter2\n"), 0o600)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var stderr bytes.Buffer
+			start := time.Now()
+			err := run(ctx, append([]string{"serve", "--listen", taken, "--metrics-listen", taken, "--turn-listen", taken,
+				"--turn-tls-listen", taken}, tc.args...), io.Discard, &stderr)
+			if code := exitCode(err, &stderr); code != 2 {
+				t.Fatalf("exit %d, want 2: %s", code, stderr.String())
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v to refuse a setting", d)
+			}
+			if msg := stderr.String(); !strings.Contains(msg, tc.mention) || !strings.Contains(msg, "16 bytes") ||
+				strings.Contains(msg, "in use") {
+				t.Errorf("message %q: want %s and 16 bytes, and nothing about listening", msg, tc.mention)
+			}
+		})
+	}
+}
+
+// TestSecretFileModeWarning: a secrets file readable by group or others is
+// served, with a warning naming the file and its mode but not the secret.
+func TestSecretFileModeWarning(t *testing.T) {
+	dir := t.TempDir()
+	const secret = "group-readable-secret-0123456789"
+	for _, flagName := range []string{"turn-secret-file", "token-secret-file"} {
+		for _, mode := range []os.FileMode{0o600, 0o400, 0o640, 0o604} {
+			f := filepath.Join(dir, fmt.Sprintf("%s-%o", flagName, mode))
+			if err := os.WriteFile(f, []byte(secret+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// Explicitly: WriteFile's mode passes through the umask.
+			if err := os.Chmod(f, mode); err != nil {
+				t.Fatal(err)
+			}
+			c, err := parseServe([]string{"--" + flagName, f}, env(nil), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			if _, err := c.build(env(nil), &logs); err != nil {
+				t.Fatalf("--%s with mode %o: %v", flagName, mode, err)
+			}
+			warned := strings.Contains(logs.String(), "level=WARN")
+			if want := mode&0o077 != 0; warned != want {
+				t.Errorf("--%s mode %#o: warned %v, want %v: %s", flagName, mode, warned, want, logs.String())
+				continue
+			}
+			if warned {
+				for _, m := range []string{f, fmt.Sprintf("%#o", mode), "--" + flagName} {
+					if !strings.Contains(logs.String(), m) {
+						t.Errorf("warning %q does not mention %q", logs.String(), m)
+					}
+				}
+			}
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("the log shows the secret: %s", logs.String())
+			}
+		}
+	}
+}
+
+// The tryst binary, built once for the tests that run it (a build with
+// -race takes a while); removed by TestMain.
+var testBinary struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildBinary compiles tryst with a stamped version, once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tryst")
-	cmd := exec.Command("go", "build", "-race", "-ldflags", "-X main.version=v0.0.0-test", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
+	testBinary.once.Do(func() {
+		if testBinary.dir, testBinary.err = os.MkdirTemp("", "tryst-test-bin-"); testBinary.err != nil {
+			return
+		}
+		testBinary.bin = filepath.Join(testBinary.dir, "tryst")
+		cmd := exec.Command("go", "build", "-race", "-ldflags", "-X main.version=v0.0.0-test", "-o", testBinary.bin, ".")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			testBinary.err = fmt.Errorf("go build: %w", err)
+		}
+	})
+	if testBinary.err != nil {
+		t.Fatal(testBinary.err)
 	}
-	return bin
+	return testBinary.bin
+}
+
+// removeBuiltBinary deletes what buildBinary built.
+func removeBuiltBinary() {
+	if testBinary.dir != "" {
+		os.RemoveAll(testBinary.dir)
+	}
 }
 
 // TestServeProcess runs the real binary: it answers /healthz, /metrics and
@@ -275,6 +504,29 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		if !strings.Contains(string(readme), "`--"+name+"`") {
 			t.Errorf("README.md does not document --%s", name)
 		}
+	}
+}
+
+// TestREADMETwoCommands: the README promises two commands, and other tests
+// (TestServeREADMECommandInNetns) hold `tryst serve` to the first one.
+func TestREADMETwoCommands(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## The two commands\n")
+	if !ok {
+		t.Fatal(`README.md has no "## The two commands" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var commands []string
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "    ") {
+			commands = append(commands, strings.TrimSpace(line))
+		}
+	}
+	if want := []string{"go run ./cmd/tryst serve", "make test"}; !slices.Equal(commands, want) {
+		t.Errorf("the two commands in README.md are %q, want %q", commands, want)
 	}
 }
 

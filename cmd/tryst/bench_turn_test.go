@@ -17,7 +17,7 @@ import (
 
 func TestBenchTURNAgainstTryst(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	secret := []byte("bench-secret")
+	secret := []byte("bench-secret-0123456789")
 	srv, err := turnserver.New(turnserver.Config{
 		ListenAddr:         "127.0.0.1:0",
 		Secrets:            [][]byte{secret},

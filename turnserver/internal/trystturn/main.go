@@ -61,6 +61,7 @@ func run() error {
 		Sockets:            *sockets,
 		UserQuota:          -1,
 		MaxAllocations:     -1,
+		AllocationsPerIP:   -1, // every benchmark client is on one loopback address
 		SourceRate:         -1,
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})

@@ -661,8 +661,10 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 	positive("Pairing latency/A", 1)
 	positive("Pairing latency/B", 1)
 	positive("Pairing latency/C", 1)
-	positive("Allocations/A", 1)
-	positive("Allocations/B", 1)
+	positive("Allocations and relay ports/A", 1)
+	positive("Allocations and relay ports/B", 1)
+	positive("Allocations and relay ports/C", 1) // the relay port of the open allocation
+	positive("Allocations and relay ports/D", 1)
 	positive("Relayed bandwidth/A", 2) // both directions
 	positive("Relayed packets/A", 2)
 	positive("CPU/A", 1)

@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http"
+	"net/netip"
 )
 
 // NewRoomCodeForTest exposes newRoomCode to the external tests.
@@ -19,3 +21,21 @@ func signForTestImpl(secret []byte, claims string) string {
 
 // SignForTest signs arbitrary claims.
 var SignForTest = signForTestImpl
+
+// AddrHeaderForTest names the request header that WithClientAddrForTest
+// takes the client's address from.
+const AddrHeaderForTest = "X-Test-Client-Addr"
+
+// WithClientAddrForTest returns cfg with the per-address limits keyed on the
+// AddrHeaderForTest header (the socket's address when it is absent), so a
+// test can be many clients at once on one loopback listener. The production
+// hub never reads a header for this.
+func WithClientAddrForTest(cfg Config) Config {
+	cfg.clientAddr = func(r *http.Request) netip.Addr {
+		if a, err := netip.ParseAddr(r.Header.Get(AddrHeaderForTest)); err == nil {
+			return a
+		}
+		return socketAddr(r)
+	}
+	return cfg
+}

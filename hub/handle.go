@@ -3,8 +3,11 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/coder/websocket"
+
+	"github.com/tryst-chat/tryst/metrics"
 )
 
 // handle acts on one decoded client frame. It runs on the reader goroutine.
@@ -64,6 +67,17 @@ func (c *conn) create(ctx context.Context, f Frame) {
 	if err := c.h.authorized(f.Auth); err != nil {
 		c.h.m.Reject("unauthorized")
 		c.reply(Frame{Type: TypeError, Code: CodeUnauthorized, Message: err.Error()})
+		return
+	}
+	// The budget is drawn before the room exists: a refused create leaves
+	// nothing behind, and rooms per address are limited with credentials.
+	if ok, wait := c.h.grant(c.ip); !ok {
+		c.h.m.Reject(metrics.RejectCredentials)
+		secs := retrySeconds(wait)
+		c.reply(Frame{
+			Type: TypeError, Code: CodeRateLimited, RetryAfter: secs,
+			Message: fmt.Sprintf("too many rooms and relay credentials from your address; try again in %d s", secs),
+		})
 		return
 	}
 	token := newToken()
@@ -136,9 +150,27 @@ func (c *conn) join(ctx context.Context, f Frame) {
 	c.room, c.role = code, Guest
 	frames := []Frame{{
 		Type: TypeJoined, Room: code, Role: Guest.String(), Token: token,
-		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(pending)...)...)
+}
+
+// iceForMember is the ICE configuration for a join or resume. With the
+// address's budget spent it holds STUN only (see stunOnly) rather than
+// refusing: a refused resume would strand a client reconnecting through a
+// flaky network, and a guest refused at the door cannot chat at all, while
+// STUN alone still connects most pairs directly. Only the relay, the thing
+// the budget protects, is withheld.
+func (c *conn) iceForMember() *ICEConfig {
+	ice := c.h.iceFor(c.host)
+	ok, wait := c.h.grant(c.ip)
+	if ok {
+		return ice
+	}
+	c.h.m.Reject(metrics.RejectCredentials)
+	// The credential minted above is dropped unseen: ICE is the only source
+	// of the STUN URLs, and minting is a local HMAC with no other effect.
+	return stunOnly(ice, retrySeconds(wait))
 }
 
 func eventFrames(evs []Event) []Frame {
@@ -173,7 +205,7 @@ func (c *conn) resume(ctx context.Context, f Frame) {
 	present := info.PeerPresent
 	frames := []Frame{{
 		Type: TypeResumed, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
-		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(info.Pending)...)...)
 }

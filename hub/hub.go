@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,7 +58,23 @@ type Config struct {
 	// tokens per address (default one per 6 s, burst 10).
 	FailureRate  rate.Limit
 	FailureBurst int
-	// ICERate and ICEBurst limit GET /v1/ice per address (default 1/s, 20).
+	// CredentialRate and CredentialBurst shape the per-address budget of
+	// TURN credentials (an IPv4 address or an IPv6 /64): every create, join,
+	// resume and GET /v1/ice that hands out ICE servers draws one. A create
+	// draws before the room exists, so this is also the per-address budget
+	// for creating rooms. Default: burst 30, then one per 2 s, which a
+	// household behind one NAT opening rooms, reloading tabs and resuming
+	// with backoff does not reach, while one address can no longer collect
+	// thousands. A negative CredentialBurst turns the budget off (a hub
+	// behind a proxy that hides client addresses, or a benchmark). It
+	// applies only when ICE is set: without it nothing is handed out.
+	CredentialRate  rate.Limit
+	CredentialBurst int
+	// ICERate and ICEBurst are the former names of CredentialRate and
+	// CredentialBurst, from when only GET /v1/ice was limited; each is used
+	// when its new counterpart is zero.
+	//
+	// Deprecated: use CredentialRate and CredentialBurst.
 	ICERate  rate.Limit
 	ICEBurst int
 	// SendQueue is how many frames may wait for a slow client before it is
@@ -78,6 +95,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
+
+	// clientAddr, when set, replaces the socket's address as the key of the
+	// per-address limits. Only the package's tests set it (export_test.go):
+	// they need clients at many addresses on one loopback listener.
+	clientAddr func(*http.Request) netip.Addr
 }
 
 // Validate reports the first invalid field, as New would, without starting
@@ -108,11 +130,17 @@ func (c *Config) setDefaults() error {
 	if c.FailureBurst == 0 {
 		c.FailureBurst = 10
 	}
-	if c.ICERate == 0 {
-		c.ICERate = 1
+	if c.CredentialRate == 0 {
+		c.CredentialRate = c.ICERate
 	}
-	if c.ICEBurst == 0 {
-		c.ICEBurst = 20
+	if c.CredentialRate == 0 {
+		c.CredentialRate = rate.Every(2 * time.Second)
+	}
+	if c.CredentialBurst == 0 {
+		c.CredentialBurst = c.ICEBurst
+	}
+	if c.CredentialBurst == 0 {
+		c.CredentialBurst = 30
 	}
 	if c.SendQueue == 0 {
 		c.SendQueue = 32
@@ -139,6 +167,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("hub: max message size %d below 1024 bytes", c.MaxMessageBytes)
 	case c.MessageRate < 0 || c.MessageBurst < 1:
 		return errors.New("hub: message rate and burst must be positive")
+	case c.CredentialRate < 0:
+		return fmt.Errorf("hub: credential rate %v must be positive", c.CredentialRate)
 	case c.SendQueue < 4:
 		return fmt.Errorf("hub: send queue %d below 4", c.SendQueue)
 	case c.PingInterval < 0 || c.PongTimeout < 0 || c.WriteTimeout < 0:
@@ -168,7 +198,10 @@ type Hub struct {
 
 	conns    connCounter
 	failures *limiterTable
-	ice      *limiterTable
+	// perIP is the per-address budget that create, join, resume and
+	// GET /v1/ice draw on (Config.CredentialRate): one table, so no
+	// endpoint is a way around another's limit. Nil when off.
+	perIP *limiterTable
 
 	draining atomic.Bool
 	mu       sync.Mutex
@@ -198,9 +231,11 @@ func New(cfg Config) (*Hub, error) {
 		log:      cfg.Logger,
 		conns:    connCounter{max: cfg.MaxConnsPerIP, n: make(map[netip.Addr]int)},
 		failures: newLimiterTable(cfg.FailureRate, cfg.FailureBurst, 100_000),
-		ice:      newLimiterTable(cfg.ICERate, cfg.ICEBurst, 100_000),
 		live:     make(map[*conn]struct{}),
 		stop:     make(chan struct{}),
+	}
+	if cfg.ICE != nil && cfg.CredentialBurst > 0 {
+		h.perIP = newLimiterTable(cfg.CredentialRate, cfg.CredentialBurst, 100_000)
 	}
 	h.store = cfg.Store
 	if h.store == nil {
@@ -250,7 +285,9 @@ func (h *Hub) sweepLimiters() {
 		case <-t.C:
 			now := h.cfg.Now()
 			h.failures.sweep(now)
-			h.ice.sweep(now)
+			if h.perIP != nil {
+				h.perIP.sweep(now)
+			}
 		}
 	}
 }
@@ -319,11 +356,13 @@ func (h *Hub) authorized(token string) error {
 }
 
 func (h *Hub) serveICE(w http.ResponseWriter, r *http.Request) {
-	ip := remoteIP(r)
-	if !h.ice.allow(ip, h.cfg.Now()) {
-		h.m.Reject("ice_rate_limited")
-		w.Header().Set("Retry-After", "5")
-		writeJSON(w, http.StatusTooManyRequests, httpError{CodeRateLimited, "too many ICE requests from your address; retry later"})
+	ip := h.clientIP(r)
+	// An address whose budget is spent is refused before the token check,
+	// which is the costlier one; the token is taken only once the request
+	// is known to be authorized, so a client with a bad access token does
+	// not spend its address's budget.
+	if h.perIP != nil && !h.perIP.ok(ip, h.cfg.Now()) {
+		h.refuseICE(w, ip)
 		return
 	}
 	if err := h.authorized(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
@@ -331,7 +370,71 @@ func (h *Hub) serveICE(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, httpError{CodeUnauthorized, err.Error()})
 		return
 	}
+	if ok, _ := h.grant(ip); !ok {
+		h.refuseICE(w, ip)
+		return
+	}
 	writeJSON(w, http.StatusOK, h.iceFor(hostname(r)))
+}
+
+func (h *Hub) refuseICE(w http.ResponseWriter, ip netip.Addr) {
+	h.m.Reject(metrics.RejectCredentials)
+	w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(h.perIP.wait(ip, h.cfg.Now()))))
+	writeJSON(w, http.StatusTooManyRequests, httpError{CodeRateLimited, "too many ICE requests from your address; retry later"})
+}
+
+// clientIP is the key of the per-address limits for r.
+func (h *Hub) clientIP(r *http.Request) netip.Addr {
+	if h.cfg.clientAddr != nil {
+		return ipKey(h.cfg.clientAddr(r))
+	}
+	return ipKey(socketAddr(r))
+}
+
+// grant draws one credential from ip's budget. When it is spent, ok is
+// false and wait says when the next one will be there.
+func (h *Hub) grant(ip netip.Addr) (ok bool, wait time.Duration) {
+	if h.perIP == nil {
+		return true, 0
+	}
+	now := h.cfg.Now()
+	if h.perIP.allow(ip, now) {
+		return true, 0
+	}
+	return false, h.perIP.wait(ip, now)
+}
+
+// retrySeconds rounds a wait up to whole seconds, at least 1: clients are
+// told when to retry in seconds, and 0 would invite an immediate retry.
+func retrySeconds(d time.Duration) int {
+	const max = 3600 // nothing legitimate waits longer; keeps the int small
+	switch {
+	case d <= time.Second:
+		return 1
+	case d >= max*time.Second:
+		return max
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
+
+// stunOnly returns ice without TURN: only stun: and stuns: URLs, no
+// credentials. Join and resume answer with it when the address's budget
+// is spent, so the session goes on, only without a relay.
+func stunOnly(ice *ICEConfig, retryAfter int) *ICEConfig {
+	out := &ICEConfig{Servers: []ICEServer{}, Limited: true, RetryAfter: retryAfter}
+	for _, s := range ice.Servers {
+		var urls []string
+		for _, u := range s.URLs {
+			scheme, _, _ := strings.Cut(u, ":")
+			if strings.EqualFold(scheme, "stun") || strings.EqualFold(scheme, "stuns") {
+				urls = append(urls, u)
+			}
+		}
+		if len(urls) > 0 {
+			out.Servers = append(out.Servers, ICEServer{URLs: urls})
+		}
+	}
+	return out
 }
 
 // originAllowed applies the allow-list. coder/websocket has its own check,
@@ -374,7 +477,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, httpError{"origin", "origin not allowed"})
 		return
 	}
-	ip := remoteIP(r)
+	ip := h.clientIP(r)
 	if !h.conns.acquire(ip) {
 		h.m.Reject("ip_conn_limit")
 		writeJSON(w, http.StatusTooManyRequests, httpError{"too_many_connections", "too many connections from your address"})

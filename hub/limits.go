@@ -21,8 +21,10 @@ func ipKey(a netip.Addr) netip.Addr {
 	return a
 }
 
-// remoteIP returns the client's address as seen on the socket.
-func remoteIP(r *http.Request) netip.Addr {
+// socketAddr returns the client's address as seen on the socket. Headers
+// such as X-Forwarded-For are never consulted: any client can set them, and
+// a per-address limit keyed on them would be a limit on nothing.
+func socketAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -31,7 +33,7 @@ func remoteIP(r *http.Request) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ipKey(a)
+	return a
 }
 
 // connCounter caps simultaneous connections per address.
@@ -118,6 +120,27 @@ func (t *limiterTable) ok(ip netip.Addr, now time.Time) bool {
 		return true
 	}
 	return l.TokensAt(now) >= 1
+}
+
+// wait returns how long until ip has a token again (0: it has one now).
+func (t *limiterTable) wait(ip netip.Addr, now time.Time) time.Duration {
+	t.mu.Lock()
+	l, found := t.m[ip]
+	if !found && len(t.m) >= t.max {
+		l, found = t.overflow, true
+	}
+	t.mu.Unlock()
+	if !found {
+		return 0
+	}
+	missing := 1 - l.TokensAt(now)
+	if missing <= 0 || t.limit == rate.Inf {
+		return 0
+	}
+	if t.limit <= 0 {
+		return time.Duration(1<<63 - 1) // never refills
+	}
+	return time.Duration(missing / float64(t.limit) * float64(time.Second))
 }
 
 func (t *limiterTable) sweep(now time.Time) {

@@ -76,6 +76,9 @@ type Frame struct {
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// RetryAfter is how many seconds to wait before trying again, on
+	// errors that a wait cures (rate_limited from create).
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // ICEServer mirrors the browser's RTCIceServer dictionary.
@@ -90,6 +93,12 @@ type ICEServer struct {
 type ICEConfig struct {
 	Servers []ICEServer `json:"iceServers"`
 	TTL     int         `json:"ttl"`
+	// Limited is set when the hub left TURN out because the client's
+	// address had used up its credential budget: Servers holds STUN only
+	// and TTL is 0. RetryAfter is then when, in seconds, a resume would
+	// get TURN again.
+	Limited    bool `json:"limited,omitempty"`
+	RetryAfter int  `json:"retry_after,omitempty"`
 }
 
 var (

@@ -11,9 +11,15 @@ import (
 // values; anything else is counted under "unknown".
 var (
 	HubMessageTypes   = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
-	HubRejectReasons  = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", "ice_rate_limited", "draining"}
+	HubRejectReasons  = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", RejectCredentials, "draining"}
 	pairingBucketsSec = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 )
+
+// RejectCredentials counts requests refused because the client's address
+// had used up its budget of TURN credentials: a create refused, a GET
+// /v1/ice answered 429, or a join or resume answered with STUN only. It
+// replaced "ice_rate_limited" when the budget came to cover all four.
+const RejectCredentials = "credentials"
 
 // Hub holds the rendezvous hub's series.
 type Hub struct {

@@ -156,7 +156,14 @@ function connectHub(first) {
       try { f = JSON.parse(ev.data); } catch { return; }
       if (!answered) {
         answered = true;
-        if (f.type === "error") reject(f); else resolve(f);
+        if (f.type === "error") {
+          // A refused first frame leaves the connection with no use; the
+          // hub keeps it open, so close it rather than hold a slot of the
+          // per-address connection cap until the page goes away.
+          if (state.ws === ws) state.ws = null;
+          ws.close();
+          reject(f);
+        } else resolve(f);
         return;
       }
       onHubFrame(f).catch((e) => console.error(e));
@@ -168,11 +175,17 @@ function connectHub(first) {
   });
 }
 
+// relayWait is how long before a resume would bring the relay back, when
+// the hub withheld it (docs/PROTOCOL.md, credential budget); 0 otherwise.
+function relayWait() {
+  return state.ice && state.ice.limited ? (state.ice.retry_after || 5) * 1000 : 0;
+}
+
 function onHubLost() {
   state.ws = null;
   if (state.leaving || state.ended || !state.token) return;
   closePeer();
-  const wait = state.backoff;
+  const wait = Math.max(state.backoff, relayWait());
   state.backoff = Math.min(state.backoff * 2, 10000);
   status(`Hub connection lost; reconnecting in ${(wait / 1000).toFixed(1)} s`);
   clearTimeout(state.reconnectTimer);
@@ -198,6 +211,10 @@ async function attach(first) {
   state.token = f.token;
   state.role = f.role === "host" ? "H" : "G";
   state.ice = f.ice;
+  if (f.ice && f.ice.limited) {
+    note(`The hub sent no relay this time (too many requests from your network address). Direct connections ` +
+      `still work; the relay comes back when reconnecting, in about ${f.ice.retry_after || 5} s.`);
+  }
   saveSession();
   if (f.type === "created") showShare();
   if (state.master && !state.signaler) state.signaler = await c.Signaler.create(state.master, state.room);
@@ -400,6 +417,13 @@ function failPeer(p, reason) {
   if (state.ended || state.leaving) return;
   status(`Connection lost (${reason}); reconnecting…`);
   $("path").textContent = "";
+  if (relayWait() && state.ws) {
+    // The hub withheld the relay, which this connection may have needed:
+    // re-attach (resume) for fresh ICE servers instead of retrying without
+    // one. onHubLost waits until the relay can be had.
+    state.ws.close();
+    return;
+  }
   if (state.role === "H") {
     makeOffer().catch((e) => console.error(e));
   } else if (state.signaler) {
@@ -733,12 +757,16 @@ async function init() {
 
 $("new-room").addEventListener("click", async () => {
   $("new-room").disabled = true;
+  let wait = 0;
   try {
     await attach({ type: "create" });
   } catch (e) {
     alertBox("Could not create a room: " + (e.message || e.code || e));
+    // The hub says when a create can succeed again; a click before then
+    // would only be refused again.
+    if (e.code === "rate_limited") wait = (e.retry_after || 5) * 1000;
   } finally {
-    $("new-room").disabled = false;
+    setTimeout(() => { $("new-room").disabled = false; }, wait);
   }
 });
 $("join-form").addEventListener("submit", (ev) => {

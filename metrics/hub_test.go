@@ -1,0 +1,46 @@
+package metrics_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tryst-chat/tryst/metrics"
+)
+
+// Every rejection reason, the credential budget's included, is a series
+// from the first scrape, so rate() and alerts see it before the first
+// refusal.
+func TestHubRejectionsExistAtZero(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewHub(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(m.Rejections); n != len(metrics.HubRejectReasons) {
+		t.Errorf("%d rejection series, want %d", n, len(metrics.HubRejectReasons))
+	}
+	want := `# HELP tryst_hub_rejections_total Requests and messages the hub refused, by reason.
+# TYPE tryst_hub_rejections_total counter
+tryst_hub_rejections_total{reason="credentials"} 1
+`
+	m.Reject(metrics.RejectCredentials)
+	if err := testutil.CollectAndCompare(m.Rejections.WithLabelValues(metrics.RejectCredentials), strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	for _, r := range metrics.HubRejectReasons {
+		if r == metrics.RejectCredentials {
+			continue
+		}
+		if got := testutil.ToFloat64(m.Rejections.WithLabelValues(r)); got != 0 {
+			t.Errorf("reason %q = %v, want 0", r, got)
+		}
+	}
+	// A second hub on the same registry is refused as a whole.
+	if _, err := metrics.NewHub(reg); err == nil {
+		t.Error("second NewHub on one registry succeeded")
+	}
+}

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/metrics"
 	"github.com/tryst-chat/tryst/turnserver"
@@ -60,6 +62,8 @@ type serveConfig struct {
 	tokenSecret    string
 	roomTTL        time.Duration
 	maxConnsPerIP  int
+	credsPerIP     int
+	credRefill     time.Duration
 	drainTimeout   time.Duration
 	logFormat      string
 	logLevel       string
@@ -99,6 +103,8 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.tokenSecret, "token-secret-file", "", "file of HS256 secrets: when set, creating a room and /v1/ice need a signed access token")
 	fs.DurationVar(&c.roomTTL, "room-ttl", 30*time.Minute, "how long a room outlives its last connected member")
 	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 32, "simultaneous hub connections per IP (-1 = unlimited)")
+	fs.IntVar(&c.credsPerIP, "credentials-per-ip", 30, "TURN credentials the hub hands out per IP in a burst (create, join, resume, /v1/ice; -1 = unlimited)")
+	fs.DurationVar(&c.credRefill, "credential-refill", 2*time.Second, "one more credential per IP every this long")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "time allowed for a graceful shutdown")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -282,6 +288,12 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 		return nil, badSetting("--turn-max-credential-ttl: %v is shorter than --turn-ttl %v: the relay would refuse the credentials the hub hands out",
 			c.turnMaxCredTTL, c.turnTTL)
 	}
+	if c.credsPerIP == 0 || c.credsPerIP < -1 {
+		return nil, badSetting("--credentials-per-ip: %d: use a positive budget, or -1 for unlimited", c.credsPerIP)
+	}
+	if c.credRefill <= 0 {
+		return nil, badSetting("--credential-refill: %v must be positive", c.credRefill)
+	}
 	if c.turnPerIP == 0 || c.turnPerIP < -1 {
 		return nil, badSetting("--turn-allocations-per-ip: %d: use a positive cap, or -1 for unlimited", c.turnPerIP)
 	}
@@ -337,7 +349,10 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 		Origins:       c.origins,
 		TokenSecrets:  tokenSecrets,
 		MaxConnsPerIP: c.maxConnsPerIP,
-		Logger:        b.logger.With("component", "hub"),
+		// CredentialBurst -1 turns the budget off.
+		CredentialBurst: c.credsPerIP,
+		CredentialRate:  rate.Every(c.credRefill),
+		Logger:          b.logger.With("component", "hub"),
 	}
 	// Every setting error must surface here, as exit status 2, before
 	// startServer opens a single listener: the components' own checks are

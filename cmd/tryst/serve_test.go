@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/coder/websocket"
 
 	"github.com/tryst-chat/tryst/hub"
@@ -164,13 +166,16 @@ func TestServeRelayLimitFlags(t *testing.T) {
 	if tc := b.turnCfg; tc.MaxCredentialTTL != 24*time.Hour || tc.AllocationsPerIP != 64 || tc.DisableDataPlane {
 		t.Errorf("defaults: max credential ttl %v, per IP %d, data plane off %v", tc.MaxCredentialTTL, tc.AllocationsPerIP, tc.DisableDataPlane)
 	}
+	if hc := b.hubCfg; hc.CredentialBurst != 30 || hc.CredentialRate != rate.Every(2*time.Second) {
+		t.Errorf("defaults: hub credential budget %d, %v/s", hc.CredentialBurst, hc.CredentialRate)
+	}
 
 	file := filepath.Join(t.TempDir(), "tryst.yaml")
 	if err := os.WriteFile(file, []byte("turn-dataplane: \"off\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	environ := map[string]string{"TRYST_TURN_ALLOCATIONS_PER_IP": "-1"}
-	c, err = parseServe([]string{"--config", file, "--turn-max-credential-ttl", "2h"}, env(environ), io.Discard)
+	environ := map[string]string{"TRYST_TURN_ALLOCATIONS_PER_IP": "-1", "TRYST_CREDENTIAL_REFILL": "10s"}
+	c, err = parseServe([]string{"--config", file, "--turn-max-credential-ttl", "2h", "--credentials-per-ip", "-1"}, env(environ), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +184,9 @@ func TestServeRelayLimitFlags(t *testing.T) {
 	}
 	if tc := b.turnCfg; tc.MaxCredentialTTL != 2*time.Hour || tc.AllocationsPerIP != -1 || !tc.DisableDataPlane {
 		t.Errorf("flag/env/file: max credential ttl %v, per IP %d, data plane off %v", tc.MaxCredentialTTL, tc.AllocationsPerIP, tc.DisableDataPlane)
+	}
+	if hc := b.hubCfg; hc.CredentialBurst != -1 || hc.CredentialRate != rate.Every(10*time.Second) {
+		t.Errorf("flag/env: hub credential budget %d, %v/s", hc.CredentialBurst, hc.CredentialRate)
 	}
 }
 
@@ -221,6 +229,8 @@ func settingErrorCases(t *testing.T) []struct {
 		{"--turn-sockets too many", []string{"--turn-sockets", "1000"}, nil, []string{"--turn-sockets"}},
 		{"negative --turn-bandwidth", []string{"--turn-bandwidth", "-1"}, nil, []string{"--turn-bandwidth"}},
 		{"bad --origin pattern", []string{"--origin", "[x"}, nil, []string{"--origin"}},
+		{"--credentials-per-ip 0", []string{"--credentials-per-ip", "0"}, nil, []string{"--credentials-per-ip", "-1"}},
+		{"--credential-refill 0", []string{"--credential-refill", "0s"}, nil, []string{"--credential-refill"}},
 	}
 }
 

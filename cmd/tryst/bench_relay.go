@@ -63,6 +63,9 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 	cmd := exec.Command(exe, "serve",
 		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0",
 		"--public-ip", "127.0.0.1", "--allow-loopback-peers", "--turn-user-quota", "1000",
+		// Every benchmark client is on 127.0.0.1: the per-address limits,
+		// meant for the Internet, would measure themselves.
+		"--turn-allocations-per-ip", "-1", "--credentials-per-ip", "-1",
 		"--drain-timeout", "2s", "--log-format", "json")
 	cmd.Env = relayEnv(os.Environ(), secretText)
 	dieWithParent(cmd)

@@ -93,6 +93,9 @@ func TestRFCPeerRefusedByPolicyIs403(t *testing.T) {
 	}
 	resp, err = c.do(stun.MethodCreatePermission, xorPeer(net.IPv4(127, 0, 0, 1), 9))
 	wantSuccess(t, "CreatePermission to an allowed peer", resp, err)
+	// An IPv6 peer cannot be reached from an IPv4 relayed address.
+	resp, err = c.do(stun.MethodCreatePermission, xorPeer(net.ParseIP("2001:4860::1"), 9))
+	wantCode(t, "CreatePermission to an IPv6 peer", stun.CodePeerAddrFamilyMismatch, resp, err)
 }
 
 func TestRFCWrongCredentialsAre401WithRealmAndNonce(t *testing.T) {

@@ -288,9 +288,18 @@ func (c *Client) Run(ctx context.Context) error {
 		if connected {
 			backoff = 500 * time.Millisecond
 		}
-		c.emit(Event{Kind: EventDisconnected, Text: fmt.Sprintf("%v; reconnecting in %v", err, backoff)})
+		wait := backoff
+		if we, ok := errors.AsType[*waitError](err); ok {
+			// The hub said when trying again can succeed; an earlier
+			// attempt would only be refused (or limited) again and, for a
+			// create, prolong the wait.
+			wait = max(wait, we.after)
+			c.emit(Event{Kind: we.kind, Text: fmt.Sprintf("%v; %s in %v", we.err, we.next, wait)})
+		} else {
+			c.emit(Event{Kind: EventDisconnected, Text: fmt.Sprintf("%v; reconnecting in %v", err, wait)})
+		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.leaveCh:
@@ -317,12 +326,48 @@ func (c *Client) setPeer(p *peer) {
 	}
 }
 
+// waitError ends a hub connection with a wait the hub asked for (its
+// retry_after): Run waits at least after before the next attempt and tells
+// the user so in one event.
+type waitError struct {
+	kind  EventKind     // how Run reports it
+	err   error         // what happened
+	next  string        // what follows the wait: "retrying", …
+	after time.Duration // no attempt before this
+}
+
+func (e *waitError) Error() string { return e.err.Error() }
+func (e *waitError) Unwrap() error { return e.err }
+
+// retryAfter turns a retry_after in seconds into a wait. A hub that sent
+// none (or 0) still gets a pause rather than an immediate retry; 5 s is
+// what the browser client assumes too.
+func retryAfter(secs int) time.Duration {
+	if secs <= 0 {
+		return 5 * time.Second
+	}
+	return time.Duration(secs) * time.Second
+}
+
 func hubError(f hub.Frame) error {
 	switch f.Code {
 	case hub.CodeNoSuchRoom:
 		return ErrNoSuchRoom
 	case hub.CodeRoomFull:
 		return ErrRoomFull
+	case hub.CodeRateLimited:
+		// With retry_after this is the credential budget refusing a create
+		// (docs/PROTOCOL.md); without it, the per-connection message limit,
+		// which closes the connection and takes the usual backoff.
+		if f.RetryAfter > 0 {
+			return &waitError{
+				kind: EventWarning,
+				err: errors.New("the hub refused to open a room: too many rooms and relay credentials " +
+					"requested from your address"),
+				next:  "retrying",
+				after: retryAfter(f.RetryAfter),
+			}
+		}
 	}
 	return fmt.Errorf("hub: %s", f.Message)
 }
@@ -366,10 +411,10 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	if err := c.attached(f); err != nil {
 		return false, err
 	}
+	if role == e2e.Host && f.Type == hub.TypeCreated {
+		c.emit(Event{Kind: EventRoom, Text: f.Room})
+	}
 	if role == e2e.Host {
-		if f.Type == hub.TypeCreated {
-			c.emit(Event{Kind: EventRoom, Text: f.Room})
-		}
 		// The host always offers after (re)attaching; the offer waits in the
 		// hub's mailbox if the guest is away.
 		if err := c.offer(ctx, hc); err != nil {

@@ -175,13 +175,16 @@ func TestRefusedCreateWaitsRetryAfter(t *testing.T) {
 	}
 }
 
-// TestLimitedJoinConnectsDirect: a guest whose join gets STUN only still
-// connects directly.
+// TestLimitedJoinConnectsDirect: a guest whose join gets STUN only says so
+// and connects directly.
 func TestLimitedJoinConnectsDirect(t *testing.T) {
 	b := startBudgetHub(t, nil)
 	host := b.member("host", Config{}) // spends the budget
 	code := host.waitFor(EventRoom).Text
 	guest := b.member("guest", Config{Room: code})
+	if ev := guest.waitFor(EventWarning); ev.Text != noticeNoRelay {
+		t.Errorf("limited join reported as %q, want %q", ev.Text, noticeNoRelay)
+	}
 	if ev := guest.waitFor(EventConnected); !strings.HasPrefix(ev.Path, "direct") {
 		t.Errorf("guest path %q, want direct (no relay was handed out)", ev.Path)
 	}

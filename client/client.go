@@ -372,6 +372,21 @@ func hubError(f hub.Frame) error {
 	return fmt.Errorf("hub: %s", f.Message)
 }
 
+// Notice for ICE without a relay (ice.limited): the hub's budget of TURN
+// credentials for this address is spent.
+const noticeNoRelay = "the hub gave no relay credentials (too many requests from your address); direct connections only for now"
+
+// limitedWait reports, when the ICE this client holds has no relay because
+// the hub's budget was spent, how long until a resume could bring TURN back.
+func (c *Client) limitedWait() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ice == nil || !c.ice.Limited {
+		return 0, false
+	}
+	return retryAfter(c.ice.RetryAfter), true
+}
+
 // session runs one hub connection: attach (create, join or resume), then
 // signal and keep the peer connection until something breaks. It reports
 // whether a peer connection was established.
@@ -408,11 +423,17 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	default:
 		return false, fmt.Errorf("hub answered %q to %s", f.Type, req.Type)
 	}
+	_, wasLimited := c.limitedWait()
 	if err := c.attached(f); err != nil {
 		return false, err
 	}
 	if role == e2e.Host && f.Type == hub.TypeCreated {
 		c.emit(Event{Kind: EventRoom, Text: f.Room})
+	}
+	if _, limited := c.limitedWait(); limited && !wasLimited {
+		// Once per spell without a relay: later resumes that are limited
+		// too would otherwise repeat it.
+		c.emit(Event{Kind: EventWarning, Text: noticeNoRelay})
 	}
 	if role == e2e.Host {
 		// The host always offers after (re)attaching; the offer waits in the

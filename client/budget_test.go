@@ -176,12 +176,17 @@ func TestRefusedCreateWaitsRetryAfter(t *testing.T) {
 }
 
 // TestLimitedJoinConnectsDirect: a guest whose join gets STUN only says so
-// and connects directly.
+// once and connects directly. When that connection then fails, it does not
+// retry with the same ICE servers on the same hub connection but resumes,
+// no sooner than retry_after, for a chance at a relay; the budget is still
+// spent, so it connects directly again, without repeating the notice.
 func TestLimitedJoinConnectsDirect(t *testing.T) {
 	b := startBudgetHub(t, nil)
 	host := b.member("host", Config{}) // spends the budget
 	code := host.waitFor(EventRoom).Text
 	guest := b.member("guest", Config{Room: code})
+	b.nextDial("guest")
+
 	if ev := guest.waitFor(EventWarning); ev.Text != noticeNoRelay {
 		t.Errorf("limited join reported as %q, want %q", ev.Text, noticeNoRelay)
 	}
@@ -189,7 +194,79 @@ func TestLimitedJoinConnectsDirect(t *testing.T) {
 		t.Errorf("guest path %q, want direct (no relay was handed out)", ev.Path)
 	}
 	host.waitFor(EventConnected)
+
+	cut := time.Now()
+	guest.c.dropPeer()
+	ev := guest.waitFor(EventDisconnected)
+	if !strings.Contains(ev.Text, "no relay to fall back on") || !strings.Contains(ev.Text, "in 2s") {
+		t.Errorf("failure while limited reported as %q", ev.Text)
+	}
+	if gap := b.nextDial("guest").Sub(cut); gap < budgetRefill {
+		t.Errorf("resumed %v after the failure, before the hub's retry_after of %v", gap, budgetRefill)
+	}
+	if ev := guest.waitFor(EventConnected); !strings.HasPrefix(ev.Path, "direct") {
+		t.Errorf("guest path %q after the resume, want direct", ev.Path)
+	}
+	for {
+		select {
+		case ev := <-guest.events:
+			if ev.Kind == EventWarning {
+				t.Errorf("warned again: %q", ev.Text)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if got := b.rejections(); got != 2 {
+		t.Errorf("credentials rejections = %v, want the join and the resume", got)
+	}
+}
+
+// TestRelayOnlyLimitedResumesForRelay: a relay-only guest whose join gets
+// STUN only cannot connect at all. It says so, leaves the hub connection,
+// and resumes no sooner than retry_after; that resume carries TURN again
+// and the pair connects through the relay.
+func TestRelayOnlyLimitedResumesForRelay(t *testing.T) {
+	var b *budgetHub
+	b = startBudgetHub(t, func(name string, n int) {
+		if name == "guest" && n == 2 {
+			b.clock.Advance(budgetRefill) // the resume finds a token
+		}
+	})
+	host := b.member("host", Config{Relay: true}) // spends the budget
+	code := host.waitFor(EventRoom).Text
+	guest := b.member("guest", Config{Room: code, Relay: true})
+	joined := b.nextDial("guest")
+
+	ev := guest.waitFor(EventWarning)
+	if !strings.Contains(ev.Text, "only relayed connections are allowed") || !strings.Contains(ev.Text, "in 2s") {
+		t.Errorf("limited join with relay only reported as %q", ev.Text)
+	}
+	if gap := b.nextDial("guest").Sub(joined); gap < budgetRefill {
+		t.Errorf("resumed %v after the join, before the hub's retry_after of %v", gap, budgetRefill)
+	}
+	skipped, ev := guest.until(EventConnected)
+	if ev.Path != "relay" {
+		t.Errorf("guest path %q, want relay", ev.Path)
+	}
+	for _, ev := range skipped {
+		// Without a relay a relay-only connection cannot even start:
+		// trying one only delays the resume by ICE's failure timeout.
+		if ev.Kind == EventDisconnected {
+			t.Errorf("tried a connection without a relay: %q", ev.Text)
+		}
+	}
+	host.waitFor(EventConnected)
+	host.c.Send("through the relay")
+	if ev := guest.waitFor(EventChat); ev.Text != "through the relay" {
+		t.Errorf("guest got %q", ev.Text)
+	}
+	if b.st.RelayedBytes() == 0 {
+		t.Error("nothing went through the relay")
+	}
+	b.noDial("guest")
 	if got := b.rejections(); got != 1 {
-		t.Errorf("credentials rejections = %v, want the join", got)
+		t.Errorf("credentials rejections = %v, want only the join", got)
 	}
 }

@@ -372,9 +372,12 @@ func hubError(f hub.Frame) error {
 	return fmt.Errorf("hub: %s", f.Message)
 }
 
-// Notice for ICE without a relay (ice.limited): the hub's budget of TURN
+// Notices for ICE without a relay (ice.limited): the hub's budget of TURN
 // credentials for this address is spent.
-const noticeNoRelay = "the hub gave no relay credentials (too many requests from your address); direct connections only for now"
+const (
+	noticeNoRelay     = "the hub gave no relay credentials (too many requests from your address); direct connections only for now"
+	errNoRelayAllowed = "the hub gave no relay credentials (too many requests from your address), and only relayed connections are allowed"
+)
 
 // limitedWait reports, when the ICE this client holds has no relay because
 // the hub's budget was spent, how long until a resume could bring TURN back.
@@ -430,10 +433,21 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	if role == e2e.Host && f.Type == hub.TypeCreated {
 		c.emit(Event{Kind: EventRoom, Text: f.Room})
 	}
-	if _, limited := c.limitedWait(); limited && !wasLimited {
-		// Once per spell without a relay: later resumes that are limited
-		// too would otherwise repeat it.
-		c.emit(Event{Kind: EventWarning, Text: noticeNoRelay})
+	if wait, limited := c.limitedWait(); limited {
+		if c.cfg.Relay {
+			// Relay only and no TURN server: no peer connection can even
+			// start. Come back (resume) when the hub can hand out TURN
+			// again; the room and the other side's mailbox wait meanwhile.
+			return false, &waitError{
+				kind: EventWarning, err: errors.New(errNoRelayAllowed),
+				next: "reconnecting to the hub for them", after: wait,
+			}
+		}
+		if !wasLimited {
+			// Once per spell without a relay: the resumes that follow a
+			// failure while limited would otherwise repeat it.
+			c.emit(Event{Kind: EventWarning, Text: noticeNoRelay})
+		}
 	}
 	if role == e2e.Host {
 		// The host always offers after (re)attaching; the offer waits in the
@@ -467,6 +481,15 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 			}
 			if ferr := c.fatalError(); ferr != nil {
 				return connected, ferr
+			}
+			if wait, limited := c.limitedWait(); limited {
+				// This connection may have needed the relay the hub withheld:
+				// trying again with the same ICE servers could fail forever.
+				// Resume instead, once the hub can hand out TURN again.
+				return connected, &waitError{
+					kind: EventDisconnected, err: fmt.Errorf("%w, with no relay to fall back on", p.failErr),
+					next: "reconnecting to the hub for relay credentials", after: wait,
+				}
 			}
 			c.emit(Event{Kind: EventDisconnected, Text: p.failErr.Error() + "; reconnecting"})
 			c.setPeer(nil)

@@ -288,9 +288,18 @@ func (c *Client) Run(ctx context.Context) error {
 		if connected {
 			backoff = 500 * time.Millisecond
 		}
-		c.emit(Event{Kind: EventDisconnected, Text: fmt.Sprintf("%v; reconnecting in %v", err, backoff)})
+		wait := backoff
+		if we, ok := errors.AsType[*waitError](err); ok {
+			// The hub said when trying again can succeed; an earlier
+			// attempt would only be refused (or limited) again and, for a
+			// create, prolong the wait.
+			wait = max(wait, we.after)
+			c.emit(Event{Kind: we.kind, Text: fmt.Sprintf("%v; %s in %v", we.err, we.next, wait)})
+		} else {
+			c.emit(Event{Kind: EventDisconnected, Text: fmt.Sprintf("%v; reconnecting in %v", err, wait)})
+		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.leaveCh:
@@ -317,14 +326,68 @@ func (c *Client) setPeer(p *peer) {
 	}
 }
 
+// waitError ends a hub connection with a wait the hub asked for (its
+// retry_after): Run waits at least after before the next attempt and tells
+// the user so in one event.
+type waitError struct {
+	kind  EventKind     // how Run reports it
+	err   error         // what happened
+	next  string        // what follows the wait: "retrying", …
+	after time.Duration // no attempt before this
+}
+
+func (e *waitError) Error() string { return e.err.Error() }
+func (e *waitError) Unwrap() error { return e.err }
+
+// retryAfter turns a retry_after in seconds into a wait. A hub that sent
+// none (or 0) still gets a pause rather than an immediate retry; 5 s is
+// what the browser client assumes too.
+func retryAfter(secs int) time.Duration {
+	if secs <= 0 {
+		return 5 * time.Second
+	}
+	return time.Duration(secs) * time.Second
+}
+
 func hubError(f hub.Frame) error {
 	switch f.Code {
 	case hub.CodeNoSuchRoom:
 		return ErrNoSuchRoom
 	case hub.CodeRoomFull:
 		return ErrRoomFull
+	case hub.CodeRateLimited:
+		// With retry_after this is the credential budget refusing a create
+		// (docs/PROTOCOL.md); without it, the per-connection message limit,
+		// which closes the connection and takes the usual backoff.
+		if f.RetryAfter > 0 {
+			return &waitError{
+				kind: EventWarning,
+				err: errors.New("the hub refused to open a room: too many rooms and relay credentials " +
+					"requested from your address"),
+				next:  "retrying",
+				after: retryAfter(f.RetryAfter),
+			}
+		}
 	}
 	return fmt.Errorf("hub: %s", f.Message)
+}
+
+// Notices for ICE without a relay (ice.limited): the hub's budget of TURN
+// credentials for this address is spent.
+const (
+	noticeNoRelay     = "the hub gave no relay credentials (too many requests from your address); direct connections only for now"
+	errNoRelayAllowed = "the hub gave no relay credentials (too many requests from your address), and only relayed connections are allowed"
+)
+
+// limitedWait reports, when the ICE this client holds has no relay because
+// the hub's budget was spent, how long until a resume could bring TURN back.
+func (c *Client) limitedWait() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ice == nil || !c.ice.Limited {
+		return 0, false
+	}
+	return retryAfter(c.ice.RetryAfter), true
 }
 
 // session runs one hub connection: attach (create, join or resume), then
@@ -363,13 +426,30 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	default:
 		return false, fmt.Errorf("hub answered %q to %s", f.Type, req.Type)
 	}
+	_, wasLimited := c.limitedWait()
 	if err := c.attached(f); err != nil {
 		return false, err
 	}
-	if role == e2e.Host {
-		if f.Type == hub.TypeCreated {
-			c.emit(Event{Kind: EventRoom, Text: f.Room})
+	if role == e2e.Host && f.Type == hub.TypeCreated {
+		c.emit(Event{Kind: EventRoom, Text: f.Room})
+	}
+	if wait, limited := c.limitedWait(); limited {
+		if c.cfg.Relay {
+			// Relay only and no TURN server: no peer connection can even
+			// start. Come back (resume) when the hub can hand out TURN
+			// again; the room and the other side's mailbox wait meanwhile.
+			return false, &waitError{
+				kind: EventWarning, err: errors.New(errNoRelayAllowed),
+				next: "reconnecting to the hub for them", after: wait,
+			}
 		}
+		if !wasLimited {
+			// Once per spell without a relay: the resumes that follow a
+			// failure while limited would otherwise repeat it.
+			c.emit(Event{Kind: EventWarning, Text: noticeNoRelay})
+		}
+	}
+	if role == e2e.Host {
 		// The host always offers after (re)attaching; the offer waits in the
 		// hub's mailbox if the guest is away.
 		if err := c.offer(ctx, hc); err != nil {
@@ -401,6 +481,15 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 			}
 			if ferr := c.fatalError(); ferr != nil {
 				return connected, ferr
+			}
+			if wait, limited := c.limitedWait(); limited {
+				// This connection may have needed the relay the hub withheld:
+				// trying again with the same ICE servers could fail forever.
+				// Resume instead, once the hub can hand out TURN again.
+				return connected, &waitError{
+					kind: EventDisconnected, err: fmt.Errorf("%w, with no relay to fall back on", p.failErr),
+					next: "reconnecting to the hub for relay credentials", after: wait,
+				}
 			}
 			c.emit(Event{Kind: EventDisconnected, Text: p.failErr.Error() + "; reconnecting"})
 			c.setPeer(nil)

@@ -69,6 +69,13 @@ func startMember(t *testing.T, cfg Config) *member {
 // (a hang, not synchronisation).
 func (m *member) waitFor(kind EventKind) Event {
 	m.t.Helper()
+	_, ev := m.until(kind)
+	return ev
+}
+
+// until is waitFor that also returns the events it skipped.
+func (m *member) until(kind EventKind) (skipped []Event, _ Event) {
+	m.t.Helper()
 	deadline := time.After(60 * time.Second)
 	for {
 		select {
@@ -77,8 +84,9 @@ func (m *member) waitFor(kind EventKind) Event {
 				m.t.Logf("event %d %q %q", ev.Kind, ev.Text, ev.Path)
 			}
 			if ev.Kind == kind {
-				return ev
+				return skipped, ev
 			}
+			skipped = append(skipped, ev)
 		case err := <-m.done:
 			m.done <- err
 			m.t.Fatalf("client stopped (%v) while waiting for event %d", err, kind)

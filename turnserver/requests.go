@@ -395,15 +395,17 @@ func (s *Server) checkPeers(method uint16, msg *stun.Message, k string, now time
 		return stun.CodeBadRequest, nil
 	}
 	for _, p := range peers {
-		if !p.Is4() {
-			return stun.CodePeerAddrFamilyMismatch, nil // relays are IPv4
-		}
-	}
-	for _, p := range peers {
 		if class := s.filter.check(p); class != classPublic {
 			s.m.PermissionDenied.Inc()
 			s.log.Debug("turn peer refused", "client", k, "peer", p, "class", class)
 			return stun.CodeForbidden, nil
+		}
+	}
+	// After the policy, so that a refused address is counted as one
+	// whatever its family.
+	for _, p := range peers {
+		if !p.Is4() {
+			return stun.CodePeerAddrFamilyMismatch, nil // relays are IPv4
 		}
 	}
 	if kind := s.admitPeers(k, peers, channel, now); kind != "" {

@@ -2,10 +2,12 @@ package turnserver
 
 import (
 	"bytes"
+	"math"
 	"net"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/sys/unix"
 
 	"github.com/tryst-chat/tryst/metrics"
 )
@@ -93,4 +95,68 @@ func TestPortableRelay(t *testing.T) {
 	if got := testutil.ToFloat64(m.RelayPackets.WithLabelValues(metrics.DirectionPeerToClient)); got != packets {
 		t.Errorf("packets peer_to_client = %v, want %d", got, packets)
 	}
+}
+
+// TestEpollEventIDs: socket ids use all 64 bits of epoll_data, on every
+// architecture's layout of unix.EpollEvent, and the stop sentinel is not an
+// id, even once the counter wraps.
+func TestEpollEventIDs(t *testing.T) {
+	t.Parallel()
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(epfd)
+	evfd, err := unix.Eventfd(1, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK) // always readable
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(evfd)
+	op := unix.EPOLL_CTL_ADD
+	for _, id := range []uint64{dpStopID, 1, 1<<31 - 1, 1 << 31, 1<<32 - 1, 1 << 32, 1<<32 + 1, 0xdeadbeef_cafef00d, math.MaxUint64} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN}
+		setEventID(&ev, id)
+		if err := unix.EpollCtl(epfd, op, evfd, &ev); err != nil {
+			t.Fatal(err)
+		}
+		op = unix.EPOLL_CTL_MOD
+		var got [1]unix.EpollEvent
+		if n, err := unix.EpollWait(epfd, got[:], 5000); n != 1 || err != nil {
+			t.Fatalf("epoll_wait: %d events, %v", n, err)
+		}
+		if back := eventID(&got[0]); back != id {
+			t.Errorf("id %#x came back from epoll as %#x", id, back)
+		}
+	}
+
+	var dp dataPlane
+	if id := dp.newID(); id != 1 {
+		t.Errorf("first id %d, want 1", id)
+	}
+	dp.ids.Store(math.MaxUint64 - 1)
+	for range 3 {
+		if id := dp.newID(); id == dpStopID {
+			t.Fatal("newID returned the stop sentinel after wrapping")
+		}
+	}
+}
+
+// TestDataPlaneIDAbove32Bits relays through a socket whose id needs more
+// than 32 bits: the worker must find it from its epoll event.
+func TestDataPlaneIDAbove32Bits(t *testing.T) {
+	t.Parallel()
+	s, _ := startServer(t, nil)
+	s.dp.ids.Store(1<<32 + 7) // listeners have small ids; the relay socket gets 1<<32+8
+	peer := echoPeer(t)
+	_, relay := allocate(t, s, "wide")
+	s.dp.mu.RLock()
+	var id uint64
+	for _, c := range s.dp.relays {
+		id = c.id
+	}
+	s.dp.mu.RUnlock()
+	if id <= 1<<32 {
+		t.Fatalf("relay socket id %#x, want above 2^32", id)
+	}
+	roundTrip(t, relay, peer.LocalAddr(), []byte("wide id"))
 }

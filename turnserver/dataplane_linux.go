@@ -258,7 +258,17 @@ type dpPacket struct {
 
 var dpPool = sync.Pool{New: func() any { b := make([]byte, dpBufSize); return &b }}
 
-// openSocket creates a bound, non-blocking UDP socket.
+// Socket system calls, replaced by tests to play a kernel without IPv6.
+var (
+	sysSocket = unix.Socket
+	sysBind   = unix.Bind
+)
+
+// errNoDualStack: an IPv6 wildcard socket could not be made to accept IPv4.
+var errNoDualStack = errors.New("cannot clear IPV6_V6ONLY")
+
+// openSocket creates a bound, non-blocking UDP socket. An IPv6 wildcard
+// socket is dual-stack.
 func openSocket(ap netip.AddrPort, reusePort bool, buf int) (int, int, error) {
 	family := unix.AF_INET6
 	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
@@ -266,13 +276,19 @@ func openSocket(ap netip.AddrPort, reusePort bool, buf int) (int, int, error) {
 		family = unix.AF_INET
 		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := sysSocket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return -1, 0, err
 	}
 	if family == unix.AF_INET6 {
-		// A wildcard listener serves IPv4 clients too, as net.ListenPacket("udp", ":port") does.
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, b2i(!ap.Addr().IsUnspecified()))
+		// A wildcard listener serves IPv4 clients too, as
+		// net.ListenPacket("udp", ":port") does, whatever the
+		// net.ipv6.bindv6only default; other IPv6 addresses only IPv6.
+		dual := ap.Addr().IsUnspecified()
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, b2i(!dual)); err != nil && dual {
+			_ = unix.Close(fd)
+			return -1, 0, fmt.Errorf("%w: %w", errNoDualStack, err)
+		}
 	}
 	if reusePort {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
@@ -282,11 +298,20 @@ func openSocket(ap netip.AddrPort, reusePort bool, buf int) (int, int, error) {
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, buf)
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, buf)
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := sysBind(fd, sa); err != nil {
 		_ = unix.Close(fd)
 		return -1, 0, err
 	}
 	return fd, family, nil
+}
+
+// noIPv6 reports whether err, from opening an IPv6 wildcard socket, means
+// that this host cannot serve IPv6 (as opposed to a taken port, say).
+func noIPv6(err error) bool {
+	return errors.Is(err, errNoDualStack) ||
+		errors.Is(err, unix.EAFNOSUPPORT) || // socket(2): kernel booted with ipv6.disable=1, or a seccomp policy
+		errors.Is(err, unix.EPROTONOSUPPORT) ||
+		errors.Is(err, unix.EADDRNOTAVAIL) // bind(2) of ::
 }
 
 func b2i(b bool) int {
@@ -296,7 +321,12 @@ func b2i(b bool) int {
 	return 0
 }
 
-// listenUDP opens one SO_REUSEPORT listener socket on addr.
+// listenUDP opens one SO_REUSEPORT listener socket on addr. A wildcard
+// (":port", "[::]:port") is one dual-stack IPv6 socket, as on the portable
+// path, or an IPv4 one where the host has no IPv6: `tryst serve` with the
+// default ":3478" must start on a kernel booted with ipv6.disable=1, where
+// socket(AF_INET6) fails. (Go's net package, which opens the TCP listener
+// and the portable path's sockets, falls back the same way.)
 func (dp *dataPlane) listenUDP(addr string) (*dpConn, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -306,7 +336,18 @@ func (dp *dataPlane) listenUDP(addr string) (*dpConn, error) {
 	if !ip.IsValid() {
 		ip = netip.IPv6Unspecified()
 	}
-	fd, family, err := openSocket(netip.AddrPortFrom(ip.Unmap(), uint16(ua.Port)), true, socketBuffer)
+	ap := netip.AddrPortFrom(ip.Unmap(), uint16(ua.Port))
+	fd, family, err := openSocket(ap, true, socketBuffer)
+	if err != nil && ap.Addr() == netip.IPv6Unspecified() && noIPv6(err) {
+		// Server.listenOnce opens the other sockets on the address the
+		// first one got, so this is tried, and logged, once.
+		dp.s.log.Info("turn UDP listener is IPv4 only: no IPv6 on this host", "addr", addr, "err", err)
+		err6 := err
+		fd, family, err = openSocket(netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port()), true, socketBuffer)
+		if err != nil {
+			err = fmt.Errorf("%w (IPv6: %v)", err, err6)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -69,7 +69,7 @@ type dataPlane struct {
 	s        *Server
 	workers  []*dpWorker
 	next     atomic.Uint32 // round-robin worker choice for new sockets
-	ids      atomic.Int32
+	ids      atomic.Uint64 // last socket id handed out, see newID
 	wg       sync.WaitGroup
 	slow     atomic.Int64 // datagrams passed on to pion, for tests
 	hairpins atomic.Int64 // datagrams delivered relay to relay, for tests
@@ -93,7 +93,7 @@ type dpWorker struct {
 	epfd  int
 	evfd  int // written by close to end epoll_wait
 	mu    sync.Mutex
-	conns map[int32]*dpConn
+	conns map[uint64]*dpConn
 
 	// recvmmsg state, owned by the worker goroutine.
 	hdrs  [dpBatch]unix.Mmsghdr
@@ -149,13 +149,14 @@ func newWorker(dp *dataPlane) (*dpWorker, error) {
 		_ = unix.Close(epfd)
 		return nil, fmt.Errorf("turnserver: eventfd: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: -1}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventID(&ev, dpStopID)
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
 		_ = unix.Close(epfd)
 		_ = unix.Close(evfd)
 		return nil, fmt.Errorf("turnserver: epoll add: %w", err)
 	}
-	w := &dpWorker{dp: dp, epfd: epfd, evfd: evfd, conns: make(map[int32]*dpConn)}
+	w := &dpWorker{dp: dp, epfd: epfd, evfd: evfd, conns: make(map[uint64]*dpConn)}
 	for i := range w.bufs {
 		w.bufs[i] = make([]byte, dpBufSize)
 		w.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&w.names[i]))
@@ -166,6 +167,46 @@ func newWorker(dp *dataPlane) (*dpWorker, error) {
 		w.shdrs[i].Hdr.SetIovlen(1)
 	}
 	return w, nil
+}
+
+// Epoll data: the kernel hands back, with each event, the 64 bits of
+// epoll_data registered with the file descriptor. A socket's data is its id,
+// the eventfd's is dpStopID. Ids are 64-bit and never reused, so a socket
+// closed while its event was already returned cannot be confused with a
+// newer one, and no id can equal the sentinel (a 32-bit counter would wrap
+// into both after 2^32 sockets: a relay socket per allocation, and a busy
+// server opens millions a day).
+const dpStopID = 0
+
+// newID returns the id for a new socket: never dpStopID, even if the counter
+// wrapped (it cannot, in practice: 2^64 sockets).
+func (dp *dataPlane) newID() uint64 {
+	for {
+		if id := dp.ids.Add(1); id != dpStopID {
+			return id
+		}
+	}
+}
+
+// x/sys/unix declares epoll_data as two int32 fields, Fd and Pad, on every
+// Linux architecture (with padding in front where the kernel aligns it to 8
+// bytes). These do not compile if that ever changes: Pad must follow Fd,
+// and end the struct.
+var (
+	_ [0]struct{} = [unsafe.Offsetof(unix.EpollEvent{}.Pad) - unsafe.Offsetof(unix.EpollEvent{}.Fd) - 4]struct{}{}
+	_ [0]struct{} = [unsafe.Sizeof(unix.EpollEvent{}) - unsafe.Offsetof(unix.EpollEvent{}.Pad) - 4]struct{}{}
+)
+
+// setEventID stores id in ev's epoll_data. The kernel does not interpret the
+// value, so which half holds which bits needs to agree with eventID only.
+func setEventID(ev *unix.EpollEvent, id uint64) {
+	ev.Fd = int32(uint32(id))
+	ev.Pad = int32(uint32(id >> 32))
+}
+
+// eventID returns the id setEventID stored.
+func eventID(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
 // close stops the workers and waits for them. Sockets are closed by their
@@ -194,7 +235,7 @@ func (dp *dataPlane) closeWorkers() {
 type dpConn struct {
 	dp       *dataPlane
 	w        *dpWorker
-	id       int32
+	id       uint64
 	fd       int
 	family   int
 	local    *net.UDPAddr
@@ -217,7 +258,17 @@ type dpPacket struct {
 
 var dpPool = sync.Pool{New: func() any { b := make([]byte, dpBufSize); return &b }}
 
-// openSocket creates a bound, non-blocking UDP socket.
+// Socket system calls, replaced by tests to play a kernel without IPv6.
+var (
+	sysSocket = unix.Socket
+	sysBind   = unix.Bind
+)
+
+// errNoDualStack: an IPv6 wildcard socket could not be made to accept IPv4.
+var errNoDualStack = errors.New("cannot clear IPV6_V6ONLY")
+
+// openSocket creates a bound, non-blocking UDP socket. An IPv6 wildcard
+// socket is dual-stack.
 func openSocket(ap netip.AddrPort, reusePort bool, buf int) (int, int, error) {
 	family := unix.AF_INET6
 	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
@@ -225,13 +276,19 @@ func openSocket(ap netip.AddrPort, reusePort bool, buf int) (int, int, error) {
 		family = unix.AF_INET
 		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	fd, err := sysSocket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return -1, 0, err
 	}
 	if family == unix.AF_INET6 {
-		// A wildcard listener serves IPv4 clients too, as net.ListenPacket("udp", ":port") does.
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, b2i(!ap.Addr().IsUnspecified()))
+		// A wildcard listener serves IPv4 clients too, as
+		// net.ListenPacket("udp", ":port") does, whatever the
+		// net.ipv6.bindv6only default; other IPv6 addresses only IPv6.
+		dual := ap.Addr().IsUnspecified()
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, b2i(!dual)); err != nil && dual {
+			_ = unix.Close(fd)
+			return -1, 0, fmt.Errorf("%w: %w", errNoDualStack, err)
+		}
 	}
 	if reusePort {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
@@ -241,11 +298,20 @@ func openSocket(ap netip.AddrPort, reusePort bool, buf int) (int, int, error) {
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, buf)
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, buf)
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := sysBind(fd, sa); err != nil {
 		_ = unix.Close(fd)
 		return -1, 0, err
 	}
 	return fd, family, nil
+}
+
+// noIPv6 reports whether err, from opening an IPv6 wildcard socket, means
+// that this host cannot serve IPv6 (as opposed to a taken port, say).
+func noIPv6(err error) bool {
+	return errors.Is(err, errNoDualStack) ||
+		errors.Is(err, unix.EAFNOSUPPORT) || // socket(2): kernel booted with ipv6.disable=1, or a seccomp policy
+		errors.Is(err, unix.EPROTONOSUPPORT) ||
+		errors.Is(err, unix.EADDRNOTAVAIL) // bind(2) of ::
 }
 
 func b2i(b bool) int {
@@ -255,7 +321,12 @@ func b2i(b bool) int {
 	return 0
 }
 
-// listenUDP opens one SO_REUSEPORT listener socket on addr.
+// listenUDP opens one SO_REUSEPORT listener socket on addr. A wildcard
+// (":port", "[::]:port") is one dual-stack IPv6 socket, as on the portable
+// path, or an IPv4 one where the host has no IPv6: `tryst serve` with the
+// default ":3478" must start on a kernel booted with ipv6.disable=1, where
+// socket(AF_INET6) fails. (Go's net package, which opens the TCP listener
+// and the portable path's sockets, falls back the same way.)
 func (dp *dataPlane) listenUDP(addr string) (*dpConn, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -265,7 +336,18 @@ func (dp *dataPlane) listenUDP(addr string) (*dpConn, error) {
 	if !ip.IsValid() {
 		ip = netip.IPv6Unspecified()
 	}
-	fd, family, err := openSocket(netip.AddrPortFrom(ip.Unmap(), uint16(ua.Port)), true, socketBuffer)
+	ap := netip.AddrPortFrom(ip.Unmap(), uint16(ua.Port))
+	fd, family, err := openSocket(ap, true, socketBuffer)
+	if err != nil && ap.Addr() == netip.IPv6Unspecified() && noIPv6(err) {
+		// Server.listenOnce opens the other sockets on the address the
+		// first one got, so this is tried, and logged, once.
+		dp.s.log.Info("turn UDP listener is IPv4 only: no IPv6 on this host", "addr", addr, "err", err)
+		err6 := err
+		fd, family, err = openSocket(netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port()), true, socketBuffer)
+		if err != nil {
+			err = fmt.Errorf("%w (IPv6: %v)", err, err6)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -296,13 +378,14 @@ func (dp *dataPlane) register(fd, family int, listener bool, rc *relayConn) (*dp
 	}
 	w := dp.workers[int(dp.next.Add(1))%len(dp.workers)]
 	ap := local.AddrPort()
-	c := &dpConn{dp: dp, w: w, id: dp.ids.Add(1), fd: fd, family: family, local: local,
+	c := &dpConn{dp: dp, w: w, id: dp.newID(), fd: fd, family: family, local: local,
 		addr:     netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()),
 		listener: listener, relay: rc, in: make(chan dpPacket, dpQueue), done: make(chan struct{})}
 	w.mu.Lock()
 	w.conns[c.id] = c
 	w.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: c.id}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventID(&ev, c.id)
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		w.mu.Lock()
 		delete(w.conns, c.id)
@@ -493,12 +576,13 @@ func (w *dpWorker) run() {
 			// GOMAXPROCS can change at run time (cgroup limits).
 			raw = runtime.GOMAXPROCS(0) > len(w.dp.workers)
 		}
-		for _, ev := range events[:n] {
-			if ev.Fd == -1 {
+		for i := range events[:n] {
+			id := eventID(&events[i])
+			if id == dpStopID {
 				return // close
 			}
 			w.mu.Lock()
-			c := w.conns[ev.Fd]
+			c := w.conns[id]
 			w.mu.Unlock()
 			if c != nil {
 				w.drain(c)

@@ -665,8 +665,13 @@ func (w *diffWorld) deallocate(c *diffClient) {
 	}
 	w.fence(c)
 	resp, err := c.sock.request(stun.MethodRefresh, lifetime(0))
-	// Also without an allocation: pion deletes nothing and says so.
-	if w.checkResp(c, "Refresh lifetime 0", resp, err, "success") && c.relay != nil {
+	// Without an allocation the pre-filter answers 437, which a client
+	// takes as a successful delete (RFC 8656 section 7.3).
+	want := "success"
+	if c.relay == nil {
+		want = "error response 437"
+	}
+	if w.checkResp(c, "Refresh lifetime 0", resp, err, want) && c.relay != nil {
 		w.mu.Lock()
 		delete(w.names, c.relay.addr)
 		w.mu.Unlock()
@@ -683,7 +688,7 @@ func (w *diffWorld) refresh(c *diffClient) {
 	w.fence(c)
 	want := "success"
 	if c.relay == nil {
-		want = "no answer"
+		want = "error response 437" // answered by the pre-filter; pion alone is silent
 	}
 	resp, err := c.sock.request(stun.MethodRefresh, lifetime(600))
 	w.checkResp(c, "Refresh lifetime 600", resp, err, want)

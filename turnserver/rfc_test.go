@@ -379,16 +379,7 @@ func TestPerAllocationCaps(t *testing.T) {
 func TestAllocationsPerIPCap(t *testing.T) {
 	t.Parallel()
 	s, m := startServer(t, func(c *Config) { c.AllocationsPerIP = 3 })
-	for i := range 4 {
-		u, p := credential("per-ip")
-		c := newRawClient(t, s, u, p)
-		resp, err := c.do(stun.MethodAllocate, requestedTransportUDP())
-		if i < 3 {
-			wantSuccess(t, "allocation within the cap", resp, err)
-		} else {
-			wantCode(t, "allocation past the cap", stun.CodeAllocQuotaReached, resp, err)
-		}
-	}
+	allocateUntilRefused(t, s, "per-ip", 3, stun.CodeAllocQuotaReached)
 	if got := counter(m, metrics.QuotaSourceAllocations); got != 1 {
 		t.Errorf("quota_rejections{source_allocations} = %v", got)
 	}
@@ -470,21 +461,28 @@ func TestRelayExhaustionAttack(t *testing.T) {
 func TestRelayPortsExhaustedIsCounted(t *testing.T) {
 	t.Parallel()
 	s, m := startServer(t, func(c *Config) { c.RelayPortMin, c.RelayPortMax = 41500, 41501 })
-	for i := range 3 {
-		u, p := credential("ports")
-		c := newRawClient(t, s, u, p)
-		resp, err := c.do(stun.MethodAllocate, requestedTransportUDP())
-		if i < 2 {
-			wantSuccess(t, "allocate", resp, err)
-		} else {
-			wantCode(t, "allocate with no port left", stun.CodeInsufficientCapacity, resp, err)
-		}
-	}
+	allocateUntilRefused(t, s, "ports", 2, stun.CodeInsufficientCapacity)
 	if got := counter(m, metrics.QuotaRelayPorts); got != 1 {
 		t.Errorf("quota_rejections{relay_ports} = %v", got)
 	}
 	if used := testutil.ToFloat64(m.RelayPortsUsed); used != 2 {
 		t.Errorf("relay_ports_used = %v", used)
+	}
+}
+
+// allocateUntilRefused makes n allocations for user, each from its own
+// socket, and checks that the next one is refused with want.
+func allocateUntilRefused(t *testing.T, s *Server, user string, n int, want stun.ErrorCode) {
+	t.Helper()
+	for i := range n + 1 {
+		u, p := credential(user)
+		c := newRawClient(t, s, u, p)
+		resp, err := c.do(stun.MethodAllocate, requestedTransportUDP())
+		if i < n {
+			wantSuccess(t, "allocation "+strconv.Itoa(i+1)+" of "+strconv.Itoa(n), resp, err)
+		} else {
+			wantCode(t, "allocation past "+strconv.Itoa(n), want, resp, err)
+		}
 	}
 }
 

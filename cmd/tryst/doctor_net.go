@@ -107,18 +107,7 @@ func stunBinding(ctx context.Context, pc net.PacketConn, server net.Addr) (netip
 			if res.Decode() != nil || res.TransactionID != req.TransactionID {
 				continue
 			}
-			if res.Type != stun.BindingSuccess {
-				return netip.AddrPort{}, fmt.Errorf("answer %s", res.Type)
-			}
-			var xor stun.XORMappedAddress
-			if err := xor.GetFrom(res); err != nil {
-				return netip.AddrPort{}, err
-			}
-			a, ok := netip.AddrFromSlice(xor.IP)
-			if !ok {
-				return netip.AddrPort{}, errors.New("bad mapped address")
-			}
-			return netip.AddrPortFrom(a.Unmap(), uint16(xor.Port)), nil
+			return bindingMapped(res)
 		}
 		rto = min(2*rto, 2*time.Second)
 	}
@@ -557,4 +546,20 @@ func roundDur(d time.Duration) time.Duration {
 		return d.Round(10 * time.Microsecond)
 	}
 	return d.Round(time.Millisecond)
+}
+
+// bindingMapped returns the XOR-MAPPED-ADDRESS of a Binding success.
+func bindingMapped(res *stun.Message) (netip.AddrPort, error) {
+	if res.Type != stun.BindingSuccess {
+		return netip.AddrPort{}, fmt.Errorf("answer %s", res.Type)
+	}
+	var xor stun.XORMappedAddress
+	if err := xor.GetFrom(res); err != nil {
+		return netip.AddrPort{}, err
+	}
+	a, ok := netip.AddrFromSlice(xor.IP)
+	if !ok {
+		return netip.AddrPort{}, errors.New("bad XOR-MAPPED-ADDRESS")
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(xor.Port)), nil
 }

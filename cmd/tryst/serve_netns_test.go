@@ -335,16 +335,8 @@ func stunBindingStream(conn net.Conn) (netip.AddrPort, error) {
 	if err := res.Decode(); err != nil {
 		return netip.AddrPort{}, fmt.Errorf("decode answer: %w", err)
 	}
-	if res.TransactionID != req.TransactionID || res.Type != stun.BindingSuccess {
-		return netip.AddrPort{}, fmt.Errorf("answer %s", res.Type)
+	if res.TransactionID != req.TransactionID {
+		return netip.AddrPort{}, errors.New("answer to another transaction")
 	}
-	var xor stun.XORMappedAddress
-	if err := xor.GetFrom(res); err != nil {
-		return netip.AddrPort{}, err
-	}
-	a, ok := netip.AddrFromSlice(xor.IP)
-	if !ok {
-		return netip.AddrPort{}, errors.New("bad XOR-MAPPED-ADDRESS")
-	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(xor.Port)), nil
+	return bindingMapped(res)
 }

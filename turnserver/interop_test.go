@@ -83,7 +83,9 @@ func TestCoturnClientInterop(t *testing.T) {
 	t.Parallel()
 	uclient := needTool(t, "turnutils_uclient")
 	peerPort := startTurnutilsPeer(t)
-	for _, transport := range []string{"udp", "tcp"} {
+	// "rtcp": without -c, turnutils_uclient allocates RTP/RTCP pairs with
+	// EVEN-PORT (R bit) and the RESERVATION-TOKEN it gets back.
+	for _, transport := range []string{"udp", "tcp", "rtcp"} {
 		t.Run(transport, func(t *testing.T) {
 			secret := "interop-secret-" + transport
 			s, m := startServer(t, func(c *Config) { c.Secrets = [][]byte{[]byte(secret)} })
@@ -91,9 +93,12 @@ func TestCoturnClientInterop(t *testing.T) {
 			const msgs, clients, size = 40, 2, 300
 			args := []string{"-W", secret, "-u", "interop", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
 				"-p", strconv.Itoa(port), "-n", strconv.Itoa(msgs), "-m", strconv.Itoa(clients),
-				"-l", strconv.Itoa(size), "-z", "5", "-c"}
-			if transport == "tcp" {
-				args = append(args, "-t")
+				"-l", strconv.Itoa(size), "-z", "5"}
+			switch transport {
+			case "udp":
+				args = append(args, "-c")
+			case "tcp":
+				args = append(args, "-c", "-t")
 			}
 			args = append(args, "127.0.0.1")
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/pion/stun/v3"
@@ -320,7 +321,7 @@ func (s *Server) keysFor(username, realm string, from net.Addr, now time.Time) (
 func (s *Server) checkRequest(method uint16, msg *stun.Message, k string, now time.Time) (stun.ErrorCode, stun.Setter) {
 	switch method {
 	case methodAllocate:
-		return s.checkAllocate(msg, k)
+		return s.checkAllocate(msg, k, now)
 	case methodRefresh:
 		if !s.hasAllocation(k) {
 			return stun.CodeAllocMismatch, nil // pion sends nothing
@@ -332,7 +333,7 @@ func (s *Server) checkRequest(method uint16, msg *stun.Message, k string, now ti
 }
 
 // checkAllocate follows RFC 8656 section 7.2 where pion does not.
-func (s *Server) checkAllocate(msg *stun.Message, k string) (stun.ErrorCode, stun.Setter) {
+func (s *Server) checkAllocate(msg *stun.Message, k string, now time.Time) (stun.ErrorCode, stun.Setter) {
 	if s.hasAllocation(k) {
 		return 0, nil // pion: 437, or the cached answer to a retransmission
 	}
@@ -340,27 +341,70 @@ func (s *Server) checkAllocate(msg *stun.Message, k string) (stun.ErrorCode, stu
 	if v, err := msg.Get(attrRequestedTrans); err == nil && len(v) == 4 && v[0] != protoUDP {
 		return stun.CodeUnsupportedTransProto, nil
 	}
-	// Steps 5 and 6: the relay keeps no reservations, so a token cannot be
-	// valid and an even-port reservation (R bit) cannot be satisfied: 508.
-	_, errToken := msg.Get(attrReservationToken)
-	even, errEven := msg.Get(attrEvenPort)
-	if errToken == nil && errEven == nil {
-		return stun.CodeBadRequest, nil
-	}
-	if errToken == nil || (errEven == nil && len(even) > 0 && even[0]&0x80 != 0) {
-		s.m.QuotaRejections.WithLabelValues(metrics.QuotaReservation).Inc()
-		return stun.CodeInsufficientCapacity, nil
-	}
-	// Step 7: relays are IPv4; IPv6 or an unknown family gets 440.
-	if v, err := msg.Get(attrRequestedFamily); err == nil {
-		if errToken == nil {
+	// Step 5: a RESERVATION-TOKEN goes alone, and must be one this relay
+	// handed out (pion accepts any), once, within its lifetime.
+	token, errToken := msg.Get(attrReservationToken)
+	_, errEven := msg.Get(attrEvenPort)
+	family, errFamily := msg.Get(attrRequestedFamily)
+	if errToken == nil {
+		if errEven == nil || errFamily == nil {
 			return stun.CodeBadRequest, nil
 		}
-		if len(v) != 4 || v[0] != familyIPv4 {
-			return stun.CodeAddrFamilyNotSupported, nil
+		if !s.tokens.take(string(token), now) {
+			s.m.QuotaRejections.WithLabelValues(metrics.QuotaReservation).Inc()
+			return stun.CodeInsufficientCapacity, nil
 		}
+		return 0, nil
+	}
+	// Step 7: relays are IPv4; IPv6 or an unknown family gets 440.
+	if errFamily == nil && (len(family) != 4 || family[0] != familyIPv4) {
+		return stun.CodeAddrFamilyNotSupported, nil
 	}
 	return 0, nil
+}
+
+// tokenBook holds the RESERVATION-TOKENs pion handed out in answers to
+// Allocate with EVEN-PORT (seen by outgoing), so that only those are
+// accepted, once each, within reservationTTL.
+//
+// pion v4 reserves no port for them: the allocation made with a token gets
+// any free port of the range, not the one after the even port. WebRTC never
+// asks for reservations (RTP and RTCP share a port); coturn's
+// turnutils_uclient does without -c, and works.
+type tokenBook struct {
+	mu sync.Mutex
+	m  map[string]time.Time // token -> when issued
+}
+
+// reservationTTL is pion's reservation lifetime (RFC 8656 section 7.2
+// suggests about 30 seconds).
+const reservationTTL = 30 * time.Second
+
+func (t *tokenBook) add(token string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[string]time.Time)
+	}
+	t.m[token] = now
+}
+
+func (t *tokenBook) take(token string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.m[token]
+	delete(t.m, token)
+	return ok && now.Sub(at) < reservationTTL
+}
+
+func (t *tokenBook) sweep(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for tok, at := range t.m {
+		if now.Sub(at) >= reservationTTL {
+			delete(t.m, tok)
+		}
+	}
 }
 
 // checkPeers applies the peer policy and the per-allocation caps to

@@ -149,9 +149,8 @@ func TestRFCAllocateRefusals(t *testing.T) {
 		{"REQUESTED-ADDRESS-FAMILY IPv6", []stun.Setter{requestedTransportUDP(), raw(stun.AttrRequestedAddressFamily, 2, 0, 0, 0)}, stun.CodeAddrFamilyNotSupported},
 		{"REQUESTED-ADDRESS-FAMILY bogus", []stun.Setter{requestedTransportUDP(), raw(stun.AttrRequestedAddressFamily, 7, 0, 0, 0)}, stun.CodeAddrFamilyNotSupported},
 		{"RESERVATION-TOKEN bogus", []stun.Setter{requestedTransportUDP(), raw(stun.AttrReservationToken, 1, 2, 3, 4, 5, 6, 7, 8)}, stun.CodeInsufficientCapacity},
-		{"EVEN-PORT with reservation", []stun.Setter{requestedTransportUDP(), raw(stun.AttrEvenPort, 0x80)}, stun.CodeInsufficientCapacity},
 		{"RESERVATION-TOKEN with EVEN-PORT", []stun.Setter{requestedTransportUDP(), raw(stun.AttrEvenPort, 0), raw(stun.AttrReservationToken, 1, 2, 3, 4, 5, 6, 7, 8)}, stun.CodeBadRequest},
-		{"RESERVATION-TOKEN with REQUESTED-ADDRESS-FAMILY", []stun.Setter{requestedTransportUDP(), raw(stun.AttrReservationToken, 1, 2, 3, 4, 5, 6, 7, 8), raw(stun.AttrRequestedAddressFamily, 1, 0, 0, 0)}, stun.CodeInsufficientCapacity},
+		{"RESERVATION-TOKEN with REQUESTED-ADDRESS-FAMILY", []stun.Setter{requestedTransportUDP(), raw(stun.AttrReservationToken, 1, 2, 3, 4, 5, 6, 7, 8), raw(stun.AttrRequestedAddressFamily, 1, 0, 0, 0)}, stun.CodeBadRequest},
 	} {
 		u, p := credential("alloc")
 		c := newRawClient(t, s, u, p)
@@ -159,8 +158,8 @@ func TestRFCAllocateRefusals(t *testing.T) {
 		wantCode(t, tc.name, tc.want, resp, err)
 		c.wantSigned(tc.name, resp)
 	}
-	if got := counter(m, metrics.QuotaReservation); got != 3 {
-		t.Errorf("quota_rejections{reservation} = %v, want 3", got)
+	if got := counter(m, metrics.QuotaReservation); got != 1 {
+		t.Errorf("quota_rejections{reservation} = %v, want 1", got)
 	}
 	if n := s.AllocationCount(); n != 0 {
 		t.Errorf("%d allocations made by refused requests", n)
@@ -171,6 +170,20 @@ func TestRFCAllocateRefusals(t *testing.T) {
 	c.ok("REQUESTED-ADDRESS-FAMILY IPv4", stun.MethodAllocate, requestedTransportUDP(), raw(stun.AttrRequestedAddressFamily, 1, 0, 0, 0))
 	c = newRawClient(t, s, u, p)
 	c.ok("EVEN-PORT without reservation", stun.MethodAllocate, requestedTransportUDP(), raw(stun.AttrEvenPort, 0))
+
+	// A token the relay handed out works once; then it is spent.
+	c = newRawClient(t, s, u, p)
+	resp, err := c.do(stun.MethodAllocate, requestedTransportUDP(), raw(stun.AttrEvenPort, 0x80))
+	wantSuccess(t, "EVEN-PORT with the R bit", resp, err)
+	token, err := resp.Get(stun.AttrReservationToken)
+	if err != nil {
+		t.Fatalf("no RESERVATION-TOKEN in the answer to EVEN-PORT R=1: %v", resp)
+	}
+	c = newRawClient(t, s, u, p)
+	c.ok("the relay's own RESERVATION-TOKEN", stun.MethodAllocate, requestedTransportUDP(), raw(stun.AttrReservationToken, token...))
+	c = newRawClient(t, s, u, p)
+	resp, err = c.do(stun.MethodAllocate, requestedTransportUDP(), raw(stun.AttrReservationToken, token...))
+	wantCode(t, "a spent RESERVATION-TOKEN", stun.CodeInsufficientCapacity, resp, err)
 }
 
 func TestRFCChannelNumbers(t *testing.T) {

@@ -59,6 +59,7 @@ type Server struct {
 	dropAllocBW, dropTotalBW       prometheus.Counter
 
 	nonces *nonceBook
+	tokens tokenBook
 
 	mu      sync.Mutex
 	stash   map[string]stashed       // srcKey -> key of the request the pre-filter just authenticated
@@ -424,6 +425,7 @@ func (s *Server) sweep(now time.Time) {
 	s.sources.sweep(now)
 	clock := s.now()
 	s.nonces.sweep(clock)
+	s.tokens.sweep(clock)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.stash {

@@ -125,8 +125,17 @@ func (n *nonceBook) sweep(now time.Time) {
 // nonce of a 401 or 438 answer as issued to that client, and turns the 401
 // answer to a request with a stale nonce into 438. It returns the message to
 // send, b itself when nothing changes.
+//
+// It also records the RESERVATION-TOKEN of an Allocate success (see
+// tokenBook).
 func (s *Server) outgoing(b []byte, to string) []byte {
-	_, class, ok := stunHeader(b)
+	method, class, ok := stunHeader(b)
+	if ok && class == classResponse && method == methodAllocate {
+		if token, ok := stunAttr(b, attrReservationToken); ok {
+			s.tokens.add(string(token), s.now())
+		}
+		return b
+	}
 	if !ok || class != classErrorResponse {
 		return b
 	}

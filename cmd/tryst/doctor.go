@@ -184,12 +184,12 @@ func parseICEURL(s string) (iceURL, error) {
 
 // runDoctor implements `tryst doctor`: it checks a deployment from the
 // outside and prints each check as PASS, FAIL (with a hint) or SKIP.
-func runDoctor(ctx context.Context, args []string, io stdio) error {
-	cfg, err := parseDoctorFlags(args, io.err)
+func runDoctor(ctx context.Context, args []string, std stdio) error {
+	cfg, err := parseDoctorFlags(args, std.err)
 	if err != nil {
 		return err
 	}
-	d := &doctor{cfg: cfg, out: io.out, now: time.Now}
+	d := &doctor{cfg: cfg, out: std.out, now: time.Now}
 	if err := d.setup(); err != nil {
 		return err
 	}

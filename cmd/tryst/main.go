@@ -88,8 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runIO(ctx, args, stdio{in: strings.NewReader(""), out: stdout, err: stderr, getenv: os.LookupEnv})
 }
 
-func runIO(ctx context.Context, args []string, io stdio) error {
-	stdout, stderr := io.out, io.err
+func runIO(ctx context.Context, args []string, std stdio) error {
+	stdout, stderr := std.out, std.err
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("no command given")}
@@ -98,13 +98,13 @@ func runIO(ctx context.Context, args []string, io stdio) error {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
 	case "chat":
-		return runChat(ctx, args[1:], io)
+		return runChat(ctx, args[1:], std)
 	case "send":
-		return runSend(ctx, args[1:], io)
+		return runSend(ctx, args[1:], std)
 	case "receive":
-		return runReceive(ctx, args[1:], io)
+		return runReceive(ctx, args[1:], std)
 	case "doctor":
-		return runDoctor(ctx, args[1:], io)
+		return runDoctor(ctx, args[1:], std)
 	case "bench":
 		if len(args) < 2 {
 			return usageError{errors.New("bench needs a target: hub or turn")}

@@ -11,7 +11,7 @@ import (
 
 // readPassword takes the password from --password-file, TRYST_PASSWORD or
 // a no-echo prompt on the terminal, in that order. Never from argv.
-func readPassword(file string, io stdio) (string, error) {
+func readPassword(file string, std stdio) (string, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -23,10 +23,10 @@ func readPassword(file string, io stdio) (string, error) {
 		}
 		return pw, nil
 	}
-	if pw, ok := io.getenv("TRYST_PASSWORD"); ok && pw != "" {
+	if pw, ok := std.getenv("TRYST_PASSWORD"); ok && pw != "" {
 		return pw, nil
 	}
-	f, ok := io.in.(*os.File)
+	f, ok := std.in.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return "", usageError{errors.New("no password: set TRYST_PASSWORD or --password-file (stdin is not a terminal to prompt on)")}
 	}

@@ -56,8 +56,8 @@ func parsePeerFlags(name string, args []string, withRoom, withOut bool, stderr i
 }
 
 // newClient reads the password and builds the client the flags describe.
-func (pf *peerFlags) newClient(io stdio, onEvent func(client.Event)) (*client.Client, error) {
-	pw, err := readPassword(pf.passwordFile, io)
+func (pf *peerFlags) newClient(std stdio, onEvent func(client.Event)) (*client.Client, error) {
+	pw, err := readPassword(pf.passwordFile, std)
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +119,13 @@ func (p *printer) common(ev client.Event) bool {
 	return true
 }
 
-func runChat(ctx context.Context, args []string, io stdio) error {
-	pf, _, err := parsePeerFlags("chat", args, true, true, io.err)
+func runChat(ctx context.Context, args []string, std stdio) error {
+	pf, _, err := parsePeerFlags("chat", args, true, true, std.err)
 	if err != nil {
 		return err
 	}
-	pr := &printer{out: io.out, prog: newProgress(io.out)}
-	c, err := pf.newClient(io, func(ev client.Event) {
+	pr := &printer{out: std.out, prog: newProgress(std.out)}
+	c, err := pf.newClient(std, func(ev client.Event) {
 		switch ev.Kind {
 		case client.EventRoom:
 			pr.say("* room code: %s (give it to the other side, with the password)", ev.Text)
@@ -146,7 +146,7 @@ func runChat(ctx context.Context, args []string, io stdio) error {
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
-		sc := bufio.NewScanner(io.in)
+		sc := bufio.NewScanner(std.in)
 		sc.Buffer(make([]byte, 64<<10), 64<<10)
 		for sc.Scan() {
 			select {
@@ -226,18 +226,18 @@ func chatLine(c *client.Client, pr *printer, line string) bool {
 	return false
 }
 
-func runSend(ctx context.Context, args []string, io stdio) error {
-	pf, fs, err := parsePeerFlags("send", args, false, false, io.err)
+func runSend(ctx context.Context, args []string, std stdio) error {
+	pf, fs, err := parsePeerFlags("send", args, false, false, std.err)
 	if err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usageError{errors.New("send: no files given")}
 	}
-	pr := &printer{out: io.out, prog: newProgress(io.err)}
+	pr := &printer{out: std.out, prog: newProgress(std.err)}
 	failed := 0
 	var mu sync.Mutex
-	c, err := pf.newClient(io, func(ev client.Event) {
+	c, err := pf.newClient(std, func(ev client.Event) {
 		switch ev.Kind {
 		case client.EventRoom:
 			pr.say("code: %s", ev.Text)
@@ -287,8 +287,8 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 	return nil
 }
 
-func runReceive(ctx context.Context, args []string, io stdio) error {
-	pf, fs, err := parsePeerFlags("receive", args, false, true, io.err)
+func runReceive(ctx context.Context, args []string, std stdio) error {
+	pf, fs, err := parsePeerFlags("receive", args, false, true, std.err)
 	if err != nil {
 		return err
 	}
@@ -296,10 +296,10 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 		return usageError{errors.New("receive: give exactly one room code")}
 	}
 	pf.room = fs.Arg(0)
-	pr := &printer{out: io.out, prog: newProgress(io.err)}
+	pr := &printer{out: std.out, prog: newProgress(std.err)}
 	var mu sync.Mutex
 	got, bad := 0, 0
-	c, err := pf.newClient(io, func(ev client.Event) {
+	c, err := pf.newClient(std, func(ev client.Event) {
 		if ev.Kind == client.EventFileReceived {
 			mu.Lock()
 			if ev.File.OK {

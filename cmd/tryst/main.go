@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"syscall"
 )
 
@@ -82,10 +81,6 @@ func exitCode(err error, stderr io.Writer) int {
 		return 2
 	}
 	return 1
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runIO(ctx, args, stdio{in: strings.NewReader(""), out: stdout, err: stderr, getenv: os.LookupEnv})
 }
 
 func runIO(ctx context.Context, args []string, std stdio) error {

@@ -119,7 +119,7 @@ func TestBadSettingsExitTwoWithOneLine(t *testing.T) {
 		{"frobnicate"},
 	} {
 		var stderr bytes.Buffer
-		err := run(context.Background(), args, io.Discard, io.Discard)
+		err := runIO(context.Background(), args, stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard, getenv: os.LookupEnv})
 		code := exitCode(err, &stderr)
 		if code != 2 {
 			t.Errorf("%v: exit %d (%v), want 2", args, code, err)
@@ -299,8 +299,9 @@ func TestShortSecretExitsTwoBeforeListening(t *testing.T) {
 			defer cancel()
 			var stderr bytes.Buffer
 			start := time.Now()
-			err := run(ctx, append([]string{"serve", "--listen", taken, "--metrics-listen", taken, "--turn-listen", taken,
-				"--turn-tls-listen", taken}, tc.args...), io.Discard, &stderr)
+			err := runIO(ctx, append([]string{"serve", "--listen", taken, "--metrics-listen", taken, "--turn-listen", taken,
+				"--turn-tls-listen", taken}, tc.args...),
+				stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr, getenv: os.LookupEnv})
 			if code := exitCode(err, &stderr); code != 2 {
 				t.Fatalf("exit %d, want 2: %s", code, stderr.String())
 			}

@@ -102,7 +102,7 @@ func runIO(ctx context.Context, args []string, std stdio) error {
 		return runDoctor(ctx, args[1:], std)
 	case "bench":
 		if len(args) < 2 {
-			return usageError{errors.New("bench needs a target: hub or turn")}
+			return usageError{errors.New("bench needs a target: hub, turn or transfer")}
 		}
 		switch args[1] {
 		case "hub":
@@ -112,7 +112,7 @@ func runIO(ctx context.Context, args []string, std stdio) error {
 		case "transfer":
 			return runBenchTransfer(ctx, args[2:], stdout, stderr)
 		}
-		return usageError{fmt.Errorf("unknown bench target %q: use hub or turn", args[1])}
+		return usageError{fmt.Errorf("unknown bench target %q: use hub, turn or transfer", args[1])}
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tryst %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

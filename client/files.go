@@ -538,8 +538,8 @@ func (fs *fileState) closeAll() {
 	}
 }
 
-// putChunkHeader writes the header of a file chunk (id and offset, as
-// encodeChunk does) into the first chunkHeader bytes of frame.
+// putChunkHeader writes the header of a file chunk (id and offset; see
+// chunkHeader) into the first chunkHeader bytes of frame.
 func putChunkHeader(frame []byte, id uint64, offset int64) {
 	binary.BigEndian.PutUint64(frame[0:8], id)
 	binary.BigEndian.PutUint64(frame[8:16], uint64(offset))

@@ -99,12 +99,6 @@ func decodeJSON(b []byte, v any) error {
 // A file chunk payload is id (8) | offset (8) | data, big endian.
 const chunkHeader = 16
 
-func encodeChunk(dst []byte, id uint64, offset int64, data []byte) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, id)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(offset))
-	return append(dst, data...)
-}
-
 var errShortChunk = errors.New("malformed file chunk")
 
 func decodeChunk(b []byte) (id uint64, offset int64, data []byte, err error) {

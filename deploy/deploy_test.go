@@ -124,7 +124,9 @@ func exported(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	metrics.NewTURN(reg)
-	metrics.NewTURNAllocationsLimit(reg, 1)
+	if _, err := metrics.NewTURNAllocationsLimit(reg, 1); err != nil {
+		t.Fatal(err)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

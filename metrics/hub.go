@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -33,7 +31,7 @@ type Hub struct {
 	Pairing          prometheus.Histogram
 }
 
-// NewHub creates the hub series and registers them with reg.
+// NewHub creates the hub series and registers them with reg (see register).
 func NewHub(reg prometheus.Registerer) (*Hub, error) {
 	m := &Hub{
 		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -76,8 +74,16 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 	for _, r := range HubRejectReasons {
 		m.Rejections.WithLabelValues(r)
 	}
-	if err := register(reg, m.Connections, m.ConnectionsTotal, m.Rooms, m.RoomsTotal, m.RoomsExpired,
-		m.Messages, m.Rejections, m.Pairing); err != nil {
+	var err error
+	m.Connections = register(reg, m.Connections, &err)
+	m.ConnectionsTotal = register(reg, m.ConnectionsTotal, &err)
+	m.Rooms = register(reg, m.Rooms, &err)
+	m.RoomsTotal = register(reg, m.RoomsTotal, &err)
+	m.RoomsExpired = register(reg, m.RoomsExpired, &err)
+	m.Messages = register(reg, m.Messages, &err)
+	m.Rejections = register(reg, m.Rejections, &err)
+	m.Pairing = register(reg, m.Pairing, &err)
+	if err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -103,18 +109,4 @@ func contains(set []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// register registers every collector, or none: a partial registration would
-// leave a registry that a retry could not fill.
-func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
-	for i, c := range cs {
-		if err := reg.Register(c); err != nil {
-			for _, done := range cs[:i] {
-				reg.Unregister(done)
-			}
-			return fmt.Errorf("metrics: register: %w", err)
-		}
-	}
-	return nil
 }

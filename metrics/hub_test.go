@@ -39,8 +39,24 @@ tryst_hub_rejections_total{reason="credentials"} 1
 			t.Errorf("reason %q = %v, want 0", r, got)
 		}
 	}
-	// A second hub on the same registry is refused as a whole.
+	// A second hub on the same registry shares the first one's series.
+	again, err := metrics.NewHub(reg)
+	if err != nil {
+		t.Fatalf("second NewHub on one registry: %v", err)
+	}
+	again.Reject(metrics.RejectCredentials)
+	if got := testutil.ToFloat64(m.Rejections.WithLabelValues(metrics.RejectCredentials)); got != 2 {
+		t.Errorf("second NewHub does not share series: %v", got)
+	}
+}
+
+// A different collector under one of the hub's names is a conflict that
+// NewHub reports, where an earlier NewHub's own series would be shared.
+func TestHubNameConflict(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "tryst_hub_rooms", Help: "Something else."}))
 	if _, err := metrics.NewHub(reg); err == nil {
-		t.Error("second NewHub on one registry succeeded")
+		t.Error("NewHub over a different tryst_hub_rooms succeeded")
 	}
 }

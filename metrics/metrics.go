@@ -7,6 +7,8 @@
 package metrics
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 
@@ -19,18 +21,48 @@ import (
 // collectors and tryst_build_info for the given version.
 func NewRegistry(version string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	// A fresh registry cannot hold duplicates, so these cannot fail.
-	_ = register(reg,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	var err error
+	register(reg, collectors.NewGoCollector(), &err)
+	register(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &err)
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tryst_build_info",
 		Help: "A metric with a constant '1' value labelled by the version of Tryst and the Go version it was built with.",
 	}, []string{"version", "goversion"})
 	info.WithLabelValues(version, runtime.Version()).Set(1)
-	_ = register(reg, info)
+	register(reg, info, &err)
+	if err != nil {
+		// A fresh registry holds nothing to collide with.
+		panic(err)
+	}
 	return reg
+}
+
+// register is how every constructor here registers a collector, so they all
+// follow one policy. A nil reg leaves c unregistered (tests, and servers
+// without metrics). When reg already holds an equal collector, from an
+// earlier call of the same constructor, that one is returned in place of c:
+// calling a constructor twice on one registry shares the series rather than
+// failing, and a partial registration does not stop a retry. Any other
+// refusal (a different collector by the same name) is recorded in *errp,
+// which keeps the first error, and c is returned unregistered.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
+	if reg == nil {
+		return c
+	}
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	if *errp == nil {
+		*errp = fmt.Errorf("metrics: register: %w", err)
+	}
+	return c
 }
 
 // Handler serves the registry in the Prometheus exposition format.

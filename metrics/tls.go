@@ -9,7 +9,9 @@ func NewTLSExpiry(reg prometheus.Registerer) (prometheus.Gauge, error) {
 		Name: "tryst_tls_certificate_expiry_timestamp_seconds",
 		Help: "Unix time at which the served TLS certificate expires.",
 	})
-	if err := register(reg, g); err != nil {
+	var err error
+	g = register(reg, g, &err)
+	if err != nil {
 		return nil, err
 	}
 	return g, nil

@@ -1,10 +1,6 @@
 package metrics
 
-import (
-	"errors"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // Relay directions used as the "direction" label of the TURN relay series.
 const (
@@ -58,8 +54,9 @@ type TURN struct {
 	RelayPortsLimit     prometheus.Gauge
 }
 
-// NewTURN creates the TURN series and registers them with reg. A nil reg
-// leaves them unregistered (useful in tests and when metrics are off).
+// NewTURN creates the TURN series and registers them with reg (see
+// register). A nil reg leaves them unregistered (useful in tests and when
+// metrics are off).
 func NewTURN(reg prometheus.Registerer) *TURN {
 	t := &TURN{
 		Allocations: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -119,35 +116,25 @@ func NewTURN(reg prometheus.Registerer) *TURN {
 		QuotaSourceAllocations, QuotaPermissions, QuotaChannels, QuotaRelayPorts, QuotaReservation} {
 		t.QuotaRejections.WithLabelValues(k)
 	}
-	if reg != nil {
-		t.Allocations = registerTURN(reg, t.Allocations)
-		t.AllocationsTotal = registerTURN(reg, t.AllocationsTotal)
-		t.AllocationDuration = registerTURN(reg, t.AllocationDuration)
-		t.RelayBytes = registerTURN(reg, t.RelayBytes)
-		t.RelayPackets = registerTURN(reg, t.RelayPackets)
-		t.AuthFailures = registerTURN(reg, t.AuthFailures)
-		t.PermissionDenied = registerTURN(reg, t.PermissionDenied)
-		t.QuotaRejections = registerTURN(reg, t.QuotaRejections)
-		t.STUNBindingRequests = registerTURN(reg, t.STUNBindingRequests)
-		t.RelayPortsUsed = registerTURN(reg, t.RelayPortsUsed)
-		t.RelayPortsLimit = registerTURN(reg, t.RelayPortsLimit)
+	var err error
+	t.Allocations = register(reg, t.Allocations, &err)
+	t.AllocationsTotal = register(reg, t.AllocationsTotal, &err)
+	t.AllocationDuration = register(reg, t.AllocationDuration, &err)
+	t.RelayBytes = register(reg, t.RelayBytes, &err)
+	t.RelayPackets = register(reg, t.RelayPackets, &err)
+	t.AuthFailures = register(reg, t.AuthFailures, &err)
+	t.PermissionDenied = register(reg, t.PermissionDenied, &err)
+	t.QuotaRejections = register(reg, t.QuotaRejections, &err)
+	t.STUNBindingRequests = register(reg, t.STUNBindingRequests, &err)
+	t.RelayPortsUsed = register(reg, t.RelayPortsUsed, &err)
+	t.RelayPortsLimit = register(reg, t.RelayPortsLimit, &err)
+	if err != nil {
+		// NewTURN has no error result (turnserver calls it for its
+		// unregistered default), and a name taken by a different collector
+		// is a programming error: fail loudly, as MustRegister would.
+		panic(err)
 	}
 	return t
-}
-
-// registerTURN adds c to reg without panicking: when an identical collector is
-// already registered (NewTURN called twice on one registry) the existing one
-// is returned so both callers share the series.
-func registerTURN[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // NewTURNAllocationsLimit registers tryst_turn_allocations_limit, set to
@@ -155,14 +142,16 @@ func registerTURN[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // that dashboards and alerts can compare tryst_turn_allocations with it. It
 // is apart from NewTURN because it is a setting, not something the relay
 // counts; a server without a cap does not export it.
-func NewTURNAllocationsLimit(reg prometheus.Registerer, limit int) prometheus.Gauge {
+func NewTURNAllocationsLimit(reg prometheus.Registerer, limit int) (prometheus.Gauge, error) {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tryst_turn_allocations_limit",
 		Help: "Configured cap on open TURN allocations (--turn-max-allocations).",
 	})
-	if reg != nil {
-		g = registerTURN(reg, g)
+	var err error
+	g = register(reg, g, &err)
+	if err != nil {
+		return nil, err
 	}
 	g.Set(float64(limit))
-	return g
+	return g, nil
 }

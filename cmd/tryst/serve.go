@@ -491,7 +491,9 @@ func startServer(c *serveConfig, b *built) (_ *server, err error) {
 		if limit == 0 {
 			limit = turnserver.DefaultMaxAllocations
 		}
-		metrics.NewTURNAllocationsLimit(reg, limit)
+		if _, err := metrics.NewTURNAllocationsLimit(reg, limit); err != nil {
+			return nil, err
+		}
 	}
 	if s.turn, err = turnserver.New(b.turnCfg); err != nil {
 		return nil, fmt.Errorf("start TURN server: %w", err)

@@ -1,17 +1,24 @@
 package metrics
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Hub message types and rejection reasons are fixed sets, pre-initialised so
 // every series exists (at zero) from the first scrape. Callers must use these
-// values; anything else is counted under "unknown".
+// values; anything else is counted under "unknown". They are unexported
+// (HubRejectReasons hands out a copy) so that no caller can change a set
+// after NewHub has created its series.
 var (
-	HubMessageTypes   = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
-	HubRejectReasons  = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", RejectCredentials, "draining"}
+	hubMessageTypes   = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
+	hubRejectReasons  = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", RejectCredentials, "draining"}
 	pairingBucketsSec = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 )
+
+// HubRejectReasons returns the reasons tryst_hub_rejections_total counts.
+func HubRejectReasons() []string { return slices.Clone(hubRejectReasons) }
 
 // RejectCredentials counts requests refused because the client's address
 // had used up its budget of TURN credentials: a create refused, a GET
@@ -68,10 +75,10 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 			Buckets: pairingBucketsSec,
 		}),
 	}
-	for _, t := range HubMessageTypes {
+	for _, t := range hubMessageTypes {
 		m.Messages.WithLabelValues(t)
 	}
-	for _, r := range HubRejectReasons {
+	for _, r := range hubRejectReasons {
 		m.Rejections.WithLabelValues(r)
 	}
 	var err error
@@ -91,22 +98,13 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 
 // Message counts one received message of type t.
 func (m *Hub) Message(t string) {
-	if !contains(HubMessageTypes, t) {
+	if !slices.Contains(hubMessageTypes, t) {
 		t = "unknown"
 	}
 	m.Messages.WithLabelValues(t).Inc()
 }
 
-// Reject counts one rejection for reason, which must be one of HubRejectReasons.
+// Reject counts one rejection for reason, which must be one of HubRejectReasons().
 func (m *Hub) Reject(reason string) {
 	m.Rejections.WithLabelValues(reason).Inc()
-}
-
-func contains(set []string, s string) bool {
-	for _, v := range set {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

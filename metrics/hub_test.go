@@ -20,8 +20,8 @@ func TestHubRejectionsExistAtZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(m.Rejections); n != len(metrics.HubRejectReasons) {
-		t.Errorf("%d rejection series, want %d", n, len(metrics.HubRejectReasons))
+	if n := testutil.CollectAndCount(m.Rejections); n != len(metrics.HubRejectReasons()) {
+		t.Errorf("%d rejection series, want %d", n, len(metrics.HubRejectReasons()))
 	}
 	want := `# HELP tryst_hub_rejections_total Requests and messages the hub refused, by reason.
 # TYPE tryst_hub_rejections_total counter
@@ -31,13 +31,19 @@ tryst_hub_rejections_total{reason="credentials"} 1
 	if err := testutil.CollectAndCompare(m.Rejections.WithLabelValues(metrics.RejectCredentials), strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	for _, r := range metrics.HubRejectReasons {
+	for _, r := range metrics.HubRejectReasons() {
 		if r == metrics.RejectCredentials {
 			continue
 		}
 		if got := testutil.ToFloat64(m.Rejections.WithLabelValues(r)); got != 0 {
 			t.Errorf("reason %q = %v, want 0", r, got)
 		}
+	}
+	// The set is handed out as a copy: changing it changes nothing here.
+	rs := metrics.HubRejectReasons()
+	rs[0] = "changed"
+	if metrics.HubRejectReasons()[0] == "changed" {
+		t.Error("HubRejectReasons returns the package's own slice")
 	}
 	// A second hub on the same registry shares the first one's series.
 	again, err := metrics.NewHub(reg)

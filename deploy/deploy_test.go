@@ -119,11 +119,16 @@ func TestEveryAlertHasAUnitTest(t *testing.T) {
 // suffixes included.
 func exported(t *testing.T) map[string]bool {
 	t.Helper()
-	reg := metrics.NewRegistry("test")
+	reg, err := metrics.NewRegistry("test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := metrics.NewHub(reg); err != nil {
 		t.Fatal(err)
 	}
-	metrics.NewTURN(reg)
+	if _, err := metrics.NewTURN(reg); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := metrics.NewTURNAllocationsLimit(reg, 1); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 
 // NewRegistry returns a private registry holding the Go and process
 // collectors and tryst_build_info for the given version.
-func NewRegistry(version string) *prometheus.Registry {
+func NewRegistry(version string) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	var err error
 	register(reg, collectors.NewGoCollector(), &err)
@@ -31,10 +31,9 @@ func NewRegistry(version string) *prometheus.Registry {
 	info.WithLabelValues(version, runtime.Version()).Set(1)
 	register(reg, info, &err)
 	if err != nil {
-		// A fresh registry holds nothing to collide with.
-		panic(err)
+		return nil, err
 	}
-	return reg
+	return reg, nil
 }
 
 // register is how every constructor here registers a collector, so they all

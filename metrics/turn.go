@@ -57,7 +57,7 @@ type TURN struct {
 // NewTURN creates the TURN series and registers them with reg (see
 // register). A nil reg leaves them unregistered (useful in tests and when
 // metrics are off).
-func NewTURN(reg prometheus.Registerer) *TURN {
+func NewTURN(reg prometheus.Registerer) (*TURN, error) {
 	t := &TURN{
 		Allocations: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tryst_turn_allocations",
@@ -129,11 +129,15 @@ func NewTURN(reg prometheus.Registerer) *TURN {
 	t.RelayPortsUsed = register(reg, t.RelayPortsUsed, &err)
 	t.RelayPortsLimit = register(reg, t.RelayPortsLimit, &err)
 	if err != nil {
-		// NewTURN has no error result (turnserver calls it for its
-		// unregistered default), and a name taken by a different collector
-		// is a programming error: fail loudly, as MustRegister would.
-		panic(err)
+		return nil, err
 	}
+	return t, nil
+}
+
+// UnregisteredTURN returns TURN series registered nowhere: the default of a
+// relay run without metrics, and of tests.
+func UnregisteredTURN() *TURN {
+	t, _ := NewTURN(nil) // nothing to register, so nothing to fail
 	return t
 }
 

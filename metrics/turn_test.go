@@ -12,8 +12,14 @@ import (
 
 func TestTURNSeriesExistAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := metrics.NewTURN(reg)
-	again := metrics.NewTURN(reg) // must not panic; shares the series
+	m, err := metrics.NewTURN(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := metrics.NewTURN(reg) // shares the series
+	if err != nil {
+		t.Fatalf("second NewTURN on one registry: %v", err)
+	}
 	again.AllocationsTotal.Inc()
 	if got := testutil.ToFloat64(m.AllocationsTotal); got != 1 {
 		t.Errorf("second NewTURN does not share series: %v", got)
@@ -51,5 +57,18 @@ func TestTURNSeriesExistAtZero(t *testing.T) {
 	}
 	for name := range want {
 		t.Errorf("missing series %s", name)
+	}
+}
+
+// TestTURNNameConflict: a name taken by a different collector is an error
+// for the caller, never a panic.
+func TestTURNNameConflict(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "tryst_turn_allocations", Help: "not a gauge"}))
+	if m, err := metrics.NewTURN(reg); err == nil {
+		t.Fatalf("NewTURN on a conflicting registry: %v, no error", m)
+	}
+	if metrics.UnregisteredTURN() == nil {
+		t.Fatal("UnregisteredTURN returned nil")
 	}
 }

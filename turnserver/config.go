@@ -243,7 +243,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Metrics == nil {
-		c.Metrics = metrics.NewTURN(nil)
+		c.Metrics = metrics.UnregisteredTURN()
 	}
 	if c.clock == nil {
 		c.clock = time.Now

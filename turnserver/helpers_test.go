@@ -19,7 +19,7 @@ var testSecret = []byte("correct horse battery staple")
 // mod says otherwise. It is closed at the end of the test.
 func startServer(t *testing.T, mod func(*Config)) (*Server, *metrics.TURN) {
 	t.Helper()
-	m := metrics.NewTURN(nil)
+	m := metrics.UnregisteredTURN()
 	cfg := Config{
 		ListenAddr:         "127.0.0.1:0",
 		Secrets:            [][]byte{testSecret},

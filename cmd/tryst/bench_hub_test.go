@@ -23,7 +23,10 @@ import (
 // startBenchTarget runs a hub and its metrics endpoint on loopback.
 func startBenchTarget(t *testing.T) (hubURL, metricsURL string) {
 	t.Helper()
-	reg := metrics.NewRegistry("test")
+	reg, err := metrics.NewRegistry("test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	hm, err := metrics.NewHub(reg)
 	if err != nil {
 		t.Fatal(err)

@@ -465,7 +465,10 @@ func startServer(c *serveConfig, b *built) (_ *server, err error) {
 			s.closeNow()
 		}
 	}()
-	reg := metrics.NewRegistry(versionString())
+	reg, err := metrics.NewRegistry(versionString())
+	if err != nil {
+		return nil, err
+	}
 	hm, err := metrics.NewHub(reg)
 	if err != nil {
 		return nil, err
@@ -484,7 +487,9 @@ func startServer(c *serveConfig, b *built) (_ *server, err error) {
 		// seconds (SIGHUP reloads at once).
 		s.certs.watch(5 * time.Second)
 	}
-	b.turnCfg.Metrics = metrics.NewTURN(reg)
+	if b.turnCfg.Metrics, err = metrics.NewTURN(reg); err != nil {
+		return nil, err
+	}
 	// The allocation cap is exported for the "near the cap" alert; a
 	// negative cap means unlimited and exports nothing.
 	if limit := b.turnCfg.MaxAllocations; limit >= 0 {

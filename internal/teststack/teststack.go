@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tryst-chat/tryst/hub"
@@ -36,7 +35,7 @@ type Stack struct {
 // peers of a test live on 127.0.0.1.
 func Start(t testing.TB, opt Options) *Stack {
 	t.Helper()
-	tm := metrics.NewTURN(prometheus.NewRegistry())
+	tm := metrics.UnregisteredTURN()
 	ts, err := turnserver.New(turnserver.Config{
 		ListenAddr:         "127.0.0.1:0",
 		Secrets:            [][]byte{[]byte("test-secret-0123456789")},

@@ -3,60 +3,28 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // hubConn is one WebSocket to the hub. Frames are read by one goroutine and
 // handed over on frames; writes are safe from any goroutine.
 type hubConn struct {
 	ws     *websocket.Conn
-	frames chan hub.Frame
+	frames chan proto.Frame
 	quit   chan struct{} // closed by close
 	done   chan struct{} // closed when the reader has stopped
 	err    error         // why reading stopped; set before done closes
 	once   sync.Once
 }
 
-// HubWebSocketURL turns what a user typed (http://host:8080, https://host,
-// ws://…, host:8080, or a base path such as https://host/tryst) into the
-// URL of the hub's WebSocket endpoint.
-func HubWebSocketURL(raw string) (string, error) {
-	if raw == "" {
-		return "", errors.New("no hub URL (e.g. http://127.0.0.1:8080)")
-	}
-	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("bad hub URL %q", raw)
-	}
-	switch u.Scheme {
-	case "http", "ws":
-		u.Scheme = "ws"
-	case "https", "wss":
-		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("bad hub URL %q: scheme must be http, https, ws or wss", raw)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	if !strings.HasSuffix(u.Path, "/v1/ws") {
-		u.Path += "/v1/ws"
-	}
-	return u.String(), nil
-}
-
 func dialHub(ctx context.Context, hubURL string) (*hubConn, error) {
-	u, err := HubWebSocketURL(hubURL)
+	u, err := proto.WebSocketURL(hubURL)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +35,7 @@ func dialHub(ctx context.Context, hubURL string) (*hubConn, error) {
 		return nil, fmt.Errorf("connect to hub %s: %w", u, err)
 	}
 	ws.SetReadLimit(1 << 20)
-	h := &hubConn{ws: ws, frames: make(chan hub.Frame, 64), quit: make(chan struct{}), done: make(chan struct{})}
+	h := &hubConn{ws: ws, frames: make(chan proto.Frame, 64), quit: make(chan struct{}), done: make(chan struct{})}
 	go h.readLoop()
 	return h, nil
 }
@@ -80,7 +48,7 @@ func (h *hubConn) readLoop() {
 			h.err = err
 			return
 		}
-		var f hub.Frame
+		var f proto.Frame
 		if err := json.Unmarshal(b, &f); err != nil {
 			h.err = fmt.Errorf("hub sent a malformed frame: %w", err)
 			h.ws.CloseNow()
@@ -94,7 +62,7 @@ func (h *hubConn) readLoop() {
 	}
 }
 
-func (h *hubConn) send(ctx context.Context, f hub.Frame) error {
+func (h *hubConn) send(ctx context.Context, f proto.Frame) error {
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err
@@ -108,14 +76,14 @@ func (h *hubConn) send(ctx context.Context, f hub.Frame) error {
 }
 
 // next waits for the next frame.
-func (h *hubConn) next(ctx context.Context) (hub.Frame, error) {
+func (h *hubConn) next(ctx context.Context) (proto.Frame, error) {
 	select {
 	case f := <-h.frames:
 		return f, nil
 	case <-h.done:
-		return hub.Frame{}, fmt.Errorf("hub connection lost: %w", h.err)
+		return proto.Frame{}, fmt.Errorf("hub connection lost: %w", h.err)
 	case <-ctx.Done():
-		return hub.Frame{}, ctx.Err()
+		return proto.Frame{}, ctx.Err()
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // testHub is a real hub behind a real loopback HTTP server.
@@ -34,8 +35,8 @@ func startHub(t *testing.T, cfg hub.Config) *testHub {
 	}
 	cfg.Metrics = m
 	if cfg.ICE == nil {
-		cfg.ICE = func(host string) hub.ICEConfig {
-			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{{URLs: []string{"stun:" + host + ":3478"}}}}
+		cfg.ICE = func(host string) proto.ICEConfig {
+			return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{{URLs: []string{"stun:" + host + ":3478"}}}}
 		}
 	}
 	h, err := hub.New(cfg)
@@ -58,7 +59,7 @@ func (th *testHub) rejections(reason string) float64 {
 type client struct {
 	t      *testing.T
 	ws     *websocket.Conn
-	frames chan hub.Frame
+	frames chan proto.Frame
 	done   chan struct{}
 	err    error // why reading stopped; valid after done is closed
 }
@@ -84,7 +85,7 @@ func tryDial(t *testing.T, url string, hdr http.Header) (*client, error) {
 		return nil, err
 	}
 	ws.SetReadLimit(1 << 20)
-	c := &client{t: t, ws: ws, frames: make(chan hub.Frame, 1024), done: make(chan struct{})}
+	c := &client{t: t, ws: ws, frames: make(chan proto.Frame, 1024), done: make(chan struct{})}
 	go c.readLoop()
 	t.Cleanup(func() {
 		c.ws.CloseNow()
@@ -122,7 +123,7 @@ func (c *client) readLoop() {
 			c.err = err
 			return
 		}
-		var f hub.Frame
+		var f proto.Frame
 		if err := json.Unmarshal(b, &f); err != nil {
 			c.err = err
 			return
@@ -131,7 +132,7 @@ func (c *client) readLoop() {
 	}
 }
 
-func (c *client) send(f hub.Frame) {
+func (c *client) send(f proto.Frame) {
 	c.t.Helper()
 	b, _ := json.Marshal(f)
 	c.sendRaw(websocket.MessageText, b)
@@ -148,7 +149,7 @@ func (c *client) sendRaw(typ websocket.MessageType, b []byte) {
 
 // next returns the next frame, failing the test after a generous timeout
 // (a hang, not a synchronisation wait).
-func (c *client) next() hub.Frame {
+func (c *client) next() proto.Frame {
 	c.t.Helper()
 	select {
 	case f := <-c.frames:
@@ -164,11 +165,11 @@ func (c *client) next() hub.Frame {
 	case <-time.After(10 * time.Second):
 		c.t.Fatal("timed out waiting for a frame")
 	}
-	return hub.Frame{}
+	return proto.Frame{}
 }
 
 // expect returns the next frame, which must be of type typ.
-func (c *client) expect(typ string) hub.Frame {
+func (c *client) expect(typ string) proto.Frame {
 	c.t.Helper()
 	f := c.next()
 	if f.Type != typ {
@@ -177,9 +178,9 @@ func (c *client) expect(typ string) hub.Frame {
 	return f
 }
 
-func (c *client) expectError(code string) hub.Frame {
+func (c *client) expectError(code string) proto.Frame {
 	c.t.Helper()
-	f := c.expect(hub.TypeError)
+	f := c.expect(proto.TypeError)
 	if f.Code != code {
 		c.t.Fatalf("got error %q (%s), want %q", f.Code, f.Message, code)
 	}
@@ -210,15 +211,15 @@ func (c *client) closeReason() string {
 
 // pair creates a room and joins it, returning host and guest after the
 // created, joined and peer-joined frames.
-func pair(t *testing.T, th *testHub) (host, guest *client, created, joined hub.Frame) {
+func pair(t *testing.T, th *testHub) (host, guest *client, created, joined proto.Frame) {
 	t.Helper()
 	host = dial(t, th.url, nil)
-	host.send(hub.Frame{Type: hub.TypeCreate})
-	created = host.expect(hub.TypeCreated)
+	host.send(proto.Frame{Type: proto.TypeCreate})
+	created = host.expect(proto.TypeCreated)
 	guest = dial(t, th.url, nil)
-	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	joined = guest.expect(hub.TypeJoined)
-	host.expect(hub.TypePeerJoined)
+	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	joined = guest.expect(proto.TypeJoined)
+	host.expect(proto.TypePeerJoined)
 	return host, guest, created, joined
 }
 

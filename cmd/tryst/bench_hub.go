@@ -24,8 +24,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/tryst-chat/tryst/client"
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // benchHubConfig holds the flags of "tryst bench hub".
@@ -192,7 +191,7 @@ func parseBenchHubFlags(args []string, stderr io.Writer) (benchHubConfig, error)
 		return cfg, usageError{fmt.Errorf("bench hub: "+format, a...)}
 	}
 	var err error
-	if cfg.hubURL, err = client.HubWebSocketURL(hubURL); err != nil {
+	if cfg.hubURL, err = proto.WebSocketURL(hubURL); err != nil {
 		return bad("--hub: %v", err)
 	}
 	if cfg.sources, err = parseSources(sources); err != nil {
@@ -314,7 +313,7 @@ func (b *benchHubClient) dial(ctx context.Context) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-func (b *benchHubClient) send(ctx context.Context, ws *websocket.Conn, f hub.Frame) error {
+func (b *benchHubClient) send(ctx context.Context, ws *websocket.Conn, f proto.Frame) error {
 	msg, err := json.Marshal(f)
 	if err != nil {
 		return err
@@ -326,22 +325,22 @@ func (b *benchHubClient) send(ctx context.Context, ws *websocket.Conn, f hub.Fra
 
 // await reads frames until one of type typ arrives, skipping notices such as
 // peer-joined; an error frame ends the wait.
-func (b *benchHubClient) await(ctx context.Context, ws *websocket.Conn, typ string) (hub.Frame, error) {
+func (b *benchHubClient) await(ctx context.Context, ws *websocket.Conn, typ string) (proto.Frame, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
 	for {
 		_, msg, err := ws.Read(ctx)
 		if err != nil {
-			return hub.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
+			return proto.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
 		}
-		f, err := hub.DecodeFrame(msg)
+		f, err := proto.DecodeFrame(msg)
 		if err != nil {
-			return hub.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
+			return proto.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
 		}
 		switch f.Type {
 		case typ:
 			return f, nil
-		case hub.TypeError, hub.TypeRoomClosed:
+		case proto.TypeError, proto.TypeRoomClosed:
 			return f, fmt.Errorf("waiting for %s: hub sent %s %s: %s", typ, f.Type, f.Code, f.Message)
 		}
 	}
@@ -358,25 +357,25 @@ func (b *benchHubClient) openRoom(ctx context.Context) (host, guest *websocket.C
 	if host, err = b.dial(ctx); err != nil {
 		return nil, nil, err
 	}
-	if err = b.send(ctx, host, hub.Frame{Type: hub.TypeCreate}); err != nil {
+	if err = b.send(ctx, host, proto.Frame{Type: proto.TypeCreate}); err != nil {
 		return host, nil, err
 	}
-	created, err := b.await(ctx, host, hub.TypeCreated)
+	created, err := b.await(ctx, host, proto.TypeCreated)
 	if err != nil {
 		return host, nil, err
 	}
 	if guest, err = b.dial(ctx); err != nil {
 		return host, nil, err
 	}
-	if err = b.send(ctx, guest, hub.Frame{Type: hub.TypeJoin, Room: created.Room}); err != nil {
+	if err = b.send(ctx, guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
 		return host, guest, err
 	}
-	if _, err = b.await(ctx, guest, hub.TypeJoined); err != nil {
+	if _, err = b.await(ctx, guest, proto.TypeJoined); err != nil {
 		return host, guest, err
 	}
 	// The host is told; reading it here keeps the relay phase's first
 	// measured frame from queueing behind it.
-	if _, err = b.await(ctx, host, hub.TypePeerJoined); err != nil {
+	if _, err = b.await(ctx, host, proto.TypePeerJoined); err != nil {
 		return host, guest, err
 	}
 	return host, guest, nil
@@ -398,14 +397,14 @@ func (b *benchHubClient) pairOnce(ctx context.Context, offer, answer string) err
 		return err
 	}
 	defer closeAll(host)
-	if err := b.send(ctx, host, hub.Frame{Type: hub.TypeCreate}); err != nil {
+	if err := b.send(ctx, host, proto.Frame{Type: proto.TypeCreate}); err != nil {
 		return err
 	}
-	created, err := b.await(ctx, host, hub.TypeCreated)
+	created, err := b.await(ctx, host, proto.TypeCreated)
 	if err != nil {
 		return err
 	}
-	if err := b.send(ctx, host, hub.Frame{Type: hub.TypeOffer, Data: offer}); err != nil {
+	if err := b.send(ctx, host, proto.Frame{Type: proto.TypeOffer, Data: offer}); err != nil {
 		return err
 	}
 	guest, err := b.dial(ctx)
@@ -413,21 +412,21 @@ func (b *benchHubClient) pairOnce(ctx context.Context, offer, answer string) err
 		return err
 	}
 	defer closeAll(guest)
-	if err := b.send(ctx, guest, hub.Frame{Type: hub.TypeJoin, Room: created.Room}); err != nil {
+	if err := b.send(ctx, guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
 		return err
 	}
-	if _, err := b.await(ctx, guest, hub.TypeOffer); err != nil {
+	if _, err := b.await(ctx, guest, proto.TypeOffer); err != nil {
 		return err
 	}
-	if err := b.send(ctx, guest, hub.Frame{Type: hub.TypeAnswer, Data: answer}); err != nil {
+	if err := b.send(ctx, guest, proto.Frame{Type: proto.TypeAnswer, Data: answer}); err != nil {
 		return err
 	}
-	if _, err := b.await(ctx, host, hub.TypeAnswer); err != nil {
+	if _, err := b.await(ctx, host, proto.TypeAnswer); err != nil {
 		return err
 	}
 	// Done: the host leaves so that the room does not wait out its TTL.
 	// Best effort; the connections are reset right after.
-	_ = b.send(ctx, host, hub.Frame{Type: hub.TypeLeave})
+	_ = b.send(ctx, host, proto.Frame{Type: proto.TypeLeave})
 	return nil
 }
 
@@ -618,8 +617,8 @@ func (b *benchHubClient) relay(ctx context.Context) (*relayResult, error) {
 						}
 						return
 					}
-					f, err := hub.DecodeFrame(msg)
-					if err != nil || f.Type != hub.TypeCandidate {
+					f, err := proto.DecodeFrame(msg)
+					if err != nil || f.Type != proto.TypeCandidate {
 						continue
 					}
 					if at, ok := parseCandidateData(f.Data); ok && at >= from && at < to {
@@ -641,7 +640,7 @@ func (b *benchHubClient) relay(ctx context.Context) (*relayResult, error) {
 					}
 					t.Reset(period)
 					at := time.Since(epoch)
-					if err := b.send(sendCtx, ws, hub.Frame{Type: hub.TypeCandidate, Data: candidateData(at, cfg.relaySize)}); err != nil {
+					if err := b.send(sendCtx, ws, proto.Frame{Type: proto.TypeCandidate, Data: candidateData(at, cfg.relaySize)}); err != nil {
 						if sendCtx.Err() == nil {
 							sendErrs.Add(1)
 						}

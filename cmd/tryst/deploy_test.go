@@ -33,7 +33,7 @@ import (
 	"github.com/pion/turn/v4"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
@@ -346,27 +346,27 @@ func deployPair(ctx context.Context, opts *websocket.DialOptions, wsURL string, 
 		}
 		return c, err
 	}
-	send := func(c *websocket.Conn, f hub.Frame) error {
+	send := func(c *websocket.Conn, f proto.Frame) error {
 		b, err := json.Marshal(f)
 		if err != nil {
 			return err
 		}
 		return c.Write(ctx, websocket.MessageText, b)
 	}
-	await := func(c *websocket.Conn, typ string) (hub.Frame, error) {
+	await := func(c *websocket.Conn, typ string) (proto.Frame, error) {
 		for {
 			_, b, err := c.Read(ctx)
 			if err != nil {
-				return hub.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
+				return proto.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
 			}
-			f, err := hub.DecodeFrame(b)
+			f, err := proto.DecodeFrame(b)
 			if err != nil {
-				return hub.Frame{}, err
+				return proto.Frame{}, err
 			}
 			if f.Type == typ {
 				return f, nil
 			}
-			if f.Type == hub.TypeError {
+			if f.Type == proto.TypeError {
 				return f, fmt.Errorf("waiting for %s: %s %s", typ, f.Code, f.Message)
 			}
 		}
@@ -375,36 +375,36 @@ func deployPair(ctx context.Context, opts *websocket.DialOptions, wsURL string, 
 	if err != nil {
 		return fail(err)
 	}
-	if err := send(host, hub.Frame{Type: hub.TypeCreate}); err != nil {
+	if err := send(host, proto.Frame{Type: proto.TypeCreate}); err != nil {
 		return fail(err)
 	}
-	created, err := await(host, hub.TypeCreated)
+	created, err := await(host, proto.TypeCreated)
 	if err != nil {
 		return fail(err)
 	}
-	if err := send(host, hub.Frame{Type: hub.TypeOffer, Data: "sealed-offer"}); err != nil {
+	if err := send(host, proto.Frame{Type: proto.TypeOffer, Data: "sealed-offer"}); err != nil {
 		return fail(err)
 	}
 	guest, err := dial()
 	if err != nil {
 		return fail(err)
 	}
-	if err := send(guest, hub.Frame{Type: hub.TypeJoin, Room: created.Room}); err != nil {
+	if err := send(guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
 		return fail(err)
 	}
-	if _, err := await(guest, hub.TypeOffer); err != nil {
+	if _, err := await(guest, proto.TypeOffer); err != nil {
 		return fail(err)
 	}
-	if err := send(guest, hub.Frame{Type: hub.TypeAnswer, Data: "sealed-answer"}); err != nil {
+	if err := send(guest, proto.Frame{Type: proto.TypeAnswer, Data: "sealed-answer"}); err != nil {
 		return fail(err)
 	}
-	if _, err := await(host, hub.TypeAnswer); err != nil {
+	if _, err := await(host, proto.TypeAnswer); err != nil {
 		return fail(err)
 	}
 	if keep {
 		return conns, nil
 	}
-	_ = send(host, hub.Frame{Type: hub.TypeLeave})
+	_ = send(host, proto.Frame{Type: proto.TypeLeave})
 	return fail(nil)
 }
 
@@ -594,7 +594,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 		}
 	}
 	if bad, _, err := websocket.Dial(ctx, wsURL, opts); err == nil {
-		msg, _ := json.Marshal(hub.Frame{Type: hub.TypeJoin, Room: "no-such-room"})
+		msg, _ := json.Marshal(proto.Frame{Type: proto.TypeJoin, Room: "no-such-room"})
 		_ = bad.Write(ctx, websocket.MessageText, msg)
 		_, _, _ = bad.Read(ctx) // the error frame
 		bad.CloseNow()

@@ -21,8 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/tryst-chat/tryst/client"
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // doctorConfig holds the flags of `tryst doctor`.
@@ -119,7 +118,7 @@ type doctor struct {
 	counts [3]int
 
 	// Learnt along the way.
-	ice       *hub.ICEConfig
+	ice       *proto.ICEConfig
 	iceDate   time.Time // the HTTP Date of the /v1/ice answer, zero without one
 	iceLocal  time.Time // local time midway through the request
 	stunURL   string    // host:port
@@ -205,7 +204,7 @@ func runDoctor(ctx context.Context, args []string, io stdio) error {
 
 func (d *doctor) setup() error {
 	// The same reading of the hub URL as the clients', back to HTTP(S).
-	ws, err := client.HubWebSocketURL(d.cfg.hub)
+	ws, err := proto.WebSocketURL(d.cfg.hub)
 	if err != nil {
 		return badSetting("doctor: %v", err)
 	}
@@ -345,25 +344,25 @@ func (d *doctor) checkWebSocket(ctx context.Context) checkResult {
 	defer ws.CloseNow()
 	ws.SetReadLimit(1 << 20)
 
-	create := hub.Frame{Type: hub.TypeCreate, Auth: d.token}
+	create := proto.Frame{Type: proto.TypeCreate, Auth: d.token}
 	f, err := wsRoundTrip(ctx, ws, create)
 	if err != nil {
 		return checkFail("the hub accepted the WebSocket but did not answer: check proxy timeouts and the hub's log",
 			"origin %s accepted, but create got no answer: %v", origin, err)
 	}
 	switch {
-	case f.Type == hub.TypeError && f.Code == hub.CodeUnauthorized && d.token == "":
+	case f.Type == proto.TypeError && f.Code == proto.CodeUnauthorized && d.token == "":
 		return checkFail("access control is on (--token-secret-file): give tryst doctor --token-file with a valid access token",
 			"origin %s accepted, but create refused: %s", origin, f.Message)
-	case f.Type == hub.TypeError && f.Code == hub.CodeUnauthorized:
+	case f.Type == proto.TypeError && f.Code == proto.CodeUnauthorized:
 		return checkFail("the access token in --token-file is expired or signed with a secret the hub does not hold",
 			"origin %s accepted, but the access token was refused: %s", origin, f.Message)
-	case f.Type == hub.TypeError:
+	case f.Type == proto.TypeError:
 		return checkFail("see the hub's log", "origin %s accepted, but create failed: %s: %s", origin, f.Code, f.Message)
-	case f.Type != hub.TypeCreated || f.Room == "":
+	case f.Type != proto.TypeCreated || f.Room == "":
 		return checkFail("is this a Tryst hub, and of a compatible version?", "create answered with %q", f.Type)
 	}
-	if err := wsWrite(ctx, ws, hub.Frame{Type: hub.TypeLeave}); err != nil {
+	if err := wsWrite(ctx, ws, proto.Frame{Type: proto.TypeLeave}); err != nil {
 		return checkFail("see the hub's log", "room created, but leave failed: %v", err)
 	}
 	// The hub closes the connection with 1000 once the room is gone.
@@ -374,7 +373,7 @@ func (d *doctor) checkWebSocket(ctx context.Context) checkResult {
 	return checkPass("%s accepts origin %s; room created and left", wsu.String(), origin)
 }
 
-func wsWrite(ctx context.Context, ws *websocket.Conn, f hub.Frame) error {
+func wsWrite(ctx context.Context, ws *websocket.Conn, f proto.Frame) error {
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err
@@ -382,8 +381,8 @@ func wsWrite(ctx context.Context, ws *websocket.Conn, f hub.Frame) error {
 	return ws.Write(ctx, websocket.MessageText, b)
 }
 
-func wsRoundTrip(ctx context.Context, ws *websocket.Conn, f hub.Frame) (hub.Frame, error) {
-	var got hub.Frame
+func wsRoundTrip(ctx context.Context, ws *websocket.Conn, f proto.Frame) (proto.Frame, error) {
+	var got proto.Frame
 	if err := wsWrite(ctx, ws, f); err != nil {
 		return got, err
 	}
@@ -505,7 +504,7 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 	default:
 		return checkFail("is this a Tryst hub? A reverse proxy must forward /v1/ice", "GET %s: HTTP %d", u, resp.StatusCode)
 	}
-	var ice hub.ICEConfig
+	var ice proto.ICEConfig
 	if err := json.Unmarshal(body, &ice); err != nil {
 		return checkFail("is this a Tryst hub? /v1/ice must answer JSON", "GET %s: %v", u, err)
 	}
@@ -526,7 +525,7 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 					return checkFail("the hub must hand out TURN credentials with every TURN URL", "%s has no username/credential", raw)
 				}
 				if d.ice == nil {
-					d.ice = &hub.ICEConfig{TTL: ice.TTL, Servers: []hub.ICEServer{s}}
+					d.ice = &proto.ICEConfig{TTL: ice.TTL, Servers: []proto.ICEServer{s}}
 				}
 				if s.Username == d.ice.Servers[0].Username {
 					d.turnURLs = append(d.turnURLs, iu)

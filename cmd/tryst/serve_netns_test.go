@@ -31,7 +31,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/stun/v3"
 
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 const (
@@ -234,8 +234,8 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 	check("WebSocket to ws://127.0.0.1:8080/v1/ws", err)
 	if err == nil {
 		defer ws.CloseNow()
-		f, err := wsRoundTrip(ctx, ws, hub.Frame{Type: hub.TypeCreate})
-		if err == nil && (f.Type != hub.TypeCreated || f.Room == "") {
+		f, err := wsRoundTrip(ctx, ws, proto.Frame{Type: proto.TypeCreate})
+		if err == nil && (f.Type != proto.TypeCreated || f.Room == "") {
 			b, _ := json.Marshal(f)
 			err = fmt.Errorf("answered %s", b)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tryst-chat/tryst/client/e2e"
 	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // Errors that end a session; callers branch on them.
@@ -398,7 +399,7 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer hc.close()
+	defer hc.Close()
 
 	c.mu.Lock()
 	token, room, role := c.token, c.room, c.role
@@ -412,10 +413,10 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	default:
 		req = proto.Frame{Type: proto.TypeJoin, Room: room}
 	}
-	if err := hc.send(ctx, req); err != nil {
+	if err := hc.Send(ctx, req); err != nil {
 		return false, err
 	}
-	f, err := hc.next(ctx)
+	f, err := hc.Next(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -500,9 +501,9 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 			} else {
 				c.requestRestart(ctx, hc)
 			}
-		case <-hc.done:
-			return connected, fmt.Errorf("hub connection lost: %w", hc.err)
-		case f := <-hc.frames:
+		case <-hc.Done():
+			return connected, fmt.Errorf("hub connection lost: %w", hc.Err())
+		case f := <-hc.Frames():
 			if err := c.onHubFrame(ctx, hc, f); err != nil {
 				return connected, err
 			}
@@ -541,7 +542,7 @@ func (c *Client) attached(f proto.Frame) error {
 	return nil
 }
 
-func (c *Client) sayGoodbye(hc *hubConn) {
+func (c *Client) sayGoodbye(hc *hubconn.Conn) {
 	c.mu.Lock()
 	p := c.cur
 	c.mu.Unlock()
@@ -550,10 +551,10 @@ func (c *Client) sayGoodbye(hc *hubConn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = hc.send(ctx, proto.Frame{Type: proto.TypeLeave})
+	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeLeave})
 }
 
-func (c *Client) onHubFrame(ctx context.Context, hc *hubConn, f proto.Frame) error {
+func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame) error {
 	switch f.Type {
 	case proto.TypeOffer:
 		if c.role == e2e.Guest {
@@ -591,7 +592,7 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubConn, f proto.Frame) err
 }
 
 // offer starts a fresh connection as host and posts its sealed offer.
-func (c *Client) offer(ctx context.Context, hc *hubConn) error {
+func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 	c.mu.Lock()
 	ice, sig := c.ice, c.signal
 	c.mu.Unlock()
@@ -618,7 +619,7 @@ func (c *Client) offer(ctx context.Context, hc *hubConn) error {
 		return err
 	}
 	b, _ := json.Marshal(offerPayload{SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost})
-	return hc.send(ctx, proto.Frame{Type: proto.TypeOffer, Data: sig.Seal("offer", e2e.Host, b)})
+	return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: sig.Seal("offer", e2e.Host, b)})
 }
 
 func (c *Client) acceptAnswer(blob string) error {
@@ -666,7 +667,7 @@ func (c *Client) acceptAnswer(blob string) error {
 }
 
 // answer opens the host's offer and answers it with a fresh connection.
-func (c *Client) answer(ctx context.Context, hc *hubConn, blob string) error {
+func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) error {
 	c.mu.Lock()
 	ice, sig, master := c.ice, c.signal, c.master
 	c.mu.Unlock()
@@ -674,7 +675,7 @@ func (c *Client) answer(ctx context.Context, hc *hubConn, blob string) error {
 	if errors.Is(err, e2e.ErrMismatch) {
 		// Tell the host too: an answer it cannot open either.
 		b, _ := json.Marshal(answerPayload{Mismatch: true})
-		_ = hc.send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
+		_ = hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
 		c.fatal(ErrPasswordMismatch)
 		return ErrPasswordMismatch
 	}
@@ -721,13 +722,13 @@ func (c *Client) answer(ctx context.Context, hc *hubConn, blob string) error {
 	}
 	p.setSession(sess)
 	b, _ := json.Marshal(answerPayload{SDP: local, Nonce: nonceGuest, OfferNonce: o.Nonce})
-	return hc.send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
+	return hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
 }
 
 // requestRestart asks the host, through the hub, for a fresh offer.
-func (c *Client) requestRestart(ctx context.Context, hc *hubConn) {
+func (c *Client) requestRestart(ctx context.Context, hc *hubconn.Conn) {
 	b, _ := json.Marshal(controlPayload{Restart: true})
-	_ = hc.send(ctx, proto.Frame{Type: proto.TypeCandidate, Data: c.signal.Seal("candidate", c.role, b)})
+	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeCandidate, Data: c.signal.Seal("candidate", c.role, b)})
 }
 
 // onReady runs when a connection has passed key confirmation: report it,

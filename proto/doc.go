@@ -6,7 +6,8 @@
 // Both ends import it: the hub (package hub) and every client (package
 // client, the doctor and benchmarks in cmd/tryst, the tests). It depends on
 // the standard library only, so a client never links the server; a test
-// holds both to that.
+// holds both to that. The connection that carries these frames over a
+// WebSocket, which needs a WebSocket library, is the sub-package hubconn.
 //
 // The protocol itself is specified in docs/PROTOCOL.md.
 package proto

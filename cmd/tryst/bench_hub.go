@@ -25,6 +25,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // benchHubConfig holds the flags of "tryst bench hub".
@@ -263,10 +264,17 @@ func parseSources(s string) ([]netip.Addr, error) {
 }
 
 // benchHubClient dials the hub from the configured source addresses.
+//
+// The pair phase talks to the hub through hubconn. The relay and memory
+// phases open their rooms on bare WebSockets (dial, send, await, openRoom):
+// the relay stamps a frame's arrival at the socket read, before decoding, and
+// a hand-off to another goroutine per frame would add to the latency it
+// reports and take CPU from the hub it measures.
 type benchHubClient struct {
 	cfg       benchHubConfig
 	transport *http.Transport
 	opts      *websocket.DialOptions
+	connOpts  *hubconn.Options
 	next      atomic.Uint64 // round robin over cfg.sources
 }
 
@@ -277,6 +285,7 @@ func newBenchHubClient(cfg benchHubConfig) *benchHubClient {
 		TLSHandshakeTimeout: cfg.timeout,
 	}
 	b.opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: b.transport}}
+	b.connOpts = &hubconn.Options{Dial: b.opts, WriteTimeout: cfg.timeout}
 	return b
 }
 
@@ -389,44 +398,64 @@ func closeAll(conns ...*websocket.Conn) {
 	}
 }
 
+// dialConn opens one connection to the hub for the pair phase.
+func (b *benchHubClient) dialConn(ctx context.Context) (*hubconn.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	c, _, err := hubconn.Dial(ctx, b.cfg.hubURL, b.connOpts)
+	return c, err
+}
+
+// awaitConn waits for a frame of type typ on c, skipping notices such as
+// peer-joined; an error or room-closed frame ends the wait.
+func (b *benchHubClient) awaitConn(ctx context.Context, c *hubconn.Conn, typ string) (proto.Frame, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	f, err := c.Await(ctx, typ, proto.TypeRoomClosed)
+	if err == nil && f.Type != typ {
+		return f, fmt.Errorf("waiting for %s: hub sent %s: %s", typ, f.Type, f.Reason)
+	}
+	return f, err
+}
+
 // pairOnce runs one full rendezvous on two new connections: create, offer,
 // join, answer; it returns when the answer reaches the host.
 func (b *benchHubClient) pairOnce(ctx context.Context, offer, answer string) error {
-	host, err := b.dial(ctx)
+	host, err := b.dialConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeAll(host)
-	if err := b.send(ctx, host, proto.Frame{Type: proto.TypeCreate}); err != nil {
+	defer host.Close()
+	if err := host.Send(ctx, proto.Frame{Type: proto.TypeCreate}); err != nil {
 		return err
 	}
-	created, err := b.await(ctx, host, proto.TypeCreated)
+	created, err := b.awaitConn(ctx, host, proto.TypeCreated)
 	if err != nil {
 		return err
 	}
-	if err := b.send(ctx, host, proto.Frame{Type: proto.TypeOffer, Data: offer}); err != nil {
+	if err := host.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: offer}); err != nil {
 		return err
 	}
-	guest, err := b.dial(ctx)
+	guest, err := b.dialConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeAll(guest)
-	if err := b.send(ctx, guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
+	defer guest.Close()
+	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
 		return err
 	}
-	if _, err := b.await(ctx, guest, proto.TypeOffer); err != nil {
+	if _, err := b.awaitConn(ctx, guest, proto.TypeOffer); err != nil {
 		return err
 	}
-	if err := b.send(ctx, guest, proto.Frame{Type: proto.TypeAnswer, Data: answer}); err != nil {
+	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: answer}); err != nil {
 		return err
 	}
-	if _, err := b.await(ctx, host, proto.TypeAnswer); err != nil {
+	if _, err := b.awaitConn(ctx, host, proto.TypeAnswer); err != nil {
 		return err
 	}
 	// Done: the host leaves so that the room does not wait out its TTL.
 	// Best effort; the connections are reset right after.
-	_ = b.send(ctx, host, proto.Frame{Type: proto.TypeLeave})
+	_ = host.Send(ctx, proto.Frame{Type: proto.TypeLeave})
 	return nil
 }
 

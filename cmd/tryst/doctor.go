@@ -22,6 +22,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // doctorConfig holds the flags of `tryst doctor`.
@@ -330,22 +331,21 @@ func (d *doctor) checkWebSocket(ctx context.Context) checkResult {
 	wsu.Path = "/v1/ws"
 	// The origin a browser sends for the page the hub itself serves.
 	origin := d.base.String()
-	ws, resp, err := websocket.Dial(ctx, wsu.String(), &websocket.DialOptions{
+	hc, resp, err := hubconn.Dial(ctx, wsu.String(), &hubconn.Options{Dial: &websocket.DialOptions{
 		HTTPClient:      d.http,
 		HTTPHeader:      http.Header{"Origin": {origin}},
 		CompressionMode: websocket.CompressionDisabled,
-	})
+	}})
 	if err != nil {
 		if resp != nil {
 			return wsStatusFailure(resp.StatusCode, origin)
 		}
 		return d.dialFailure(ctx, "connect to "+wsu.String(), err)
 	}
-	defer ws.CloseNow()
-	ws.SetReadLimit(1 << 20)
+	defer hc.Close()
 
 	create := proto.Frame{Type: proto.TypeCreate, Auth: d.token}
-	f, err := wsRoundTrip(ctx, ws, create)
+	f, err := wsRoundTrip(ctx, hc, create)
 	if err != nil {
 		return checkFail("the hub accepted the WebSocket but did not answer: check proxy timeouts and the hub's log",
 			"origin %s accepted, but create got no answer: %v", origin, err)
@@ -362,36 +362,23 @@ func (d *doctor) checkWebSocket(ctx context.Context) checkResult {
 	case f.Type != proto.TypeCreated || f.Room == "":
 		return checkFail("is this a Tryst hub, and of a compatible version?", "create answered with %q", f.Type)
 	}
-	if err := wsWrite(ctx, ws, proto.Frame{Type: proto.TypeLeave}); err != nil {
+	if err := hc.Send(ctx, proto.Frame{Type: proto.TypeLeave}); err != nil {
 		return checkFail("see the hub's log", "room created, but leave failed: %v", err)
 	}
 	// The hub closes the connection with 1000 once the room is gone.
-	_, _, err = ws.Read(ctx)
+	_, err = hc.Next(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
 		return checkFail("see the hub's log", "room created, but leave was not acknowledged: %v", err)
 	}
 	return checkPass("%s accepts origin %s; room created and left", wsu.String(), origin)
 }
 
-func wsWrite(ctx context.Context, ws *websocket.Conn, f proto.Frame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
+// wsRoundTrip sends f and returns the hub's next frame, whatever its type.
+func wsRoundTrip(ctx context.Context, hc *hubconn.Conn, f proto.Frame) (proto.Frame, error) {
+	if err := hc.Send(ctx, f); err != nil {
+		return proto.Frame{}, err
 	}
-	return ws.Write(ctx, websocket.MessageText, b)
-}
-
-func wsRoundTrip(ctx context.Context, ws *websocket.Conn, f proto.Frame) (proto.Frame, error) {
-	var got proto.Frame
-	if err := wsWrite(ctx, ws, f); err != nil {
-		return got, err
-	}
-	_, b, err := ws.Read(ctx)
-	if err != nil {
-		return got, err
-	}
-	err = json.Unmarshal(b, &got)
-	return got, err
+	return hc.Next(ctx)
 }
 
 func wsStatusFailure(code int, origin string) checkResult {

@@ -15,6 +15,7 @@ import (
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/internal/testclock"
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // budgetRefill is the hub's refill interval in these tests: its
@@ -52,10 +53,10 @@ func startBudgetHub(t *testing.T, onDial func(name string, n int)) *budgetHub {
 	b.m = m
 	h, err := hub.New(hub.Config{
 		CredentialBurst: 1, CredentialRate: rate.Every(budgetRefill), Now: b.clock.Now, Metrics: m,
-		ICE: func(string) hub.ICEConfig {
+		ICE: func(string) proto.ICEConfig {
 			user, pass, _ := st.TURN.Credential("test")
 			addr := st.TURN.UDPAddr().String()
-			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+			return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{
 				{URLs: []string{"stun:" + addr}},
 				{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
 			}}

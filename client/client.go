@@ -12,7 +12,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tryst-chat/tryst/client/e2e"
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // Errors that end a session; callers branch on them.
@@ -117,7 +118,7 @@ type Client struct {
 	role     e2e.Role
 	master   []byte
 	signal   *e2e.Signaler
-	ice      *hub.ICEConfig
+	ice      *proto.ICEConfig
 	cur      *peer // current connection, nil between connections
 	rtt      time.Duration
 	fatalErr error
@@ -144,7 +145,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Hub == "" {
 		return nil, errors.New("client: no hub URL")
 	}
-	if _, err := HubWebSocketURL(cfg.Hub); err != nil {
+	if _, err := proto.WebSocketURL(cfg.Hub); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	if cfg.Password == "" {
@@ -182,7 +183,7 @@ func New(cfg Config) (*Client, error) {
 		role:     e2e.Host,
 	}
 	if cfg.Room != "" {
-		code, err := hub.NormalizeRoomCode(cfg.Room)
+		code, err := proto.NormalizeRoomCode(cfg.Room)
 		if err != nil {
 			return nil, fmt.Errorf("client: %w: %q", err, cfg.Room)
 		}
@@ -349,13 +350,13 @@ func retryAfter(secs int) time.Duration {
 	return time.Duration(secs) * time.Second
 }
 
-func hubError(f hub.Frame) error {
+func hubError(f proto.Frame) error {
 	switch f.Code {
-	case hub.CodeNoSuchRoom:
+	case proto.CodeNoSuchRoom:
 		return ErrNoSuchRoom
-	case hub.CodeRoomFull:
+	case proto.CodeRoomFull:
 		return ErrRoomFull
-	case hub.CodeRateLimited:
+	case proto.CodeRateLimited:
 		// With retry_after this is the credential budget refusing a create
 		// (docs/PROTOCOL.md); without it, the per-connection message limit,
 		// which closes the connection and takes the usual backoff.
@@ -398,30 +399,30 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer hc.close()
+	defer hc.Close()
 
 	c.mu.Lock()
 	token, room, role := c.token, c.room, c.role
 	c.mu.Unlock()
-	var req hub.Frame
+	var req proto.Frame
 	switch {
 	case token != "":
-		req = hub.Frame{Type: hub.TypeResume, Token: token}
+		req = proto.Frame{Type: proto.TypeResume, Token: token}
 	case role == e2e.Host:
-		req = hub.Frame{Type: hub.TypeCreate}
+		req = proto.Frame{Type: proto.TypeCreate}
 	default:
-		req = hub.Frame{Type: hub.TypeJoin, Room: room}
+		req = proto.Frame{Type: proto.TypeJoin, Room: room}
 	}
-	if err := hc.send(ctx, req); err != nil {
+	if err := hc.Send(ctx, req); err != nil {
 		return false, err
 	}
-	f, err := hc.next(ctx)
+	f, err := hc.Next(ctx)
 	if err != nil {
 		return false, err
 	}
 	switch f.Type {
-	case hub.TypeCreated, hub.TypeJoined, hub.TypeResumed:
-	case hub.TypeError:
+	case proto.TypeCreated, proto.TypeJoined, proto.TypeResumed:
+	case proto.TypeError:
 		return false, hubError(f)
 	default:
 		return false, fmt.Errorf("hub answered %q to %s", f.Type, req.Type)
@@ -430,7 +431,7 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	if err := c.attached(f); err != nil {
 		return false, err
 	}
-	if role == e2e.Host && f.Type == hub.TypeCreated {
+	if role == e2e.Host && f.Type == proto.TypeCreated {
 		c.emit(Event{Kind: EventRoom, Text: f.Room})
 	}
 	if wait, limited := c.limitedWait(); limited {
@@ -456,7 +457,7 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 			return false, err
 		}
 	}
-	if f.Type != hub.TypeResumed || (f.Peer != nil && !*f.Peer) {
+	if f.Type != proto.TypeResumed || (f.Peer != nil && !*f.Peer) {
 		c.emit(Event{Kind: EventWaiting, Text: "waiting for the other side"})
 	}
 
@@ -500,9 +501,9 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 			} else {
 				c.requestRestart(ctx, hc)
 			}
-		case <-hc.done:
-			return connected, fmt.Errorf("hub connection lost: %w", hc.err)
-		case f := <-hc.frames:
+		case <-hc.Done():
+			return connected, fmt.Errorf("hub connection lost: %w", hc.Err())
+		case f := <-hc.Frames():
 			if err := c.onHubFrame(ctx, hc, f); err != nil {
 				return connected, err
 			}
@@ -518,7 +519,7 @@ func (c *Client) isCurrent(p *peer) bool {
 
 // attached records what the hub said on create/join/resume and derives the
 // room secret the first time.
-func (c *Client) attached(f hub.Frame) error {
+func (c *Client) attached(f proto.Frame) error {
 	c.mu.Lock()
 	c.token, c.room, c.ice = f.Token, f.Room, f.ICE
 	need := c.master == nil
@@ -541,7 +542,7 @@ func (c *Client) attached(f hub.Frame) error {
 	return nil
 }
 
-func (c *Client) sayGoodbye(hc *hubConn) {
+func (c *Client) sayGoodbye(hc *hubconn.Conn) {
 	c.mu.Lock()
 	p := c.cur
 	c.mu.Unlock()
@@ -550,20 +551,20 @@ func (c *Client) sayGoodbye(hc *hubConn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = hc.send(ctx, hub.Frame{Type: hub.TypeLeave})
+	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeLeave})
 }
 
-func (c *Client) onHubFrame(ctx context.Context, hc *hubConn, f hub.Frame) error {
+func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame) error {
 	switch f.Type {
-	case hub.TypeOffer:
+	case proto.TypeOffer:
 		if c.role == e2e.Guest {
 			return c.answer(ctx, hc, f.Data)
 		}
-	case hub.TypeAnswer:
+	case proto.TypeAnswer:
 		if c.role == e2e.Host {
 			return c.acceptAnswer(f.Data)
 		}
-	case hub.TypeCandidate:
+	case proto.TypeCandidate:
 		pt, err := c.signal.Open("candidate", c.role.Other(), f.Data)
 		if err != nil {
 			return nil // not from our peer; ignore
@@ -572,17 +573,17 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubConn, f hub.Frame) error
 		if json.Unmarshal(pt, &cp) == nil && cp.Restart && c.role == e2e.Host {
 			return c.offer(ctx, hc)
 		}
-	case hub.TypePeerBack:
+	case proto.TypePeerBack:
 		if c.role == e2e.Host {
 			return c.offer(ctx, hc)
 		}
-	case hub.TypePeerLeft:
+	case proto.TypePeerLeft:
 		c.emit(Event{Kind: EventWaiting, Text: "the other side disconnected; waiting for it to come back"})
-	case hub.TypeRoomClosed:
+	case proto.TypeRoomClosed:
 		c.emit(Event{Kind: EventPeerLeft, Text: "the other side left the room"})
 		return ErrPeerLeft
-	case hub.TypeError:
-		if f.Code == hub.CodeNoSuchRoom {
+	case proto.TypeError:
+		if f.Code == proto.CodeNoSuchRoom {
 			return ErrNoSuchRoom
 		}
 		c.emit(Event{Kind: EventWarning, Text: "hub: " + f.Message})
@@ -591,7 +592,7 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubConn, f hub.Frame) error
 }
 
 // offer starts a fresh connection as host and posts its sealed offer.
-func (c *Client) offer(ctx context.Context, hc *hubConn) error {
+func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 	c.mu.Lock()
 	ice, sig := c.ice, c.signal
 	c.mu.Unlock()
@@ -618,7 +619,7 @@ func (c *Client) offer(ctx context.Context, hc *hubConn) error {
 		return err
 	}
 	b, _ := json.Marshal(offerPayload{SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost})
-	return hc.send(ctx, hub.Frame{Type: hub.TypeOffer, Data: sig.Seal("offer", e2e.Host, b)})
+	return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: sig.Seal("offer", e2e.Host, b)})
 }
 
 func (c *Client) acceptAnswer(blob string) error {
@@ -666,7 +667,7 @@ func (c *Client) acceptAnswer(blob string) error {
 }
 
 // answer opens the host's offer and answers it with a fresh connection.
-func (c *Client) answer(ctx context.Context, hc *hubConn, blob string) error {
+func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) error {
 	c.mu.Lock()
 	ice, sig, master := c.ice, c.signal, c.master
 	c.mu.Unlock()
@@ -674,7 +675,7 @@ func (c *Client) answer(ctx context.Context, hc *hubConn, blob string) error {
 	if errors.Is(err, e2e.ErrMismatch) {
 		// Tell the host too: an answer it cannot open either.
 		b, _ := json.Marshal(answerPayload{Mismatch: true})
-		_ = hc.send(ctx, hub.Frame{Type: hub.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
+		_ = hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
 		c.fatal(ErrPasswordMismatch)
 		return ErrPasswordMismatch
 	}
@@ -721,13 +722,13 @@ func (c *Client) answer(ctx context.Context, hc *hubConn, blob string) error {
 	}
 	p.setSession(sess)
 	b, _ := json.Marshal(answerPayload{SDP: local, Nonce: nonceGuest, OfferNonce: o.Nonce})
-	return hc.send(ctx, hub.Frame{Type: hub.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
+	return hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
 }
 
 // requestRestart asks the host, through the hub, for a fresh offer.
-func (c *Client) requestRestart(ctx context.Context, hc *hubConn) {
+func (c *Client) requestRestart(ctx context.Context, hc *hubconn.Conn) {
 	b, _ := json.Marshal(controlPayload{Restart: true})
-	_ = hc.send(ctx, hub.Frame{Type: hub.TypeCandidate, Data: c.signal.Seal("candidate", c.role, b)})
+	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeCandidate, Data: c.signal.Seal("candidate", c.role, b)})
 }
 
 // onReady runs when a connection has passed key confirmation: report it,

@@ -2,128 +2,27 @@ package client
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"net/url"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
-// hubConn is one WebSocket to the hub. Frames are read by one goroutine and
-// handed over on frames; writes are safe from any goroutine.
-type hubConn struct {
-	ws     *websocket.Conn
-	frames chan hub.Frame
-	quit   chan struct{} // closed by close
-	done   chan struct{} // closed when the reader has stopped
-	err    error         // why reading stopped; set before done closes
-	once   sync.Once
-}
-
-// HubWebSocketURL turns what a user typed (http://host:8080, https://host,
-// ws://…, host:8080, or a base path such as https://host/tryst) into the
-// URL of the hub's WebSocket endpoint.
-func HubWebSocketURL(raw string) (string, error) {
-	if raw == "" {
-		return "", errors.New("no hub URL (e.g. http://127.0.0.1:8080)")
-	}
-	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("bad hub URL %q", raw)
-	}
-	switch u.Scheme {
-	case "http", "ws":
-		u.Scheme = "ws"
-	case "https", "wss":
-		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("bad hub URL %q: scheme must be http, https, ws or wss", raw)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	if !strings.HasSuffix(u.Path, "/v1/ws") {
-		u.Path += "/v1/ws"
-	}
-	return u.String(), nil
-}
-
-func dialHub(ctx context.Context, hubURL string) (*hubConn, error) {
-	u, err := HubWebSocketURL(hubURL)
+// dialHub connects to the hub at hubURL, as a person typed it. The hub's
+// frames are read on the connection's own goroutine (package hubconn), so
+// that session can select on them; every send is bounded so that a hub that
+// stopped reading cannot hold the client up.
+func dialHub(ctx context.Context, hubURL string) (*hubconn.Conn, error) {
+	u, err := proto.WebSocketURL(hubURL)
 	if err != nil {
 		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+	hc, _, err := hubconn.Dial(dctx, u, &hubconn.Options{WriteTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("connect to hub %s: %w", u, err)
 	}
-	ws.SetReadLimit(1 << 20)
-	h := &hubConn{ws: ws, frames: make(chan hub.Frame, 64), quit: make(chan struct{}), done: make(chan struct{})}
-	go h.readLoop()
-	return h, nil
-}
-
-func (h *hubConn) readLoop() {
-	defer close(h.done)
-	for {
-		_, b, err := h.ws.Read(context.Background())
-		if err != nil {
-			h.err = err
-			return
-		}
-		var f hub.Frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			h.err = fmt.Errorf("hub sent a malformed frame: %w", err)
-			h.ws.CloseNow()
-			return
-		}
-		select {
-		case h.frames <- f:
-		case <-h.quit:
-			return
-		}
-	}
-}
-
-func (h *hubConn) send(ctx context.Context, f hub.Frame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := h.ws.Write(wctx, websocket.MessageText, b); err != nil {
-		return fmt.Errorf("send %s to hub: %w", f.Type, err)
-	}
-	return nil
-}
-
-// next waits for the next frame.
-func (h *hubConn) next(ctx context.Context) (hub.Frame, error) {
-	select {
-	case f := <-h.frames:
-		return f, nil
-	case <-h.done:
-		return hub.Frame{}, fmt.Errorf("hub connection lost: %w", h.err)
-	case <-ctx.Done():
-		return hub.Frame{}, ctx.Err()
-	}
-}
-
-// close ends the connection and waits for the reader.
-func (h *hubConn) close() {
-	h.once.Do(func() {
-		close(h.quit)
-		h.ws.CloseNow()
-	})
-	<-h.done
+	return hc, nil
 }

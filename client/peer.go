@@ -16,7 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tryst-chat/tryst/client/e2e"
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // Flow control: a bulk sender waits while more than HighWater bytes sit in
@@ -124,7 +124,7 @@ func NewAPI(cfg Config) *webrtc.API {
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
 
-func (c *Client) rtcConfig(ice *hub.ICEConfig) webrtc.Configuration {
+func (c *Client) rtcConfig(ice *proto.ICEConfig) webrtc.Configuration {
 	var cfg webrtc.Configuration
 	if ice != nil {
 		for _, s := range ice.Servers {
@@ -137,7 +137,7 @@ func (c *Client) rtcConfig(ice *hub.ICEConfig) webrtc.Configuration {
 	return cfg
 }
 
-func (c *Client) newPeer(role e2e.Role, ice *hub.ICEConfig) (*peer, error) {
+func (c *Client) newPeer(role e2e.Role, ice *proto.ICEConfig) (*peer, error) {
 	pc, err := c.api.NewPeerConnection(c.rtcConfig(ice))
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)

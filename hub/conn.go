@@ -12,6 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
+
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // conn is one client's WebSocket. Its serving goroutine reads and handles
@@ -129,7 +131,7 @@ func (c *conn) Deliver(ev Event) bool {
 		c.held = append(c.held, ev)
 		return true
 	}
-	return c.queueLocked(Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason})
+	return c.queueLocked(proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason})
 }
 
 // Replaced implements Peer.
@@ -137,8 +139,8 @@ func (c *conn) Replaced() {
 	c.closeWith(websocket.StatusPolicyViolation, "session resumed on another connection", true)
 }
 
-func (c *conn) queueLocked(f Frame) bool {
-	b, err := encodeFrame(f)
+func (c *conn) queueLocked(f proto.Frame) bool {
+	b, err := proto.EncodeFrame(f)
 	if err != nil {
 		return false
 	}
@@ -159,7 +161,7 @@ func (c *conn) slowLocked() {
 }
 
 // reply queues a frame from the reader goroutine.
-func (c *conn) reply(f Frame) {
+func (c *conn) reply(f proto.Frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closed {
@@ -176,7 +178,7 @@ func (c *conn) hold() {
 
 // open queues frames (a reply and pending events), then the events held
 // since hold, and lets further events through.
-func (c *conn) open(frames ...Frame) {
+func (c *conn) open(frames ...proto.Frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ready = true
@@ -191,7 +193,7 @@ func (c *conn) open(frames ...Frame) {
 		}
 	}
 	for _, ev := range held {
-		if !c.queueLocked(Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}) {
+		if !c.queueLocked(proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}) {
 			return
 		}
 	}
@@ -199,7 +201,7 @@ func (c *conn) open(frames ...Frame) {
 
 // fail sends an error frame, then closes with code.
 func (c *conn) fail(code websocket.StatusCode, errCode, msg string) {
-	c.reply(Frame{Type: TypeError, Code: errCode, Message: msg})
+	c.reply(proto.Frame{Type: proto.TypeError, Code: errCode, Message: msg})
 	c.closeWith(code, msg, true)
 }
 
@@ -387,7 +389,7 @@ func (c *conn) readLoop(ctx context.Context) {
 		if err != nil {
 			if errors.Is(err, errTooBig) && !c.closing.Load() {
 				c.h.m.Reject("too_big")
-				c.fail(websocket.StatusMessageTooBig, CodeTooBig, "message exceeds the hub's size limit")
+				c.fail(websocket.StatusMessageTooBig, proto.CodeTooBig, "message exceeds the hub's size limit")
 				continue // keep reading until the close handshake completes
 			}
 			return
@@ -410,18 +412,18 @@ func (c *conn) onMessage(ctx context.Context, typ websocket.MessageType, msg []b
 	}
 	if typ != websocket.MessageText {
 		c.h.m.Reject("binary")
-		c.fail(websocket.StatusUnsupportedData, CodeBinary, "binary frames are not part of the protocol; send JSON text")
+		c.fail(websocket.StatusUnsupportedData, proto.CodeBinary, "binary frames are not part of the protocol; send JSON text")
 		return
 	}
 	if !c.lim.Allow() {
 		c.h.m.Reject("rate_limited")
-		c.fail(websocket.StatusPolicyViolation, CodeRateLimited, "too many messages; slow down")
+		c.fail(websocket.StatusPolicyViolation, proto.CodeRateLimited, "too many messages; slow down")
 		return
 	}
-	f, err := DecodeFrame(msg)
+	f, err := proto.DecodeFrame(msg)
 	if err != nil {
 		c.h.m.Reject("malformed")
-		c.reply(Frame{Type: TypeError, Code: CodeBadRequest, Message: "malformed frame: " + err.Error()})
+		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeBadRequest, Message: "malformed frame: " + err.Error()})
 		return
 	}
 	c.h.m.Message(f.Type)

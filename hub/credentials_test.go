@@ -17,6 +17,7 @@ import (
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/internal/testclock"
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // Addresses from the documentation ranges, handed to the hub through the
@@ -28,10 +29,10 @@ const (
 
 // turnICE hands out STUN and TURN with a fresh credential each call, as
 // `tryst serve` does; minted counts the calls.
-func turnICE(minted *atomic.Int64) func(string) hub.ICEConfig {
-	return func(host string) hub.ICEConfig {
+func turnICE(minted *atomic.Int64) func(string) proto.ICEConfig {
+	return func(host string) proto.ICEConfig {
 		n := minted.Add(1)
-		return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+		return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{
 			{URLs: []string{"stun:" + host + ":3478"}},
 			{
 				URLs:     []string{"turn:" + host + ":3478?transport=udp", "turn:" + host + ":3478?transport=tcp", "turns:" + host + ":5349?transport=tcp"},
@@ -56,7 +57,7 @@ func from(addr string) http.Header { return http.Header{hub.AddrHeaderForTest: {
 func newClock() *testclock.Clock { return testclock.New(time.Unix(1_800_000_000, 0)) }
 
 // hasTURN reports whether ice carries a TURN server with a credential.
-func hasTURN(ice *hub.ICEConfig) bool {
+func hasTURN(ice *proto.ICEConfig) bool {
 	if ice == nil {
 		return false
 	}
@@ -71,7 +72,7 @@ func hasTURN(ice *hub.ICEConfig) bool {
 }
 
 // checkSTUNOnly fails unless ice is the limited, STUN-only configuration.
-func checkSTUNOnly(t *testing.T, ice *hub.ICEConfig) {
+func checkSTUNOnly(t *testing.T, ice *proto.ICEConfig) {
 	t.Helper()
 	if ice == nil || !ice.Limited || ice.RetryAfter < 1 || ice.TTL != 0 || len(ice.Servers) == 0 {
 		t.Fatalf("ice = %+v, want limited STUN only with retry_after", ice)
@@ -88,10 +89,10 @@ func checkSTUNOnly(t *testing.T, ice *hub.ICEConfig) {
 	}
 }
 
-func createFrom(t *testing.T, th *testHub, addr string) (*client, hub.Frame) {
+func createFrom(t *testing.T, th *testHub, addr string) (*client, proto.Frame) {
 	t.Helper()
 	c := dial(t, th.url, from(addr))
-	c.send(hub.Frame{Type: hub.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate})
 	return c, c.next()
 }
 
@@ -128,12 +129,12 @@ func TestCreateLoopRefusedAfterBudget(t *testing.T) {
 
 	for i := range 30 {
 		_, f := createFrom(t, th, addrA)
-		if f.Type != hub.TypeCreated || !hasTURN(f.ICE) {
+		if f.Type != proto.TypeCreated || !hasTURN(f.ICE) {
 			t.Fatalf("create %d: %+v, want created with TURN", i+1, f)
 		}
 	}
 	c, f := createFrom(t, th, addrA)
-	if f.Type != hub.TypeError || f.Code != hub.CodeRateLimited || f.Message == "" {
+	if f.Type != proto.TypeError || f.Code != proto.CodeRateLimited || f.Message == "" {
 		t.Fatalf("create 31: %+v, want error rate_limited", f)
 	}
 	if f.RetryAfter != 2 || !strings.Contains(f.Message, "2 s") {
@@ -141,8 +142,8 @@ func TestCreateLoopRefusedAfterBudget(t *testing.T) {
 	}
 	// The refusal leaves the connection usable; asking again at once is
 	// refused again, without a room being made.
-	c.send(hub.Frame{Type: hub.TypeCreate})
-	c.expectError(hub.CodeRateLimited)
+	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.expectError(proto.CodeRateLimited)
 	if got := th.rejections(metrics.RejectCredentials); got != 2 {
 		t.Errorf("credentials rejections = %v, want 2", got)
 	}
@@ -152,18 +153,18 @@ func TestCreateLoopRefusedAfterBudget(t *testing.T) {
 
 	// Another address still gets a room with a relay credential.
 	_, other := createFrom(t, th, addrB)
-	if other.Type != hub.TypeCreated || !hasTURN(other.ICE) {
+	if other.Type != proto.TypeCreated || !hasTURN(other.ICE) {
 		t.Fatalf("other address: %+v, want created with TURN", other)
 	}
 
 	// Two seconds later the first address has one more, on the same
 	// connection.
 	clock.Advance(2 * time.Second)
-	c.send(hub.Frame{Type: hub.TypeCreate})
-	if f := c.expect(hub.TypeCreated); !hasTURN(f.ICE) {
+	c.send(proto.Frame{Type: proto.TypeCreate})
+	if f := c.expect(proto.TypeCreated); !hasTURN(f.ICE) {
 		t.Errorf("create after refill: %+v", f)
 	}
-	if _, f := createFrom(t, th, addrA); f.Code != hub.CodeRateLimited {
+	if _, f := createFrom(t, th, addrA); f.Code != proto.CodeRateLimited {
 		t.Fatalf("second create after one refill: %+v, want rate_limited", f)
 	}
 	if got := th.rejections(metrics.RejectCredentials); got != 3 {
@@ -180,23 +181,23 @@ func TestJoinAndResumeAtLimitGetSTUNOnly(t *testing.T) {
 
 	// Address A spends its budget on a room and on joining it.
 	host, created := createFrom(t, th, addrA)
-	if created.Type != hub.TypeCreated {
+	if created.Type != proto.TypeCreated {
 		t.Fatalf("create: %+v", created)
 	}
 	guest := dial(t, th.url, from(addrA))
-	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	if f := guest.expect(hub.TypeJoined); !hasTURN(f.ICE) || f.ICE.Limited {
+	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	if f := guest.expect(proto.TypeJoined); !hasTURN(f.ICE) || f.ICE.Limited {
 		t.Fatalf("join within budget: %+v", f.ICE)
 	}
-	host.expect(hub.TypePeerJoined)
+	host.expect(proto.TypePeerJoined)
 
 	// The host's network drops; its resume is answered without TURN, and
 	// signaling still works.
 	host.ws.Close(websocket.StatusNormalClosure, "")
-	guest.expect(hub.TypePeerLeft)
+	guest.expect(proto.TypePeerLeft)
 	host2 := dial(t, th.url, from(addrA))
-	host2.send(hub.Frame{Type: hub.TypeResume, Token: created.Token})
-	r := host2.expect(hub.TypeResumed)
+	host2.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	r := host2.expect(proto.TypeResumed)
 	checkSTUNOnly(t, r.ICE)
 	if r.ICE.RetryAfter != 10 {
 		t.Errorf("retry_after = %d, want 10", r.ICE.RetryAfter)
@@ -204,17 +205,17 @@ func TestJoinAndResumeAtLimitGetSTUNOnly(t *testing.T) {
 	if r.Token != created.Token || r.Role != "host" {
 		t.Errorf("resumed: %+v", r)
 	}
-	guest.expect(hub.TypePeerBack)
-	host2.send(hub.Frame{Type: hub.TypeOffer, Data: "offer-after-resume"})
-	if f := guest.expect(hub.TypeOffer); f.Data != "offer-after-resume" {
+	guest.expect(proto.TypePeerBack)
+	host2.send(proto.Frame{Type: proto.TypeOffer, Data: "offer-after-resume"})
+	if f := guest.expect(proto.TypeOffer); f.Data != "offer-after-resume" {
 		t.Errorf("offer %q", f.Data)
 	}
 
 	// A guest at A joining B's room gets in, also without TURN.
 	_, createdB := createFrom(t, th, addrB)
 	guestA := dial(t, th.url, from(addrA))
-	guestA.send(hub.Frame{Type: hub.TypeJoin, Room: createdB.Room})
-	checkSTUNOnly(t, guestA.expect(hub.TypeJoined).ICE)
+	guestA.send(proto.Frame{Type: proto.TypeJoin, Room: createdB.Room})
+	checkSTUNOnly(t, guestA.expect(proto.TypeJoined).ICE)
 	if got := th.rejections(metrics.RejectCredentials); got != 2 {
 		t.Errorf("credentials rejections = %v, want 2", got)
 	}
@@ -222,8 +223,8 @@ func TestJoinAndResumeAtLimitGetSTUNOnly(t *testing.T) {
 	// Once the budget refills, a resume brings the relay back.
 	clock.Advance(10 * time.Second)
 	host3 := dial(t, th.url, from(addrA))
-	host3.send(hub.Frame{Type: hub.TypeResume, Token: created.Token})
-	if r := host3.expect(hub.TypeResumed); !hasTURN(r.ICE) || r.ICE.Limited || r.ICE.TTL != 600 {
+	host3.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	if r := host3.expect(proto.TypeResumed); !hasTURN(r.ICE) || r.ICE.Limited || r.ICE.TTL != 600 {
 		t.Errorf("resume after refill: %+v", r.ICE)
 	}
 }
@@ -235,12 +236,12 @@ func TestICEEndpointSharesBudget(t *testing.T) {
 	clock := newClock()
 	th := startBudgetHub(t, hub.Config{CredentialBurst: 3, CredentialRate: rate.Every(5 * time.Second)}, clock)
 
-	if _, f := createFrom(t, th, addrA); f.Type != hub.TypeCreated {
+	if _, f := createFrom(t, th, addrA); f.Type != proto.TypeCreated {
 		t.Fatalf("create: %+v", f)
 	}
 	for i := range 2 {
 		r, body := getICE(t, th, addrA)
-		var ice hub.ICEConfig
+		var ice proto.ICEConfig
 		if err := json.Unmarshal([]byte(body), &ice); r.StatusCode != http.StatusOK || err != nil || !hasTURN(&ice) {
 			t.Fatalf("/v1/ice %d: %d %s", i+1, r.StatusCode, body)
 		}
@@ -250,11 +251,11 @@ func TestICEEndpointSharesBudget(t *testing.T) {
 		t.Fatalf("/v1/ice past the budget: %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
 	}
 	var e struct{ Code, Message string }
-	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Code != hub.CodeRateLimited || e.Message == "" {
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Code != proto.CodeRateLimited || e.Message == "" {
 		t.Errorf("429 body %q", body)
 	}
 	// The WebSocket sees the same empty budget.
-	if _, f := createFrom(t, th, addrA); f.Code != hub.CodeRateLimited {
+	if _, f := createFrom(t, th, addrA); f.Code != proto.CodeRateLimited {
 		t.Errorf("create after /v1/ice spent the budget: %+v", f)
 	}
 	if got := th.rejections(metrics.RejectCredentials); got != 2 {
@@ -289,10 +290,10 @@ func TestUnauthorizedICEDoesNotSpendBudget(t *testing.T) {
 	// An unauthorized create spends nothing either: the next address's
 	// budget is untouched after refusals.
 	c := dial(t, th.url, from(addrB))
-	c.send(hub.Frame{Type: hub.TypeCreate})
-	c.expectError(hub.CodeUnauthorized)
-	c.send(hub.Frame{Type: hub.TypeCreate, Auth: tok})
-	c.expect(hub.TypeCreated)
+	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.expectError(proto.CodeUnauthorized)
+	c.send(proto.Frame{Type: proto.TypeCreate, Auth: tok})
+	c.expect(proto.TypeCreated)
 }
 
 // The budget is per IPv4 address and per IPv6 /64, as the other per-address
@@ -327,9 +328,9 @@ func TestHonestUseStaysWithinDefaultBudget(t *testing.T) {
 	// The connection cap is lifted only because the replaced connections of
 	// the reconnect loop close asynchronously; it is not what is tested.
 	th := startBudgetHub(t, hub.Config{MaxConnsPerIP: -1}, clock)
-	check := func(what string, f hub.Frame) {
+	check := func(what string, f proto.Frame) {
 		t.Helper()
-		if f.Type == hub.TypeError || !hasTURN(f.ICE) || f.ICE.Limited {
+		if f.Type == proto.TypeError || !hasTURN(f.ICE) || f.ICE.Limited {
 			t.Fatalf("%s: %+v, want TURN credentials", what, f)
 		}
 	}
@@ -340,17 +341,17 @@ func TestHonestUseStaysWithinDefaultBudget(t *testing.T) {
 		host, created := createFrom(t, th, addrA)
 		check("create", created)
 		guest := dial(t, th.url, from(addrA))
-		guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-		check("join", guest.expect(hub.TypeJoined))
-		host.expect(hub.TypePeerJoined)
+		guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+		check("join", guest.expect(proto.TypeJoined))
+		host.expect(proto.TypePeerJoined)
 		tokens = append(tokens, created.Token)
 		clock.Advance(10 * time.Second)
 	}
 	resume := func(what string) {
 		t.Helper()
 		c := dial(t, th.url, from(addrA))
-		c.send(hub.Frame{Type: hub.TypeResume, Token: tokens[0]})
-		check(what, c.expect(hub.TypeResumed))
+		c.send(proto.Frame{Type: proto.TypeResume, Token: tokens[0]})
+		check(what, c.expect(proto.TypeResumed))
 		c.ws.CloseNow()
 	}
 	// A tab reloaded every second for ten seconds.
@@ -384,7 +385,7 @@ func TestBudgetConfig(t *testing.T) {
 	}
 	legacy := startBudgetHub(t, hub.Config{ICEBurst: 1, ICERate: rate.Every(time.Hour)}, clock)
 	getICE(t, legacy, addrA)
-	if _, f := createFrom(t, legacy, addrA); f.Code != hub.CodeRateLimited {
+	if _, f := createFrom(t, legacy, addrA); f.Code != proto.CodeRateLimited {
 		t.Errorf("create with ICEBurst 1 spent: %+v", f)
 	}
 	if err := (hub.Config{CredentialRate: -1}).Validate(); err == nil {

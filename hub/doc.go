@@ -7,7 +7,8 @@
 // data never pass through the hub.
 //
 // The wire protocol (JSON text frames on /v1/ws) is specified in
-// docs/PROTOCOL.md. Room state and routing sit behind the Store interface so
+// docs/PROTOCOL.md; its frames and constants are package proto, which the
+// clients share. Room state and routing sit behind the Store interface so
 // that a shared store (for example Redis) can route between several hub nodes
 // without touching the protocol code in this package.
 package hub

@@ -8,32 +8,33 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // handle acts on one decoded client frame. It runs on the reader goroutine.
-func (c *conn) handle(ctx context.Context, f Frame) {
+func (c *conn) handle(ctx context.Context, f proto.Frame) {
 	switch f.Type {
-	case TypeCreate, TypeJoin, TypeResume:
+	case proto.TypeCreate, proto.TypeJoin, proto.TypeResume:
 		if c.room != "" {
 			c.badRequest("this connection is already in a room")
 			return
 		}
-	case TypeOffer, TypeAnswer, TypeCandidate, TypeLeave:
+	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate, proto.TypeLeave:
 		if c.room == "" {
 			c.badRequest(f.Type + " needs a room: send create, join or resume first")
 			return
 		}
 	}
 	switch f.Type {
-	case TypeCreate:
+	case proto.TypeCreate:
 		c.create(ctx, f)
-	case TypeJoin:
+	case proto.TypeJoin:
 		c.join(ctx, f)
-	case TypeResume:
+	case proto.TypeResume:
 		c.resume(ctx, f)
-	case TypeOffer, TypeAnswer, TypeCandidate:
+	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate:
 		c.post(ctx, f)
-	case TypeLeave:
+	case proto.TypeLeave:
 		if err := c.h.store.Leave(ctx, c.room, c.role); err != nil {
 			c.internal(err)
 			return
@@ -42,7 +43,7 @@ func (c *conn) handle(ctx context.Context, f Frame) {
 		c.closeWith(websocket.StatusNormalClosure, "left the room", true)
 	default:
 		c.h.m.Reject("unknown_type")
-		c.reply(Frame{Type: TypeError, Code: CodeUnknownType, Message: "unknown message type " + quoteShort(f.Type)})
+		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnknownType, Message: "unknown message type " + quoteShort(f.Type)})
 	}
 }
 
@@ -55,18 +56,18 @@ func quoteShort(s string) string {
 
 func (c *conn) badRequest(msg string) {
 	c.h.m.Reject("bad_request")
-	c.reply(Frame{Type: TypeError, Code: CodeBadRequest, Message: msg})
+	c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeBadRequest, Message: msg})
 }
 
 func (c *conn) internal(err error) {
 	c.h.log.Error("store failed", "err", err)
-	c.reply(Frame{Type: TypeError, Code: CodeInternal, Message: "internal error; try again"})
+	c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeInternal, Message: "internal error; try again"})
 }
 
-func (c *conn) create(ctx context.Context, f Frame) {
+func (c *conn) create(ctx context.Context, f proto.Frame) {
 	if err := c.h.authorized(f.Auth); err != nil {
 		c.h.m.Reject("unauthorized")
-		c.reply(Frame{Type: TypeError, Code: CodeUnauthorized, Message: err.Error()})
+		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
 		return
 	}
 	// The budget is drawn before the room exists: a refused create leaves
@@ -74,8 +75,8 @@ func (c *conn) create(ctx context.Context, f Frame) {
 	if ok, wait := c.h.grant(c.ip); !ok {
 		c.h.m.Reject(metrics.RejectCredentials)
 		secs := retrySeconds(wait)
-		c.reply(Frame{
-			Type: TypeError, Code: CodeRateLimited, RetryAfter: secs,
+		c.reply(proto.Frame{
+			Type: proto.TypeError, Code: proto.CodeRateLimited, RetryAfter: secs,
 			Message: fmt.Sprintf("too many rooms and relay credentials from your address; try again in %d s", secs),
 		})
 		return
@@ -98,8 +99,8 @@ func (c *conn) create(ctx context.Context, f Frame) {
 		return
 	}
 	c.room, c.role = code, Host
-	c.open(Frame{
-		Type: TypeCreated, Room: code, Role: Host.String(), Token: token,
+	c.open(proto.Frame{
+		Type: proto.TypeCreated, Room: code, Role: Host.String(), Token: token,
 		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	})
 }
@@ -111,23 +112,23 @@ func (c *conn) throttled() bool {
 		return false
 	}
 	c.h.m.Reject("brute_force")
-	c.fail(websocket.StatusPolicyViolation, CodeThrottled, "too many failed attempts from your address; wait a minute")
+	c.fail(websocket.StatusPolicyViolation, proto.CodeThrottled, "too many failed attempts from your address; wait a minute")
 	return true
 }
 
 func (c *conn) failed(reason, code, msg string) {
 	c.h.failures.allow(c.ip, c.h.cfg.Now())
 	c.h.m.Reject(reason)
-	c.reply(Frame{Type: TypeError, Code: code, Message: msg})
+	c.reply(proto.Frame{Type: proto.TypeError, Code: code, Message: msg})
 }
 
-func (c *conn) join(ctx context.Context, f Frame) {
+func (c *conn) join(ctx context.Context, f proto.Frame) {
 	if c.throttled() {
 		return
 	}
-	code, err := NormalizeRoomCode(f.Room)
+	code, err := proto.NormalizeRoomCode(f.Room)
 	if err != nil {
-		c.failed("no_such_room", CodeNoSuchRoom, "no such room")
+		c.failed("no_such_room", proto.CodeNoSuchRoom, "no such room")
 		return
 	}
 	token := newToken()
@@ -136,11 +137,11 @@ func (c *conn) join(ctx context.Context, f Frame) {
 	switch {
 	case errors.Is(err, ErrNoSuchRoom):
 		c.open()
-		c.failed("no_such_room", CodeNoSuchRoom, "no such room")
+		c.failed("no_such_room", proto.CodeNoSuchRoom, "no such room")
 		return
 	case errors.Is(err, ErrRoomFull):
 		c.open()
-		c.failed("room_full", CodeRoomFull, "room is full: it already has a host and a guest")
+		c.failed("room_full", proto.CodeRoomFull, "room is full: it already has a host and a guest")
 		return
 	case err != nil:
 		c.open()
@@ -148,8 +149,8 @@ func (c *conn) join(ctx context.Context, f Frame) {
 		return
 	}
 	c.room, c.role = code, Guest
-	frames := []Frame{{
-		Type: TypeJoined, Room: code, Role: Guest.String(), Token: token,
+	frames := []proto.Frame{{
+		Type: proto.TypeJoined, Room: code, Role: Guest.String(), Token: token,
 		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(pending)...)...)
@@ -161,7 +162,7 @@ func (c *conn) join(ctx context.Context, f Frame) {
 // flaky network, and a guest refused at the door cannot chat at all, while
 // STUN alone still connects most pairs directly. Only the relay, the thing
 // the budget protects, is withheld.
-func (c *conn) iceForMember() *ICEConfig {
+func (c *conn) iceForMember() *proto.ICEConfig {
 	ice := c.h.iceFor(c.host)
 	ok, wait := c.h.grant(c.ip)
 	if ok {
@@ -173,15 +174,15 @@ func (c *conn) iceForMember() *ICEConfig {
 	return stunOnly(ice, retrySeconds(wait))
 }
 
-func eventFrames(evs []Event) []Frame {
-	fs := make([]Frame, len(evs))
+func eventFrames(evs []Event) []proto.Frame {
+	fs := make([]proto.Frame, len(evs))
 	for i, ev := range evs {
-		fs[i] = Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
+		fs[i] = proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
 	}
 	return fs
 }
 
-func (c *conn) resume(ctx context.Context, f Frame) {
+func (c *conn) resume(ctx context.Context, f proto.Frame) {
 	if c.throttled() {
 		return
 	}
@@ -194,7 +195,7 @@ func (c *conn) resume(ctx context.Context, f Frame) {
 	switch {
 	case errors.Is(err, ErrNoSuchRoom):
 		c.open()
-		c.failed("no_such_room", CodeNoSuchRoom, "no such room")
+		c.failed("no_such_room", proto.CodeNoSuchRoom, "no such room")
 		return
 	case err != nil:
 		c.open()
@@ -203,19 +204,19 @@ func (c *conn) resume(ctx context.Context, f Frame) {
 	}
 	c.room, c.role = info.Room, info.Role
 	present := info.PeerPresent
-	frames := []Frame{{
-		Type: TypeResumed, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
+	frames := []proto.Frame{{
+		Type: proto.TypeResumed, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
 		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(info.Pending)...)...)
 }
 
-func (c *conn) post(ctx context.Context, f Frame) {
+func (c *conn) post(ctx context.Context, f proto.Frame) {
 	switch {
-	case f.Type == TypeOffer && c.role != Host:
+	case f.Type == proto.TypeOffer && c.role != Host:
 		c.badRequest("only the host sends offers")
 		return
-	case f.Type == TypeAnswer && c.role != Guest:
+	case f.Type == proto.TypeAnswer && c.role != Guest:
 		c.badRequest("only the guest sends answers")
 		return
 	case f.Data == "":
@@ -225,7 +226,7 @@ func (c *conn) post(ctx context.Context, f Frame) {
 	err := c.h.store.Post(ctx, c.room, c.role, Event{Type: f.Type, Data: f.Data})
 	if errors.Is(err, ErrNoSuchRoom) {
 		c.room = ""
-		c.reply(Frame{Type: TypeError, Code: CodeNoSuchRoom, Message: "the room is gone"})
+		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeNoSuchRoom, Message: "the room is gone"})
 		return
 	}
 	if err != nil {

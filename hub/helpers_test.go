@@ -2,7 +2,6 @@ package hub_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // testHub is a real hub behind a real loopback HTTP server.
@@ -34,8 +35,8 @@ func startHub(t *testing.T, cfg hub.Config) *testHub {
 	}
 	cfg.Metrics = m
 	if cfg.ICE == nil {
-		cfg.ICE = func(host string) hub.ICEConfig {
-			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{{URLs: []string{"stun:" + host + ":3478"}}}}
+		cfg.ICE = func(host string) proto.ICEConfig {
+			return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{{URLs: []string{"stun:" + host + ":3478"}}}}
 		}
 	}
 	h, err := hub.New(cfg)
@@ -54,13 +55,13 @@ func (th *testHub) rejections(reason string) float64 {
 	return testutil.ToFloat64(th.m.Rejections.WithLabelValues(reason))
 }
 
-// client is a test WebSocket client reading frames on its own goroutine.
+// client is a test WebSocket client; its hubconn reads frames on its own
+// goroutine, so pings are answered while the test does something else. ws is
+// the same connection, for what a well-behaved client would not send.
 type client struct {
-	t      *testing.T
-	ws     *websocket.Conn
-	frames chan hub.Frame
-	done   chan struct{}
-	err    error // why reading stopped; valid after done is closed
+	t  *testing.T
+	ws *websocket.Conn
+	hc *hubconn.Conn
 }
 
 func dial(t *testing.T, url string, hdr http.Header) *client {
@@ -83,13 +84,10 @@ func tryDial(t *testing.T, url string, hdr http.Header) (*client, error) {
 		}
 		return nil, err
 	}
-	ws.SetReadLimit(1 << 20)
-	c := &client{t: t, ws: ws, frames: make(chan hub.Frame, 1024), done: make(chan struct{})}
-	go c.readLoop()
-	t.Cleanup(func() {
-		c.ws.CloseNow()
-		<-c.done
-	})
+	// A deep read-ahead: some tests make the hub send many frames before
+	// reading them.
+	c := &client{t: t, ws: ws, hc: hubconn.New(ws, &hubconn.Options{Buffer: 1024})}
+	t.Cleanup(func() { _ = c.hc.Close() })
 	return c, nil
 }
 
@@ -114,27 +112,13 @@ func dialNoRead(t *testing.T, url string) *websocket.Conn {
 	return ws
 }
 
-func (c *client) readLoop() {
-	defer close(c.done)
-	for {
-		_, b, err := c.ws.Read(context.Background())
-		if err != nil {
-			c.err = err
-			return
-		}
-		var f hub.Frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			c.err = err
-			return
-		}
-		c.frames <- f
-	}
-}
-
-func (c *client) send(f hub.Frame) {
+func (c *client) send(f proto.Frame) {
 	c.t.Helper()
-	b, _ := json.Marshal(f)
-	c.sendRaw(websocket.MessageText, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.hc.Send(ctx, f); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
 }
 
 func (c *client) sendRaw(typ websocket.MessageType, b []byte) {
@@ -147,28 +131,26 @@ func (c *client) sendRaw(typ websocket.MessageType, b []byte) {
 }
 
 // next returns the next frame, failing the test after a generous timeout
-// (a hang, not a synchronisation wait).
-func (c *client) next() hub.Frame {
+// (a hang, not a synchronisation wait). Frames read before the connection
+// ended still come first.
+func (c *client) next() proto.Frame {
 	c.t.Helper()
-	select {
-	case f := <-c.frames:
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f, err := c.hc.Next(ctx)
+	switch {
+	case err == nil:
 		return f
-	case <-c.done:
-		// Frames read before the close are still in the channel.
-		select {
-		case f := <-c.frames:
-			return f
-		default:
-		}
-		c.t.Fatalf("connection ended while waiting for a frame: %v", c.err)
-	case <-time.After(10 * time.Second):
+	case ctx.Err() != nil:
 		c.t.Fatal("timed out waiting for a frame")
+	default:
+		c.t.Fatalf("connection ended while waiting for a frame: %v", c.hc.Err())
 	}
-	return hub.Frame{}
+	return proto.Frame{}
 }
 
 // expect returns the next frame, which must be of type typ.
-func (c *client) expect(typ string) hub.Frame {
+func (c *client) expect(typ string) proto.Frame {
 	c.t.Helper()
 	f := c.next()
 	if f.Type != typ {
@@ -177,9 +159,9 @@ func (c *client) expect(typ string) hub.Frame {
 	return f
 }
 
-func (c *client) expectError(code string) hub.Frame {
+func (c *client) expectError(code string) proto.Frame {
 	c.t.Helper()
-	f := c.expect(hub.TypeError)
+	f := c.expect(proto.TypeError)
 	if f.Code != code {
 		c.t.Fatalf("got error %q (%s), want %q", f.Code, f.Message, code)
 	}
@@ -193,16 +175,16 @@ func (c *client) expectError(code string) hub.Frame {
 func (c *client) closed() websocket.StatusCode {
 	c.t.Helper()
 	select {
-	case <-c.done:
+	case <-c.hc.Done():
 	case <-time.After(10 * time.Second):
 		c.t.Fatal("timed out waiting for the connection to close")
 	}
-	return websocket.CloseStatus(c.err)
+	return websocket.CloseStatus(c.hc.Err())
 }
 
 func (c *client) closeReason() string {
 	var ce websocket.CloseError
-	if errors.As(c.err, &ce) {
+	if errors.As(c.hc.Err(), &ce) {
 		return ce.Reason
 	}
 	return ""
@@ -210,15 +192,15 @@ func (c *client) closeReason() string {
 
 // pair creates a room and joins it, returning host and guest after the
 // created, joined and peer-joined frames.
-func pair(t *testing.T, th *testHub) (host, guest *client, created, joined hub.Frame) {
+func pair(t *testing.T, th *testHub) (host, guest *client, created, joined proto.Frame) {
 	t.Helper()
 	host = dial(t, th.url, nil)
-	host.send(hub.Frame{Type: hub.TypeCreate})
-	created = host.expect(hub.TypeCreated)
+	host.send(proto.Frame{Type: proto.TypeCreate})
+	created = host.expect(proto.TypeCreated)
 	guest = dial(t, th.url, nil)
-	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	joined = guest.expect(hub.TypeJoined)
-	host.expect(hub.TypePeerJoined)
+	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	joined = guest.expect(proto.TypeJoined)
+	host.expect(proto.TypePeerJoined)
 	return host, guest, created, joined
 }
 

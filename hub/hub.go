@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // Config configures a Hub. The zero value of every field is replaced by a
@@ -30,7 +31,7 @@ import (
 type Config struct {
 	// ICE returns the ICE servers (with fresh TURN credentials) for a client
 	// that reached the hub under hostname host. Nil hands out none.
-	ICE func(host string) ICEConfig
+	ICE func(host string) proto.ICEConfig
 	// Store holds rooms. Nil means an in-memory store owned (and closed) by
 	// the hub.
 	Store Store
@@ -252,8 +253,8 @@ func New(cfg Config) (*Hub, error) {
 		h.ownsStore = true
 	}
 	h.mux = http.NewServeMux()
-	h.mux.HandleFunc("GET /v1/ws", h.serveWS)
-	h.mux.HandleFunc("GET /v1/ice", h.serveICE)
+	h.mux.HandleFunc("GET "+proto.WebSocketPath, h.serveWS)
+	h.mux.HandleFunc("GET "+proto.ICEPath, h.serveICE)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
 	})
@@ -340,9 +341,9 @@ func hostname(r *http.Request) string {
 	return host
 }
 
-func (h *Hub) iceFor(host string) *ICEConfig {
+func (h *Hub) iceFor(host string) *proto.ICEConfig {
 	if h.cfg.ICE == nil {
-		return &ICEConfig{Servers: []ICEServer{}}
+		return &proto.ICEConfig{Servers: []proto.ICEServer{}}
 	}
 	c := h.cfg.ICE(host)
 	return &c
@@ -367,7 +368,7 @@ func (h *Hub) serveICE(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.authorized(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
 		h.m.Reject("unauthorized")
-		writeJSON(w, http.StatusUnauthorized, httpError{CodeUnauthorized, err.Error()})
+		writeJSON(w, http.StatusUnauthorized, httpError{proto.CodeUnauthorized, err.Error()})
 		return
 	}
 	if ok, _ := h.grant(ip); !ok {
@@ -380,7 +381,7 @@ func (h *Hub) serveICE(w http.ResponseWriter, r *http.Request) {
 func (h *Hub) refuseICE(w http.ResponseWriter, ip netip.Addr) {
 	h.m.Reject(metrics.RejectCredentials)
 	w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(h.perIP.wait(ip, h.cfg.Now()))))
-	writeJSON(w, http.StatusTooManyRequests, httpError{CodeRateLimited, "too many ICE requests from your address; retry later"})
+	writeJSON(w, http.StatusTooManyRequests, httpError{proto.CodeRateLimited, "too many ICE requests from your address; retry later"})
 }
 
 // clientIP is the key of the per-address limits for r.
@@ -420,8 +421,8 @@ func retrySeconds(d time.Duration) int {
 // stunOnly returns ice without TURN: only stun: and stuns: URLs, no
 // credentials. Join and resume answer with it when the address's budget
 // is spent, so the session goes on, only without a relay.
-func stunOnly(ice *ICEConfig, retryAfter int) *ICEConfig {
-	out := &ICEConfig{Servers: []ICEServer{}, Limited: true, RetryAfter: retryAfter}
+func stunOnly(ice *proto.ICEConfig, retryAfter int) *proto.ICEConfig {
+	out := &proto.ICEConfig{Servers: []proto.ICEServer{}, Limited: true, RetryAfter: retryAfter}
 	for _, s := range ice.Servers {
 		var urls []string
 		for _, u := range s.URLs {
@@ -431,7 +432,7 @@ func stunOnly(ice *ICEConfig, retryAfter int) *ICEConfig {
 			}
 		}
 		if len(urls) > 0 {
-			out.Servers = append(out.Servers, ICEServer{URLs: urls})
+			out.Servers = append(out.Servers, proto.ICEServer{URLs: urls})
 		}
 	}
 	return out

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/internal/testclock"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 var codeRE = regexp.MustCompile(`^[23456789ABCDEFGHJKMNPQRSTVWXYZ]{3}(-[23456789ABCDEFGHJKMNPQRSTVWXYZ]{3}){5}$`)
@@ -26,47 +27,47 @@ func TestSignalingFlow(t *testing.T) {
 	th := startHub(t, hub.Config{})
 
 	host := dial(t, th.url, nil)
-	host.send(hub.Frame{Type: hub.TypeCreate})
-	created := host.expect(hub.TypeCreated)
+	host.send(proto.Frame{Type: proto.TypeCreate})
+	created := host.expect(proto.TypeCreated)
 	if !codeRE.MatchString(created.Room) {
 		t.Errorf("room code %q is not 6 groups of 3 unambiguous symbols", created.Room)
 	}
 	if created.Role != "host" || created.Token == "" || created.ICE == nil || len(created.ICE.Servers) == 0 || created.RoomTTL <= 0 {
 		t.Errorf("created frame incomplete: %+v", created)
 	}
-	host.send(hub.Frame{Type: hub.TypeOffer, Data: "sealed-offer"})
+	host.send(proto.Frame{Type: proto.TypeOffer, Data: "sealed-offer"})
 
 	// A guest typing the code in lower case with spaces still gets in.
 	guest := dial(t, th.url, nil)
 	typed := strings.ToLower(strings.ReplaceAll(created.Room, "-", " "))
-	guest.send(hub.Frame{Type: hub.TypeJoin, Room: typed})
-	joined := guest.expect(hub.TypeJoined)
+	guest.send(proto.Frame{Type: proto.TypeJoin, Room: typed})
+	joined := guest.expect(proto.TypeJoined)
 	if joined.Room != created.Room || joined.Role != "guest" || joined.Token == "" || joined.Token == created.Token || joined.ICE == nil {
 		t.Errorf("joined frame wrong: %+v", joined)
 	}
-	if f := guest.expect(hub.TypeOffer); f.Data != "sealed-offer" {
+	if f := guest.expect(proto.TypeOffer); f.Data != "sealed-offer" {
 		t.Errorf("offer data %q", f.Data)
 	}
-	host.expect(hub.TypePeerJoined)
+	host.expect(proto.TypePeerJoined)
 
-	guest.send(hub.Frame{Type: hub.TypeAnswer, Data: "sealed-answer"})
-	if f := host.expect(hub.TypeAnswer); f.Data != "sealed-answer" {
+	guest.send(proto.Frame{Type: proto.TypeAnswer, Data: "sealed-answer"})
+	if f := host.expect(proto.TypeAnswer); f.Data != "sealed-answer" {
 		t.Errorf("answer data %q", f.Data)
 	}
-	host.send(hub.Frame{Type: hub.TypeCandidate, Data: "c-host"})
-	guest.send(hub.Frame{Type: hub.TypeCandidate, Data: "c-guest"})
-	if f := guest.expect(hub.TypeCandidate); f.Data != "c-host" {
+	host.send(proto.Frame{Type: proto.TypeCandidate, Data: "c-host"})
+	guest.send(proto.Frame{Type: proto.TypeCandidate, Data: "c-guest"})
+	if f := guest.expect(proto.TypeCandidate); f.Data != "c-host" {
 		t.Errorf("candidate to guest %q", f.Data)
 	}
-	if f := host.expect(hub.TypeCandidate); f.Data != "c-guest" {
+	if f := host.expect(proto.TypeCandidate); f.Data != "c-guest" {
 		t.Errorf("candidate to host %q", f.Data)
 	}
 
 	// Roles are enforced.
-	guest.send(hub.Frame{Type: hub.TypeOffer, Data: "x"})
-	guest.expectError(hub.CodeBadRequest)
-	host.send(hub.Frame{Type: hub.TypeAnswer, Data: "x"})
-	host.expectError(hub.CodeBadRequest)
+	guest.send(proto.Frame{Type: proto.TypeOffer, Data: "x"})
+	guest.expectError(proto.CodeBadRequest)
+	host.send(proto.Frame{Type: proto.TypeAnswer, Data: "x"})
+	host.expectError(proto.CodeBadRequest)
 
 	if n := testutil.CollectAndCount(th.m.Pairing); n != 1 {
 		t.Fatalf("pairing histogram has %d series", n)
@@ -95,35 +96,35 @@ func TestOfferIsDeliveredOnceAndRoomHoldsTwo(t *testing.T) {
 	t.Parallel()
 	th := startHub(t, hub.Config{})
 	host := dial(t, th.url, nil)
-	host.send(hub.Frame{Type: hub.TypeCreate})
-	created := host.expect(hub.TypeCreated)
-	host.send(hub.Frame{Type: hub.TypeOffer, Data: "offer-1"})
+	host.send(proto.Frame{Type: proto.TypeCreate})
+	created := host.expect(proto.TypeCreated)
+	host.send(proto.Frame{Type: proto.TypeOffer, Data: "offer-1"})
 
 	guest := dial(t, th.url, nil)
-	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	joined := guest.expect(hub.TypeJoined)
-	guest.expect(hub.TypeOffer)
-	host.expect(hub.TypePeerJoined)
+	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	joined := guest.expect(proto.TypeJoined)
+	guest.expect(proto.TypeOffer)
+	host.expect(proto.TypePeerJoined)
 
 	// A third party with the code never sees the offer: the room is full.
 	third := dial(t, th.url, nil)
-	third.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	third.expectError(hub.CodeRoomFull)
+	third.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	third.expectError(proto.CodeRoomFull)
 
 	// The guest leaves its connection (without leaving the room) and resumes:
 	// the offer it already took is not delivered again.
 	guest.ws.Close(websocket.StatusNormalClosure, "")
-	host.expect(hub.TypePeerLeft)
+	host.expect(proto.TypePeerLeft)
 	again := dial(t, th.url, nil)
-	again.send(hub.Frame{Type: hub.TypeResume, Token: joined.Token})
-	r := again.expect(hub.TypeResumed)
+	again.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	r := again.expect(proto.TypeResumed)
 	if r.Peer == nil || !*r.Peer {
 		t.Errorf("resumed frame should report the host present: %+v", r)
 	}
-	host.expect(hub.TypePeerBack)
+	host.expect(proto.TypePeerBack)
 	// The next frame the guest sees is the host's fresh offer, not the old one.
-	host.send(hub.Frame{Type: hub.TypeOffer, Data: "offer-2"})
-	if f := again.expect(hub.TypeOffer); f.Data != "offer-2" {
+	host.send(proto.Frame{Type: proto.TypeOffer, Data: "offer-2"})
+	if f := again.expect(proto.TypeOffer); f.Data != "offer-2" {
 		t.Errorf("resumed guest got offer %q, want offer-2", f.Data)
 	}
 	if got := th.rejections("room_full"); got != 1 {
@@ -136,14 +137,14 @@ func TestUnknownAndMalformedCodesLookTheSame(t *testing.T) {
 	th := startHub(t, hub.Config{})
 	c := dial(t, th.url, nil)
 	for _, code := range []string{"222-222-222-222-222-222", "not a code", "", "OOO-III-LLL-000-111-UUU"} {
-		c.send(hub.Frame{Type: hub.TypeJoin, Room: code})
-		f := c.expectError(hub.CodeNoSuchRoom)
+		c.send(proto.Frame{Type: proto.TypeJoin, Room: code})
+		f := c.expectError(proto.CodeNoSuchRoom)
 		if f.Message != "no such room" {
 			t.Errorf("code %q: message %q", code, f.Message)
 		}
 	}
-	c.send(hub.Frame{Type: hub.TypeResume, Token: "bogus"})
-	c.expectError(hub.CodeNoSuchRoom)
+	c.send(proto.Frame{Type: proto.TypeResume, Token: "bogus"})
+	c.expectError(proto.CodeNoSuchRoom)
 }
 
 func TestRoomExpiresAfterIdleTTL(t *testing.T) {
@@ -155,9 +156,9 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 	t.Cleanup(func() { mem.Close() })
 
 	host := dial(t, th.url, nil)
-	host.send(hub.Frame{Type: hub.TypeCreate})
-	created := host.expect(hub.TypeCreated)
-	host.send(hub.Frame{Type: hub.TypeOffer, Data: "o"})
+	host.send(proto.Frame{Type: proto.TypeCreate})
+	created := host.expect(proto.TypeCreated)
+	host.send(proto.Frame{Type: proto.TypeOffer, Data: "o"})
 	host.ws.Close(websocket.StatusNormalClosure, "")
 	<-ns.detached
 
@@ -173,10 +174,10 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 		t.Fatal("room did not expire after its idle TTL")
 	}
 	guest := dial(t, th.url, nil)
-	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	guest.expectError(hub.CodeNoSuchRoom)
-	guest.send(hub.Frame{Type: hub.TypeResume, Token: created.Token})
-	guest.expectError(hub.CodeNoSuchRoom)
+	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	guest.expectError(proto.CodeNoSuchRoom)
+	guest.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	guest.expectError(proto.CodeNoSuchRoom)
 }
 
 func TestAttachedRoomDoesNotExpire(t *testing.T) {
@@ -186,13 +187,13 @@ func TestAttachedRoomDoesNotExpire(t *testing.T) {
 	th := startHub(t, hub.Config{Store: mem, Now: clock.Now})
 	t.Cleanup(func() { mem.Close() })
 	host := dial(t, th.url, nil)
-	host.send(hub.Frame{Type: hub.TypeCreate})
-	created := host.expect(hub.TypeCreated)
+	host.send(proto.Frame{Type: proto.TypeCreate})
+	created := host.expect(proto.TypeCreated)
 	clock.Advance(24 * time.Hour)
 	mem.Sweep()
 	guest := dial(t, th.url, nil)
-	guest.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	guest.expect(hub.TypeJoined)
+	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	guest.expect(proto.TypeJoined)
 }
 
 func TestResume(t *testing.T) {
@@ -202,60 +203,60 @@ func TestResume(t *testing.T) {
 
 	// The host drops; the guest is told; the host comes back with its token.
 	host.ws.Close(websocket.StatusNormalClosure, "")
-	if f := guest.expect(hub.TypePeerLeft); f.Reason == "" {
+	if f := guest.expect(proto.TypePeerLeft); f.Reason == "" {
 		t.Error("peer-left without a reason")
 	}
 	// While the host is away the guest's answer waits in the mailbox and
 	// candidates are dropped.
-	guest.send(hub.Frame{Type: hub.TypeCandidate, Data: "lost"})
-	guest.send(hub.Frame{Type: hub.TypeAnswer, Data: "answer-while-away"})
+	guest.send(proto.Frame{Type: proto.TypeCandidate, Data: "lost"})
+	guest.send(proto.Frame{Type: proto.TypeAnswer, Data: "answer-while-away"})
 
 	host2 := dial(t, th.url, nil)
-	host2.send(hub.Frame{Type: hub.TypeResume, Token: created.Token})
-	r := host2.expect(hub.TypeResumed)
+	host2.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	r := host2.expect(proto.TypeResumed)
 	if r.Role != "host" || r.Room != created.Room || r.Peer == nil || !*r.Peer {
 		t.Errorf("resumed: %+v", r)
 	}
-	if f := host2.expect(hub.TypeAnswer); f.Data != "answer-while-away" {
+	if f := host2.expect(proto.TypeAnswer); f.Data != "answer-while-away" {
 		t.Errorf("pending answer %q", f.Data)
 	}
-	guest.expect(hub.TypePeerBack)
+	guest.expect(proto.TypePeerBack)
 
 	// Fresh offer/answer after the reconnect.
-	host2.send(hub.Frame{Type: hub.TypeOffer, Data: "offer-2"})
-	if f := guest.expect(hub.TypeOffer); f.Data != "offer-2" {
+	host2.send(proto.Frame{Type: proto.TypeOffer, Data: "offer-2"})
+	if f := guest.expect(proto.TypeOffer); f.Data != "offer-2" {
 		t.Errorf("offer after resume %q", f.Data)
 	}
-	guest.send(hub.Frame{Type: hub.TypeAnswer, Data: "answer-2"})
-	if f := host2.expect(hub.TypeAnswer); f.Data != "answer-2" {
+	guest.send(proto.Frame{Type: proto.TypeAnswer, Data: "answer-2"})
+	if f := host2.expect(proto.TypeAnswer); f.Data != "answer-2" {
 		t.Errorf("answer after resume %q", f.Data)
 	}
 
 	// A token is bound to its role: the guest's token resumes the guest,
 	// replacing the guest's current connection.
 	guest2 := dial(t, th.url, nil)
-	guest2.send(hub.Frame{Type: hub.TypeResume, Token: joined.Token})
-	if r := guest2.expect(hub.TypeResumed); r.Role != "guest" {
+	guest2.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	if r := guest2.expect(proto.TypeResumed); r.Role != "guest" {
 		t.Errorf("guest token resumed role %q", r.Role)
 	}
 	if code := guest.closed(); code != websocket.StatusPolicyViolation {
 		t.Errorf("replaced connection closed with %v", code)
 	}
-	host2.expect(hub.TypePeerBack)
+	host2.expect(proto.TypePeerBack)
 }
 
 func TestLeaveClosesRoom(t *testing.T) {
 	t.Parallel()
 	th := startHub(t, hub.Config{})
 	host, guest, created, _ := pair(t, th)
-	guest.send(hub.Frame{Type: hub.TypeLeave})
+	guest.send(proto.Frame{Type: proto.TypeLeave})
 	if code := guest.closed(); code != websocket.StatusNormalClosure {
 		t.Errorf("leaver closed with %v", code)
 	}
-	host.expect(hub.TypeRoomClosed)
+	host.expect(proto.TypeRoomClosed)
 	c := dial(t, th.url, nil)
-	c.send(hub.Frame{Type: hub.TypeResume, Token: created.Token})
-	c.expectError(hub.CodeNoSuchRoom)
+	c.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	c.expectError(proto.CodeNoSuchRoom)
 }
 
 func TestRateLimit(t *testing.T) {
@@ -267,7 +268,7 @@ func TestRateLimit(t *testing.T) {
 			break // the hub may already have closed
 		}
 	}
-	host.expectError(hub.CodeRateLimited)
+	host.expectError(proto.CodeRateLimited)
 	if code := host.closed(); code != websocket.StatusPolicyViolation {
 		t.Errorf("close code %v, want 1008", code)
 	}
@@ -283,9 +284,9 @@ func TestOversizedFrame(t *testing.T) {
 	// Exactly at the limit is fine (answered as an unknown type).
 	atLimit := `{"type":"x","data":"` + strings.Repeat("a", 64<<10-len(`{"type":"x","data":""}`)) + `"}`
 	c.sendRaw(websocket.MessageText, []byte(atLimit))
-	c.expectError(hub.CodeUnknownType)
+	c.expectError(proto.CodeUnknownType)
 	c.sendRaw(websocket.MessageText, []byte(atLimit+" "))
-	c.expectError(hub.CodeTooBig)
+	c.expectError(proto.CodeTooBig)
 	if code := c.closed(); code != websocket.StatusMessageTooBig {
 		t.Errorf("close code %v, want 1009", code)
 	}
@@ -300,17 +301,17 @@ func TestMalformedAndUnknownFramesKeepTheConnection(t *testing.T) {
 	c := dial(t, th.url, nil)
 	for _, raw := range []string{`{`, `[1,2]`, `"create"`, `{"type":5}`, `{"type":""}`, `{"type":"create"} {}`, "\xff\xfe"} {
 		c.sendRaw(websocket.MessageText, []byte(raw))
-		c.expectError(hub.CodeBadRequest)
+		c.expectError(proto.CodeBadRequest)
 	}
-	c.send(hub.Frame{Type: "teleport"})
-	c.expectError(hub.CodeUnknownType)
-	c.send(hub.Frame{Type: hub.TypeOffer, Data: "x"})
-	c.expectError(hub.CodeBadRequest) // no room yet
+	c.send(proto.Frame{Type: "teleport"})
+	c.expectError(proto.CodeUnknownType)
+	c.send(proto.Frame{Type: proto.TypeOffer, Data: "x"})
+	c.expectError(proto.CodeBadRequest) // no room yet
 	// Still usable.
-	c.send(hub.Frame{Type: hub.TypeCreate})
-	c.expect(hub.TypeCreated)
-	c.send(hub.Frame{Type: hub.TypeCreate})
-	c.expectError(hub.CodeBadRequest) // already in a room
+	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.expect(proto.TypeCreated)
+	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.expectError(proto.CodeBadRequest) // already in a room
 	if got := th.rejections("malformed"); got != 7 {
 		t.Errorf("malformed rejections = %v, want 7", got)
 	}
@@ -324,7 +325,7 @@ func TestBinaryFrameRejected(t *testing.T) {
 	th := startHub(t, hub.Config{})
 	c := dial(t, th.url, nil)
 	c.sendRaw(websocket.MessageBinary, []byte(`{"type":"create"}`))
-	c.expectError(hub.CodeBinary)
+	c.expectError(proto.CodeBinary)
 	if code := c.closed(); code != websocket.StatusUnsupportedData {
 		t.Errorf("close code %v, want 1003", code)
 	}
@@ -371,12 +372,12 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var created hub.Frame
+	var created proto.Frame
 	_ = json.Unmarshal(b, &created)
 
 	fast := dial(t, th.url, nil)
-	fast.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	fast.expect(hub.TypeJoined)
+	fast.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	fast.expect(proto.TypeJoined)
 	// Flood the stalled host until the socket buffers and the hub's queue
 	// are full. The hub must keep serving the sender and cut the reader.
 	big := `{"type":"candidate","data":"` + strings.Repeat("c", 60<<10) + `"}`
@@ -387,7 +388,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		}
 	}
 	<-ns.detached
-	fast.expect(hub.TypePeerLeft)
+	fast.expect(proto.TypePeerLeft)
 }
 
 func TestDeadConnectionDroppedByHeartbeat(t *testing.T) {
@@ -423,18 +424,18 @@ func TestBruteForceThrottle(t *testing.T) {
 	th := startHub(t, hub.Config{FailureBurst: 3, FailureRate: 0.0001})
 	c := dial(t, th.url, nil)
 	for range 3 {
-		c.send(hub.Frame{Type: hub.TypeJoin, Room: "222-222-222-222-222-222"})
-		c.expectError(hub.CodeNoSuchRoom)
+		c.send(proto.Frame{Type: proto.TypeJoin, Room: "222-222-222-222-222-222"})
+		c.expectError(proto.CodeNoSuchRoom)
 	}
-	c.send(hub.Frame{Type: hub.TypeJoin, Room: "333-333-333-333-333-333"})
-	c.expectError(hub.CodeThrottled)
+	c.send(proto.Frame{Type: proto.TypeJoin, Room: "333-333-333-333-333-333"})
+	c.expectError(proto.CodeThrottled)
 	if code := c.closed(); code != websocket.StatusPolicyViolation {
 		t.Errorf("close %v, want 1008", code)
 	}
 	// The throttle is per address, not per connection.
 	c2 := dial(t, th.url, nil)
-	c2.send(hub.Frame{Type: hub.TypeResume, Token: "guess"})
-	c2.expectError(hub.CodeThrottled)
+	c2.send(proto.Frame{Type: proto.TypeResume, Token: "guess"})
+	c2.expectError(proto.CodeThrottled)
 	if th.rejections("brute_force") != 2 {
 		t.Errorf("brute_force = %v", th.rejections("brute_force"))
 	}
@@ -497,7 +498,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		t.Errorf("/ = %d %q", r.StatusCode, body)
 	}
 	r, body = get("/v1/ice")
-	var ice hub.ICEConfig
+	var ice proto.ICEConfig
 	if err := json.Unmarshal([]byte(body), &ice); err != nil || r.StatusCode != 200 || len(ice.Servers) == 0 || ice.TTL != 600 {
 		t.Errorf("/v1/ice = %d %q", r.StatusCode, body)
 	}
@@ -515,21 +516,21 @@ func TestAccessControl(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	th := startHub(t, hub.Config{TokenSecrets: [][]byte{secret}})
 	c := dial(t, th.url, nil)
-	c.send(hub.Frame{Type: hub.TypeCreate})
-	c.expectError(hub.CodeUnauthorized)
+	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.expectError(proto.CodeUnauthorized)
 	expired, _ := hub.MintAccessToken(secret, "alice", time.Minute, time.Now().Add(-time.Hour))
-	c.send(hub.Frame{Type: hub.TypeCreate, Auth: expired})
-	c.expectError(hub.CodeUnauthorized)
+	c.send(proto.Frame{Type: proto.TypeCreate, Auth: expired})
+	c.expectError(proto.CodeUnauthorized)
 	tok, err := hub.MintAccessToken(secret, "alice", 5*time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.send(hub.Frame{Type: hub.TypeCreate, Auth: tok})
-	created := c.expect(hub.TypeCreated)
+	c.send(proto.Frame{Type: proto.TypeCreate, Auth: tok})
+	created := c.expect(proto.TypeCreated)
 	// Guests join without a token: the host shared the code with them.
 	g := dial(t, th.url, nil)
-	g.send(hub.Frame{Type: hub.TypeJoin, Room: created.Room})
-	g.expect(hub.TypeJoined)
+	g.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	g.expect(proto.TypeJoined)
 
 	for _, auth := range []string{"", "Bearer " + expired, "Bearer " + tok} {
 		req, _ := http.NewRequest("GET", th.srv.URL+"/v1/ice", nil)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/tryst-chat/tryst/proto"
 )
 
 func TestLimiterTableWait(t *testing.T) {
@@ -53,7 +55,7 @@ func TestRetrySeconds(t *testing.T) {
 
 func TestSTUNOnly(t *testing.T) {
 	t.Parallel()
-	in := &ICEConfig{TTL: 600, Servers: []ICEServer{
+	in := &proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{
 		{URLs: []string{"stun:h:3478"}},
 		{URLs: []string{"STUNS:h:5349", "turn:h:3478?transport=udp"}, Username: "u", Credential: "p"},
 		{URLs: []string{"turns:h:5349?transport=tcp"}, Username: "u", Credential: "p"},

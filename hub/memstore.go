@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // MemStore is the single-node Store: rooms live in this process's memory.
@@ -154,7 +156,7 @@ func (s *MemStore) Join(_ context.Context, code, tokenKey string, guest Peer) ([
 	r.joinedAt = s.now()
 	r.idleSince = time.Time{}
 	if h := r.members[Host].peer; h != nil {
-		h.Deliver(Event{Type: TypePeerJoined})
+		h.Deliver(Event{Type: proto.TypePeerJoined})
 	}
 	return r.takeLocked(Guest), nil
 }
@@ -186,12 +188,12 @@ func (s *MemStore) Resume(_ context.Context, tokenKey string, p Peer) (ResumeInf
 	m.peer = p
 	r.idleSince = time.Time{}
 	pending := r.takeLocked(ref.role)
-	if ref.role == Host && len(pending) > 0 && pending[0].Type == TypeAnswer {
+	if ref.role == Host && len(pending) > 0 && pending[0].Type == proto.TypeAnswer {
 		s.pairedLocked(r)
 	}
 	other := r.members[ref.role.other()].peer
 	if other != nil {
-		other.Deliver(Event{Type: TypePeerBack})
+		other.Deliver(Event{Type: proto.TypePeerBack})
 	}
 	return ResumeInfo{Room: r.code, Role: ref.role, PeerPresent: other != nil, Pending: pending}, nil
 }
@@ -216,14 +218,14 @@ func (s *MemStore) Post(_ context.Context, code string, from Role, ev Event) err
 	}
 	to := from.other()
 	if p := r.members[to].peer; p != nil && p.Deliver(ev) {
-		if ev.Type == TypeAnswer && to == Host {
+		if ev.Type == proto.TypeAnswer && to == Host {
 			s.pairedLocked(r)
 		}
 		return nil
 	}
 	// The recipient is absent (or its connection is failing): keep an offer
 	// or answer for when it comes back; candidates are never stored.
-	if ev.Type == TypeOffer || ev.Type == TypeAnswer {
+	if ev.Type == proto.TypeOffer || ev.Type == proto.TypeAnswer {
 		e := ev
 		r.mailbox[to] = &e
 	}
@@ -245,7 +247,7 @@ func (s *MemStore) Detach(_ context.Context, code string, role Role, p Peer) err
 	m.peer = nil
 	other := r.members[role.other()].peer
 	if other != nil {
-		other.Deliver(Event{Type: TypePeerLeft, Reason: "disconnected"})
+		other.Deliver(Event{Type: proto.TypePeerLeft, Reason: "disconnected"})
 	} else {
 		r.idleSince = s.now()
 	}
@@ -262,7 +264,7 @@ func (s *MemStore) Leave(_ context.Context, code string, role Role) error {
 	}
 	s.removeLocked(code, r)
 	if other := r.members[role.other()].peer; other != nil {
-		other.Deliver(Event{Type: TypeRoomClosed, Reason: role.String() + " left"})
+		other.Deliver(Event{Type: proto.TypeRoomClosed, Reason: role.String() + " left"})
 	}
 	if s.hooks.RoomClosed != nil {
 		s.hooks.RoomClosed(false)

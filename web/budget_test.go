@@ -11,6 +11,7 @@ import (
 
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/internal/testclock"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // TestBrowserAtCredentialBudget runs the browser client against a hub whose
@@ -25,10 +26,10 @@ func TestBrowserAtCredentialBudget(t *testing.T) {
 	clock := testclock.New(time.Now())
 	h, err := hub.New(hub.Config{
 		Web: Handler(), CredentialBurst: 1, CredentialRate: rate.Every(3 * time.Second), Now: clock.Now,
-		ICE: func(string) hub.ICEConfig {
+		ICE: func(string) proto.ICEConfig {
 			user, pass, _ := st.st.TURN.Credential("test")
 			addr := st.st.TURN.UDPAddr().String()
-			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+			return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{
 				{URLs: []string{"stun:" + addr}},
 				{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
 			}}

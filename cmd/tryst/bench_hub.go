@@ -24,8 +24,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/tryst-chat/tryst/client"
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // benchHubConfig holds the flags of "tryst bench hub".
@@ -192,7 +192,7 @@ func parseBenchHubFlags(args []string, stderr io.Writer) (benchHubConfig, error)
 		return cfg, usageError{fmt.Errorf("bench hub: "+format, a...)}
 	}
 	var err error
-	if cfg.hubURL, err = client.HubWebSocketURL(hubURL); err != nil {
+	if cfg.hubURL, err = proto.WebSocketURL(hubURL); err != nil {
 		return bad("--hub: %v", err)
 	}
 	if cfg.sources, err = parseSources(sources); err != nil {
@@ -264,10 +264,17 @@ func parseSources(s string) ([]netip.Addr, error) {
 }
 
 // benchHubClient dials the hub from the configured source addresses.
+//
+// The pair phase talks to the hub through hubconn. The relay and memory
+// phases open their rooms on bare WebSockets (dial, send, await, openRoom):
+// the relay stamps a frame's arrival at the socket read, before decoding, and
+// a hand-off to another goroutine per frame would add to the latency it
+// reports and take CPU from the hub it measures.
 type benchHubClient struct {
 	cfg       benchHubConfig
 	transport *http.Transport
 	opts      *websocket.DialOptions
+	connOpts  *hubconn.Options
 	next      atomic.Uint64 // round robin over cfg.sources
 }
 
@@ -278,6 +285,7 @@ func newBenchHubClient(cfg benchHubConfig) *benchHubClient {
 		TLSHandshakeTimeout: cfg.timeout,
 	}
 	b.opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: b.transport}}
+	b.connOpts = &hubconn.Options{Dial: b.opts, WriteTimeout: cfg.timeout}
 	return b
 }
 
@@ -314,7 +322,7 @@ func (b *benchHubClient) dial(ctx context.Context) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-func (b *benchHubClient) send(ctx context.Context, ws *websocket.Conn, f hub.Frame) error {
+func (b *benchHubClient) send(ctx context.Context, ws *websocket.Conn, f proto.Frame) error {
 	msg, err := json.Marshal(f)
 	if err != nil {
 		return err
@@ -326,22 +334,22 @@ func (b *benchHubClient) send(ctx context.Context, ws *websocket.Conn, f hub.Fra
 
 // await reads frames until one of type typ arrives, skipping notices such as
 // peer-joined; an error frame ends the wait.
-func (b *benchHubClient) await(ctx context.Context, ws *websocket.Conn, typ string) (hub.Frame, error) {
+func (b *benchHubClient) await(ctx context.Context, ws *websocket.Conn, typ string) (proto.Frame, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
 	defer cancel()
 	for {
 		_, msg, err := ws.Read(ctx)
 		if err != nil {
-			return hub.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
+			return proto.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
 		}
-		f, err := hub.DecodeFrame(msg)
+		f, err := proto.DecodeFrame(msg)
 		if err != nil {
-			return hub.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
+			return proto.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
 		}
 		switch f.Type {
 		case typ:
 			return f, nil
-		case hub.TypeError, hub.TypeRoomClosed:
+		case proto.TypeError, proto.TypeRoomClosed:
 			return f, fmt.Errorf("waiting for %s: hub sent %s %s: %s", typ, f.Type, f.Code, f.Message)
 		}
 	}
@@ -358,25 +366,25 @@ func (b *benchHubClient) openRoom(ctx context.Context) (host, guest *websocket.C
 	if host, err = b.dial(ctx); err != nil {
 		return nil, nil, err
 	}
-	if err = b.send(ctx, host, hub.Frame{Type: hub.TypeCreate}); err != nil {
+	if err = b.send(ctx, host, proto.Frame{Type: proto.TypeCreate}); err != nil {
 		return host, nil, err
 	}
-	created, err := b.await(ctx, host, hub.TypeCreated)
+	created, err := b.await(ctx, host, proto.TypeCreated)
 	if err != nil {
 		return host, nil, err
 	}
 	if guest, err = b.dial(ctx); err != nil {
 		return host, nil, err
 	}
-	if err = b.send(ctx, guest, hub.Frame{Type: hub.TypeJoin, Room: created.Room}); err != nil {
+	if err = b.send(ctx, guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
 		return host, guest, err
 	}
-	if _, err = b.await(ctx, guest, hub.TypeJoined); err != nil {
+	if _, err = b.await(ctx, guest, proto.TypeJoined); err != nil {
 		return host, guest, err
 	}
 	// The host is told; reading it here keeps the relay phase's first
 	// measured frame from queueing behind it.
-	if _, err = b.await(ctx, host, hub.TypePeerJoined); err != nil {
+	if _, err = b.await(ctx, host, proto.TypePeerJoined); err != nil {
 		return host, guest, err
 	}
 	return host, guest, nil
@@ -390,44 +398,64 @@ func closeAll(conns ...*websocket.Conn) {
 	}
 }
 
+// dialConn opens one connection to the hub for the pair phase.
+func (b *benchHubClient) dialConn(ctx context.Context) (*hubconn.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	c, _, err := hubconn.Dial(ctx, b.cfg.hubURL, b.connOpts)
+	return c, err
+}
+
+// awaitConn waits for a frame of type typ on c, skipping notices such as
+// peer-joined; an error or room-closed frame ends the wait.
+func (b *benchHubClient) awaitConn(ctx context.Context, c *hubconn.Conn, typ string) (proto.Frame, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.timeout)
+	defer cancel()
+	f, err := c.Await(ctx, typ, proto.TypeRoomClosed)
+	if err == nil && f.Type != typ {
+		return f, fmt.Errorf("waiting for %s: hub sent %s: %s", typ, f.Type, f.Reason)
+	}
+	return f, err
+}
+
 // pairOnce runs one full rendezvous on two new connections: create, offer,
 // join, answer; it returns when the answer reaches the host.
 func (b *benchHubClient) pairOnce(ctx context.Context, offer, answer string) error {
-	host, err := b.dial(ctx)
+	host, err := b.dialConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeAll(host)
-	if err := b.send(ctx, host, hub.Frame{Type: hub.TypeCreate}); err != nil {
+	defer host.Close()
+	if err := host.Send(ctx, proto.Frame{Type: proto.TypeCreate}); err != nil {
 		return err
 	}
-	created, err := b.await(ctx, host, hub.TypeCreated)
+	created, err := b.awaitConn(ctx, host, proto.TypeCreated)
 	if err != nil {
 		return err
 	}
-	if err := b.send(ctx, host, hub.Frame{Type: hub.TypeOffer, Data: offer}); err != nil {
+	if err := host.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: offer}); err != nil {
 		return err
 	}
-	guest, err := b.dial(ctx)
+	guest, err := b.dialConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeAll(guest)
-	if err := b.send(ctx, guest, hub.Frame{Type: hub.TypeJoin, Room: created.Room}); err != nil {
+	defer guest.Close()
+	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
 		return err
 	}
-	if _, err := b.await(ctx, guest, hub.TypeOffer); err != nil {
+	if _, err := b.awaitConn(ctx, guest, proto.TypeOffer); err != nil {
 		return err
 	}
-	if err := b.send(ctx, guest, hub.Frame{Type: hub.TypeAnswer, Data: answer}); err != nil {
+	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: answer}); err != nil {
 		return err
 	}
-	if _, err := b.await(ctx, host, hub.TypeAnswer); err != nil {
+	if _, err := b.awaitConn(ctx, host, proto.TypeAnswer); err != nil {
 		return err
 	}
 	// Done: the host leaves so that the room does not wait out its TTL.
 	// Best effort; the connections are reset right after.
-	_ = b.send(ctx, host, hub.Frame{Type: hub.TypeLeave})
+	_ = host.Send(ctx, proto.Frame{Type: proto.TypeLeave})
 	return nil
 }
 
@@ -618,8 +646,8 @@ func (b *benchHubClient) relay(ctx context.Context) (*relayResult, error) {
 						}
 						return
 					}
-					f, err := hub.DecodeFrame(msg)
-					if err != nil || f.Type != hub.TypeCandidate {
+					f, err := proto.DecodeFrame(msg)
+					if err != nil || f.Type != proto.TypeCandidate {
 						continue
 					}
 					if at, ok := parseCandidateData(f.Data); ok && at >= from && at < to {
@@ -641,7 +669,7 @@ func (b *benchHubClient) relay(ctx context.Context) (*relayResult, error) {
 					}
 					t.Reset(period)
 					at := time.Since(epoch)
-					if err := b.send(sendCtx, ws, hub.Frame{Type: hub.TypeCandidate, Data: candidateData(at, cfg.relaySize)}); err != nil {
+					if err := b.send(sendCtx, ws, proto.Frame{Type: proto.TypeCandidate, Data: candidateData(at, cfg.relaySize)}); err != nil {
 						if sendCtx.Err() == nil {
 							sendErrs.Add(1)
 						}

@@ -15,9 +15,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // startBenchTarget runs a hub and its metrics endpoint on loopback.
@@ -128,8 +128,8 @@ func TestBenchHubFlags(t *testing.T) {
 			t.Errorf("%q accepted", args)
 		}
 	}
-	if got, _ := client.HubWebSocketURL("http://127.0.0.1:8080/"); got != "ws://127.0.0.1:8080/v1/ws" {
-		t.Errorf("HubWebSocketURL = %q", got)
+	if got, _ := proto.WebSocketURL("http://127.0.0.1:8080/"); got != "ws://127.0.0.1:8080/v1/ws" {
+		t.Errorf("WebSocketURL = %q", got)
 	}
 	if s, err := parseSources("127.0.0.2-127.0.0.41"); err != nil || len(s) != 40 {
 		t.Errorf("parseSources: %d, %v", len(s), err)

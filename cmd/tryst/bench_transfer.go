@@ -26,6 +26,7 @@ import (
 
 	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // benchTransferConfig holds the flags of "tryst bench transfer".
@@ -264,10 +265,10 @@ func startTransferEnv(ctx context.Context, cpus cpuLayout) (env *transferEnv, er
 }
 
 // iceConfig is what the relay's hub hands a Client, for the raw pairs.
-func (env *transferEnv) iceConfig() hub.ICEConfig {
+func (env *transferEnv) iceConfig() proto.ICEConfig {
 	user, pass := env.relay.credential("bench")
 	addr := env.relay.turnUDP
-	return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+	return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{
 		{URLs: []string{"stun:" + addr}},
 		{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
 	}}

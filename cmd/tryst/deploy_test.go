@@ -33,7 +33,8 @@ import (
 	"github.com/pion/turn/v4"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
@@ -331,80 +332,55 @@ scrape_configs:
 
 // deployPair runs one rendezvous: create, offer, join, answer. With keep,
 // the room stays open (both connections returned); otherwise the host leaves.
-func deployPair(ctx context.Context, opts *websocket.DialOptions, wsURL string, keep bool) ([]*websocket.Conn, error) {
-	var conns []*websocket.Conn
-	fail := func(err error) ([]*websocket.Conn, error) {
+func deployPair(ctx context.Context, opts *websocket.DialOptions, wsURL string, keep bool) ([]*hubconn.Conn, error) {
+	var conns []*hubconn.Conn
+	fail := func(err error) ([]*hubconn.Conn, error) {
 		for _, c := range conns {
-			c.CloseNow()
+			_ = c.Close()
 		}
 		return nil, err
 	}
-	dial := func() (*websocket.Conn, error) {
-		c, _, err := websocket.Dial(ctx, wsURL, opts)
+	dial := func() (*hubconn.Conn, error) {
+		c, _, err := hubconn.Dial(ctx, wsURL, &hubconn.Options{Dial: opts})
 		if err == nil {
 			conns = append(conns, c)
 		}
 		return c, err
 	}
-	send := func(c *websocket.Conn, f hub.Frame) error {
-		b, err := json.Marshal(f)
-		if err != nil {
-			return err
-		}
-		return c.Write(ctx, websocket.MessageText, b)
-	}
-	await := func(c *websocket.Conn, typ string) (hub.Frame, error) {
-		for {
-			_, b, err := c.Read(ctx)
-			if err != nil {
-				return hub.Frame{}, fmt.Errorf("waiting for %s: %w", typ, err)
-			}
-			f, err := hub.DecodeFrame(b)
-			if err != nil {
-				return hub.Frame{}, err
-			}
-			if f.Type == typ {
-				return f, nil
-			}
-			if f.Type == hub.TypeError {
-				return f, fmt.Errorf("waiting for %s: %s %s", typ, f.Code, f.Message)
-			}
-		}
-	}
 	host, err := dial()
 	if err != nil {
 		return fail(err)
 	}
-	if err := send(host, hub.Frame{Type: hub.TypeCreate}); err != nil {
+	if err := host.Send(ctx, proto.Frame{Type: proto.TypeCreate}); err != nil {
 		return fail(err)
 	}
-	created, err := await(host, hub.TypeCreated)
+	created, err := host.Await(ctx, proto.TypeCreated)
 	if err != nil {
 		return fail(err)
 	}
-	if err := send(host, hub.Frame{Type: hub.TypeOffer, Data: "sealed-offer"}); err != nil {
+	if err := host.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: "sealed-offer"}); err != nil {
 		return fail(err)
 	}
 	guest, err := dial()
 	if err != nil {
 		return fail(err)
 	}
-	if err := send(guest, hub.Frame{Type: hub.TypeJoin, Room: created.Room}); err != nil {
+	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
 		return fail(err)
 	}
-	if _, err := await(guest, hub.TypeOffer); err != nil {
+	if _, err := guest.Await(ctx, proto.TypeOffer); err != nil {
 		return fail(err)
 	}
-	if err := send(guest, hub.Frame{Type: hub.TypeAnswer, Data: "sealed-answer"}); err != nil {
+	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: "sealed-answer"}); err != nil {
 		return fail(err)
 	}
-	if _, err := await(host, hub.TypeAnswer); err != nil {
+	if _, err := host.Await(ctx, proto.TypeAnswer); err != nil {
 		return fail(err)
 	}
 	if keep {
 		return conns, nil
 	}
-	_ = send(host, hub.Frame{Type: hub.TypeLeave})
+	_ = host.Send(ctx, proto.Frame{Type: proto.TypeLeave})
 	return fail(nil)
 }
 
@@ -590,14 +566,13 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 			t.Fatalf("pairing %d: %v", i, err)
 		}
 		for _, c := range conns {
-			defer c.CloseNow()
+			defer c.Close()
 		}
 	}
-	if bad, _, err := websocket.Dial(ctx, wsURL, opts); err == nil {
-		msg, _ := json.Marshal(hub.Frame{Type: hub.TypeJoin, Room: "no-such-room"})
-		_ = bad.Write(ctx, websocket.MessageText, msg)
-		_, _, _ = bad.Read(ctx) // the error frame
-		bad.CloseNow()
+	if bad, _, err := hubconn.Dial(ctx, wsURL, &hubconn.Options{Dial: opts}); err == nil {
+		_ = bad.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: "no-such-room"})
+		_, _ = bad.Next(ctx) // the error frame
+		_ = bad.Close()
 	}
 	// TURN traffic: an allocation relaying both ways, kept open.
 	closeRelay := deployRelay(t, s.turn.UDPAddr().String(), []byte(secret))

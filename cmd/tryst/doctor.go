@@ -21,8 +21,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/tryst-chat/tryst/client"
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // doctorConfig holds the flags of `tryst doctor`.
@@ -119,7 +119,7 @@ type doctor struct {
 	counts [3]int
 
 	// Learnt along the way.
-	ice       *hub.ICEConfig
+	ice       *proto.ICEConfig
 	iceDate   time.Time // the HTTP Date of the /v1/ice answer, zero without one
 	iceLocal  time.Time // local time midway through the request
 	stunURL   string    // host:port
@@ -205,7 +205,7 @@ func runDoctor(ctx context.Context, args []string, std stdio) error {
 
 func (d *doctor) setup() error {
 	// The same reading of the hub URL as the clients', back to HTTP(S).
-	ws, err := client.HubWebSocketURL(d.cfg.hub)
+	ws, err := proto.WebSocketURL(d.cfg.hub)
 	if err != nil {
 		return badSetting("doctor: %v", err)
 	}
@@ -331,68 +331,54 @@ func (d *doctor) checkWebSocket(ctx context.Context) checkResult {
 	wsu.Path = "/v1/ws"
 	// The origin a browser sends for the page the hub itself serves.
 	origin := d.base.String()
-	ws, resp, err := websocket.Dial(ctx, wsu.String(), &websocket.DialOptions{
+	hc, resp, err := hubconn.Dial(ctx, wsu.String(), &hubconn.Options{Dial: &websocket.DialOptions{
 		HTTPClient:      d.http,
 		HTTPHeader:      http.Header{"Origin": {origin}},
 		CompressionMode: websocket.CompressionDisabled,
-	})
+	}})
 	if err != nil {
 		if resp != nil {
 			return wsStatusFailure(resp.StatusCode, origin)
 		}
 		return d.dialFailure(ctx, "connect to "+wsu.String(), err)
 	}
-	defer ws.CloseNow()
-	ws.SetReadLimit(1 << 20)
+	defer hc.Close()
 
-	create := hub.Frame{Type: hub.TypeCreate, Auth: d.token}
-	f, err := wsRoundTrip(ctx, ws, create)
+	create := proto.Frame{Type: proto.TypeCreate, Auth: d.token}
+	f, err := wsRoundTrip(ctx, hc, create)
 	if err != nil {
 		return checkFail("the hub accepted the WebSocket but did not answer: check proxy timeouts and the hub's log",
 			"origin %s accepted, but create got no answer: %v", origin, err)
 	}
 	switch {
-	case f.Type == hub.TypeError && f.Code == hub.CodeUnauthorized && d.token == "":
+	case f.Type == proto.TypeError && f.Code == proto.CodeUnauthorized && d.token == "":
 		return checkFail("access control is on (--token-secret-file): give tryst doctor --token-file with a valid access token",
 			"origin %s accepted, but create refused: %s", origin, f.Message)
-	case f.Type == hub.TypeError && f.Code == hub.CodeUnauthorized:
+	case f.Type == proto.TypeError && f.Code == proto.CodeUnauthorized:
 		return checkFail("the access token in --token-file is expired or signed with a secret the hub does not hold",
 			"origin %s accepted, but the access token was refused: %s", origin, f.Message)
-	case f.Type == hub.TypeError:
+	case f.Type == proto.TypeError:
 		return checkFail("see the hub's log", "origin %s accepted, but create failed: %s: %s", origin, f.Code, f.Message)
-	case f.Type != hub.TypeCreated || f.Room == "":
+	case f.Type != proto.TypeCreated || f.Room == "":
 		return checkFail("is this a Tryst hub, and of a compatible version?", "create answered with %q", f.Type)
 	}
-	if err := wsWrite(ctx, ws, hub.Frame{Type: hub.TypeLeave}); err != nil {
+	if err := hc.Send(ctx, proto.Frame{Type: proto.TypeLeave}); err != nil {
 		return checkFail("see the hub's log", "room created, but leave failed: %v", err)
 	}
 	// The hub closes the connection with 1000 once the room is gone.
-	_, _, err = ws.Read(ctx)
+	_, err = hc.Next(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
 		return checkFail("see the hub's log", "room created, but leave was not acknowledged: %v", err)
 	}
 	return checkPass("%s accepts origin %s; room created and left", wsu.String(), origin)
 }
 
-func wsWrite(ctx context.Context, ws *websocket.Conn, f hub.Frame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
+// wsRoundTrip sends f and returns the hub's next frame, whatever its type.
+func wsRoundTrip(ctx context.Context, hc *hubconn.Conn, f proto.Frame) (proto.Frame, error) {
+	if err := hc.Send(ctx, f); err != nil {
+		return proto.Frame{}, err
 	}
-	return ws.Write(ctx, websocket.MessageText, b)
-}
-
-func wsRoundTrip(ctx context.Context, ws *websocket.Conn, f hub.Frame) (hub.Frame, error) {
-	var got hub.Frame
-	if err := wsWrite(ctx, ws, f); err != nil {
-		return got, err
-	}
-	_, b, err := ws.Read(ctx)
-	if err != nil {
-		return got, err
-	}
-	err = json.Unmarshal(b, &got)
-	return got, err
+	return hc.Next(ctx)
 }
 
 func wsStatusFailure(code int, origin string) checkResult {
@@ -505,7 +491,7 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 	default:
 		return checkFail("is this a Tryst hub? A reverse proxy must forward /v1/ice", "GET %s: HTTP %d", u, resp.StatusCode)
 	}
-	var ice hub.ICEConfig
+	var ice proto.ICEConfig
 	if err := json.Unmarshal(body, &ice); err != nil {
 		return checkFail("is this a Tryst hub? /v1/ice must answer JSON", "GET %s: %v", u, err)
 	}
@@ -526,7 +512,7 @@ func (d *doctor) checkICE(ctx context.Context) checkResult {
 					return checkFail("the hub must hand out TURN credentials with every TURN URL", "%s has no username/credential", raw)
 				}
 				if d.ice == nil {
-					d.ice = &hub.ICEConfig{TTL: ice.TTL, Servers: []hub.ICEServer{s}}
+					d.ice = &proto.ICEConfig{TTL: ice.TTL, Servers: []proto.ICEServer{s}}
 				}
 				if s.Username == d.ice.Servers[0].Username {
 					d.turnURLs = append(d.turnURLs, iu)

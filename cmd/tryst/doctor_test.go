@@ -26,6 +26,7 @@ import (
 	"github.com/pion/stun/v3"
 
 	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
@@ -226,7 +227,7 @@ func TestDoctorPermissionRefused(t *testing.T) {
 
 // doctorFakeDeployment serves a hub on 127.0.0.1 (httptest) whose ICE
 // servers come from ice.
-func doctorFakeDeployment(t *testing.T, ice func(host string) hub.ICEConfig) string {
+func doctorFakeDeployment(t *testing.T, ice func(host string) proto.ICEConfig) string {
 	t.Helper()
 	h, err := hub.New(hub.Config{ICE: ice})
 	if err != nil {
@@ -261,11 +262,11 @@ func doctorRelay(t *testing.T, mod func(*turnserver.Config)) *turnserver.Server 
 
 // doctorICE hands out STUN and TURN over UDP and TCP at port, with
 // credentials signed by secret.
-func doctorICE(port int, secret []byte) func(string) hub.ICEConfig {
-	return func(string) hub.ICEConfig {
+func doctorICE(port int, secret []byte) func(string) proto.ICEConfig {
+	return func(string) proto.ICEConfig {
 		user, pass := turnserver.MintCredential(secret, "doctor", 10*time.Minute, time.Now())
 		hp := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+		return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{
 			{URLs: []string{"stun:" + hp}},
 			{URLs: []string{"turn:" + hp + "?transport=udp", "turn:" + hp + "?transport=tcp"}, Username: user, Credential: pass},
 		}}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/turnserver"
 	"github.com/tryst-chat/tryst/web"
 )
@@ -410,8 +411,8 @@ func readSecretFile(flagName, file string, log *slog.Logger) ([][]byte, error) {
 
 // iceServers builds the ICE server list handed to clients: STUN, and TURN
 // over UDP, TCP and (with a certificate) TLS, with a fresh credential.
-func iceServers(ts *turnserver.Server, fixedHost string, turnPort, tlsPort int, ttl time.Duration) func(string) hub.ICEConfig {
-	return func(reqHost string) hub.ICEConfig {
+func iceServers(ts *turnserver.Server, fixedHost string, turnPort, tlsPort int, ttl time.Duration) func(string) proto.ICEConfig {
+	return func(reqHost string) proto.ICEConfig {
 		host := fixedHost
 		if host == "" {
 			host = reqHost
@@ -420,7 +421,7 @@ func iceServers(ts *turnserver.Server, fixedHost string, turnPort, tlsPort int, 
 		_, _ = rand.Read(id[:])
 		user, pass, _ := ts.Credential(hex.EncodeToString(id[:]))
 		hp := net.JoinHostPort(host, strconv.Itoa(turnPort))
-		turn := hub.ICEServer{
+		turn := proto.ICEServer{
 			URLs:       []string{"turn:" + hp + "?transport=udp", "turn:" + hp + "?transport=tcp"},
 			Username:   user,
 			Credential: pass,
@@ -428,8 +429,8 @@ func iceServers(ts *turnserver.Server, fixedHost string, turnPort, tlsPort int, 
 		if tlsPort > 0 {
 			turn.URLs = append(turn.URLs, "turns:"+net.JoinHostPort(host, strconv.Itoa(tlsPort))+"?transport=tcp")
 		}
-		return hub.ICEConfig{
-			Servers: []hub.ICEServer{{URLs: []string{"stun:" + hp}}, turn},
+		return proto.ICEConfig{
+			Servers: []proto.ICEServer{{URLs: []string{"stun:" + hp}}, turn},
 			TTL:     int(ttl.Seconds()),
 		}
 	}

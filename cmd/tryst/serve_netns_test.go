@@ -31,7 +31,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/stun/v3"
 
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 const (
@@ -230,12 +231,12 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 		return err
 	}())
 
-	ws, _, err := websocket.Dial(ctx, "ws://127.0.0.1:8080/v1/ws", nil)
+	wsc, _, err := hubconn.Dial(ctx, "ws://127.0.0.1:8080/v1/ws", nil)
 	check("WebSocket to ws://127.0.0.1:8080/v1/ws", err)
 	if err == nil {
-		defer ws.CloseNow()
-		f, err := wsRoundTrip(ctx, ws, hub.Frame{Type: hub.TypeCreate})
-		if err == nil && (f.Type != hub.TypeCreated || f.Room == "") {
+		defer wsc.Close()
+		f, err := wsRoundTrip(ctx, wsc, proto.Frame{Type: proto.TypeCreate})
+		if err == nil && (f.Type != proto.TypeCreated || f.Room == "") {
 			b, _ := json.Marshal(f)
 			err = fmt.Errorf("answered %s", b)
 		}
@@ -257,10 +258,11 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fail(fmt.Errorf("SIGTERM: %w", err))
 	}
-	if ws != nil {
-		// The hub tells live clients to go elsewhere (1001); reading lets
-		// the close handshake finish instead of holding up the drain.
-		_, _, err := ws.Read(ctx)
+	if wsc != nil {
+		// The hub tells live clients to go elsewhere (1001); the
+		// connection's reader finishes the close handshake instead of
+		// holding up the drain.
+		_, err := wsc.Next(ctx)
 		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 			check("WebSocket told to go away on SIGTERM", fmt.Errorf("got %v", err))
 		}

@@ -27,7 +27,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -456,7 +456,7 @@ func TestServeProcess(t *testing.T) {
 	if got := get(ready.Hub + "/healthz"); got != "ok\n" {
 		t.Errorf("healthz %q", got)
 	}
-	var ice hub.ICEConfig
+	var ice proto.ICEConfig
 	json.Unmarshal([]byte(get(ready.Hub+"/v1/ice")), &ice)
 	_, turnPort, _ := strings.Cut(ready.TurnUDP, "127.0.0.1:")
 	if len(ice.Servers) != 2 || !strings.Contains(strings.Join(ice.Servers[1].URLs, " "), "turn:127.0.0.1:"+turnPort+"?transport=udp") || ice.Servers[1].Username == "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
@@ -50,10 +51,10 @@ func Start(t testing.TB, opt Options) *Stack {
 	h, err := hub.New(hub.Config{
 		Store: opt.Store,
 		Web:   opt.Web,
-		ICE: func(string) hub.ICEConfig {
+		ICE: func(string) proto.ICEConfig {
 			user, pass, _ := ts.Credential("test")
 			addr := ts.UDPAddr().String()
-			return hub.ICEConfig{TTL: 600, Servers: []hub.ICEServer{
+			return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{
 				{URLs: []string{"stun:" + addr}},
 				{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},
 			}}

@@ -1,4 +1,4 @@
-package hub
+package proto
 
 import (
 	"bytes"
@@ -108,9 +108,9 @@ var (
 	errInvalidUTF8 = errors.New("frame is not valid UTF-8")
 )
 
-// DecodeFrame parses one client frame. It rejects anything that is not a
-// single JSON object with a string "type"; unknown fields are ignored so that
-// newer clients can talk to older hubs.
+// DecodeFrame parses one frame, in either direction. It rejects anything that
+// is not a single JSON object with a string "type"; unknown fields are ignored
+// so that newer clients can talk to older hubs and the other way round.
 func DecodeFrame(b []byte) (Frame, error) {
 	var f Frame
 	b = bytes.TrimSpace(b)
@@ -133,12 +133,31 @@ func DecodeFrame(b []byte) (Frame, error) {
 	return f, nil
 }
 
-// encodeFrame marshals f. Frame holds only strings, ints and plain structs,
+// EncodeFrame marshals f. Frame holds only strings, ints and plain structs,
 // so Marshal cannot fail; the error is kept for safety.
-func encodeFrame(f Frame) ([]byte, error) {
+func EncodeFrame(f Frame) ([]byte, error) {
 	b, err := json.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
 	}
 	return b, nil
+}
+
+// Error is an error frame as a Go error, for callers that treat the hub's
+// refusal like any other failure and branch on Code.
+type Error struct {
+	Code    string
+	Message string
+	// RetryAfter is the frame's retry_after, in seconds (0 when absent).
+	RetryAfter int
+}
+
+func (e *Error) Error() string { return "hub error " + e.Code + ": " + e.Message }
+
+// Err returns f as an *Error when it is an error frame, and nil otherwise.
+func (f Frame) Err() error {
+	if f.Type != TypeError {
+		return nil
+	}
+	return &Error{Code: f.Code, Message: f.Message, RetryAfter: f.RetryAfter}
 }

@@ -42,7 +42,16 @@ type Server struct {
 	filter *peerFilter
 
 	secrets atomic.Pointer[[][]byte]
-	now     func() time.Time // injected by tests
+	// now is the server's clock (Config.clock: time.Now unless a test
+	// injects one). It dates everything the relay keeps about the protocol
+	// (credential expiry, nonces, reservation tokens, stashed keys, pending
+	// reservations, allocation ages, permission lifetimes), and the janitor
+	// expires those by it, so a test that moves the clock moves every TTL.
+	// The wall clock is read only where real time is the point: the
+	// golang.org/x/time/rate token buckets (requests and bytes per real
+	// second, which a test clock standing still would freeze), socket
+	// deadlines and the data plane's scheduling.
+	now func() time.Time
 
 	pion      *turn.Server
 	udp       []*listenConn
@@ -412,20 +421,20 @@ func (s *Server) janitor() {
 		select {
 		case <-s.done:
 			return
-		case now := <-t.C:
-			s.sweep(now)
+		case wall := <-t.C:
+			s.sweep(wall)
 		}
 	}
 }
 
-// sweep forgets stale per-source state.
-// now is the wall clock (the rate limiters run on it); nonces and pending
-// reservations are stamped with the server's clock, which tests move.
-func (s *Server) sweep(now time.Time) {
-	s.sources.sweep(now)
-	clock := s.now()
-	s.nonces.sweep(clock)
-	s.tokens.sweep(clock)
+// sweep forgets stale per-source state: the rate limiters' idle buckets by
+// the wall clock they run on, everything else by the server's clock (see
+// Server.now).
+func (s *Server) sweep(wall time.Time) {
+	s.sources.sweep(wall)
+	now := s.now()
+	s.nonces.sweep(now)
+	s.tokens.sweep(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.stash {
@@ -434,7 +443,7 @@ func (s *Server) sweep(now time.Time) {
 		}
 	}
 	for k, p := range s.pending {
-		if clock.Sub(p.at) > pendingTTL {
+		if now.Sub(p.at) > pendingTTL {
 			s.dropPendingLocked(k, p)
 		}
 	}
@@ -499,7 +508,7 @@ func (s *Server) authFail(reason string, src net.Addr, charge bool) ([]byte, boo
 // goroutine.
 func (s *Server) stashKey(k, username string, key []byte, live bool) {
 	s.mu.Lock()
-	s.stash[k] = stashed{username: username, key: key, live: live, at: time.Now()}
+	s.stash[k] = stashed{username: username, key: key, live: live, at: s.now()}
 	s.mu.Unlock()
 }
 

@@ -362,14 +362,6 @@ func (s *Server) Credential(id string) (username, password string, expires time.
 // Realm returns the configured realm.
 func (s *Server) Realm() string { return s.cfg.Realm }
 
-// AllocationCount returns the number of open allocations.
-func (s *Server) AllocationCount() int {
-	if s.pion == nil {
-		return 0
-	}
-	return s.pion.AllocationCount()
-}
-
 // Close stops the relay, ends every allocation and connection and waits for
 // the goroutines. It is idempotent.
 func (s *Server) Close() error {

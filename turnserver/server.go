@@ -186,7 +186,8 @@ func New(cfg Config) (*Server, error) {
 			})
 		}
 	}
-	// One read loop per UDP socket and one accept loop per listener.
+	// One read loop per UDP socket and one accept loop per listener, each
+	// ending at its first error (pinned by TestPionReadLoops).
 	s.readers.Add(len(pcfg.PacketConnConfigs) + len(pcfg.ListenerConfigs))
 	s.pion, err = turn.NewServer(pcfg)
 	if err != nil {
@@ -709,7 +710,7 @@ func (s *Server) relayClosed(c *relayConn) {
 // onChannelCreated and onChannelDeleted mirror channel bindings into the data
 // plane. pion calls them while it holds the allocation's channel lock, before
 // it answers the ChannelBind, and when a binding expires or its allocation
-// ends.
+// ends (pinned by TestPionEventsBeforeAnswers).
 // They also count each allocation's channels for ChannelsPerAllocation.
 func (s *Server) onChannelCreated(src, _ net.Addr, protocol, username, _ string, _, peer net.Addr, number uint16) {
 	if s.dp != nil {

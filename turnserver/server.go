@@ -1,7 +1,6 @@
 package turnserver
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -60,7 +59,7 @@ type Server struct {
 	totalLim  *rate.Limiter
 	relayGen  *relayGenerator
 	relayOpen atomic.Int64
-	dp        *dataPlane // nil where the epoll data plane is not built (non-Linux)
+	engine    engine // the data plane, or pion's portable path
 
 	// Hot-path counters resolved once.
 	toPeerBytes, toPeerPackets     prometheus.Counter
@@ -145,20 +144,19 @@ func New(cfg Config) (*Server, error) {
 	s.relayGen = &relayGenerator{s: s, bindIP: cfg.RelayBindIP, publicIP: cfg.PublicIP,
 		min: cfg.RelayPortMin, max: cfg.RelayPortMax}
 
-	if !cfg.DisableDataPlane {
-		if s.dp, err = newDataPlane(s); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.listen(); err != nil {
-		s.closeSockets()
-		return nil, err
-	}
 	s.filter = &peerFilter{
 		allow:         cfg.AllowPeers,
 		deny:          cfg.DenyPeers,
 		allowLoopback: cfg.AllowLoopbackPeers,
 		own:           s.ownAddrs(),
+	}
+	s.engine, err = newEngine(cfg, s.filter.own, s.countToPeer, s.countToClientN)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
+		s.closeSockets()
+		return nil, err
 	}
 
 	pcfg := turn.ServerConfig{
@@ -224,7 +222,7 @@ func (s *Server) listen() error {
 		if err == nil || port != "0" || attempt == 8 || !errors.Is(err, syscall.EADDRINUSE) {
 			return err
 		}
-		s.closeListeners() // not the data plane: the next attempt uses it
+		s.closeListeners() // not the engine: the next attempt uses it
 		s.udp, s.tcp, s.tls = nil, nil, nil
 	}
 }
@@ -233,23 +231,11 @@ func (s *Server) listen() error {
 var listenTCP = net.Listen
 
 func (s *Server) listenOnce() error {
-	ctx := context.Background()
 	addr := s.cfg.ListenAddr
-	lc := net.ListenConfig{Control: reusePort}
 	for i := 0; i < s.cfg.Sockets; i++ {
-		var pc net.PacketConn
-		var err error
-		if s.dp != nil {
-			pc, err = s.dp.listenUDP(addr)
-		} else {
-			pc, err = lc.ListenPacket(ctx, "udp", addr)
-		}
+		pc, err := s.engine.ListenUDP(addr)
 		if err != nil {
 			return fmt.Errorf("turnserver: listen udp %s: %w", addr, err)
-		}
-		if u, ok := pc.(*net.UDPConn); ok {
-			_ = u.SetReadBuffer(socketBuffer)
-			_ = u.SetWriteBuffer(socketBuffer)
 		}
 		s.udp = append(s.udp, &listenConn{PacketConn: pc, s: s})
 		if i == 0 {
@@ -277,12 +263,10 @@ func (s *Server) listenOnce() error {
 	return nil
 }
 
-// closeSockets closes what listen opened, for a failed New.
+// closeSockets closes what listen opened, and the engine, for a failed New.
 func (s *Server) closeSockets() {
 	s.closeListeners()
-	if s.dp != nil {
-		s.dp.close()
-	}
+	s.engine.Close()
 }
 
 // closeListeners closes the listening sockets.
@@ -390,9 +374,7 @@ func (s *Server) Close() error {
 				_ = r.Close()
 			}
 			s.allocs.Wait()
-			if s.dp != nil {
-				s.dp.close() // every data-plane socket is closed by now
-			}
+			s.engine.Close() // every socket it opened is closed by now
 			s.janitorWG.Wait()
 			close(finished)
 		}()
@@ -471,6 +453,17 @@ func (s *Server) countToClient(b []byte) {
 		s.toClientPackets.Inc()
 		s.toClientBytes.Add(float64(n))
 	}
+}
+
+// countToClientN and countToPeer count what the data plane relayed itself.
+func (s *Server) countToClientN(packets, bytes int) {
+	s.toClientPackets.Add(float64(packets))
+	s.toClientBytes.Add(float64(bytes))
+}
+
+func (s *Server) countToPeer(packets, bytes int) {
+	s.toPeerPackets.Add(float64(packets))
+	s.toPeerBytes.Add(float64(bytes))
 }
 
 // allowBytes applies the per-allocation and total byte-rate caps to one
@@ -621,11 +614,9 @@ func (s *Server) quotaHandler(username, _ string, src net.Addr) bool {
 }
 
 func (s *Server) onAllocationCreated(src, _ net.Addr, protocol, username, _ string, relay net.Addr, _ int) {
-	if s.dp != nil {
-		// Before pion answers the Allocate, so the fast path is ready for
-		// the client's first ChannelBind.
-		s.dp.allocationCreated(src, protocol, relay)
-	}
+	// Before pion answers the Allocate, so the fast path is ready for the
+	// client's first ChannelBind.
+	s.mirrorAllocation(src, protocol, relay, true)
 	k := srcKey(src)
 	now := s.now()
 	s.mu.Lock()
@@ -652,9 +643,7 @@ func (s *Server) onAllocationCreated(src, _ net.Addr, protocol, username, _ stri
 }
 
 func (s *Server) onAllocationDeleted(src, _ net.Addr, protocol, username, _ string) {
-	if s.dp != nil {
-		s.dp.allocationDeleted(src, protocol)
-	}
+	s.mirrorAllocation(src, protocol, nil, false)
 	k := srcKey(src)
 	s.mu.Lock()
 	list := s.live[k]
@@ -707,22 +696,18 @@ func (s *Server) relayClosed(c *relayConn) {
 	s.m.RelayPortsUsed.Set(float64(s.relayOpen.Add(-1)))
 }
 
-// onChannelCreated and onChannelDeleted mirror channel bindings into the data
-// plane. pion calls them while it holds the allocation's channel lock, before
+// onChannelCreated and onChannelDeleted mirror channel bindings into the
+// engine. pion calls them while it holds the allocation's channel lock, before
 // it answers the ChannelBind, and when a binding expires or its allocation
 // ends (pinned by TestPionEventsBeforeAnswers).
 // They also count each allocation's channels for ChannelsPerAllocation.
 func (s *Server) onChannelCreated(src, _ net.Addr, protocol, username, _ string, _, peer net.Addr, number uint16) {
-	if s.dp != nil {
-		s.dp.channelCreated(src, protocol, peer, number)
-	}
+	s.mirrorChannel(src, protocol, peer, number, true)
 	s.trackChannel(src, username, number, true)
 }
 
 func (s *Server) onChannelDeleted(src, _ net.Addr, protocol, username, _ string, _, peer net.Addr, number uint16) {
-	if s.dp != nil {
-		s.dp.channelDeleted(src, protocol, peer, number)
-	}
+	s.mirrorChannel(src, protocol, peer, number, false)
 	s.trackChannel(src, username, number, false)
 }
 

@@ -150,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		allowLoopback: cfg.AllowLoopbackPeers,
 		own:           s.ownAddrs(),
 	}
-	s.engine, err = newEngine(cfg, s.filter.own, s.countToPeer, s.countToClientN)
+	s.engine, err = newEngine(cfg, s.filter.own, s.relayedToPeer, s.relayedToClient)
 	if err != nil {
 		return nil, err
 	}
@@ -455,13 +455,14 @@ func (s *Server) countToClient(b []byte) {
 	}
 }
 
-// countToClientN and countToPeer count what the data plane relayed itself.
-func (s *Server) countToClientN(packets, bytes int) {
+// relayedToClient and relayedToPeer count what the data plane relayed
+// itself.
+func (s *Server) relayedToClient(packets, bytes int) {
 	s.toClientPackets.Add(float64(packets))
 	s.toClientBytes.Add(float64(bytes))
 }
 
-func (s *Server) countToPeer(packets, bytes int) {
+func (s *Server) relayedToPeer(packets, bytes int) {
 	s.toPeerPackets.Add(float64(packets))
 	s.toPeerBytes.Add(float64(bytes))
 }

@@ -68,7 +68,7 @@ func TestDataPlaneDifferential(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("ran in %v: %s; data plane: %d datagrams passed to pion, %d relayed relay to relay",
-		time.Since(start).Round(time.Millisecond), fast.summary(), fast.s.dp.slow.Load(), fast.s.dp.hairpins.Load())
+		time.Since(start).Round(time.Millisecond), fast.summary(), fast.s.dataPlane().Stats().ToPion, fast.s.dataPlane().Stats().Hairpins)
 	// A world stops at its first error, the one that matters; comparing
 	// it with the other then says little.
 	for _, w := range []*diffWorld{fast, portable} {
@@ -876,7 +876,7 @@ func (w *diffWorld) expect(d diffRecv) {
 // request that made it, so between steps they must agree: no route for a
 // deleted allocation, no channel pion does not have.
 func (w *diffWorld) checkMirror() {
-	dp := w.s.dp
+	dp := w.s.dataPlane()
 	if dp == nil {
 		return
 	}
@@ -884,27 +884,26 @@ func (w *diffWorld) checkMirror() {
 	for _, c := range w.allocated() {
 		want[c.sock.conn.LocalAddr().(*net.UDPAddr).AddrPort()] = c
 	}
-	dp.mu.RLock()
-	defer dp.mu.RUnlock()
-	if len(dp.clients) != len(want) || len(dp.relays) != len(want) {
+	routes, relays := dp.Mirror()
+	if len(routes) != len(want) || relays != len(want) {
 		w.errorf("data plane mirrors %d allocations and %d relay sockets, model has %d",
-			len(dp.clients), len(dp.relays), len(want))
+			len(routes), relays, len(want))
 	}
-	for addr, rt := range dp.clients {
+	for addr, rt := range routes {
 		c := want[addr]
 		if c == nil {
 			w.errorf("data plane has a route for %v, which has no allocation", addr)
 			continue
 		}
-		if rt.relay.local.Port != int(c.relay.addr.Port()) || rt.relay.route.Load() != rt {
-			w.errorf("%s: data plane route on relay port %d, model %v", c.sock.name, rt.relay.local.Port, c.relay.addr)
+		if rt.RelayPort != int(c.relay.addr.Port()) || !rt.Linked {
+			w.errorf("%s: data plane route on relay port %d, model %v", c.sock.name, rt.RelayPort, c.relay.addr)
 		}
 		chans, peers := make(map[uint16]netip.AddrPort), make(map[netip.AddrPort]uint16)
 		for num, t := range c.chans {
 			chans[num], peers[t.addr] = t.addr, num
 		}
-		if !maps.Equal(rt.chans, chans) || !maps.Equal(rt.peers, peers) {
-			w.errorf("%s: data plane channels %v / %v, model %v / %v", c.sock.name, rt.chans, rt.peers, chans, peers)
+		if !maps.Equal(rt.Chans, chans) || !maps.Equal(rt.Peers, peers) {
+			w.errorf("%s: data plane channels %v / %v, model %v / %v", c.sock.name, rt.Chans, rt.Peers, chans, peers)
 		}
 	}
 }

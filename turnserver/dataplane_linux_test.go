@@ -2,19 +2,21 @@ package turnserver
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"log/slog"
-	"math"
 	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/pion/stun/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/tryst-chat/tryst/metrics"
+	"github.com/tryst-chat/tryst/turnserver/internal/dataplane"
 )
 
 // TestDataPlaneFastPath checks that ChannelData goes through the epoll data
@@ -23,7 +25,8 @@ import (
 func TestDataPlaneFastPath(t *testing.T) {
 	t.Parallel()
 	s, m := startServer(t, nil)
-	if s.dp == nil {
+	dp := s.dataPlane()
+	if dp == nil {
 		t.Fatal("no data plane on Linux")
 	}
 	peer := echoPeer(t)
@@ -34,18 +37,17 @@ func TestDataPlaneFastPath(t *testing.T) {
 		payload[0] = byte(i)
 		roundTrip(t, relay, peer.LocalAddr(), payload)
 	}
-	s.dp.mu.RLock()
-	routes, chans := len(s.dp.clients), 0
-	for _, rt := range s.dp.clients {
-		chans += len(rt.chans)
+	mirror, _ := dp.Mirror()
+	routes, chans := len(mirror), 0
+	for _, rt := range mirror {
+		chans += len(rt.Chans)
 	}
-	s.dp.mu.RUnlock()
 	if routes != 1 || chans != 1 {
 		t.Errorf("mirror: %d allocations, %d channels; want 1, 1", routes, chans)
 	}
 	// pion's client sends Send indications until its ChannelBind succeeds;
 	// after that everything must take the fast path.
-	if slow := s.dp.slow.Load(); slow > packets/2 {
+	if slow := dp.Stats().ToPion; slow > packets/2 {
 		t.Errorf("%d of %d datagrams went through pion", slow, 2*packets)
 	}
 	if err := relay.Close(); err != nil {
@@ -55,10 +57,8 @@ func TestDataPlaneFastPath(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s.dp.mu.RLock()
-	left := len(s.dp.clients) + len(s.dp.relays)
-	s.dp.mu.RUnlock()
-	if left != 0 {
+	mirror, relays := dp.Mirror()
+	if left := len(mirror) + relays; left != 0 {
 		t.Errorf("mirror keeps %d entries after Close", left)
 	}
 	for _, dir := range []string{metrics.DirectionClientToPeer, metrics.DirectionPeerToClient} {
@@ -76,7 +76,7 @@ func TestDataPlaneFastPath(t *testing.T) {
 func TestPortableRelay(t *testing.T) {
 	t.Parallel()
 	s, m := startServer(t, func(c *Config) { c.DisableDataPlane = true })
-	if s.dp != nil {
+	if s.dataPlane() != nil {
 		t.Fatal("data plane running in portable mode")
 	}
 	peer := echoPeer(t)
@@ -102,19 +102,6 @@ func TestPortableRelay(t *testing.T) {
 	}
 }
 
-// mirroredChannel reports whether the data plane forwards ChannelData on
-// channel num of the UDP client at client.
-func mirroredChannel(s *Server, client netip.AddrPort, num uint16) bool {
-	s.dp.mu.RLock()
-	defer s.dp.mu.RUnlock()
-	rt := s.dp.clients[client]
-	if rt == nil {
-		return false
-	}
-	_, ok := rt.chans[num]
-	return ok
-}
-
 // TestListenFallsBackToIPv4: where the kernel has no IPv6 (booted with
 // ipv6.disable=1, so socket(AF_INET6) fails with EAFNOSUPPORT) or cannot
 // bind ::, the wildcard listener is an IPv4 socket instead, tried and logged
@@ -135,7 +122,7 @@ func TestListenFallsBackToIPv4(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var tries6, binds4 atomic.Int32
-			sysSocket = func(domain, typ, proto int) (int, error) {
+			dataplane.SysSocket = func(domain, typ, proto int) (int, error) {
 				if domain == unix.AF_INET6 {
 					tries6.Add(1)
 					if tc.socketErr != nil {
@@ -144,7 +131,7 @@ func TestListenFallsBackToIPv4(t *testing.T) {
 				}
 				return unix.Socket(domain, typ, proto)
 			}
-			sysBind = func(fd int, sa unix.Sockaddr) error {
+			dataplane.SysBind = func(fd int, sa unix.Sockaddr) error {
 				switch a := sa.(type) {
 				case *unix.SockaddrInet6:
 					if tc.bindErr != nil && a.Addr == [16]byte{} {
@@ -157,7 +144,7 @@ func TestListenFallsBackToIPv4(t *testing.T) {
 				}
 				return unix.Bind(fd, sa)
 			}
-			defer func() { sysSocket, sysBind = unix.Socket, unix.Bind }()
+			defer func() { dataplane.SysSocket, dataplane.SysBind = unix.Socket, unix.Bind }()
 			var logs bytes.Buffer
 			cfg := Config{ListenAddr: ":0", Secrets: [][]byte{testSecret}, Sockets: 3,
 				AllowLoopbackPeers: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
@@ -191,66 +178,28 @@ func TestListenFallsBackToIPv4(t *testing.T) {
 	}
 }
 
-// TestEpollEventIDs: socket ids use all 64 bits of epoll_data, on every
-// architecture's layout of unix.EpollEvent, and the stop sentinel is not an
-// id, even once the counter wraps.
-func TestEpollEventIDs(t *testing.T) {
-	t.Parallel()
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(epfd)
-	evfd, err := unix.Eventfd(1, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK) // always readable
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(evfd)
-	op := unix.EPOLL_CTL_ADD
-	for _, id := range []uint64{dpStopID, 1, 1<<31 - 1, 1 << 31, 1<<32 - 1, 1 << 32, 1<<32 + 1, 0xdeadbeef_cafef00d, math.MaxUint64} {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN}
-		setEventID(&ev, id)
-		if err := unix.EpollCtl(epfd, op, evfd, &ev); err != nil {
-			t.Fatal(err)
-		}
-		op = unix.EPOLL_CTL_MOD
-		var got [1]unix.EpollEvent
-		if n, err := unix.EpollWait(epfd, got[:], 5000); n != 1 || err != nil {
-			t.Fatalf("epoll_wait: %d events, %v", n, err)
-		}
-		if back := eventID(&got[0]); back != id {
-			t.Errorf("id %#x came back from epoll as %#x", id, back)
-		}
-	}
-
-	var dp dataPlane
-	if id := dp.newID(); id != 1 {
-		t.Errorf("first id %d, want 1", id)
-	}
-	dp.ids.Store(math.MaxUint64 - 1)
-	for range 3 {
-		if id := dp.newID(); id == dpStopID {
-			t.Fatal("newID returned the stop sentinel after wrapping")
-		}
-	}
-}
-
-// TestDataPlaneIDAbove32Bits relays through a socket whose id needs more
-// than 32 bits: the worker must find it from its epoll event.
-func TestDataPlaneIDAbove32Bits(t *testing.T) {
+// TestChannelDataRightAfterBind: pion mirrors a channel into the data plane
+// before it answers the ChannelBind (TestPionEventsBeforeAnswers pins that),
+// so ChannelData a client sends the moment it has the answer, and the
+// peer's reply, take the fast path: nothing more is passed on to pion.
+func TestChannelDataRightAfterBind(t *testing.T) {
 	t.Parallel()
 	s, _ := startServer(t, nil)
-	s.dp.ids.Store(1<<32 + 7) // listeners have small ids; the relay socket gets 1<<32+8
-	peer := echoPeer(t)
-	_, relay := allocate(t, s, "wide")
-	s.dp.mu.RLock()
-	var id uint64
-	for _, c := range s.dp.relays {
-		id = c.id
+	dp := s.dataPlane()
+	peer := echoPeer(t).LocalAddr().(*net.UDPAddr)
+	c, _ := rawAllocate(t, s, "eager")
+	const ch = 0x4000
+	resp, err := c.do(stun.MethodChannelBind, xorPeer(peer.IP, peer.Port), channelNumber(ch))
+	wantSuccess(t, "ChannelBind", resp, err)
+	before := dp.Stats().ToPion
+	payload := []byte("right after the answer")
+	c.sendChannelData(ch, payload)
+	got := c.read()
+	if len(got) < 4 || binary.BigEndian.Uint16(got) != ch ||
+		!bytes.Equal(got[4:min(len(got), 4+int(binary.BigEndian.Uint16(got[2:])))], payload) {
+		t.Fatalf("echo through the relay: got %q, want ChannelData %#x %q", got, ch, payload)
 	}
-	s.dp.mu.RUnlock()
-	if id <= 1<<32 {
-		t.Fatalf("relay socket id %#x, want above 2^32", id)
+	if after := dp.Stats().ToPion; after != before {
+		t.Errorf("%d datagrams passed on to pion after the ChannelBind answer, want 0", after-before)
 	}
-	roundTrip(t, relay, peer.LocalAddr(), []byte("wide id"))
 }

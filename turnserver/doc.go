@@ -19,7 +19,8 @@
 //     cores;
 //   - on Linux, an epoll data plane that forwards ChannelData itself, with
 //     recvmmsg and without pion's goroutine per allocation, and hands
-//     everything else to pion (dataplane_linux.go explains why).
+//     everything else to pion (internal/dataplane explains why; the Server
+//     reaches it through the engine interface in engine.go).
 //
 // New opens every socket and starts serving; Close stops it and waits for its
 // goroutines. See docs/TURN.md for the operator's view.

@@ -108,7 +108,7 @@ func checkUDPClient(t *testing.T, s *Server, ip netip.Addr, user string, peer *n
 	const ch = 0x4000
 	resp, err = c.do(stun.MethodChannelBind, xorPeer(peer.IP, peer.Port), channelNumber(ch))
 	wantSuccess(t, "ChannelBind", resp, err)
-	if s.dp != nil && !mirroredChannel(s, netip.AddrPortFrom(ip, uint16(local.Port)), ch) {
+	if s.dataPlane() != nil && !mirroredChannel(s, netip.AddrPortFrom(ip, uint16(local.Port)), ch) {
 		t.Errorf("data plane has no route for channel %#x of %v", ch, local)
 	}
 	payload := []byte("dual-stack " + ip.String())

@@ -104,7 +104,7 @@ func testHairpin(t *testing.T, portable bool, bSide string) {
 		wantC2P++
 	}
 	if !portable {
-		if got := s.dp.hairpins.Load(); float64(got) != wantC2P {
+		if got := s.dataPlane().Stats().Hairpins; float64(got) != wantC2P {
 			t.Errorf("%d datagrams hairpinned, want %v", got, wantC2P)
 		}
 	}

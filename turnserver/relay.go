@@ -36,7 +36,8 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 	if s.cfg.BandwidthPerAllocation > 0 {
 		rc.lim = rate.NewLimiter(rate.Limit(s.cfg.BandwidthPerAllocation), burstFor(s.cfg.BandwidthPerAllocation))
 	}
-	conn, err := g.bind(network, requestedPort, rc)
+	// pion asks for "udp4" (relays are IPv4), which both engines open.
+	conn, err := g.bind(requestedPort, rc)
 	if err != nil {
 		s.relayOpen.Add(-1)
 		return nil, nil, err
@@ -52,20 +53,12 @@ func (g *relayGenerator) AllocatePacketConn(network string, requestedPort int) (
 	return rc, &net.UDPAddr{IP: g.publicIP.AsSlice(), Port: port}, nil
 }
 
-// bind opens the relay socket: a data-plane socket when the data plane runs,
-// else a net.UDPConn.
-func (g *relayGenerator) bind(network string, requestedPort int, rc *relayConn) (net.PacketConn, error) {
+// bind opens the relay socket through the engine, in the port range.
+func (g *relayGenerator) bind(requestedPort int, rc *relayConn) (net.PacketConn, error) {
+	// The data plane relays past rc and asks it about the bandwidth caps.
+	allow := func(n int) bool { return g.s.allowBytes(rc.lim, n) }
 	open := func(port int) (net.PacketConn, error) {
-		if dp := g.s.dp; dp != nil {
-			return dp.bindRelay(g.bindIP, port, rc)
-		}
-		conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(g.bindIP, uint16(port))))
-		if err != nil {
-			return nil, err
-		}
-		_ = conn.SetReadBuffer(relaySocketBuffer)
-		_ = conn.SetWriteBuffer(relaySocketBuffer)
-		return conn, nil
+		return g.s.engine.BindRelay(g.bindIP, port, allow)
 	}
 	if requestedPort != 0 {
 		if requestedPort < g.min || requestedPort > g.max {

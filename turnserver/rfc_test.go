@@ -161,7 +161,7 @@ func TestRFCAllocateRefusals(t *testing.T) {
 	if got := counter(m, metrics.QuotaReservation); got != 1 {
 		t.Errorf("quota_rejections{reservation} = %v, want 1", got)
 	}
-	if n := s.AllocationCount(); n != 0 {
+	if n := s.allocationCount(); n != 0 {
 		t.Errorf("%d allocations made by refused requests", n)
 	}
 	// The accepted spellings still allocate.

@@ -1,7 +1,6 @@
 package turnserver
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -42,7 +41,16 @@ type Server struct {
 	filter *peerFilter
 
 	secrets atomic.Pointer[[][]byte]
-	now     func() time.Time // injected by tests
+	// now is the server's clock (Config.clock: time.Now unless a test
+	// injects one). It dates everything the relay keeps about the protocol
+	// (credential expiry, nonces, reservation tokens, stashed keys, pending
+	// reservations, allocation ages, permission lifetimes), and the janitor
+	// expires those by it, so a test that moves the clock moves every TTL.
+	// The wall clock is read only where real time is the point: the
+	// golang.org/x/time/rate token buckets (requests and bytes per real
+	// second, which a test clock standing still would freeze), socket
+	// deadlines and the data plane's scheduling.
+	now func() time.Time
 
 	pion      *turn.Server
 	udp       []*listenConn
@@ -51,7 +59,7 @@ type Server struct {
 	totalLim  *rate.Limiter
 	relayGen  *relayGenerator
 	relayOpen atomic.Int64
-	dp        *dataPlane // nil where the epoll data plane is not built (non-Linux)
+	engine    engine // the data plane, or pion's portable path
 
 	// Hot-path counters resolved once.
 	toPeerBytes, toPeerPackets     prometheus.Counter
@@ -136,20 +144,19 @@ func New(cfg Config) (*Server, error) {
 	s.relayGen = &relayGenerator{s: s, bindIP: cfg.RelayBindIP, publicIP: cfg.PublicIP,
 		min: cfg.RelayPortMin, max: cfg.RelayPortMax}
 
-	if !cfg.DisableDataPlane {
-		if s.dp, err = newDataPlane(s); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.listen(); err != nil {
-		s.closeSockets()
-		return nil, err
-	}
 	s.filter = &peerFilter{
 		allow:         cfg.AllowPeers,
 		deny:          cfg.DenyPeers,
 		allowLoopback: cfg.AllowLoopbackPeers,
 		own:           s.ownAddrs(),
+	}
+	s.engine, err = newEngine(cfg, s.filter.own, s.relayedToPeer, s.relayedToClient)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
+		s.closeSockets()
+		return nil, err
 	}
 
 	pcfg := turn.ServerConfig{
@@ -177,7 +184,8 @@ func New(cfg Config) (*Server, error) {
 			})
 		}
 	}
-	// One read loop per UDP socket and one accept loop per listener.
+	// One read loop per UDP socket and one accept loop per listener, each
+	// ending at its first error (pinned by TestPionReadLoops).
 	s.readers.Add(len(pcfg.PacketConnConfigs) + len(pcfg.ListenerConfigs))
 	s.pion, err = turn.NewServer(pcfg)
 	if err != nil {
@@ -214,7 +222,7 @@ func (s *Server) listen() error {
 		if err == nil || port != "0" || attempt == 8 || !errors.Is(err, syscall.EADDRINUSE) {
 			return err
 		}
-		s.closeListeners() // not the data plane: the next attempt uses it
+		s.closeListeners() // not the engine: the next attempt uses it
 		s.udp, s.tcp, s.tls = nil, nil, nil
 	}
 }
@@ -223,23 +231,11 @@ func (s *Server) listen() error {
 var listenTCP = net.Listen
 
 func (s *Server) listenOnce() error {
-	ctx := context.Background()
 	addr := s.cfg.ListenAddr
-	lc := net.ListenConfig{Control: reusePort}
 	for i := 0; i < s.cfg.Sockets; i++ {
-		var pc net.PacketConn
-		var err error
-		if s.dp != nil {
-			pc, err = s.dp.listenUDP(addr)
-		} else {
-			pc, err = lc.ListenPacket(ctx, "udp", addr)
-		}
+		pc, err := s.engine.ListenUDP(addr)
 		if err != nil {
 			return fmt.Errorf("turnserver: listen udp %s: %w", addr, err)
-		}
-		if u, ok := pc.(*net.UDPConn); ok {
-			_ = u.SetReadBuffer(socketBuffer)
-			_ = u.SetWriteBuffer(socketBuffer)
 		}
 		s.udp = append(s.udp, &listenConn{PacketConn: pc, s: s})
 		if i == 0 {
@@ -267,12 +263,10 @@ func (s *Server) listenOnce() error {
 	return nil
 }
 
-// closeSockets closes what listen opened, for a failed New.
+// closeSockets closes what listen opened, and the engine, for a failed New.
 func (s *Server) closeSockets() {
 	s.closeListeners()
-	if s.dp != nil {
-		s.dp.close()
-	}
+	s.engine.Close()
 }
 
 // closeListeners closes the listening sockets.
@@ -353,14 +347,6 @@ func (s *Server) Credential(id string) (username, password string, expires time.
 // Realm returns the configured realm.
 func (s *Server) Realm() string { return s.cfg.Realm }
 
-// AllocationCount returns the number of open allocations.
-func (s *Server) AllocationCount() int {
-	if s.pion == nil {
-		return 0
-	}
-	return s.pion.AllocationCount()
-}
-
 // Close stops the relay, ends every allocation and connection and waits for
 // the goroutines. It is idempotent.
 func (s *Server) Close() error {
@@ -388,9 +374,7 @@ func (s *Server) Close() error {
 				_ = r.Close()
 			}
 			s.allocs.Wait()
-			if s.dp != nil {
-				s.dp.close() // every data-plane socket is closed by now
-			}
+			s.engine.Close() // every socket it opened is closed by now
 			s.janitorWG.Wait()
 			close(finished)
 		}()
@@ -412,20 +396,20 @@ func (s *Server) janitor() {
 		select {
 		case <-s.done:
 			return
-		case now := <-t.C:
-			s.sweep(now)
+		case wall := <-t.C:
+			s.sweep(wall)
 		}
 	}
 }
 
-// sweep forgets stale per-source state.
-// now is the wall clock (the rate limiters run on it); nonces and pending
-// reservations are stamped with the server's clock, which tests move.
-func (s *Server) sweep(now time.Time) {
-	s.sources.sweep(now)
-	clock := s.now()
-	s.nonces.sweep(clock)
-	s.tokens.sweep(clock)
+// sweep forgets stale per-source state: the rate limiters' idle buckets by
+// the wall clock they run on, everything else by the server's clock (see
+// Server.now).
+func (s *Server) sweep(wall time.Time) {
+	s.sources.sweep(wall)
+	now := s.now()
+	s.nonces.sweep(now)
+	s.tokens.sweep(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.stash {
@@ -434,7 +418,7 @@ func (s *Server) sweep(now time.Time) {
 		}
 	}
 	for k, p := range s.pending {
-		if clock.Sub(p.at) > pendingTTL {
+		if now.Sub(p.at) > pendingTTL {
 			s.dropPendingLocked(k, p)
 		}
 	}
@@ -471,6 +455,18 @@ func (s *Server) countToClient(b []byte) {
 	}
 }
 
+// relayedToClient and relayedToPeer count what the data plane relayed
+// itself.
+func (s *Server) relayedToClient(packets, bytes int) {
+	s.toClientPackets.Add(float64(packets))
+	s.toClientBytes.Add(float64(bytes))
+}
+
+func (s *Server) relayedToPeer(packets, bytes int) {
+	s.toPeerPackets.Add(float64(packets))
+	s.toPeerBytes.Add(float64(bytes))
+}
+
 // allowBytes applies the per-allocation and total byte-rate caps to one
 // packet of n bytes.
 func (s *Server) allowBytes(lim *rate.Limiter, n int) bool {
@@ -499,7 +495,7 @@ func (s *Server) authFail(reason string, src net.Addr, charge bool) ([]byte, boo
 // goroutine.
 func (s *Server) stashKey(k, username string, key []byte, live bool) {
 	s.mu.Lock()
-	s.stash[k] = stashed{username: username, key: key, live: live, at: time.Now()}
+	s.stash[k] = stashed{username: username, key: key, live: live, at: s.now()}
 	s.mu.Unlock()
 }
 
@@ -619,11 +615,9 @@ func (s *Server) quotaHandler(username, _ string, src net.Addr) bool {
 }
 
 func (s *Server) onAllocationCreated(src, _ net.Addr, protocol, username, _ string, relay net.Addr, _ int) {
-	if s.dp != nil {
-		// Before pion answers the Allocate, so the fast path is ready for
-		// the client's first ChannelBind.
-		s.dp.allocationCreated(src, protocol, relay)
-	}
+	// Before pion answers the Allocate, so the fast path is ready for the
+	// client's first ChannelBind.
+	s.mirrorAllocation(src, protocol, relay, true)
 	k := srcKey(src)
 	now := s.now()
 	s.mu.Lock()
@@ -650,9 +644,7 @@ func (s *Server) onAllocationCreated(src, _ net.Addr, protocol, username, _ stri
 }
 
 func (s *Server) onAllocationDeleted(src, _ net.Addr, protocol, username, _ string) {
-	if s.dp != nil {
-		s.dp.allocationDeleted(src, protocol)
-	}
+	s.mirrorAllocation(src, protocol, nil, false)
 	k := srcKey(src)
 	s.mu.Lock()
 	list := s.live[k]
@@ -705,22 +697,18 @@ func (s *Server) relayClosed(c *relayConn) {
 	s.m.RelayPortsUsed.Set(float64(s.relayOpen.Add(-1)))
 }
 
-// onChannelCreated and onChannelDeleted mirror channel bindings into the data
-// plane. pion calls them while it holds the allocation's channel lock, before
+// onChannelCreated and onChannelDeleted mirror channel bindings into the
+// engine. pion calls them while it holds the allocation's channel lock, before
 // it answers the ChannelBind, and when a binding expires or its allocation
-// ends.
+// ends (pinned by TestPionEventsBeforeAnswers).
 // They also count each allocation's channels for ChannelsPerAllocation.
 func (s *Server) onChannelCreated(src, _ net.Addr, protocol, username, _ string, _, peer net.Addr, number uint16) {
-	if s.dp != nil {
-		s.dp.channelCreated(src, protocol, peer, number)
-	}
+	s.mirrorChannel(src, protocol, peer, number, true)
 	s.trackChannel(src, username, number, true)
 }
 
 func (s *Server) onChannelDeleted(src, _ net.Addr, protocol, username, _ string, _, peer net.Addr, number uint16) {
-	if s.dp != nil {
-		s.dp.channelDeleted(src, protocol, peer, number)
-	}
+	s.mirrorChannel(src, protocol, peer, number, false)
 	s.trackChannel(src, username, number, false)
 }
 

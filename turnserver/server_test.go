@@ -351,3 +351,53 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSweepClocks pins the janitor's rule: the rate limiters' buckets expire
+// by the wall clock, everything stamped with the server's clock (stashed
+// keys, pending reservations, nonces, reservation tokens) by that clock, so
+// that a test moving the clock moves their TTLs and the wall clock alone
+// moves none of them.
+func TestSweepClocks(t *testing.T) {
+	t.Parallel()
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
+	s, _ := startServer(t, func(c *Config) { c.clock = clock.Now })
+	src := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5000}
+	k := srcKey(src)
+	s.sources.charge(src)
+	s.stashKey(k, "user", []byte("key"), false)
+	s.mu.Lock()
+	s.pending[k] = &pending{username: "user", at: s.now()}
+	s.mu.Unlock()
+	s.nonces.issue("nonce", k, s.now())
+	s.tokens.add("token", s.now())
+	counts := func() (sources, stash, pending, nonces, tokens int) {
+		s.sources.mu.Lock()
+		sources = len(s.sources.m)
+		s.sources.mu.Unlock()
+		s.mu.Lock()
+		stash, pending = len(s.stash), len(s.pending)
+		s.mu.Unlock()
+		s.nonces.mu.Lock()
+		nonces = len(s.nonces.issued)
+		s.nonces.mu.Unlock()
+		s.tokens.mu.Lock()
+		tokens = len(s.tokens.m)
+		s.tokens.mu.Unlock()
+		return
+	}
+
+	// An hour of wall time: the bucket has refilled, the rest stays.
+	s.sweep(time.Now().Add(time.Hour))
+	if src, st, pe, no, to := counts(); src != 0 || st != 1 || pe != 1 || no != 1 || to != 1 {
+		t.Errorf("after an hour of wall time: %d buckets, %d stashed, %d pending, %d nonces, %d tokens; want 0 1 1 1 1",
+			src, st, pe, no, to)
+	}
+	// The server's clock past every TTL, the wall clock still: all gone.
+	s.sources.charge(src)
+	clock.Advance(nonceTTL + time.Second)
+	s.sweep(time.Now())
+	if src, st, pe, no, to := counts(); src != 1 || st != 0 || pe != 0 || no != 0 || to != 0 {
+		t.Errorf("after the server's clock moved: %d buckets, %d stashed, %d pending, %d nonces, %d tokens; want 1 0 0 0 0",
+			src, st, pe, no, to)
+	}
+}

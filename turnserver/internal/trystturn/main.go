@@ -1,5 +1,9 @@
-// Command trystturn runs Tryst's TURN relay on its own, for benchmarks and
-// interoperability checks before cmd/tryst wires it in. It is not installed.
+// Command trystturn runs the turnserver package on its own, without the hub,
+// as the server under test of `tryst bench turn` (docs/BENCHMARKS.md, "TURN
+// relay: Tryst vs coturn") and for profiling it (-pprof). Deployments run the
+// same relay inside `tryst serve`; this command is not installed. The user,
+// per-IP and global allocation quotas and the per-source rate limit are off:
+// every benchmark client comes from one loopback address.
 //
 //	go run ./turnserver/internal/trystturn -listen 127.0.0.1:3478 -secret-file secrets -allow-loopback
 package main

@@ -108,7 +108,7 @@ func TestPionReadLoops(t *testing.T) {
 }
 
 // TestPionEventsBeforeAnswers pins the order the data plane's mirror of
-// pion's allocations and channels depends on (dataplane_linux.go): pion
+// pion's allocations and channels depends on (internal/dataplane): pion
 // raises OnAllocationCreated before it answers the Allocate and
 // OnChannelCreated before it answers the ChannelBind, on the goroutine that
 // answers, so a client that sends ChannelData as soon as it has the answer

@@ -216,3 +216,14 @@ func (s *notifyStore) Detach(ctx context.Context, code string, role hub.Role, p 
 	s.detached <- struct{}{}
 	return err
 }
+
+// waitDetached waits for the next Detach, failing the test instead of
+// hanging when the hub never gets there.
+func (s *notifyStore) waitDetached(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.detached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hub did not detach the member within 10 s")
+	}
+}

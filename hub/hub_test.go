@@ -160,7 +160,7 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 	created := host.expect(proto.TypeCreated)
 	host.send(proto.Frame{Type: proto.TypeOffer, Data: "o"})
 	host.ws.Close(websocket.StatusNormalClosure, "")
-	<-ns.detached
+	ns.waitDetached(t)
 
 	// Just before the TTL the room is still there; resuming re-attaches.
 	clock.Advance(time.Hour - time.Second)
@@ -387,7 +387,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 			break
 		}
 	}
-	<-ns.detached
+	ns.waitDetached(t)
 	fast.expect(proto.TypePeerLeft)
 }
 
@@ -401,7 +401,7 @@ func TestDeadConnectionDroppedByHeartbeat(t *testing.T) {
 	if err := dead.Write(context.Background(), websocket.MessageText, []byte(`{"type":"create"}`)); err != nil {
 		t.Fatal(err)
 	}
-	<-ns.detached
+	ns.waitDetached(t)
 }
 
 func TestPerIPConnectionCap(t *testing.T) {

@@ -228,15 +228,12 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 	// The TURN secret: a file, or the environment, never argv.
 	switch {
 	case c.turnSecretFile != "":
-		if b.turnSecrets, err = readSecretFile("turn-secret-file", c.turnSecretFile, b.logger); err != nil {
+		if b.turnSecrets, err = readSecretFile("turn-secret-file", c.turnSecretFile, parseTURNSecrets, b.logger); err != nil {
 			return nil, err
 		}
 	default:
 		if v, ok := getenv("TRYST_TURN_SECRET"); ok && v != "" {
-			if b.turnSecrets, err = turnserver.ParseSecrets([]byte(v)); err != nil {
-				return nil, badSetting("TRYST_TURN_SECRET: %v", err)
-			}
-			if err := checkSecretLengths(b.turnSecrets); err != nil {
+			if b.turnSecrets, err = parseTURNSecrets([]byte(v)); err != nil {
 				return nil, badSetting("TRYST_TURN_SECRET: %v", err)
 			}
 		} else {
@@ -249,7 +246,7 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 
 	var tokenSecrets [][]byte
 	if c.tokenSecret != "" {
-		if tokenSecrets, err = readSecretFile("token-secret-file", c.tokenSecret, b.logger); err != nil {
+		if tokenSecrets, err = readSecretFile("token-secret-file", c.tokenSecret, hub.ParseTokenSecrets, b.logger); err != nil {
 			return nil, err
 		}
 	}
@@ -367,23 +364,27 @@ func (c *serveConfig) build(getenv func(string) (string, bool), stderr io.Writer
 	return b, nil
 }
 
-// checkSecretLengths refuses secrets shorter than turnserver.MinSecretLen
-// (the hub asks the same of token secrets): a short HMAC key can be guessed
-// offline from a single credential or token.
-func checkSecretLengths(secrets [][]byte) error {
+// parseTURNSecrets parses TURN secrets (a file, or TRYST_TURN_SECRET) and
+// refuses any shorter than turnserver.MinSecretLen: a short HMAC key can be
+// guessed offline from a single credential.
+func parseTURNSecrets(data []byte) ([][]byte, error) {
+	secrets, err := turnserver.ParseSecrets(data)
+	if err != nil {
+		return nil, err
+	}
 	for i, s := range secrets {
 		if len(s) < turnserver.MinSecretLen {
-			return fmt.Errorf("secret %d is %d bytes: at least %d bytes are needed (e.g. head -c 32 /dev/urandom | base64)",
+			return nil, fmt.Errorf("secret %d is %d bytes: at least %d bytes are needed (e.g. head -c 32 /dev/urandom | base64)",
 				i+1, len(s), turnserver.MinSecretLen)
 		}
 	}
-	return nil
+	return secrets, nil
 }
 
-// readSecretFile reads the secrets file given to --flagName. A file that
-// group or others may read gets a warning naming the file and its mode,
-// never its content: whoever reads it can mint credentials.
-func readSecretFile(flagName, file string, log *slog.Logger) ([][]byte, error) {
+// readSecretFile reads the secrets file given to --flagName with parse. A
+// file that group or others may read gets a warning naming the file and its
+// mode, never its content: whoever reads it can mint credentials.
+func readSecretFile(flagName, file string, parse func([]byte) ([][]byte, error), log *slog.Logger) ([][]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, badSetting("--%s: %v", flagName, err)
@@ -393,10 +394,7 @@ func readSecretFile(flagName, file string, log *slog.Logger) ([][]byte, error) {
 	if err != nil {
 		return nil, badSetting("--%s: %v", flagName, err)
 	}
-	secrets, err := turnserver.ParseSecrets(data)
-	if err == nil {
-		err = checkSecretLengths(secrets)
-	}
+	secrets, err := parse(data)
 	if err != nil {
 		return nil, badSetting("--%s %s: %v", flagName, file, err)
 	}
@@ -575,7 +573,7 @@ func (s *server) reloadSecrets() {
 		s.log.Warn("SIGHUP: no --turn-secret-file to reload")
 		return
 	}
-	secrets, err := readSecretFile("turn-secret-file", s.cfg.turnSecretFile, s.log)
+	secrets, err := readSecretFile("turn-secret-file", s.cfg.turnSecretFile, parseTURNSecrets, s.log)
 	if err == nil {
 		err = s.turn.SetSecrets(secrets)
 	}

@@ -109,7 +109,7 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 // TURN secret, which stays out of argv.
 func relayEnv(environ []string, secret string) []string {
 	drop := []string{"TRYST_TURN_SECRET"}
-	for _, name := range settingNames(serveFlags(&serveConfig{})) {
+	for _, name := range settingNames(serveFlags(newServeOptions())) {
 		drop = append(drop, envName(name))
 	}
 	env := slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {

@@ -38,6 +38,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "metrics and debug address: keep it private")
 	fs.StringVar(&c.TURNListen, "turn-listen", c.TURNListen, "STUN/TURN address, UDP and TCP")
 	fs.StringVar(&c.TURNTLSListen, "turn-tls-listen", c.TURNTLSListen, "TURN over TLS address, used with --tls-cert")
+	fs.StringVar(&c.ReadyFile, "ready-file", c.ReadyFile, "once every listener is bound, write their addresses here as JSON (a file, replaced atomically, or a pipe such as /dev/fd/3)")
 	fs.StringVar(&c.TURNSecretFile, "turn-secret-file", c.TURNSecretFile, "file of TURN REST secrets, one per line (first signs, all verify); or set TRYST_TURN_SECRET; random when neither")
 	fs.Var(portRangeFlag{&c.TURNRelayPortMin, &c.TURNRelayPortMax}, "turn-relay-ports", "relay port range")
 	fs.Var((*prefixListFlag)(&c.TURNAllowPeers), "turn-allow-peer", "CIDRs TURN may relay to despite the default deny (repeatable, comma-separated)")

@@ -398,8 +398,9 @@ func TestServeProcess(t *testing.T) {
 	}
 
 	const secret = "a-secret-that-must-not-leak"
+	readyFile := filepath.Join(t.TempDir(), "ready.json")
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--turn-listen", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "5s")
+		"--turn-listen", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "5s", "--ready-file", readyFile)
 	cmd.Env = append(os.Environ(), "TRYST_TURN_SECRET="+secret)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -424,6 +425,24 @@ func TestServeProcess(t *testing.T) {
 	}
 	if ready.Hub == "" {
 		t.Fatalf("server did not start:\n%s", logs.String())
+	}
+	// The ready file is complete before "tryst serving" is logged, and
+	// names the same addresses.
+	data, err := os.ReadFile(readyFile)
+	if err != nil {
+		t.Fatalf("--ready-file: %v", err)
+	}
+	var fromFile struct {
+		Hub     string `json:"hub"`
+		Metrics string `json:"metrics"`
+		TurnUDP string `json:"turn_udp"`
+		TurnTCP string `json:"turn_tcp"`
+	}
+	if err := json.Unmarshal(data, &fromFile); err != nil {
+		t.Fatalf("--ready-file holds %q: %v", data, err)
+	}
+	if fromFile.Hub != ready.Hub || fromFile.Metrics != ready.Metrics || fromFile.TurnUDP != ready.TurnUDP || fromFile.TurnTCP == "" {
+		t.Errorf("--ready-file %+v, log %+v", fromFile, ready)
 	}
 	logsDone := make(chan struct{})
 	go func() {

@@ -28,6 +28,9 @@ type Config struct {
 	MetricsListen string // --metrics-listen: /metrics and /debug/pprof/
 	TURNListen    string // --turn-listen: STUN/TURN over UDP and TCP
 	TURNTLSListen string // --turn-tls-listen: TURN over TLS, with a certificate
+	// ReadyFile (--ready-file), when set, receives Addrs as JSON once every
+	// listener is bound (see Run and writeReadyFile).
+	ReadyFile string
 
 	// TURNSecretFile (--turn-secret-file) holds TURN REST secrets, one per
 	// line: the first signs, all verify. Reload rereads it.
@@ -127,7 +130,7 @@ func (c Config) prepare() (*prepared, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	for _, check := range []func() error{c.checkAddrs, c.checkDurations, c.checkLimits} {
+	for _, check := range []func() error{c.checkAddrs, c.checkDurations, c.checkLimits, c.checkReadyFile} {
 		if err := check(); err != nil {
 			return nil, err
 		}

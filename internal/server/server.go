@@ -183,8 +183,9 @@ func (s *Server) registerMetrics(p *prepared) (*prometheus.Registry, error) {
 func (s *Server) Addrs() Addrs { return s.addrs }
 
 // Run serves the hub and the metrics endpoint until ctx ends or a listener
-// fails, then shuts down within Config.DrainTimeout. It returns nil after a
-// clean drain, and at once (an error) if called twice or after Shutdown.
+// fails, then shuts down within Config.DrainTimeout. Once serving, it writes
+// Config.ReadyFile, then logs "tryst serving". It returns nil after a clean
+// drain, and at once (an error) if called twice or after Shutdown.
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.running || s.closed {
@@ -197,6 +198,14 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer s.serving.Done(); s.errc <- serveHTTP(s.metrics, s.metLn) }()
 	s.mu.Unlock()
 
+	if s.cfg.ReadyFile != "" {
+		if err := writeReadyFile(s.cfg.ReadyFile, s.addrs); err != nil {
+			err = fmt.Errorf("ready file: %w", err)
+			s.log.Error("shutting down", "err", err)
+			_ = s.Close()
+			return err
+		}
+	}
 	s.log.Info("tryst serving", "version", s.cfg.Version, "hub", s.addrs.Hub, "metrics", s.addrs.Metrics,
 		"turn_udp", s.addrs.TURNUDP, "turn_tcp", s.addrs.TURNTCP)
 	if s.generated {

@@ -177,6 +177,19 @@ func (r portRangeFlag) Set(s string) error {
 	return nil
 }
 
+// flagArgs renders the flags of set whose values differ from those of def
+// (the same flags, over defaults) as --name=value arguments: settings held
+// in a struct become a command line for another process.
+func flagArgs(set, def *flag.FlagSet) []string {
+	var args []string
+	set.VisitAll(func(f *flag.Flag) {
+		if d := def.Lookup(f.Name); d == nil || d.DefValue != f.DefValue {
+			args = append(args, "--"+f.Name+"="+f.DefValue)
+		}
+	})
+	return args
+}
+
 // settingNames lists the flags of fs, for docs and tests.
 func settingNames(fs *flag.FlagSet) []string {
 	var names []string

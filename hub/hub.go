@@ -176,8 +176,8 @@ func (c *Config) setDefaults() error {
 		return errors.New("hub: timeouts must be positive")
 	}
 	for i, s := range c.TokenSecrets {
-		if len(s) < 16 {
-			return fmt.Errorf("hub: token secret %d is shorter than 16 bytes", i+1)
+		if len(s) < MinTokenSecretLen {
+			return fmt.Errorf("hub: token secret %d is shorter than %d bytes", i+1, MinTokenSecretLen)
 		}
 	}
 	for _, o := range c.Origins {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tryst-chat/tryst/internal/server"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
@@ -29,11 +31,9 @@ import (
 // was 47-50 % of direct in-process, 58-70 % with the relay as a process on
 // the same two CPUs (docs/BENCHMARKS.md).
 type relayProcess struct {
-	cmd     *exec.Cmd
-	secret  []byte // signs the TURN credentials the benchmark mints
-	hubURL  string
-	turnUDP string // host:port
-	metrics string // URL of its /metrics; /debug/pprof/ is on the same listener
+	cmd    *exec.Cmd
+	secret []byte       // signs the TURN credentials the benchmark mints
+	addrs  server.Addrs // from its --ready-file; pprof is beside Metrics
 
 	mu      sync.Mutex
 	logTail []string // last lines of its log, for errors
@@ -45,9 +45,32 @@ type relayProcess struct {
 // relayLogLines is how many of the relay's last log lines an error quotes.
 const relayLogLines = 20
 
-// startRelayProcess starts `tryst serve` on loopback ports chosen by the
-// kernel, restricted to cpus unless cpus is empty, and waits until it
-// serves.
+// relayReadyFD is where the relay writes its addresses: its fd 3, the
+// first of cmd.ExtraFiles, the write end of a pipe.
+const relayReadyFD = 3
+
+// relayStartTimeout bounds the wait for the relay's addresses.
+const relayStartTimeout = 30 * time.Second
+
+// relayOptions are the relay's settings: loopback ports chosen by the
+// kernel, its addresses reported on fd 3.
+func relayOptions() *serveOptions {
+	o := newServeOptions()
+	o.Listen, o.MetricsListen, o.TURNListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	o.PublicIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	o.AllowLoopbackPeers = true
+	o.TURNUserQuota = 1000
+	// Every benchmark client is on 127.0.0.1: the per-address limits,
+	// meant for the Internet, would measure themselves.
+	o.TURNAllocationsPerIP, o.CredentialsPerIP = -1, -1
+	o.DrainTimeout = 2 * time.Second
+	o.logFormat = "json"
+	o.ReadyFile = fmt.Sprintf("/dev/fd/%d", relayReadyFD)
+	return o
+}
+
+// startRelayProcess starts `tryst serve` with relayOptions, restricted to
+// cpus unless cpus is empty, and waits until it serves.
 func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -55,53 +78,64 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 	}
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
-	secretText := hex.EncodeToString(raw[:])
-	secrets, err := turnserver.ParseSecrets([]byte(secretText))
-	if err != nil {
-		return nil, fmt.Errorf("relay: %w", err)
-	}
-	cmd := exec.Command(exe, "serve",
-		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0",
-		"--public-ip", "127.0.0.1", "--allow-loopback-peers", "--turn-user-quota", "1000",
-		// Every benchmark client is on 127.0.0.1: the per-address limits,
-		// meant for the Internet, would measure themselves.
-		"--turn-allocations-per-ip", "-1", "--credentials-per-ip", "-1",
-		"--drain-timeout", "2s", "--log-format", "json")
-	cmd.Env = relayEnv(os.Environ(), secretText)
+	secret := hex.EncodeToString(raw[:])
+	// The flags are relayOptions' differences from the defaults, so this
+	// list cannot drift from serve's.
+	args := append([]string{"serve"}, flagArgs(serveFlags(relayOptions()), serveFlags(newServeOptions()))...)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = relayEnv(os.Environ(), secret)
 	dieWithParent(cmd)
-	stderr, err := cmd.StderrPipe()
+	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	if len(cpus) > 0 {
-		err = startOnCPUs(cmd, cpus)
-	} else {
-		err = cmd.Start()
+	defer readyR.Close()
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3 = relayReadyFD
+	stderr, err := cmd.StderrPipe()
+	if err == nil {
+		if len(cpus) > 0 {
+			err = startOnCPUs(cmd, cpus)
+		} else {
+			err = cmd.Start()
+		}
 	}
+	// The child has its own copy: once it exits, the read end sees EOF.
+	readyW.Close()
 	if err != nil {
 		return nil, fmt.Errorf("relay: start %s serve: %w", exe, err)
 	}
-	r := &relayProcess{cmd: cmd, secret: secrets[0], logDone: make(chan struct{}), exited: make(chan struct{})}
-	ready := make(chan [3]string, 1)
-	go r.readLog(bufio.NewScanner(stderr), ready)
+	r := &relayProcess{cmd: cmd, secret: []byte(secret), logDone: make(chan struct{}), exited: make(chan struct{})}
+	go r.readLog(bufio.NewScanner(stderr))
 	go func() {
 		<-r.logDone // Wait closes the pipe: read it to the end first
 		r.waitErr = cmd.Wait()
 		close(r.exited)
 	}()
-
-	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	select {
-	case addrs := <-ready:
-		r.hubURL, r.turnUDP, r.metrics = addrs[0], addrs[1], addrs[2]
-		return r, nil
-	case <-r.exited:
-		return nil, fmt.Errorf("relay: serve exited (%v) before serving:\n%s", r.waitErr, r.logs())
-	case <-wait.Done():
-		r.close()
-		return nil, fmt.Errorf("relay: serve did not start: %w\n%s", wait.Err(), r.logs())
+	if r.addrs, err = readRelayAddrs(ctx, readyR); err != nil {
+		cerr := r.close()
+		return nil, fmt.Errorf("relay: serve did not report its addresses: %w (exit: %v)\n%s", err, cerr, r.logs())
 	}
+	return r, nil
+}
+
+// readRelayAddrs reads the relay's --ready-file line from the pipe: a
+// blocking read that ends with the line, at EOF when the relay exits
+// without writing it, or when ctx or relayStartTimeout end.
+func readRelayAddrs(ctx context.Context, ready *os.File) (server.Addrs, error) {
+	ctx, cancel := context.WithTimeout(ctx, relayStartTimeout)
+	defer cancel()
+	// A pipe from os.Pipe is pollable: the deadline wakes the read.
+	stop := context.AfterFunc(ctx, func() { _ = ready.SetReadDeadline(time.Now()) })
+	defer stop()
+	var a server.Addrs
+	err := json.NewDecoder(ready).Decode(&a)
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err == nil && (a.Hub == "" || a.TURNUDP == "" || a.Metrics == "") {
+		err = fmt.Errorf("incomplete addresses %+v", a)
+	}
+	return a, err
 }
 
 // relayEnv is the benchmark's environment without the settings serve reads
@@ -109,7 +143,7 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 // TURN secret, which stays out of argv.
 func relayEnv(environ []string, secret string) []string {
 	drop := []string{"TRYST_TURN_SECRET"}
-	for _, name := range settingNames(serveFlags(&serveConfig{})) {
+	for _, name := range settingNames(serveFlags(newServeOptions())) {
 		drop = append(drop, envName(name))
 	}
 	env := slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
@@ -119,30 +153,16 @@ func relayEnv(environ []string, secret string) []string {
 	return append(env, "TRYST_TURN_SECRET="+secret)
 }
 
-// readLog keeps the relay's last log lines and reports the hub, TURN and
-// metrics addresses from its "tryst serving" line.
-func (r *relayProcess) readLog(sc *bufio.Scanner, ready chan<- [3]string) {
+// readLog keeps the relay's last log lines.
+func (r *relayProcess) readLog(sc *bufio.Scanner) {
 	defer close(r.logDone)
 	for sc.Scan() {
-		line := sc.Text()
 		r.mu.Lock()
-		r.logTail = append(r.logTail, line)
+		r.logTail = append(r.logTail, sc.Text())
 		if len(r.logTail) > relayLogLines {
 			r.logTail = r.logTail[1:]
 		}
 		r.mu.Unlock()
-		var rec struct {
-			Msg     string `json:"msg"`
-			Hub     string `json:"hub"`
-			TurnUDP string `json:"turn_udp"`
-			Metrics string `json:"metrics"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "tryst serving" {
-			select {
-			case ready <- [3]string{rec.Hub, rec.TurnUDP, rec.Metrics}:
-			default:
-			}
-		}
 	}
 }
 

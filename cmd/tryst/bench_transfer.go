@@ -125,7 +125,7 @@ func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writ
 		return fmt.Errorf("bench transfer: %w", err)
 	}
 	fmt.Fprintf(stderr, "bench transfer: relay: tryst serve, pid %d, hub %s, TURN %s, metrics %s (pprof: /debug/pprof/)\n",
-		env.relay.cmd.Process.Pid, env.relay.hubURL, env.relay.turnUDP, env.relay.metrics)
+		env.relay.cmd.Process.Pid, env.relay.addrs.Hub, env.relay.addrs.TURNUDP, env.relay.addrs.Metrics)
 	defer func() {
 		if cerr := env.close(); cerr != nil && err == nil {
 			err = fmt.Errorf("bench transfer: %w", cerr)
@@ -257,7 +257,7 @@ func startTransferEnv(ctx context.Context, cpus cpuLayout) (env *transferEnv, er
 	if env.relay, err = startRelayProcess(ctx, cpus.relay); err != nil {
 		return env, err
 	}
-	env.hubURL = env.relay.hubURL
+	env.hubURL = env.relay.addrs.Hub
 	if env.bareURL, err = env.startBareHub(); err != nil {
 		return env, err
 	}
@@ -267,7 +267,7 @@ func startTransferEnv(ctx context.Context, cpus cpuLayout) (env *transferEnv, er
 // iceConfig is what the relay's hub hands a Client, for the raw pairs.
 func (env *transferEnv) iceConfig() proto.ICEConfig {
 	user, pass := env.relay.credential("bench")
-	addr := env.relay.turnUDP
+	addr := env.relay.addrs.TURNUDP
 	return proto.ICEConfig{TTL: 600, Servers: []proto.ICEServer{
 		{URLs: []string{"stun:" + addr}},
 		{URLs: []string{"turn:" + addr + "?transport=udp"}, Username: user, Credential: pass},

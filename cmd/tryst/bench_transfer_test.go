@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -142,5 +144,32 @@ func TestRunScenarios(t *testing.T) {
 	}
 	if got := relayedBaseline(scTrystRelay, false); got != scTryst {
 		t.Errorf("baseline %q", got)
+	}
+}
+
+// TestRelayArgs: the relay's command line, rendered from relayOptions,
+// parses back to them and is a configuration serve accepts.
+func TestRelayArgs(t *testing.T) {
+	args := flagArgs(serveFlags(relayOptions()), serveFlags(newServeOptions()))
+	for _, want := range []string{"--listen=127.0.0.1:0", "--turn-listen=127.0.0.1:0", "--public-ip=127.0.0.1",
+		"--allow-loopback-peers=true", "--credentials-per-ip=-1", "--log-format=json", "--ready-file=/dev/fd/3"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("%s missing from %q", want, args)
+		}
+	}
+	got, err := parseServe(args, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := relayOptions(); !reflect.DeepEqual(got, want) {
+		t.Errorf("parsed back:\n got  %+v\n want %+v", *got, *want)
+	}
+	cfg, err := got.config(env(map[string]string{"TRYST_TURN_SECRET": "relay-test-secret-0123456789"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ReadyFile = "" // fd 3 is the child's, not this process's
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("serve would refuse the relay's settings: %v", err)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/pion/turn/v4"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tryst-chat/tryst/internal/server"
 	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/proto/hubconn"
 	"github.com/tryst-chat/tryst/turnserver"
@@ -66,7 +67,7 @@ func TestExampleConfigHasEverySettingAtItsDefault(t *testing.T) {
 	}
 	slices.Sort(keys)
 	var want []string
-	for _, n := range settingNames(serveFlags(&serveConfig{})) {
+	for _, n := range settingNames(serveFlags(newServeOptions())) {
 		if n != "config" { // names the file; not allowed inside it
 			want = append(want, n)
 		}
@@ -96,7 +97,11 @@ func TestExampleConfigHasEverySettingAtItsDefault(t *testing.T) {
 	if !reflect.DeepEqual(got, def) {
 		t.Errorf("%s does not state the defaults:\n file     %+v\n defaults %+v", path, *got, *def)
 	}
-	if _, err := got.build(env(map[string]string{"TRYST_TURN_SECRET": "example-test-secret-0123456789"}), io.Discard); err != nil {
+	cfg, err := got.config(env(map[string]string{"TRYST_TURN_SECRET": "example-test-secret-0123456789"}), io.Discard)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
 		t.Errorf("build from %s: %v", path, err)
 	}
 }
@@ -131,16 +136,20 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load the ConfigMap's tryst.yaml: %v", err)
 	}
-	if _, err := c.build(env(nil), io.Discard); err != nil {
+	sc, err := c.config(env(nil), io.Discard)
+	if err == nil {
+		err = sc.Validate()
+	}
+	if err != nil {
 		t.Fatalf("build from the ConfigMap's tryst.yaml: %v", err)
 	}
-	if host, _, _ := net.SplitHostPort(c.metricsListen); host == "127.0.0.1" {
-		t.Errorf("metrics-listen %s: Prometheus could not scrape it", c.metricsListen)
+	if host, _, _ := net.SplitHostPort(c.MetricsListen); host == "127.0.0.1" {
+		t.Errorf("metrics-listen %s: Prometheus could not scrape it", c.MetricsListen)
 	}
 }
 
 // deployServer starts `tryst serve` on loopback with a known TURN secret.
-func deployServer(t *testing.T, secret string) *server {
+func deployServer(t *testing.T, secret string) *server.Server {
 	t.Helper()
 	return startServe(t, map[string]string{"TRYST_TURN_SECRET": secret},
 		"--allow-loopback-peers", "--turn-sockets", "1", "--turn-max-allocations", "100")
@@ -151,7 +160,7 @@ func TestLiveMetricsPassPromtool(t *testing.T) {
 	s := deployServer(t, "promtool-test-secret")
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("http://" + s.metLn.Addr().String() + "/metrics")
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(s.Addrs().Metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +560,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 
 	const secret = "dashboard-test-secret"
 	s := deployServer(t, secret)
-	instance := s.metLn.Addr().String()
+	instance := hostPort(t, s.Addrs().Metrics)
 	p := startPrometheus(ctx, t, prom, instance)
 	p.waitFor(ctx, t, `up{job="tryst"} == 1`)
 
@@ -559,7 +568,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	opts := &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}}
-	wsURL := "ws://" + s.webLn.Addr().String() + "/v1/ws"
+	wsURL := "ws://" + hostPort(t, s.Addrs().Hub) + "/v1/ws"
 	for i := 0; i < 3; i++ {
 		conns, err := deployPair(ctx, opts, wsURL, i == 2)
 		if err != nil {
@@ -575,7 +584,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 		_ = bad.Close()
 	}
 	// TURN traffic: an allocation relaying both ways, kept open.
-	closeRelay := deployRelay(t, s.turn.UDPAddr().String(), []byte(secret))
+	closeRelay := deployRelay(t, s.Addrs().TURNUDP, []byte(secret))
 	defer closeRelay()
 
 	p.waitFor(ctx, t, `tryst_hub_pairing_duration_seconds_count{job="tryst"} >= 3`)

@@ -38,14 +38,12 @@ func startDoctorServer(t *testing.T, tlsDir string) string {
 	t.Helper()
 	args := []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0",
 		"--turn-sockets", "1", "--allow-loopback-peers", "--log-level", "error"}
-	scheme := "http"
 	if tlsDir != "" {
 		cert, key := doctorSelfSigned(t, tlsDir)
 		args = append(args, "--tls-cert", cert, "--tls-key", key, "--turn-tls-listen", "127.0.0.1:0")
-		scheme = "https"
 	}
 	s := startServe(t, map[string]string{"TRYST_TURN_SECRET": "doctor-test-secret"}, args...)
-	return scheme + "://" + s.webLn.Addr().String()
+	return s.Addrs().Hub // https:// with a certificate
 }
 
 // doctorSelfSigned writes cert.pem and key.pem for 127.0.0.1 and localhost.
@@ -174,7 +172,7 @@ func TestDoctorHealthy(t *testing.T) {
 // the doctor says why and how to get a local round trip, and passes.
 func TestDoctorDefaultPeerPolicy(t *testing.T) {
 	s := startServe(t, map[string]string{"TRYST_TURN_SECRET": "doctor-test-secret"}, "--turn-sockets", "1")
-	out, err := doctorRun(t, "--hub", "http://"+s.webLn.Addr().String())
+	out, err := doctorRun(t, "--hub", s.Addrs().Hub)
 	if err != nil {
 		t.Fatalf("doctor failed a healthy local deployment: %v\n%s", err, out)
 	}
@@ -399,7 +397,7 @@ func TestDoctorAccessControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServe(t, nil, "--turn-sockets", "1", "--allow-loopback-peers", "--token-secret-file", secretFile)
-	hubURL := "http://" + s.webLn.Addr().String()
+	hubURL := s.Addrs().Hub
 
 	out, err := doctorRun(t, "--hub", hubURL)
 	if err == nil {
@@ -466,3 +464,5 @@ func TestDoctorSilentTURNPort(t *testing.T) {
 		t.Errorf("took %v with --timeout 500ms", d)
 	}
 }
+
+func portOf(a net.Addr) int { return int(addrPortOf(a).Port()) }

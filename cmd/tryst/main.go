@@ -70,6 +70,16 @@ type stdio struct {
 	getenv func(string) (string, bool)
 }
 
+// usageError is a bad setting or command line: main exits with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func badSetting(format string, a ...any) error {
+	return usageError{fmt.Errorf(format, a...)}
+}
+
 // exitCode reports err in one line: status 2 for usage errors, 1 otherwise.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {

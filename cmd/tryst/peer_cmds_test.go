@@ -19,7 +19,7 @@ import (
 func startTestServer(t *testing.T) string {
 	t.Helper()
 	s := startServe(t, map[string]string{"TRYST_TURN_SECRET": "cli-test-secret-0123456789"}, "--allow-loopback-peers")
-	return "http://" + s.webLn.Addr().String()
+	return s.Addrs().Hub
 }
 
 // syncBuffer is a Buffer safe for a writer and a reader in two goroutines.

@@ -4,15 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,10 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/coder/websocket"
 
+	"github.com/tryst-chat/tryst/internal/server"
 	"github.com/tryst-chat/tryst/proto"
 )
 
@@ -42,18 +39,23 @@ func TestServeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.listen != ":8080" || c.metricsListen != "127.0.0.1:9464" || c.turnListen != ":3478" || c.turnTTL != 10*time.Minute {
-		t.Errorf("defaults: listen %q metrics %q turn %q ttl %v", c.listen, c.metricsListen, c.turnListen, c.turnTTL)
+	if c.Listen != ":8080" || c.MetricsListen != "127.0.0.1:9464" || c.TURNListen != ":3478" || c.TURNTTL != 10*time.Minute {
+		t.Errorf("defaults: listen %q metrics %q turn %q ttl %v", c.Listen, c.MetricsListen, c.TURNListen, c.TURNTTL)
 	}
-	b, err := c.build(env(nil), io.Discard)
+	cfg, err := c.config(env(nil), io.Discard)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults do not build: %v", err)
 	}
-	if !b.generated || len(b.turnSecrets) != 1 {
-		t.Error("no secret was generated when none was given")
+	// No secret given: the server generates one (internal/server's
+	// TestGeneratedSecret), so none may come from elsewhere.
+	if cfg.TURNSecret != "" || cfg.TURNSecretFile != "" {
+		t.Errorf("a TURN secret from nowhere: %q %q", cfg.TURNSecret, cfg.TURNSecretFile)
 	}
 	// The flags the issue, the tests and the docs rely on exist.
-	names := strings.Join(settingNames(serveFlags(&serveConfig{})), " ")
+	names := strings.Join(settingNames(serveFlags(newServeOptions())), " ")
 	for _, want := range []string{"listen", "metrics-listen", "turn-listen", "turn-secret-file", "public-ip", "realm",
 		"turn-ttl", "allow-loopback-peers", "origin", "log-format", "log-level", "config", "token-secret-file",
 		"turn-max-credential-ttl", "turn-allocations-per-ip", "turn-dataplane"} {
@@ -78,12 +80,12 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ name, got, want string }{
-		{"listen (flag beats env and file)", c.listen, "127.0.0.1:1003"},
-		{"realm (env beats file)", c.realm, "from-env"},
-		{"turn-ttl (file beats default)", c.turnTTL.String(), "3m0s"},
-		{"room-ttl (env)", c.roomTTL.String(), "1m30s"},
-		{"origin (file list)", c.origins.String(), "a.example,b.example"},
-		{"metrics-listen (default)", c.metricsListen, "127.0.0.1:9464"},
+		{"listen (flag beats env and file)", c.Listen, "127.0.0.1:1003"},
+		{"realm (env beats file)", c.Realm, "from-env"},
+		{"turn-ttl (file beats default)", c.TURNTTL.String(), "3m0s"},
+		{"room-ttl (env)", c.RoomTTL.String(), "1m30s"},
+		{"origin (file list)", strings.Join(c.Origins, ","), "a.example,b.example"},
+		{"metrics-listen (default)", c.MetricsListen, "127.0.0.1:9464"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
@@ -91,8 +93,8 @@ func TestSettingsPrecedence(t *testing.T) {
 	}
 	// TRYST_CONFIG names the file too.
 	c, err = parseServe(nil, env(map[string]string{"TRYST_CONFIG": file}), io.Discard)
-	if err != nil || c.realm != "from-file" {
-		t.Errorf("TRYST_CONFIG: realm %q, err %v", c.realm, err)
+	if err != nil || c.Realm != "from-file" {
+		t.Errorf("TRYST_CONFIG: realm %q, err %v", c.Realm, err)
 	}
 }
 
@@ -130,44 +132,51 @@ func TestBadSettingsExitTwoWithOneLine(t *testing.T) {
 	}
 }
 
+// TestSecretFromEnvironmentAndFile: the TURN secret reaches the server
+// from TRYST_TURN_SECRET and the file from --turn-secret-file; the server
+// prefers the file (internal/server's TestTURNSecretSources).
 func TestSecretFromEnvironmentAndFile(t *testing.T) {
 	c, _ := parseServe(nil, env(nil), io.Discard)
-	b, err := c.build(env(map[string]string{"TRYST_TURN_SECRET": "s3cret-from-env-0123"}), io.Discard)
+	cfg, err := c.config(env(map[string]string{"TRYST_TURN_SECRET": "s3cret-from-env-0123"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.generated || string(b.turnSecrets[0]) != "s3cret-from-env-0123" {
-		t.Errorf("env secret not used: %q", b.turnSecrets)
+	if cfg.TURNSecret != "s3cret-from-env-0123" || cfg.TURNSecretFile != "" {
+		t.Errorf("env secret not used: %q, file %q", cfg.TURNSecret, cfg.TURNSecretFile)
 	}
 	f := filepath.Join(t.TempDir(), "secrets")
 	os.WriteFile(f, []byte("# rotated 2026-11\nnew-secret-0123456789\nold-secret-0123456789\n"), 0o600)
-	c, _ = parseServe([]string{"--turn-secret-file", f}, env(nil), io.Discard)
-	b, err = c.build(env(map[string]string{"TRYST_TURN_SECRET": "ignored"}), io.Discard)
-	if err != nil {
+	environ := env(map[string]string{"TRYST_TURN_SECRET": "ignored"})
+	c, _ = parseServe([]string{"--turn-secret-file", f}, environ, io.Discard)
+	if cfg, err = c.config(environ, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if len(b.turnSecrets) != 2 || string(b.turnSecrets[0]) != "new-secret-0123456789" {
-		t.Errorf("file secrets = %q", b.turnSecrets)
+	if cfg.TURNSecretFile != f {
+		t.Errorf("--turn-secret-file = %q", cfg.TURNSecretFile)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the file's secrets: %v", err)
 	}
 }
 
 // TestServeRelayLimitFlags: the relay's credential, per-IP and data-plane
-// settings reach turnserver.Config from a flag, the environment and the
-// config file alike.
+// settings reach the server's Config from a flag, the environment and the
+// config file alike (internal/server's TestComponentConfigs takes them on to
+// turnserver.Config and hub.Config).
 func TestServeRelayLimitFlags(t *testing.T) {
 	c, err := parseServe(nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := c.build(env(nil), io.Discard)
+	tc, err := c.config(env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tc := b.turnCfg; tc.MaxCredentialTTL != 24*time.Hour || tc.AllocationsPerIP != 64 || tc.DisableDataPlane {
-		t.Errorf("defaults: max credential ttl %v, per IP %d, data plane off %v", tc.MaxCredentialTTL, tc.AllocationsPerIP, tc.DisableDataPlane)
+	if tc.TURNMaxCredentialTTL != 24*time.Hour || tc.TURNAllocationsPerIP != 64 || tc.TURNDisableDataPlane {
+		t.Errorf("defaults: max credential ttl %v, per IP %d, data plane off %v", tc.TURNMaxCredentialTTL, tc.TURNAllocationsPerIP, tc.TURNDisableDataPlane)
 	}
-	if hc := b.hubCfg; hc.CredentialBurst != 30 || hc.CredentialRate != rate.Every(2*time.Second) {
-		t.Errorf("defaults: hub credential budget %d, %v/s", hc.CredentialBurst, hc.CredentialRate)
+	if tc.CredentialsPerIP != 30 || tc.CredentialRefill != 2*time.Second {
+		t.Errorf("defaults: hub credential budget %d, one per %v", tc.CredentialsPerIP, tc.CredentialRefill)
 	}
 
 	file := filepath.Join(t.TempDir(), "tryst.yaml")
@@ -179,19 +188,22 @@ func TestServeRelayLimitFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err = c.build(env(environ), io.Discard); err != nil {
+	if tc, err = c.config(env(environ), io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if tc := b.turnCfg; tc.MaxCredentialTTL != 2*time.Hour || tc.AllocationsPerIP != -1 || !tc.DisableDataPlane {
-		t.Errorf("flag/env/file: max credential ttl %v, per IP %d, data plane off %v", tc.MaxCredentialTTL, tc.AllocationsPerIP, tc.DisableDataPlane)
+	if tc.TURNMaxCredentialTTL != 2*time.Hour || tc.TURNAllocationsPerIP != -1 || !tc.TURNDisableDataPlane {
+		t.Errorf("flag/env/file: max credential ttl %v, per IP %d, data plane off %v", tc.TURNMaxCredentialTTL, tc.TURNAllocationsPerIP, tc.TURNDisableDataPlane)
 	}
-	if hc := b.hubCfg; hc.CredentialBurst != -1 || hc.CredentialRate != rate.Every(10*time.Second) {
-		t.Errorf("flag/env: hub credential budget %d, %v/s", hc.CredentialBurst, hc.CredentialRate)
+	if tc.CredentialsPerIP != -1 || tc.CredentialRefill != 10*time.Second {
+		t.Errorf("flag/env: hub credential budget %d, one per %v", tc.CredentialsPerIP, tc.CredentialRefill)
+	}
+	if err := tc.Validate(); err != nil {
+		t.Errorf("flag/env/file: %v", err)
 	}
 }
 
 // settingErrorCases are settings that parse but cannot work. Each must fail
-// in build, that is before startServer opens anything.
+// before server.New opens anything.
 func settingErrorCases(t *testing.T) []struct {
 	name    string
 	args    []string
@@ -235,19 +247,34 @@ func settingErrorCases(t *testing.T) []struct {
 }
 
 // TestSettingErrorsFailBuild: every setting error is a usage error (exit
-// status 2) naming its source, returned by build, so the process never
-// gets as far as startServer and its listeners.
+// status 2) naming its source, found by Validate, and by New before it opens
+// a single listener: every address is a port the test holds, so a listener
+// opened first would fail with "address already in use" instead.
 func TestSettingErrorsFailBuild(t *testing.T) {
+	taken := takenPort(t)
 	for _, tc := range settingErrorCases(t) {
-		c, err := parseServe(tc.args, env(tc.environ), io.Discard)
+		o, err := parseServe(tc.args, env(tc.environ), io.Discard)
 		if err != nil {
 			t.Errorf("%s: parse: %v", tc.name, err)
 			continue
 		}
-		_, err = c.build(env(tc.environ), io.Discard)
+		cfg, err := o.config(env(tc.environ), io.Discard)
+		if err == nil {
+			err = cfg.Validate()
+		}
 		var ue usageError
+		var se *server.SettingError
+		if !errors.As(err, &ue) && !errors.As(err, &se) {
+			t.Errorf("%s: Validate returned %v, want a setting error", tc.name, err)
+			continue
+		}
+		args := append([]string{"--listen", taken, "--metrics-listen", taken, "--turn-listen", taken, "--turn-tls-listen", taken}, tc.args...)
+		s, err := newServe(args, env(tc.environ), io.Discard)
+		if s != nil {
+			s.Close()
+		}
 		if !errors.As(err, &ue) {
-			t.Errorf("%s: build returned %v, want a usage error", tc.name, err)
+			t.Errorf("%s: newServe returned %v, want a usage error", tc.name, err)
 			continue
 		}
 		if code := exitCode(err, io.Discard); code != 2 {
@@ -266,20 +293,28 @@ func TestSettingErrorsFailBuild(t *testing.T) {
 	}
 }
 
+// takenPort returns a loopback address whose TCP and UDP port the test
+// holds until it ends.
+func takenPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	taken := ln.Addr().String()
+	if pc, err := net.ListenPacket("udp", taken); err == nil {
+		t.Cleanup(func() { pc.Close() }) // the TURN UDP socket would collide too
+	}
+	return taken
+}
+
 // TestShortSecretExitsTwoBeforeListening runs `tryst serve` in-process with
 // a short TURN secret and every address on a port the test holds: had
 // anything tried to listen, the error would be "address already in use"
 // (exit 1) instead of the usage error.
 func TestShortSecretExitsTwoBeforeListening(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	taken := ln.Addr().String()
-	if pc, err := net.ListenPacket("udp", taken); err == nil {
-		defer pc.Close() // the TURN UDP socket would collide too
-	}
+	taken := takenPort(t)
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -313,48 +348,6 @@ func TestShortSecretExitsTwoBeforeListening(t *testing.T) {
 				t.Errorf("message %q: want %s and 16 bytes, and nothing about listening", msg, tc.mention)
 			}
 		})
-	}
-}
-
-// TestSecretFileModeWarning: a secrets file readable by group or others is
-// served, with a warning naming the file and its mode but not the secret.
-func TestSecretFileModeWarning(t *testing.T) {
-	dir := t.TempDir()
-	const secret = "group-readable-secret-0123456789"
-	for _, flagName := range []string{"turn-secret-file", "token-secret-file"} {
-		for _, mode := range []os.FileMode{0o600, 0o400, 0o640, 0o604} {
-			f := filepath.Join(dir, fmt.Sprintf("%s-%o", flagName, mode))
-			if err := os.WriteFile(f, []byte(secret+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			// Explicitly: WriteFile's mode passes through the umask.
-			if err := os.Chmod(f, mode); err != nil {
-				t.Fatal(err)
-			}
-			c, err := parseServe([]string{"--" + flagName, f}, env(nil), io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var logs bytes.Buffer
-			if _, err := c.build(env(nil), &logs); err != nil {
-				t.Fatalf("--%s with mode %o: %v", flagName, mode, err)
-			}
-			warned := strings.Contains(logs.String(), "level=WARN")
-			if want := mode&0o077 != 0; warned != want {
-				t.Errorf("--%s mode %#o: warned %v, want %v: %s", flagName, mode, warned, want, logs.String())
-				continue
-			}
-			if warned {
-				for _, m := range []string{f, fmt.Sprintf("%#o", mode), "--" + flagName} {
-					if !strings.Contains(logs.String(), m) {
-						t.Errorf("warning %q does not mention %q", logs.String(), m)
-					}
-				}
-			}
-			if strings.Contains(logs.String(), secret) {
-				t.Errorf("the log shows the secret: %s", logs.String())
-			}
-		}
 	}
 }
 
@@ -405,8 +398,9 @@ func TestServeProcess(t *testing.T) {
 	}
 
 	const secret = "a-secret-that-must-not-leak"
+	readyFile := filepath.Join(t.TempDir(), "ready.json")
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--turn-listen", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "5s")
+		"--turn-listen", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "5s", "--ready-file", readyFile)
 	cmd.Env = append(os.Environ(), "TRYST_TURN_SECRET="+secret)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -431,6 +425,24 @@ func TestServeProcess(t *testing.T) {
 	}
 	if ready.Hub == "" {
 		t.Fatalf("server did not start:\n%s", logs.String())
+	}
+	// The ready file is complete before "tryst serving" is logged, and
+	// names the same addresses.
+	data, err := os.ReadFile(readyFile)
+	if err != nil {
+		t.Fatalf("--ready-file: %v", err)
+	}
+	var fromFile struct {
+		Hub     string `json:"hub"`
+		Metrics string `json:"metrics"`
+		TurnUDP string `json:"turn_udp"`
+		TurnTCP string `json:"turn_tcp"`
+	}
+	if err := json.Unmarshal(data, &fromFile); err != nil {
+		t.Fatalf("--ready-file holds %q: %v", data, err)
+	}
+	if fromFile.Hub != ready.Hub || fromFile.Metrics != ready.Metrics || fromFile.TurnUDP != ready.TurnUDP || fromFile.TurnTCP == "" {
+		t.Errorf("--ready-file %+v, log %+v", fromFile, ready)
 	}
 	logsDone := make(chan struct{})
 	go func() {
@@ -511,7 +523,7 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range settingNames(serveFlags(&serveConfig{})) {
+	for _, name := range settingNames(serveFlags(newServeOptions())) {
 		if !strings.Contains(string(readme), "`--"+name+"`") {
 			t.Errorf("README.md does not document --%s", name)
 		}
@@ -541,75 +553,35 @@ func TestREADMETwoCommands(t *testing.T) {
 	}
 }
 
-// TestSecretReload rotates the TURN secret the way an operator does: new
-// secret on the first line, then SIGHUP (here: the handler it runs).
-func TestSecretReload(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "secrets")
-	os.WriteFile(f, []byte("old-secret-0123456789\n"), 0o600)
-	s := startServe(t, nil, "--turn-secret-file", f)
-	signedBy := func(secret string) bool {
-		user, pass, _ := s.turn.Credential("x")
-		m := hmac.New(sha1.New, []byte(secret))
-		m.Write([]byte(user))
-		return pass == base64.StdEncoding.EncodeToString(m.Sum(nil))
-	}
-	if !signedBy("old-secret-0123456789") {
-		t.Fatal("credentials not signed with the configured secret")
-	}
-	os.WriteFile(f, []byte("new-secret-0123456789\nold-secret-0123456789\n"), 0o600)
-	s.reloadSecrets()
-	if !signedBy("new-secret-0123456789") {
-		t.Error("after reload, credentials are not signed with the new first secret")
-	}
-	// A broken file keeps the current secrets.
-	os.WriteFile(f, []byte("\n# nothing\n"), 0o600)
-	s.reloadSecrets()
-	if !signedBy("new-secret-0123456789") {
-		t.Error("a bad secrets file replaced the secrets")
-	}
-}
-
-// TestPortInUse: a taken port is a clear error, with everything opened so
-// far closed again (no panic, no leaked listener).
-func TestPortInUse(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := parseServe([]string{"--listen", ln.Addr().String(), "--metrics-listen", "127.0.0.1:0",
-		"--turn-listen", "127.0.0.1:0", "--log-level", "error"}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.build(env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := startServer(c, b); err == nil || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("start on a used port: %v", err)
-	}
-}
-
 // startServe runs `tryst serve` in-process with every listener on
 // 127.0.0.1:0, then args (a later flag wins), and environ as the
 // environment; it stops when the test ends.
-func startServe(t *testing.T, environ map[string]string, args ...string) *server {
+func startServe(t *testing.T, environ map[string]string, args ...string) *server.Server {
 	t.Helper()
 	all := append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 		"--turn-listen", "127.0.0.1:0", "--turn-tls-listen", "127.0.0.1:0", "--log-level", "error"}, args...)
-	c, err := parseServe(all, env(environ), io.Discard)
+	s, err := newServe(all, env(environ), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := c.build(env(environ), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := startServer(c, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.shutdown(5 * time.Second) })
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
 	return s
+}
+
+// hostPort is the HOST:PORT of an http(s) URL from server.Addrs.
+func hostPort(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
 }

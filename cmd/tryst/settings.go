@@ -4,11 +4,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tryst-chat/tryst/turnserver"
 )
 
 // Every setting is a flag, a TRYST_<NAME> environment variable and a key of
@@ -107,7 +110,12 @@ func yamlValue(v any) (string, error) {
 // listFlag is a repeatable, comma-separated flag.
 type listFlag []string
 
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
 
 func (l *listFlag) Set(s string) error {
 	for _, p := range strings.Split(s, ",") {
@@ -116,6 +124,70 @@ func (l *listFlag) Set(s string) error {
 		}
 	}
 	return nil
+}
+
+// prefixListFlag is a repeatable, comma-separated flag of CIDRs; a bare
+// address is its own /32 or /128.
+type prefixListFlag []netip.Prefix
+
+func (l *prefixListFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(*l))
+	for i, p := range *l {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *prefixListFlag) Set(s string) error {
+	var vals listFlag
+	_ = vals.Set(s)
+	for _, v := range vals {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return fmt.Errorf("%q is not a CIDR", v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		*l = append(*l, p.Masked())
+	}
+	return nil
+}
+
+// portRangeFlag is a "MIN-MAX" port range (or one port) held in two ints.
+type portRangeFlag struct{ lo, hi *int }
+
+func (r portRangeFlag) String() string {
+	if r.lo == nil || r.hi == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d-%d", *r.lo, *r.hi)
+}
+
+func (r portRangeFlag) Set(s string) error {
+	lo, hi, err := turnserver.ParsePortRange(s)
+	if err != nil {
+		return err
+	}
+	*r.lo, *r.hi = lo, hi
+	return nil
+}
+
+// flagArgs renders the flags of set whose values differ from those of def
+// (the same flags, over defaults) as --name=value arguments: settings held
+// in a struct become a command line for another process.
+func flagArgs(set, def *flag.FlagSet) []string {
+	var args []string
+	set.VisitAll(func(f *flag.Flag) {
+		if d := def.Lookup(f.Name); d == nil || d.DefValue != f.DefValue {
+			args = append(args, "--"+f.Name+"="+f.DefValue)
+		}
+	})
+	return args
 }
 
 // settingNames lists the flags of fs, for docs and tests.

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/tls"
@@ -90,6 +90,16 @@ func (r *certReloader) checkFiles() {
 	if r.changed() {
 		r.reload()
 	}
+}
+
+// reportExpiry hands f the expiry of the current certificate now, and of
+// every one loaded from now on.
+func (r *certReloader) reportExpiry(f func(notAfter time.Time)) {
+	r.mu.Lock()
+	r.onLoad = f
+	notAfter := r.cert.Leaf.NotAfter
+	r.mu.Unlock()
+	f(notAfter)
 }
 
 func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {

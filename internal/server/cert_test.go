@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -74,8 +73,13 @@ func TestTLSReload(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeCert(t, certFile, keyFile, 1)
-	s := startServe(t, nil, "--tls-cert", certFile, "--tls-key", keyFile)
-	hubAddr, turnsAddr := s.webLn.Addr().String(), s.turn.TLSAddr().String()
+	cfg := testConfig()
+	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
+	s := start(t, cfg)
+	if !strings.HasPrefix(s.Addrs().Hub, "https://") {
+		t.Errorf("hub at %s with a certificate", s.Addrs().Hub)
+	}
+	hubAddr, turnsAddr := hostPort(t, s.Addrs().Hub), s.Addrs().TURNTLS
 	if servedSerial(t, hubAddr) != 1 || servedSerial(t, turnsAddr) != 1 {
 		t.Fatal("not serving the configured certificate")
 	}
@@ -83,7 +87,9 @@ func TestTLSReload(t *testing.T) {
 	// An open WSS connection.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.CloseIdleConnections()
+	httpc := &http.Client{Transport: tr}
 	ws, _, err := websocket.Dial(ctx, "wss://"+hubAddr+"/v1/ws", &websocket.DialOptions{HTTPClient: httpc})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +98,7 @@ func TestTLSReload(t *testing.T) {
 
 	// SIGHUP path.
 	writeCert(t, certFile, keyFile, 2)
-	s.certs.reload()
+	s.Reload()
 	if servedSerial(t, hubAddr) != 2 || servedSerial(t, turnsAddr) != 2 {
 		t.Error("certificate not reloaded on SIGHUP")
 	}
@@ -106,7 +112,7 @@ func TestTLSReload(t *testing.T) {
 	}
 	// A broken file keeps the current certificate.
 	os.WriteFile(certFile, []byte("garbage"), 0o600)
-	s.certs.reload()
+	s.Reload()
 	if servedSerial(t, hubAddr) != 3 {
 		t.Error("a broken certificate replaced the good one")
 	}
@@ -121,13 +127,7 @@ func TestTLSReload(t *testing.T) {
 	}
 
 	// The expiry is exported.
-	resp, err := http.Get("http://" + s.metLn.Addr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), "tryst_tls_certificate_expiry_timestamp_seconds") {
+	if !strings.Contains(get(t, s.Addrs().Metrics), "tryst_tls_certificate_expiry_timestamp_seconds") {
 		t.Error("certificate expiry not exported")
 	}
 }

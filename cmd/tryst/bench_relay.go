@@ -26,7 +26,7 @@ import (
 //
 // Why a process: a relay is a separate server in every deployment, and in
 // the benchmark's own process it would share the peers' Go scheduler. Its
-// data plane keeps a P while traffic flows (turnserver/dataplane_linux.go),
+// data plane keeps a P while traffic flows (turnserver/internal/dataplane),
 // which on a 2-CPU machine left the two peers one P between them: relayed
 // was 47-50 % of direct in-process, 58-70 % with the relay as a process on
 // the same two CPUs (docs/BENCHMARKS.md).

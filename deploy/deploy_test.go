@@ -20,25 +20,12 @@ import (
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tryst-chat/tryst/internal/testenv"
 	"github.com/tryst-chat/tryst/metrics"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// tool returns the path of an external tool. Locally a missing tool skips
-// the test with its name; in CI (CI=true) it fails it.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (Debian package %s)", name, pkg)
-		}
-		t.Skipf("%s not found: install the Debian package %s to run this test", name, pkg)
-	}
-	return p
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -62,7 +49,7 @@ func readYAML(t *testing.T, path string, v any) {
 }
 
 func TestPrometheusConfigAndRules(t *testing.T) {
-	promtool := tool(t, "promtool", "prometheus")
+	promtool := testenv.Tool(t, "promtool", "prometheus")
 	run(t, promtool, "check", "config", "prometheus/prometheus.yml")
 	run(t, promtool, "check", "rules", "prometheus/alerts.yml")
 	out := run(t, promtool, "test", "rules", "prometheus/alerts_test.yml")
@@ -602,7 +589,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 
 	// systemd's own checks, on a copy whose ExecStart exists here.
-	sa := tool(t, "systemd-analyze", "systemd")
+	sa := testenv.Tool(t, "systemd-analyze", "systemd")
 	raw, err := os.ReadFile("systemd/tryst.service")
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -15,28 +14,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tryst-chat/tryst/internal/testenv"
 	"github.com/tryst-chat/tryst/metrics"
 )
 
 // Interoperability with coturn's independent client tools (Debian package
 // "coturn"). Without them the tests skip, except under CI=true.
 
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found and CI=true: install the Debian package coturn", name)
-		}
-		t.Skipf("%s not found: install the Debian package coturn to run this test", name)
-	}
-	return p
-}
-
 // startTurnutilsPeer runs coturn's UDP echo peer on 127.0.0.1 and returns its port.
 func startTurnutilsPeer(t *testing.T) int {
 	t.Helper()
-	bin := needTool(t, "turnutils_peer")
+	bin := testenv.Tool(t, "turnutils_peer", "coturn")
 	// Pick a free port; the small window before the peer binds it is harmless.
 	probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -81,7 +69,7 @@ var (
 
 func TestCoturnClientInterop(t *testing.T) {
 	t.Parallel()
-	uclient := needTool(t, "turnutils_uclient")
+	uclient := testenv.Tool(t, "turnutils_uclient", "coturn")
 	peerPort := startTurnutilsPeer(t)
 	// "rtcp": without -c, turnutils_uclient allocates RTP/RTCP pairs with
 	// EVEN-PORT (R bit) and the RESERVATION-TOKEN it gets back.
@@ -135,7 +123,7 @@ func TestCoturnClientInterop(t *testing.T) {
 
 func TestCoturnClientWrongSecret(t *testing.T) {
 	t.Parallel()
-	uclient := needTool(t, "turnutils_uclient")
+	uclient := testenv.Tool(t, "turnutils_uclient", "coturn")
 	s, m := startServer(t, nil)
 	port := s.UDPAddr().(*net.UDPAddr).Port
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -153,7 +141,7 @@ func TestCoturnClientWrongSecret(t *testing.T) {
 
 func TestCoturnSTUNClient(t *testing.T) {
 	t.Parallel()
-	stunclient := needTool(t, "turnutils_stunclient")
+	stunclient := testenv.Tool(t, "turnutils_stunclient", "coturn")
 	s, m := startServer(t, nil)
 	port := s.UDPAddr().(*net.UDPAddr).Port
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
 // The test vectors of docs/PROTOCOL.md, as client/e2e checks them.
@@ -22,13 +24,7 @@ var vectors = map[string]string{
 // TestBrowserCryptoVectors runs the browser's crypto module under Node's
 // Web Crypto against the protocol's test vectors.
 func TestBrowserCryptoVectors(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node is required in CI (Debian package nodejs)")
-		}
-		t.Skip("node not installed")
-	}
+	node := testenv.Tool(t, "node", "nodejs")
 	doc, err := os.ReadFile("../docs/PROTOCOL.md")
 	if err != nil {
 		t.Fatal(err)

@@ -3,26 +3,21 @@ package web
 import (
 	"image"
 	"image/color"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
 // TestQRCodeDecodes renders qr.js's matrices and decodes them with an
 // independent decoder (ZXing's port), for links of every version qr.js
 // supports.
 func TestQRCodeDecodes(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node is required in CI (Debian package nodejs)")
-		}
-		t.Skip("node not installed")
-	}
+	node := testenv.Tool(t, "node", "nodejs")
 	for _, text := range []string{
 		"hi",
 		"http://localhost:8080/#K7Q-MX2-P9R-TVW-4HN-C8D",

@@ -1,10 +1,11 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
 // TestVectorsWithWebCrypto recomputes the test vectors with Node's Web
@@ -12,13 +13,7 @@ import (
 // implementation must agree with this package byte for byte.
 func TestVectorsWithWebCrypto(t *testing.T) {
 	t.Parallel()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("node (Web Crypto) is required in CI: install Debian package nodejs")
-		}
-		t.Skip("node not installed: skipping the Web Crypto cross-check")
-	}
+	node := testenv.Tool(t, "node", "nodejs")
 	out, err := exec.Command(node, "testdata/webcrypto_vectors.mjs").CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)

@@ -34,26 +34,13 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tryst-chat/tryst/internal/server"
+	"github.com/tryst-chat/tryst/internal/testenv"
 	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/proto/hubconn"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
 const deployDir = "../../deploy"
-
-// deployTool returns the path of an external tool. Locally a missing tool
-// skips the test with its name; in CI (CI=true) it fails it.
-func deployTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (Debian package %s; scripts/test-deps.sh installs it)", name, pkg)
-		}
-		t.Skipf("%s not found: install the Debian package %s (scripts/test-deps.sh) to run this test", name, pkg)
-	}
-	return p
-}
 
 func TestExampleConfigHasEverySettingAtItsDefault(t *testing.T) {
 	path := filepath.Join(deployDir, "tryst.example.yaml")
@@ -156,7 +143,7 @@ func deployServer(t *testing.T, secret string) *server.Server {
 }
 
 func TestLiveMetricsPassPromtool(t *testing.T) {
-	promtool := deployTool(t, "promtool", "prometheus")
+	promtool := testenv.Tool(t, "promtool", "prometheus")
 	s := deployServer(t, "promtool-test-secret")
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -554,13 +541,13 @@ func grafanaExpand(expr, instance string) string {
 // TURN traffic and a real Prometheus scraping it, then evaluates every
 // dashboard query and every alert expression through Prometheus' API.
 func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
-	prom := deployTool(t, "prometheus", "prometheus")
+	prom := testenv.Tool(t, "prometheus", "prometheus")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	const secret = "dashboard-test-secret"
 	s := deployServer(t, secret)
-	instance := hostPort(t, s.Addrs().Metrics)
+	instance := testenv.HostPort(t, s.Addrs().Metrics)
 	p := startPrometheus(ctx, t, prom, instance)
 	p.waitFor(ctx, t, `up{job="tryst"} == 1`)
 
@@ -568,7 +555,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	opts := &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}}
-	wsURL := "ws://" + hostPort(t, s.Addrs().Hub) + "/v1/ws"
+	wsURL := "ws://" + testenv.HostPort(t, s.Addrs().Hub) + "/v1/ws"
 	for i := 0; i < 3; i++ {
 		conns, err := deployPair(ctx, opts, wsURL, i == 2)
 		if err != nil {

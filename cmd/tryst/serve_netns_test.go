@@ -31,6 +31,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/stun/v3"
 
+	"github.com/tryst-chat/tryst/internal/testenv"
 	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/proto/hubconn"
 )
@@ -49,8 +50,8 @@ func TestServeREADMECommandInNetns(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("network namespaces are Linux only")
 	}
-	unshare := deployTool(t, "unshare", "util-linux")
-	deployTool(t, "ip", "iproute2") // used by the helper inside the namespace
+	unshare := testenv.Tool(t, "unshare", "util-linux")
+	testenv.Tool(t, "ip", "iproute2") // used by the helper inside the namespace
 	if out, err := exec.Command(unshare, "-rn", "true").CombinedOutput(); err != nil {
 		// Present but not allowed (user namespaces disabled, or a
 		// seccomp profile): a CI machine must allow it.

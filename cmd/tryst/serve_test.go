@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tryst-chat/tryst/internal/server"
+	"github.com/tryst-chat/tryst/internal/testenv"
 	"github.com/tryst-chat/tryst/proto"
 )
 
@@ -564,24 +564,6 @@ func startServe(t *testing.T, environ map[string]string, args ...string) *server
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	testenv.Run(t, s.Run)
 	return s
-}
-
-// hostPort is the HOST:PORT of an http(s) URL from server.Addrs.
-func hostPort(t *testing.T, rawURL string) string {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
 }

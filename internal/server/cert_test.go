@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with the given
@@ -79,7 +81,7 @@ func TestTLSReload(t *testing.T) {
 	if !strings.HasPrefix(s.Addrs().Hub, "https://") {
 		t.Errorf("hub at %s with a certificate", s.Addrs().Hub)
 	}
-	hubAddr, turnsAddr := hostPort(t, s.Addrs().Hub), s.Addrs().TURNTLS
+	hubAddr, turnsAddr := testenv.HostPort(t, s.Addrs().Hub), s.Addrs().TURNTLS
 	if servedSerial(t, hubAddr) != 1 || servedSerial(t, turnsAddr) != 1 {
 		t.Fatal("not serving the configured certificate")
 	}

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +20,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/time/rate"
+
+	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
 // testConfig is DefaultConfig on loopback ports the kernel picks, with a
@@ -40,25 +41,8 @@ func start(t *testing.T, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testenv.Run(t, s.Run)
 	return s
-}
-
-func hostPort(t *testing.T, rawURL string) string {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
 }
 
 func get(t *testing.T, url string) string {
@@ -129,7 +113,7 @@ func TestShutdownIdempotent(t *testing.T) {
 		t.Errorf("Run after Shutdown: %v", err)
 	}
 	// The ports are free again.
-	for _, addr := range []string{hostPort(t, s.Addrs().Hub), hostPort(t, s.Addrs().Metrics), s.Addrs().TURNTCP} {
+	for _, addr := range []string{testenv.HostPort(t, s.Addrs().Hub), testenv.HostPort(t, s.Addrs().Metrics), s.Addrs().TURNTCP} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Errorf("%s still taken: %v", addr, err)

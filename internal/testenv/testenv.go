@@ -1,0 +1,55 @@
+// Package testenv holds the small helpers every package's tests share:
+// external tools that must exist in CI, a server run for the length of a
+// test, URL pieces. Standard library only, so any test may import it.
+package testenv
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// Tool returns the path of the external command name, from the Debian
+// package pkg (scripts/test-deps.sh installs it). Locally a missing tool
+// skips the test with its name; under CI=true it fails the test: CI must
+// never skip for a missing tool.
+func Tool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found (Debian package %s; scripts/test-deps.sh installs it)", name, pkg)
+		}
+		t.Skipf("%s not found: install the Debian package %s (scripts/test-deps.sh) to run this test", name, pkg)
+	}
+	return p
+}
+
+// Run runs run(ctx) on its own goroutine until the test ends, then cancels
+// ctx, waits for run to return and fails the test if it returned an error:
+// the shape of every test that serves something in-process.
+func Run(t testing.TB, run func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+}
+
+// HostPort returns the HOST:PORT of a URL such as a server's http:// or
+// ws:// address.
+func HostPort(t testing.TB, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}

@@ -125,7 +125,8 @@ type benchHubTarget struct {
 // loopback and reports pairings per second, relay latency between the two
 // members of many active rooms, and the hub's resident memory per idle
 // connection (from its metrics endpoint).
-func runBenchHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runBenchHub(ctx context.Context, args []string, std stdio) error {
+	stdout, stderr := std.out, std.err
 	cfg, err := parseBenchHubFlags(args, stderr)
 	if err != nil {
 		return err
@@ -533,8 +534,6 @@ func (b *benchHubClient) pairings(ctx context.Context) (*pairResult, error) {
 	}
 	return r, nil
 }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // openRooms sets up n rooms, cfg.concurrency at a time, stopping early at the
 // first failure. It returns the rooms opened, the failures and the first error.

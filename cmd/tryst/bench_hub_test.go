@@ -73,7 +73,7 @@ func TestBenchHub(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	if err := runBenchHub(ctx, args, &out, &errOut); err != nil {
+	if err := runBenchHub(ctx, args, stdio{out: &out, err: &errOut}); err != nil {
 		t.Fatalf("runBenchHub: %v\n%s", err, errOut.String())
 	}
 	t.Log("\n" + out.String())
@@ -104,7 +104,7 @@ func TestBenchHubTable(t *testing.T) {
 	args := []string{"--hub", strings.Replace(hubURL, "http://", "ws://", 1), "--phases", "pair",
 		"--pairings", "5", "--workers", "2", "--sources", "127.0.0.1-127.0.0.1"}
 	var out bytes.Buffer
-	if err := runBenchHub(context.Background(), args, &out, &bytes.Buffer{}); err != nil {
+	if err := runBenchHub(context.Background(), args, stdio{out: &out, err: &bytes.Buffer{}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"pairings", "pairing time p50/p99", "targets (2-core machine):", "1 source addresses"} {
@@ -124,7 +124,7 @@ func TestBenchHubFlags(t *testing.T) {
 		{"--hub", "ws://127.0.0.1:1", "--phases", "relay", "--relay-size", "3"},
 		{"--bogus"},
 	} {
-		if err := runBenchHub(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		if err := runBenchHub(context.Background(), args, stdio{out: &bytes.Buffer{}, err: &bytes.Buffer{}}); err == nil {
 			t.Errorf("%q accepted", args)
 		}
 	}

@@ -111,7 +111,8 @@ type transferResult struct {
 // channel and of Tryst's encrypted file transfer (same settings, same flow
 // control), direct and through TURN, and both again over an emulated
 // network with a round-trip delay. It reports the median of N runs.
-func runBenchTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+func runBenchTransfer(ctx context.Context, args []string, std stdio) (err error) {
+	stdout, stderr := std.out, std.err
 	cfg, err := parseBenchTransferFlags(args, stderr)
 	if err != nil {
 		return err
@@ -921,15 +922,6 @@ func printBenchTransfer(w io.Writer, cfg benchTransferConfig, layout string, rs 
 		}
 	}
 	fmt.Fprintln(w)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 0 {
-		return (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return s[len(s)/2]
 }
 
 // transferTarget states the target for a scenario and whether the

@@ -25,7 +25,7 @@ func TestBenchTransfer(t *testing.T) {
 	scenarios := []string{scRaw, scTryst, scTrystRelay, scRawRTT, scTrystRTT}
 	args := []string{"--size", "1", "--rtt-size", "1", "--rtt", "10ms", "--repeats", "2", "--json",
 		"--scenarios", strings.Join(scenarios, ",")}
-	if err := runBenchTransfer(ctx, args, &out, &errOut); err != nil {
+	if err := runBenchTransfer(ctx, args, stdio{out: &out, err: &errOut}); err != nil {
 		t.Fatalf("runBenchTransfer: %v\n%s", err, errOut.String())
 	}
 	var got struct {
@@ -108,7 +108,7 @@ func TestBenchTransferFlags(t *testing.T) {
 		{"extra"},
 		{"--bogus"},
 	} {
-		if err := runBenchTransfer(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		if err := runBenchTransfer(context.Background(), args, stdio{out: &bytes.Buffer{}, err: &bytes.Buffer{}}); err == nil {
 			t.Errorf("%q accepted", args)
 		}
 	}

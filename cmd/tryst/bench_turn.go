@@ -54,7 +54,8 @@ type benchTURNResult struct {
 // relaying to a local UDP echo peer for a fixed time, and reports round
 // trips/s, Mbit/s, loss, RTT p50/p99, allocations/s and, with --server-pid,
 // relayed packets per server CPU-second.
-func runBenchTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runBenchTURN(ctx context.Context, args []string, std stdio) error {
+	stdout, stderr := std.out, std.err
 	cfg, err := parseBenchTURNFlags(args, stderr)
 	if err != nil {
 		return err
@@ -372,14 +373,6 @@ func echo(c *net.UDPConn) {
 		}
 		_, _ = c.WriteToUDPAddrPort(buf[:n], from)
 	}
-}
-
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
-	return sorted[max(i, 0)]
 }
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/PID/stat; it is

@@ -39,7 +39,7 @@ func TestBenchTURNAgainstTryst(t *testing.T) {
 		"--server-pid", strconv.Itoa(os.Getpid())}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := runBenchTURN(ctx, args, &out, &errOut); err != nil {
+	if err := runBenchTURN(ctx, args, stdio{out: &out, err: &errOut}); err != nil {
 		t.Fatalf("runBenchTURN: %v\n%s", err, errOut.String())
 	}
 	t.Log("\n" + out.String())
@@ -68,7 +68,7 @@ func TestBenchTURNFlags(t *testing.T) {
 		{"--server", "127.0.0.1:3478", "--secret-file", "x", "--duration", "0s"},
 		{"--bogus"},
 	} {
-		if err := runBenchTURN(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		if err := runBenchTURN(context.Background(), args, stdio{out: &bytes.Buffer{}, err: &bytes.Buffer{}}); err == nil {
 			t.Errorf("%q accepted", args)
 		}
 	}

@@ -93,34 +93,41 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
+// command is the one signature every subcommand has: its arguments after
+// the command name, and what it may touch of the process.
+type command func(ctx context.Context, args []string, std stdio) error
+
+var (
+	commands = map[string]command{
+		"serve":   runServe,
+		"chat":    runChat,
+		"send":    runSend,
+		"receive": runReceive,
+		"doctor":  runDoctor,
+	}
+	benchTargets = map[string]command{
+		"hub":      runBenchHub,
+		"turn":     runBenchTURN,
+		"transfer": runBenchTransfer,
+	}
+)
+
 func runIO(ctx context.Context, args []string, std stdio) error {
 	stdout, stderr := std.out, std.err
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("no command given")}
 	}
+	if run, ok := commands[args[0]]; ok {
+		return run(ctx, args[1:], std)
+	}
 	switch args[0] {
-	case "serve":
-		return runServe(ctx, args[1:], stderr)
-	case "chat":
-		return runChat(ctx, args[1:], std)
-	case "send":
-		return runSend(ctx, args[1:], std)
-	case "receive":
-		return runReceive(ctx, args[1:], std)
-	case "doctor":
-		return runDoctor(ctx, args[1:], std)
 	case "bench":
 		if len(args) < 2 {
 			return usageError{errors.New("bench needs a target: hub, turn or transfer")}
 		}
-		switch args[1] {
-		case "hub":
-			return runBenchHub(ctx, args[2:], stdout, stderr)
-		case "turn":
-			return runBenchTURN(ctx, args[2:], stdout, stderr)
-		case "transfer":
-			return runBenchTransfer(ctx, args[2:], stdout, stderr)
+		if run, ok := benchTargets[args[1]]; ok {
+			return run(ctx, args[2:], std)
 		}
 		return usageError{fmt.Errorf("unknown bench target %q: use hub, turn or transfer", args[1])}
 	case "version", "--version", "-version":

@@ -148,8 +148,8 @@ func newServe(args []string, getenv func(string) (string, bool), stderr io.Write
 
 // runServe serves until ctx ends (SIGINT, SIGTERM), reloading the TURN
 // secrets and the certificate on SIGHUP.
-func runServe(ctx context.Context, args []string, stderr io.Writer) error {
-	s, err := newServe(args, os.LookupEnv, stderr)
+func runServe(ctx context.Context, args []string, std stdio) error {
+	s, err := newServe(args, std.getenv, std.err)
 	if err != nil {
 		return err
 	}

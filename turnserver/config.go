@@ -155,7 +155,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RelayPortMin < 1 || c.RelayPortMax > 65535 || c.RelayPortMin > c.RelayPortMax {
 		return c, fmt.Errorf("turnserver: relay ports %d-%d: %w", c.RelayPortMin, c.RelayPortMax, errPortRange)
 	}
-	if err := checkSecrets(c.Secrets); err != nil {
+	if err := CheckSecrets(c.Secrets); err != nil {
 		return c, err
 	}
 	c.Secrets = cloneSecrets(c.Secrets)
@@ -254,16 +254,21 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-func checkSecrets(secrets [][]byte) error {
+// CheckSecrets applies the relay's rules for secrets (at least one, each
+// at least MinSecretLen bytes) as New and SetSecrets do, so that a caller
+// can refuse a secrets file before starting anything. Secrets are numbered
+// from 1 in errors, never quoted. ParseSecrets does not apply them: a
+// client of another relay (coturn) may be given a shorter secret.
+func CheckSecrets(secrets [][]byte) error {
 	if len(secrets) == 0 {
 		return ErrNoSecret
 	}
 	for i, s := range secrets {
 		if len(s) == 0 {
-			return fmt.Errorf("turnserver: secret %d is empty: %w", i, ErrNoSecret)
+			return fmt.Errorf("turnserver: secret %d is empty: %w", i+1, ErrNoSecret)
 		}
 		if len(s) < MinSecretLen {
-			return fmt.Errorf("turnserver: secret %d is %d bytes: %w", i, len(s), ErrShortSecret)
+			return fmt.Errorf("turnserver: secret %d is %d bytes: %w", i+1, len(s), ErrShortSecret)
 		}
 	}
 	return nil

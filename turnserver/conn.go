@@ -39,7 +39,7 @@ func (c *listenConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *listenConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	out := c.s.outgoing(p, srcKey(addr))
+	out := c.s.outgoing(p, addr)
 	n, err := c.PacketConn.WriteTo(out, addr)
 	if err == nil {
 		c.s.countToClient(out)
@@ -164,7 +164,7 @@ func (c *streamConn) readFrame() error {
 }
 
 func (c *streamConn) Write(p []byte) (int, error) {
-	out := c.s.outgoing(p, srcKey(c.Conn.RemoteAddr()))
+	out := c.s.outgoing(p, c.Conn.RemoteAddr())
 	n, err := c.Conn.Write(out)
 	if err == nil {
 		c.s.countToClient(out)

@@ -1,6 +1,7 @@
 package turnserver
 
 import (
+	"net"
 	"sync"
 	"time"
 
@@ -128,7 +129,10 @@ func (n *nonceBook) sweep(now time.Time) {
 //
 // It also records the RESERVATION-TOKEN of an Allocate success (see
 // tokenBook).
-func (s *Server) outgoing(b []byte, to string) []byte {
+//
+// It runs on every write to a client, relayed data included, so everything
+// past the header check is for the rare error response only.
+func (s *Server) outgoing(b []byte, to net.Addr) []byte {
 	method, class, ok := stunHeader(b)
 	if ok && class == classResponse && method == methodAllocate {
 		if token, ok := stunAttr(b, attrReservationToken); ok {
@@ -143,7 +147,7 @@ func (s *Server) outgoing(b []byte, to string) []byte {
 	if !ok {
 		return b
 	}
-	s.nonces.issue(string(nonce), to, s.now())
+	s.nonces.issue(string(nonce), srcKey(to), s.now())
 	var tid [stun.TransactionIDSize]byte
 	copy(tid[:], b[8:stunHeaderLen])
 	if !s.nonces.takeStale(tid) {

@@ -327,7 +327,7 @@ func (s *Server) TLSAddr() net.Addr {
 // SetSecrets replaces the secret set: the first signs, all verify. Live
 // allocations are unaffected, they keep the key they were created with.
 func (s *Server) SetSecrets(secrets [][]byte) error {
-	if err := checkSecrets(secrets); err != nil {
+	if err := CheckSecrets(secrets); err != nil {
 		return err
 	}
 	c := cloneSecrets(secrets)

@@ -10,18 +10,16 @@ import (
 )
 
 // parseTURNSecrets parses TURN secrets (a file, or TRYST_TURN_SECRET) and
-// refuses any shorter than turnserver.MinSecretLen: a short HMAC key can be
-// guessed offline from a single credential.
+// applies the relay's own rules to them (turnserver.CheckSecrets: a short
+// HMAC key can be guessed offline from a single credential), so a bad file
+// is refused before anything starts.
 func parseTURNSecrets(data []byte) ([][]byte, error) {
 	secrets, err := turnserver.ParseSecrets(data)
 	if err != nil {
 		return nil, err
 	}
-	for i, s := range secrets {
-		if len(s) < turnserver.MinSecretLen {
-			return nil, fmt.Errorf("secret %d is %d bytes: at least %d bytes are needed (e.g. head -c 32 /dev/urandom | base64)",
-				i+1, len(s), turnserver.MinSecretLen)
-		}
+	if err := turnserver.CheckSecrets(secrets); err != nil {
+		return nil, err
 	}
 	return secrets, nil
 }

@@ -373,7 +373,7 @@ func TestHonestUseStaysWithinDefaultBudget(t *testing.T) {
 }
 
 // A negative burst turns the budget off, for hubs that cannot see client
-// addresses; the former ICE names still set it.
+// addresses.
 func TestBudgetConfig(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
@@ -382,11 +382,6 @@ func TestBudgetConfig(t *testing.T) {
 		if r, _ := getICE(t, off, addrA); r.StatusCode != http.StatusOK {
 			t.Fatalf("/v1/ice %d with the budget off: %d", i+1, r.StatusCode)
 		}
-	}
-	legacy := startBudgetHub(t, hub.Config{ICEBurst: 1, ICERate: rate.Every(time.Hour)}, clock)
-	getICE(t, legacy, addrA)
-	if _, f := createFrom(t, legacy, addrA); f.Code != proto.CodeRateLimited {
-		t.Errorf("create with ICEBurst 1 spent: %+v", f)
 	}
 	if err := (hub.Config{CredentialRate: -1}).Validate(); err == nil {
 		t.Error("negative credential rate accepted")

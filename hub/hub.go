@@ -71,13 +71,6 @@ type Config struct {
 	// applies only when ICE is set: without it nothing is handed out.
 	CredentialRate  rate.Limit
 	CredentialBurst int
-	// ICERate and ICEBurst are the former names of CredentialRate and
-	// CredentialBurst, from when only GET /v1/ice was limited; each is used
-	// when its new counterpart is zero.
-	//
-	// Deprecated: use CredentialRate and CredentialBurst.
-	ICERate  rate.Limit
-	ICEBurst int
 	// SendQueue is how many frames may wait for a slow client before it is
 	// disconnected (default 32).
 	SendQueue int
@@ -132,13 +125,7 @@ func (c *Config) setDefaults() error {
 		c.FailureBurst = 10
 	}
 	if c.CredentialRate == 0 {
-		c.CredentialRate = c.ICERate
-	}
-	if c.CredentialRate == 0 {
 		c.CredentialRate = rate.Every(2 * time.Second)
-	}
-	if c.CredentialBurst == 0 {
-		c.CredentialBurst = c.ICEBurst
 	}
 	if c.CredentialBurst == 0 {
 		c.CredentialBurst = 30

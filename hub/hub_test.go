@@ -473,7 +473,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 func TestHTTPEndpoints(t *testing.T) {
 	t.Parallel()
-	th := startHub(t, hub.Config{ICEBurst: 2, ICERate: 0.0001})
+	th := startHub(t, hub.Config{CredentialBurst: 2, CredentialRate: 0.0001})
 	get := func(path string, hdr ...string) (*http.Response, string) {
 		req, _ := http.NewRequest("GET", th.srv.URL+path, nil)
 		if len(hdr) == 2 {

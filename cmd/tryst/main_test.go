@@ -36,18 +36,7 @@ func TestMain(m *testing.M) {
 		fmt.Println(cmd.Process.Pid)
 		select {}
 	}
-	if os.Getenv(netnsHelperEnv) != "" {
-		// Inside `unshare -rn` (TestServeREADMECommandInNetns).
-		if err := netnsHelper(os.Getenv(netnsHelperEnv), os.Getenv(netnsIPv6Env) == "on", os.Stdout); err != nil {
-			fmt.Println("FAIL:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		removeBuiltBinary()
-		os.Exit(code)
-	}))
+	goleak.VerifyTestMain(m)
 }
 
 // TestBenchUsageNamesEveryTarget: the errors for a missing or unknown bench

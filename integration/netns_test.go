@@ -1,4 +1,4 @@
-package main
+package integration
 
 // TestServeREADMECommandInNetns runs the built binary exactly as the README
 // says, `tryst serve` with no flags, on its real default ports. A private
@@ -61,7 +61,7 @@ func TestServeREADMECommandInNetns(t *testing.T) {
 		}
 		t.Skip(msg)
 	}
-	bin := buildBinary(t)
+	bin := trystBinary(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestServeREADMECommandInNetns(t *testing.T) {
 			cmd.Env = append(os.Environ(), netnsHelperEnv+"="+bin, netnsIPv6Env+"="+ipv6)
 			// unshare execs the helper in place, so the helper is the
 			// child that dies with this process; tryst dies with it.
-			dieWithParent(cmd)
+			dieWithTest(cmd)
 			out, err := cmd.CombinedOutput()
 			t.Logf("helper in the namespace (IPv6 %s):\n%s", ipv6, out)
 			if err != nil {
@@ -133,7 +133,7 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dieWithParent(cmd)
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s serve: %w", bin, err)
 	}
@@ -147,7 +147,7 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 	}()
 
 	// tryst logs "tryst serving" once every listener is open.
-	var logs syncBuffer
+	var logs logTail
 	ready := make(chan bool, 1)
 	logsDone := make(chan struct{})
 	go func() {
@@ -155,7 +155,7 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 		sc := bufio.NewScanner(stderr)
 		seen := false
 		for sc.Scan() {
-			logs.Write(append(sc.Bytes(), '\n'))
+			logs.add(sc.Bytes())
 			if !seen && strings.Contains(sc.Text(), `msg="tryst serving"`) {
 				seen = true
 				ready <- true
@@ -236,7 +236,11 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 	check("WebSocket to ws://127.0.0.1:8080/v1/ws", err)
 	if err == nil {
 		defer wsc.Close()
-		f, err := wsRoundTrip(ctx, wsc, proto.Frame{Type: proto.TypeCreate})
+		var f proto.Frame
+		err := wsc.Send(ctx, proto.Frame{Type: proto.TypeCreate})
+		if err == nil {
+			f, err = wsc.Next(ctx)
+		}
 		if err == nil && (f.Type != proto.TypeCreated || f.Room == "") {
 			b, _ := json.Marshal(f)
 			err = fmt.Errorf("answered %s", b)
@@ -247,11 +251,11 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 	// The README's deployment, checked the way an operator would; the
 	// relayed round trip is skipped, as the default policy refuses loopback
 	// peers, but nothing fails.
-	var doc bytes.Buffer
-	err = runIO(ctx, []string{"doctor", "--hub", "http://127.0.0.1:8080"},
-		stdio{in: strings.NewReader(""), out: &doc, err: &doc, getenv: func(string) (string, bool) { return "", false }})
+	doctor := exec.CommandContext(ctx, bin, "doctor", "--hub", "http://127.0.0.1:8080")
+	doctor.Env = cmd.Env
+	doc, err := doctor.CombinedOutput()
 	if err != nil {
-		err = fmt.Errorf("%w\n%s", err, doc.String())
+		err = fmt.Errorf("%w\n%s", err, doc)
 	}
 	check("tryst doctor --hub http://127.0.0.1:8080", err)
 
@@ -283,12 +287,12 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 	return nil
 }
 
-// stunCheck sends a STUN Binding request to server over proto ("udp" or
+// stunCheck sends a STUN Binding request to server over network ("udp" or
 // "tcp") and wants a success whose XOR-MAPPED-ADDRESS is the local address
 // it came from (on loopback there is no NAT).
-func stunCheck(ctx context.Context, proto string, server netip.AddrPort) error {
+func stunCheck(ctx context.Context, network string, server netip.AddrPort) error {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, proto, server.String())
+	conn, err := d.DialContext(ctx, network, server.String())
 	if err != nil {
 		return err
 	}
@@ -296,17 +300,11 @@ func stunCheck(ctx context.Context, proto string, server netip.AddrPort) error {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
-	var mapped netip.AddrPort
-	if proto == "udp" {
-		pc := &connectedPacketConn{UDPConn: conn.(*net.UDPConn)}
-		mapped, err = stunBinding(ctx, pc, pc.RemoteAddr())
-	} else {
-		mapped, err = stunBindingStream(conn)
-	}
+	mapped, err := stunBinding(conn, network == "tcp")
 	if err != nil {
 		return err
 	}
-	if local := addrPortOf(conn.LocalAddr()); mapped != local {
+	if local := netip.MustParseAddrPort(conn.LocalAddr().String()); mapped != local {
 		return fmt.Errorf("XOR-MAPPED-ADDRESS %s, want %s", mapped, local)
 	}
 	return nil
@@ -315,9 +313,10 @@ func stunCheck(ctx context.Context, proto string, server netip.AddrPort) error {
 // stunHeaderSize is the STUN message header: type, length, cookie, id.
 const stunHeaderSize = 20
 
-// stunBindingStream does a STUN Binding on a stream connection (RFC 5389
-// section 7.2.2: messages back to back, each framed by its own header).
-func stunBindingStream(conn net.Conn) (netip.AddrPort, error) {
+// stunBinding does a STUN Binding on a connected socket. Over a stream
+// (RFC 5389 section 7.2.2) messages come back to back, each framed by its
+// own header; over UDP the answer is one datagram.
+func stunBinding(conn net.Conn, stream bool) (netip.AddrPort, error) {
 	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -325,14 +324,24 @@ func stunBindingStream(conn net.Conn) (netip.AddrPort, error) {
 	if _, err := conn.Write(req.Raw); err != nil {
 		return netip.AddrPort{}, err
 	}
-	buf := make([]byte, stunHeaderSize)
-	if _, err := io.ReadFull(conn, buf); err != nil {
-		return netip.AddrPort{}, fmt.Errorf("read answer: %w", err)
-	}
-	n := binary.BigEndian.Uint16(buf[2:4])
-	buf = append(buf, make([]byte, n)...)
-	if _, err := io.ReadFull(conn, buf[stunHeaderSize:]); err != nil {
-		return netip.AddrPort{}, fmt.Errorf("read answer: %w", err)
+	var buf []byte
+	if stream {
+		buf = make([]byte, stunHeaderSize)
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			return netip.AddrPort{}, fmt.Errorf("read answer: %w", err)
+		}
+		n := binary.BigEndian.Uint16(buf[2:4])
+		buf = append(buf, make([]byte, n)...)
+		if _, err := io.ReadFull(conn, buf[stunHeaderSize:]); err != nil {
+			return netip.AddrPort{}, fmt.Errorf("read answer: %w", err)
+		}
+	} else {
+		buf = make([]byte, 1500)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("read answer: %w", err)
+		}
+		buf = buf[:n]
 	}
 	res := &stun.Message{Raw: buf}
 	if err := res.Decode(); err != nil {
@@ -341,5 +350,16 @@ func stunBindingStream(conn net.Conn) (netip.AddrPort, error) {
 	if res.TransactionID != req.TransactionID {
 		return netip.AddrPort{}, errors.New("answer to another transaction")
 	}
-	return bindingMapped(res)
+	if res.Type != stun.BindingSuccess {
+		return netip.AddrPort{}, fmt.Errorf("answer is %s", res.Type)
+	}
+	var xor stun.XORMappedAddress
+	if err := xor.GetFrom(res); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("answer: %w", err)
+	}
+	ip, ok := netip.AddrFromSlice(xor.IP)
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("answer: bad address %v", xor.IP)
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(xor.Port)), nil
 }

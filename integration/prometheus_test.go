@@ -1,11 +1,11 @@
-package main
+package integration
 
-// Tests of the deployment artefacts in deploy/ that need the real server:
-// the example and Kubernetes configs go through the real settings loader,
+// The deployment artefacts in deploy/, checked against a real `tryst serve`:
 // the live /metrics output passes `promtool check metrics`, and every query
 // of the Grafana dashboard and every alert runs on a real Prometheus that
-// scrapes a real `tryst serve` carrying hub and TURN traffic. The static
-// checks of the artefacts live in deploy/deploy_test.go.
+// scrapes the server while it carries hub and TURN traffic. The static
+// checks of the artefacts live in deploy/deploy_test.go; the example and
+// Kubernetes configs go through the settings loader in cmd/tryst.
 
 import (
 	"bytes"
@@ -20,8 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,112 +31,18 @@ import (
 	"github.com/pion/turn/v4"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tryst-chat/tryst/internal/server"
 	"github.com/tryst-chat/tryst/internal/testenv"
 	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/proto/hubconn"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
-const deployDir = "../../deploy"
-
-func TestExampleConfigHasEverySettingAtItsDefault(t *testing.T) {
-	path := filepath.Join(deployDir, "tryst.example.yaml")
-	file, err := readSettingsFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for k := range file {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var want []string
-	for _, n := range settingNames(serveFlags(newServeOptions())) {
-		if n != "config" { // names the file; not allowed inside it
-			want = append(want, n)
-		}
-	}
-	if !slices.Equal(keys, want) {
-		for _, n := range want {
-			if _, ok := file[n]; !ok {
-				t.Errorf("%s: setting %q missing", path, n)
-			}
-		}
-		for _, k := range keys {
-			if !slices.Contains(want, k) {
-				t.Errorf("%s: %q is not a setting", path, k)
-			}
-		}
-	}
-
-	got, err := parseServe([]string{"--config", path}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatalf("load %s: %v", path, err)
-	}
-	def, err := parseServe(nil, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got.configFile = ""
-	if !reflect.DeepEqual(got, def) {
-		t.Errorf("%s does not state the defaults:\n file     %+v\n defaults %+v", path, *got, *def)
-	}
-	cfg, err := got.config(env(map[string]string{"TRYST_TURN_SECRET": "example-test-secret-0123456789"}), io.Discard)
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Errorf("build from %s: %v", path, err)
-	}
-}
-
-func TestKubernetesConfigMapLoads(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(deployDir, "kubernetes", "configmap.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cm struct {
-		Data map[string]string `yaml:"data"`
-	}
-	if err := yaml.Unmarshal(raw, &cm); err != nil {
-		t.Fatal(err)
-	}
-	cfg, ok := cm.Data["tryst.yaml"]
-	if !ok {
-		t.Fatal("configmap.yaml: no data key tryst.yaml")
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "tryst.yaml")
-	secret := filepath.Join(dir, "turn-secret")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(secret, []byte("k8s-test-secret-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The secret's path is the Secret volume's; the flag (which wins over
-	// the file) points it at a local copy.
-	c, err := parseServe([]string{"--config", path, "--turn-secret-file", secret}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatalf("load the ConfigMap's tryst.yaml: %v", err)
-	}
-	sc, err := c.config(env(nil), io.Discard)
-	if err == nil {
-		err = sc.Validate()
-	}
-	if err != nil {
-		t.Fatalf("build from the ConfigMap's tryst.yaml: %v", err)
-	}
-	if host, _, _ := net.SplitHostPort(c.MetricsListen); host == "127.0.0.1" {
-		t.Errorf("metrics-listen %s: Prometheus could not scrape it", c.MetricsListen)
-	}
-}
+const deployDir = "../deploy"
 
 // deployServer starts `tryst serve` on loopback with a known TURN secret.
-func deployServer(t *testing.T, secret string) *server.Server {
+func deployServer(t *testing.T, secret string) *serveProcess {
 	t.Helper()
-	return startServe(t, map[string]string{"TRYST_TURN_SECRET": secret},
+	return startServe(t, []string{"TRYST_TURN_SECRET=" + secret},
 		"--allow-loopback-peers", "--turn-sockets", "1", "--turn-max-allocations", "100")
 }
 
@@ -147,7 +51,7 @@ func TestLiveMetricsPassPromtool(t *testing.T) {
 	s := deployServer(t, "promtool-test-secret")
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(s.Addrs().Metrics)
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(s.Addrs.Metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,7 +451,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 
 	const secret = "dashboard-test-secret"
 	s := deployServer(t, secret)
-	instance := testenv.HostPort(t, s.Addrs().Metrics)
+	instance := testenv.HostPort(t, s.Addrs.Metrics)
 	p := startPrometheus(ctx, t, prom, instance)
 	p.waitFor(ctx, t, `up{job="tryst"} == 1`)
 
@@ -555,7 +459,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	opts := &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}}
-	wsURL := "ws://" + testenv.HostPort(t, s.Addrs().Hub) + "/v1/ws"
+	wsURL := "ws://" + testenv.HostPort(t, s.Addrs.Hub) + "/v1/ws"
 	for i := 0; i < 3; i++ {
 		conns, err := deployPair(ctx, opts, wsURL, i == 2)
 		if err != nil {
@@ -571,7 +475,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 		_ = bad.Close()
 	}
 	// TURN traffic: an allocation relaying both ways, kept open.
-	closeRelay := deployRelay(t, s.Addrs().TURNUDP, []byte(secret))
+	closeRelay := deployRelay(t, s.Addrs.TURNUDP, []byte(secret))
 	defer closeRelay()
 
 	p.waitFor(ctx, t, `tryst_hub_pairing_duration_seconds_count{job="tryst"} >= 3`)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tryst-chat/tryst/internal/server"
+	"github.com/tryst-chat/tryst/internal/settings"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
@@ -81,7 +82,7 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 	secret := hex.EncodeToString(raw[:])
 	// The flags are relayOptions' differences from the defaults, so this
 	// list cannot drift from serve's.
-	args := append([]string{"serve"}, flagArgs(serveFlags(relayOptions()), serveFlags(newServeOptions()))...)
+	args := append([]string{"serve"}, settings.Args(serveFlags(relayOptions()), serveFlags(newServeOptions()))...)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = relayEnv(os.Environ(), secret)
 	dieWithParent(cmd)
@@ -143,8 +144,8 @@ func readRelayAddrs(ctx context.Context, ready *os.File) (server.Addrs, error) {
 // TURN secret, which stays out of argv.
 func relayEnv(environ []string, secret string) []string {
 	drop := []string{"TRYST_TURN_SECRET"}
-	for _, name := range settingNames(serveFlags(newServeOptions())) {
-		drop = append(drop, envName(name))
+	for _, name := range settings.Names(serveFlags(newServeOptions())) {
+		drop = append(drop, settings.EnvName(name))
 	}
 	env := slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")

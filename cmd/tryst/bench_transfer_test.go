@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tryst-chat/tryst/internal/settings"
 )
 
 // TestBenchTransfer runs the scenarios with tiny sizes: the numbers mean
@@ -150,7 +152,7 @@ func TestRunScenarios(t *testing.T) {
 // TestRelayArgs: the relay's command line, rendered from relayOptions,
 // parses back to them and is a configuration serve accepts.
 func TestRelayArgs(t *testing.T) {
-	args := flagArgs(serveFlags(relayOptions()), serveFlags(newServeOptions()))
+	args := settings.Args(serveFlags(relayOptions()), serveFlags(newServeOptions()))
 	for _, want := range []string{"--listen=127.0.0.1:0", "--turn-listen=127.0.0.1:0", "--public-ip=127.0.0.1",
 		"--allow-loopback-peers=true", "--credentials-per-ip=-1", "--log-format=json", "--ready-file=/dev/fd/3"} {
 		if !slices.Contains(args, want) {

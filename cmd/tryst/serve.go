@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/tryst-chat/tryst/internal/server"
+	"github.com/tryst-chat/tryst/internal/settings"
 )
 
 // serveOptions is every setting of `tryst serve`: the server's Config, and
@@ -40,9 +41,9 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&c.TURNTLSListen, "turn-tls-listen", c.TURNTLSListen, "TURN over TLS address, used with --tls-cert")
 	fs.StringVar(&c.ReadyFile, "ready-file", c.ReadyFile, "once every listener is bound, write their addresses here as JSON (a file, replaced atomically, or a pipe such as /dev/fd/3)")
 	fs.StringVar(&c.TURNSecretFile, "turn-secret-file", c.TURNSecretFile, "file of TURN REST secrets, one per line (first signs, all verify); or set TRYST_TURN_SECRET; random when neither")
-	fs.Var(portRangeFlag{&c.TURNRelayPortMin, &c.TURNRelayPortMax}, "turn-relay-ports", "relay port range")
-	fs.Var((*prefixListFlag)(&c.TURNAllowPeers), "turn-allow-peer", "CIDRs TURN may relay to despite the default deny (repeatable, comma-separated)")
-	fs.Var((*prefixListFlag)(&c.TURNDenyPeers), "turn-deny-peer", "CIDRs TURN never relays to (repeatable, comma-separated; wins over allow)")
+	fs.Var(settings.PortRange{Lo: &c.TURNRelayPortMin, Hi: &c.TURNRelayPortMax}, "turn-relay-ports", "relay port range")
+	fs.Var((*settings.PrefixList)(&c.TURNAllowPeers), "turn-allow-peer", "CIDRs TURN may relay to despite the default deny (repeatable, comma-separated)")
+	fs.Var((*settings.PrefixList)(&c.TURNDenyPeers), "turn-deny-peer", "CIDRs TURN never relays to (repeatable, comma-separated; wins over allow)")
 	fs.IntVar(&c.TURNUserQuota, "turn-user-quota", c.TURNUserQuota, "TURN allocations per credential")
 	fs.IntVar(&c.TURNMaxAllocations, "turn-max-allocations", c.TURNMaxAllocations, "TURN allocations on the server")
 	fs.Int64Var(&c.TURNBandwidth, "turn-bandwidth", c.TURNBandwidth, "bytes/s relayed per allocation, 0 = unlimited")
@@ -60,7 +61,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&c.Realm, "realm", c.Realm, "TURN realm")
 	fs.DurationVar(&c.TURNTTL, "turn-ttl", c.TURNTTL, "lifetime of the TURN credentials handed to clients")
 	fs.BoolVar(&c.AllowLoopbackPeers, "allow-loopback-peers", c.AllowLoopbackPeers, "let TURN relay to loopback addresses (tests and local development only)")
-	fs.Var((*listFlag)(&c.Origins), "origin", "allowed browser origins, as host patterns or full origins (repeatable); same-origin when unset")
+	fs.Var((*settings.List)(&c.Origins), "origin", "allowed browser origins, as host patterns or full origins (repeatable); same-origin when unset")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM) for HTTPS/WSS and TURNS")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key (PEM)")
 	fs.StringVar(&c.TokenSecretFile, "token-secret-file", c.TokenSecretFile, "file of HS256 secrets: when set, creating a room and /v1/ice need a signed access token")
@@ -93,7 +94,7 @@ func parseServe(args []string, getenv func(string) (string, bool), stderr io.Wri
 	if fs.NArg() > 0 {
 		return nil, badSetting("unexpected argument %q (secrets are never taken on the command line)", fs.Arg(0))
 	}
-	if err := layerSettings(fs, getenv); err != nil {
+	if err := settings.Layer(fs, getenv); err != nil {
 		return nil, usageError{err}
 	}
 	return o, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tryst-chat/tryst/internal/server"
+	"github.com/tryst-chat/tryst/internal/settings"
 	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
@@ -45,7 +46,7 @@ func TestServeDefaults(t *testing.T) {
 		t.Errorf("a TURN secret from nowhere: %q %q", cfg.TURNSecret, cfg.TURNSecretFile)
 	}
 	// The flags the issue, the tests and the docs rely on exist.
-	names := strings.Join(settingNames(serveFlags(newServeOptions())), " ")
+	names := strings.Join(settings.Names(serveFlags(newServeOptions())), " ")
 	for _, want := range []string{"listen", "metrics-listen", "turn-listen", "turn-secret-file", "public-ip", "realm",
 		"turn-ttl", "allow-loopback-peers", "origin", "log-format", "log-level", "config", "token-secret-file",
 		"turn-max-credential-ttl", "turn-allocations-per-ip", "turn-dataplane"} {
@@ -347,7 +348,7 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range settingNames(serveFlags(newServeOptions())) {
+	for _, name := range settings.Names(serveFlags(newServeOptions())) {
 		if !strings.Contains(string(readme), "`--"+name+"`") {
 			t.Errorf("README.md does not document --%s", name)
 		}

@@ -14,13 +14,15 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tryst-chat/tryst/internal/settings"
 )
 
 const deployDir = "../../deploy"
 
 func TestExampleConfigHasEverySettingAtItsDefault(t *testing.T) {
 	path := filepath.Join(deployDir, "tryst.example.yaml")
-	file, err := readSettingsFile(path)
+	file, err := settings.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestExampleConfigHasEverySettingAtItsDefault(t *testing.T) {
 	}
 	slices.Sort(keys)
 	var want []string
-	for _, n := range settingNames(serveFlags(newServeOptions())) {
+	for _, n := range settings.Names(serveFlags(newServeOptions())) {
 		if n != "config" { // names the file; not allowed inside it
 			want = append(want, n)
 		}

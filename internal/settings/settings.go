@@ -1,4 +1,9 @@
-package main
+// Package settings layers a command's settings: every setting is a flag, a
+// TRYST_<NAME> environment variable and a key of an optional YAML file,
+// with precedence flag > environment > file > default. It also holds the
+// flag types those settings need (lists, CIDR lists, port ranges) and
+// renders a flag set back into a command line for a child process.
+package settings
 
 import (
 	"errors"
@@ -14,11 +19,9 @@ import (
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
-// Every setting is a flag, a TRYST_<NAME> environment variable and a key of
-// the optional YAML file named by --config, with precedence
-// flag > environment > file > default. layerSettings applies the environment
-// and the file to the flags that the command line left unset.
-func layerSettings(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
+// Layer applies the environment and the YAML file named by the "config"
+// flag (if fs has one) to the flags that the command line left unset.
+func Layer(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
@@ -26,13 +29,13 @@ func layerSettings(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
 	if cf := fs.Lookup("config"); cf != nil {
 		path := cf.Value.String()
 		if !set["config"] {
-			if v, ok := getenv(envName("config")); ok {
+			if v, ok := getenv(EnvName("config")); ok {
 				path = v
 			}
 		}
 		if path != "" {
 			var err error
-			if file, err = readSettingsFile(path); err != nil {
+			if file, err = ReadFile(path); err != nil {
 				return err
 			}
 			for key := range file {
@@ -48,9 +51,9 @@ func layerSettings(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
 		if err != nil || set[f.Name] || f.Name == "config" {
 			return
 		}
-		if v, ok := getenv(envName(f.Name)); ok {
+		if v, ok := getenv(EnvName(f.Name)); ok {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("invalid %s=%q: %v", envName(f.Name), v, e)
+				err = fmt.Errorf("invalid %s=%q: %v", EnvName(f.Name), v, e)
 			}
 			return
 		}
@@ -67,12 +70,13 @@ func layerSettings(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
 	return err
 }
 
-// envName maps a flag name to its environment variable: turn-ttl → TRYST_TURN_TTL.
-func envName(flagName string) string {
+// EnvName maps a flag name to its environment variable: turn-ttl → TRYST_TURN_TTL.
+func EnvName(flagName string) string {
 	return "TRYST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func readSettingsFile(path string) (map[string]any, error) {
+// ReadFile reads a YAML settings file into its keys and values.
+func ReadFile(path string) (map[string]any, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
@@ -107,17 +111,17 @@ func yamlValue(v any) (string, error) {
 	}
 }
 
-// listFlag is a repeatable, comma-separated flag.
-type listFlag []string
+// List is a repeatable, comma-separated flag.
+type List []string
 
-func (l *listFlag) String() string {
+func (l *List) String() string {
 	if l == nil {
 		return ""
 	}
 	return strings.Join(*l, ",")
 }
 
-func (l *listFlag) Set(s string) error {
+func (l *List) Set(s string) error {
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			*l = append(*l, p)
@@ -126,11 +130,11 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
-// prefixListFlag is a repeatable, comma-separated flag of CIDRs; a bare
+// PrefixList is a repeatable, comma-separated flag of CIDRs; a bare
 // address is its own /32 or /128.
-type prefixListFlag []netip.Prefix
+type PrefixList []netip.Prefix
 
-func (l *prefixListFlag) String() string {
+func (l *PrefixList) String() string {
 	if l == nil {
 		return ""
 	}
@@ -141,8 +145,8 @@ func (l *prefixListFlag) String() string {
 	return strings.Join(parts, ",")
 }
 
-func (l *prefixListFlag) Set(s string) error {
-	var vals listFlag
+func (l *PrefixList) Set(s string) error {
+	var vals List
 	_ = vals.Set(s)
 	for _, v := range vals {
 		p, err := netip.ParsePrefix(v)
@@ -158,29 +162,29 @@ func (l *prefixListFlag) Set(s string) error {
 	return nil
 }
 
-// portRangeFlag is a "MIN-MAX" port range (or one port) held in two ints.
-type portRangeFlag struct{ lo, hi *int }
+// PortRange is a "MIN-MAX" port range (or one port) held in two ints.
+type PortRange struct{ Lo, Hi *int }
 
-func (r portRangeFlag) String() string {
-	if r.lo == nil || r.hi == nil {
+func (r PortRange) String() string {
+	if r.Lo == nil || r.Hi == nil {
 		return ""
 	}
-	return fmt.Sprintf("%d-%d", *r.lo, *r.hi)
+	return fmt.Sprintf("%d-%d", *r.Lo, *r.Hi)
 }
 
-func (r portRangeFlag) Set(s string) error {
+func (r PortRange) Set(s string) error {
 	lo, hi, err := turnserver.ParsePortRange(s)
 	if err != nil {
 		return err
 	}
-	*r.lo, *r.hi = lo, hi
+	*r.Lo, *r.Hi = lo, hi
 	return nil
 }
 
-// flagArgs renders the flags of set whose values differ from those of def
+// Args renders the flags of set whose values differ from those of def
 // (the same flags, over defaults) as --name=value arguments: settings held
 // in a struct become a command line for another process.
-func flagArgs(set, def *flag.FlagSet) []string {
+func Args(set, def *flag.FlagSet) []string {
 	var args []string
 	set.VisitAll(func(f *flag.Flag) {
 		if d := def.Lookup(f.Name); d == nil || d.DefValue != f.DefValue {
@@ -190,8 +194,8 @@ func flagArgs(set, def *flag.FlagSet) []string {
 	return args
 }
 
-// settingNames lists the flags of fs, for docs and tests.
-func settingNames(fs *flag.FlagSet) []string {
+// Names lists the flags of fs, for docs and tests.
+func Names(fs *flag.FlagSet) []string {
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	sort.Strings(names)

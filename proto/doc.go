@@ -4,7 +4,7 @@
 // hub URL a person typed becomes the WebSocket URL.
 //
 // Both ends import it: the hub (package hub) and every client (package
-// client, the doctor and benchmarks in cmd/tryst, the tests). It depends on
+// client, the doctor (internal/doctor) and the benchmarks, the tests). It depends on
 // the standard library only, so a client never links the server; a test
 // holds both to that. The connection that carries these frames over a
 // WebSocket, which needs a WebSocket library, is the sub-package hubconn.

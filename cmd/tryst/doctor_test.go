@@ -6,21 +6,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pion/stun/v3"
-
 	"github.com/tryst-chat/tryst/internal/doctor"
-	"github.com/tryst-chat/tryst/proto"
-	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // doctorRun runs `tryst doctor args...` in-process and returns its output
@@ -129,70 +122,4 @@ func TestDoctorFailureOutput(t *testing.T) {
 	if status != 1 || stderr != "tryst: doctor: 2 check(s) failed\n" {
 		t.Errorf("exit %d, stderr %q", status, stderr)
 	}
-}
-
-// The helpers below are serve_netns_test.go's: it used the doctor's own
-// STUN client and WebSocket round trip while they lived in this package.
-// They are kept small and for tests only; internal/doctor has the full
-// client (retransmissions, ICMP errors).
-
-// wsRoundTrip sends f and returns the hub's next frame, whatever its type.
-func wsRoundTrip(ctx context.Context, hc *hubconn.Conn, f proto.Frame) (proto.Frame, error) {
-	if err := hc.Send(ctx, f); err != nil {
-		return proto.Frame{}, err
-	}
-	return hc.Next(ctx)
-}
-
-// connectedPacketConn is a connected UDP socket to a STUN server.
-type connectedPacketConn struct{ UDPConn *net.UDPConn }
-
-func (c *connectedPacketConn) RemoteAddr() net.Addr { return c.UDPConn.RemoteAddr() }
-
-// stunBinding sends one Binding request on pc's socket and returns the
-// mapped address of the answer. It retransmits nothing: on loopback nothing
-// is lost, and the socket's deadline or ctx bounds the wait.
-func stunBinding(ctx context.Context, pc *connectedPacketConn, _ net.Addr) (netip.AddrPort, error) {
-	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	stop := context.AfterFunc(ctx, func() { _ = pc.UDPConn.SetReadDeadline(time.Now()) })
-	defer stop()
-	if _, err := pc.UDPConn.Write(req.Raw); err != nil {
-		return netip.AddrPort{}, err
-	}
-	buf := make([]byte, 1500)
-	for {
-		n, err := pc.UDPConn.Read(buf)
-		if err != nil {
-			return netip.AddrPort{}, err
-		}
-		res := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if res.Decode() == nil && res.TransactionID == req.TransactionID {
-			return bindingMapped(res)
-		}
-	}
-}
-
-// bindingMapped returns the XOR-MAPPED-ADDRESS of a Binding success.
-func bindingMapped(res *stun.Message) (netip.AddrPort, error) {
-	if res.Type != stun.BindingSuccess {
-		return netip.AddrPort{}, fmt.Errorf("answer %s", res.Type)
-	}
-	var xor stun.XORMappedAddress
-	if err := xor.GetFrom(res); err != nil {
-		return netip.AddrPort{}, err
-	}
-	a, ok := netip.AddrFromSlice(xor.IP)
-	if !ok {
-		return netip.AddrPort{}, errors.New("bad XOR-MAPPED-ADDRESS")
-	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(xor.Port)), nil
-}
-
-// addrPortOf is a's address and port, IPv4 unmapped.
-func addrPortOf(a net.Addr) netip.AddrPort {
-	ap, _ := netip.ParseAddrPort(a.String())
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/tryst-chat/tryst/internal/bench/stats"
 	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/proto/hubconn"
 )
@@ -523,8 +524,8 @@ func (b *benchHubClient) pairings(ctx context.Context) (*pairResult, error) {
 		Failed:    failed,
 		Seconds:   elapsed.Seconds(),
 		PerSecond: float64(len(lat)) / elapsed.Seconds(),
-		P50ms:     ms(percentile(lat, 0.50)),
-		P99ms:     ms(percentile(lat, 0.99)),
+		P50ms:     stats.Ms(stats.Percentile(lat, 0.50)),
+		P99ms:     stats.Ms(stats.Percentile(lat, 0.99)),
 	}
 	if firstErr != nil {
 		r.FirstErr = firstErr.Error()
@@ -709,10 +710,10 @@ func (b *benchHubClient) relay(ctx context.Context) (*relayResult, error) {
 	res.Sent = sent.Load()
 	res.Received = int64(len(lat))
 	res.FramesPerSec = float64(res.Received) / res.Seconds
-	res.P50ms = ms(percentile(lat, 0.50))
-	res.P99ms = ms(percentile(lat, 0.99))
+	res.P50ms = stats.Ms(stats.Percentile(lat, 0.50))
+	res.P99ms = stats.Ms(stats.Percentile(lat, 0.99))
 	if len(lat) > 0 {
-		res.Maxms = ms(lat[len(lat)-1])
+		res.Maxms = stats.Ms(lat[len(lat)-1])
 	}
 	res.SendErrors = sendErrs.Load()
 	res.ConnectionsCut = cut.Load()

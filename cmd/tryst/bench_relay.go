@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tryst-chat/tryst/internal/bench/proc"
 	"github.com/tryst-chat/tryst/internal/server"
 	"github.com/tryst-chat/tryst/turnserver"
 )
@@ -84,7 +85,7 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 	args := append([]string{"serve"}, flagArgs(serveFlags(relayOptions()), serveFlags(newServeOptions()))...)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = relayEnv(os.Environ(), secret)
-	dieWithParent(cmd)
+	proc.DieWithParent(cmd)
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
@@ -94,7 +95,7 @@ func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
 	stderr, err := cmd.StderrPipe()
 	if err == nil {
 		if len(cpus) > 0 {
-			err = startOnCPUs(cmd, cpus)
+			err = proc.StartOnCPUs(cmd, cpus)
 		} else {
 			err = cmd.Start()
 		}

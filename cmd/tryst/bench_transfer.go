@@ -26,6 +26,8 @@ import (
 
 	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/internal/bench/proc"
+	"github.com/tryst-chat/tryst/internal/bench/stats"
 	"github.com/tryst-chat/tryst/proto"
 )
 
@@ -335,7 +337,7 @@ func newCPULayout(isolate bool) (cpuLayout, error) {
 	if !isolate {
 		return l, nil
 	}
-	cpus, err := processCPUs()
+	cpus, err := proc.CPUs()
 	if err != nil {
 		return l, err
 	}
@@ -344,7 +346,7 @@ func newCPULayout(isolate bool) (cpuLayout, error) {
 	}
 	// Setting the mask it already has tells whether this process may set
 	// one at all (a seccomp profile may forbid sched_setaffinity).
-	if err := pinProcess(cpus); err != nil {
+	if err := proc.Pin(cpus); err != nil {
 		return l, err
 	}
 	l.all, l.peers, l.relay = cpus, cpus[:len(cpus)-1], cpus[len(cpus)-1:]
@@ -363,7 +365,7 @@ func (l cpuLayout) forScenario(pinned bool) error {
 	if !pinned {
 		return l.release()
 	}
-	if err := pinProcess(l.peers); err != nil {
+	if err := proc.Pin(l.peers); err != nil {
 		return err
 	}
 	runtime.GOMAXPROCS(len(l.peers))
@@ -376,7 +378,7 @@ func (l cpuLayout) release() error {
 		return nil
 	}
 	runtime.GOMAXPROCS(l.procs)
-	return pinProcess(l.all)
+	return proc.Pin(l.all)
 }
 
 func (l cpuLayout) String() string {
@@ -397,7 +399,7 @@ func pairedRatio(r, base *transferResult) float64 {
 		// Throughput ratio: bytes over seconds, each side.
 		ratios[i] = float64(r.Bytes) / r.Seconds[i] / (float64(base.Bytes) / base.Seconds[i])
 	}
-	return median(ratios)
+	return stats.Median(ratios)
 }
 
 // benchTransfers sets every selected scenario up first (connections stay
@@ -506,7 +508,7 @@ func benchTransfers(ctx context.Context, env *transferEnv, cfg benchTransferConf
 		}
 	}
 	for i := range results {
-		if med := median(results[i].Seconds); med > 0 {
+		if med := stats.Median(results[i].Seconds); med > 0 {
 			results[i].MBps = float64(results[i].Bytes) / med / 1e6
 		}
 	}
@@ -916,7 +918,7 @@ func printBenchTransfer(w io.Writer, cfg benchTransferConfig, layout string, rs 
 	}
 	for _, r := range rs {
 		if len(r.HashSeconds) > 0 {
-			h := median(r.HashSeconds)
+			h := stats.Median(r.HashSeconds)
 			fmt.Fprintf(w, "\n%s: SendFile hashed the file in %.2f s before each transfer (median, %.0f MB/s; not included above)",
 				r.Scenario, h, float64(r.Bytes)/h/1e6)
 		}

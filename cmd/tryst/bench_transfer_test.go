@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tryst-chat/tryst/internal/bench/proc"
 )
 
 // TestBenchTransfer runs the scenarios with tiny sizes: the numbers mean
@@ -37,14 +39,14 @@ func TestBenchTransfer(t *testing.T) {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
 	want := scenarios
-	if cpus, err := processCPUs(); err == nil && len(cpus) >= 2 {
+	if cpus, err := proc.CPUs(); err == nil && len(cpus) >= 2 {
 		// tryst-relay is compared with tryst on the same CPUs.
 		want = []string{scRaw, scTryst, scTrystPinned, scTrystRelay, scRawRTT, scTrystRTT}
 		if len(got.RelayCPUs) != 1 || len(got.PeerCPUs) != len(cpus)-1 || slices.Contains(got.PeerCPUs, got.RelayCPUs[0]) {
 			t.Errorf("CPU layout: peers %v, relay %v on CPUs %v", got.PeerCPUs, got.RelayCPUs, cpus)
 		}
 		// The process got every CPU back.
-		if after, err := processCPUs(); err != nil || !slices.Equal(after, cpus) {
+		if after, err := proc.CPUs(); err != nil || !slices.Equal(after, cpus) {
 			t.Errorf("CPUs after the run: %v %v, want %v", after, err, cpus)
 		}
 	}

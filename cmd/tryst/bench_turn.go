@@ -7,12 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +18,8 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/turn/v4"
 
+	"github.com/tryst-chat/tryst/internal/bench/proc"
+	"github.com/tryst-chat/tryst/internal/bench/stats"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
@@ -235,7 +235,7 @@ func benchTURN(ctx context.Context, cfg benchTURNConfig, secret []byte) (res ben
 		rtts = append(rtts, a.rtts...)
 	}
 	slices.Sort(rtts)
-	res.RTTp50, res.RTTp99 = percentile(rtts, 0.50), percentile(rtts, 0.99)
+	res.RTTp50, res.RTTp99 = stats.Percentile(rtts, 0.50), stats.Percentile(rtts, 0.99)
 	if cfg.serverPID != 0 {
 		if err := errors.Join(cpuErr, cpuErr1); err != nil {
 			return res, err
@@ -375,44 +375,13 @@ func echo(c *net.UDPConn) {
 	}
 }
 
-// clockTicks is USER_HZ, the unit of utime/stime in /proc/PID/stat; it is
-// 100 on every mainstream Linux configuration.
-const clockTicks = 100
-
-// processCPU returns the user+system CPU time of pid from /proc/PID/stat,
-// zero when pid is 0.
+// processCPU is proc.CPUTime with the benchmark's error prefix.
 func processCPU(pid int) (time.Duration, error) {
-	if pid == 0 {
-		return 0, nil
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	d, err := proc.CPUTime(pid)
 	if err != nil {
 		return 0, fmt.Errorf("bench turn: server CPU: %w", err)
 	}
-	return parseProcStatCPU(string(b))
-}
-
-func parseProcStatCPU(stat string) (time.Duration, error) {
-	// The command name (field 2) is parenthesised and may contain spaces.
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("bench turn: malformed /proc stat")
-	}
-	f := strings.Fields(stat[i+1:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, errors.New("bench turn: short /proc stat")
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil || utime > math.MaxInt64/2 || stime > math.MaxInt64/2 {
-		return 0, errors.New("bench turn: malformed CPU times in /proc stat")
-	}
-	ticks := utime + stime
-	if ticks > uint64(math.MaxInt64/int64(time.Second/clockTicks)) {
-		return 0, errors.New("bench turn: CPU time out of range in /proc stat")
-	}
-	return time.Duration(ticks) * (time.Second / clockTicks), nil
+	return d, nil
 }
 
 func printBenchTURN(w io.Writer, cfg benchTURNConfig, r benchTURNResult) {

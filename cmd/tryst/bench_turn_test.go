@@ -73,26 +73,3 @@ func TestBenchTURNFlags(t *testing.T) {
 		}
 	}
 }
-
-func TestParseProcStatCPU(t *testing.T) {
-	stat := "1234 (tryst serve (x)) S 1 1234 1234 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 8 0 100 0 0"
-	got, err := parseProcStatCPU(stat)
-	if err != nil || got != 3*time.Second {
-		t.Fatalf("got %v, %v; want 3s", got, err)
-	}
-	for _, bad := range []string{"", "1 (x", "1 (x) S 1 2", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 u s 0"} {
-		if _, err := parseProcStatCPU(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
-func FuzzParseProcStatCPU(f *testing.F) {
-	f.Add("1234 (tryst) S 1 1234 1234 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 8 0 100 0 0")
-	f.Add("1 (a) b) R 0 0 0 0 0 0 0 0 0 0 18446744073709551615 1 0")
-	f.Fuzz(func(t *testing.T, s string) {
-		if d, err := parseProcStatCPU(s); err == nil && d < 0 {
-			t.Fatalf("negative CPU time %v", d)
-		}
-	})
-}

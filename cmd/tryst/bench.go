@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tryst-chat/tryst/internal/bench/hubload"
+)
+
+// `tryst bench TARGET`: flags → the benchmark's Config → Run → print. The
+// benchmarks themselves are packages under internal/bench.
+
+// runBenchHub implements "tryst bench hub" (package hubload).
+func runBenchHub(ctx context.Context, args []string, std stdio) error {
+	cfg := hubload.DefaultConfig()
+	var sources, phases string
+	var asJSON bool
+	fs := flag.NewFlagSet("tryst bench hub", flag.ContinueOnError)
+	fs.SetOutput(std.err)
+	fs.StringVar(&cfg.Hub, "hub", "", "hub base `URL` (ws://, wss://, http:// or https://; /v1/ws is added)")
+	fs.StringVar(&cfg.Metrics, "metrics", "", "hub metrics `URL` (e.g. http://127.0.0.1:9464/metrics); needed by the mem phase")
+	fs.StringVar(&sources, "sources", "", "source addresses to dial from, round robin: a range 127.0.0.2-127.0.0.41 or a comma list; empty lets the system choose (one address gives ~28k ports)")
+	fs.StringVar(&phases, "phases", strings.Join(cfg.Phases, ","), "phases to run, comma-separated: mem, pair, relay")
+	fs.IntVar(&cfg.Pairings, "pairings", cfg.Pairings, "pair phase: pairings to complete (stops earlier at --pair-duration)")
+	fs.DurationVar(&cfg.PairDuration, "pair-duration", cfg.PairDuration, "pair phase: longest run")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "pair phase: concurrent pairing workers")
+	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "relay phase: active rooms (two connections each)")
+	fs.Float64Var(&cfg.RelayRate, "relay-rate", cfg.RelayRate, "relay phase: candidate frames per second sent by each member (the hub allows 20/s)")
+	fs.DurationVar(&cfg.RelayDuration, "relay-duration", cfg.RelayDuration, "relay phase: measured time")
+	fs.DurationVar(&cfg.RelayWarmup, "relay-warmup", cfg.RelayWarmup, "relay phase: unmeasured sending before the measurement")
+	fs.IntVar(&cfg.RelaySize, "relay-size", cfg.RelaySize, "relay phase: `BYTES` of candidate data per frame (at least 24)")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "mem phase: connections to hold, in rooms of two")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "mem phase: wait after opening before reading the hub's memory")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rooms set up in parallel (mem and relay phases)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for one hub reply")
+	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "hub `PID` (same host) whose CPU time from /proc/PID/stat is reported for the pair and relay phases")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("bench hub: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return badSetting("bench hub: unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if cfg.Sources, err = hubload.ParseSources(sources); err != nil {
+		return badSetting("bench hub: --sources: %v", err)
+	}
+	cfg.Phases = splitList(phases)
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	res, err := hubload.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(std.out, res)
+	}
+	return res.WriteTable(std.out)
+}
+
+// splitList splits a comma-separated flag value, trimming each item.
+func splitList(s string) []string {
+	items := strings.Split(s, ",")
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+	}
+	return items
+}
+
+// writeJSON prints v as the benchmarks' --json does: indented, one value.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/tryst-chat/tryst/internal/bench/hubload"
+	"github.com/tryst-chat/tryst/internal/bench/turnload"
+	"github.com/tryst-chat/tryst/turnserver"
 )
 
 // `tryst bench TARGET`: flags → the benchmark's Config → Run → print. The
@@ -59,6 +62,48 @@ func runBenchHub(ctx context.Context, args []string, std stdio) error {
 	}
 	if asJSON {
 		return writeJSON(std.out, res)
+	}
+	return res.WriteTable(std.out)
+}
+
+// runBenchTURN implements "tryst bench turn" (package turnload).
+func runBenchTURN(ctx context.Context, args []string, std stdio) error {
+	cfg := turnload.DefaultConfig()
+	var secretFile string
+	fs := flag.NewFlagSet("tryst bench turn", flag.ContinueOnError)
+	fs.SetOutput(std.err)
+	fs.StringVar(&cfg.Server, "server", "", "TURN server `HOST:PORT` (UDP)")
+	fs.StringVar(&secretFile, "secret-file", "", "file with the TURN REST API shared secret (first line signs)")
+	fs.StringVar(&cfg.User, "user", cfg.User, "id part of the REST usernames (suffixed with the allocation number)")
+	fs.IntVar(&cfg.Allocations, "allocations", cfg.Allocations, "number of allocations")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured relaying time")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured relaying before the measurement")
+	fs.IntVar(&cfg.Size, "size", cfg.Size, "UDP payload `BYTES` per packet (at least 16)")
+	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "packets per second per allocation; 0 = as fast as the window allows")
+	fs.IntVar(&cfg.Window, "window", cfg.Window, "packets in flight per allocation when --rate=0")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server `PID` (same host) whose CPU time from /proc/PID/stat is measured")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "allocations created in parallel")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("bench turn: %w", err)
+	}
+	if cfg.Server != "" && secretFile != "" {
+		data, err := os.ReadFile(secretFile)
+		if err != nil {
+			return fmt.Errorf("bench turn: %w", err)
+		}
+		secrets, err := turnserver.ParseSecrets(data)
+		if err != nil {
+			return fmt.Errorf("bench turn: %w", err)
+		}
+		cfg.Secret = secrets[0]
+	}
+	// A bad setting here has always been exit status 1, not 2.
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	res, err := turnload.Run(ctx, cfg)
+	if err != nil {
+		return err
 	}
 	return res.WriteTable(std.out)
 }

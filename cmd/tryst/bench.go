@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/tryst-chat/tryst/internal/bench/hubload"
+	"github.com/tryst-chat/tryst/internal/bench/transfer"
 	"github.com/tryst-chat/tryst/internal/bench/turnload"
 	"github.com/tryst-chat/tryst/turnserver"
 )
@@ -106,6 +111,97 @@ func runBenchTURN(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	return res.WriteTable(std.out)
+}
+
+// runBenchTransfer implements "tryst bench transfer" (package transfer):
+// its relay is this binary's `tryst serve` in a child process.
+func runBenchTransfer(ctx context.Context, args []string, std stdio) error {
+	cfg := transfer.DefaultConfig()
+	var scenarios, cpuprofile string
+	var asJSON bool
+	fs := flag.NewFlagSet("tryst bench transfer", flag.ContinueOnError)
+	fs.SetOutput(std.err)
+	fs.IntVar(&cfg.SizeMiB, "size", cfg.SizeMiB, "`MiB` sent per run on loopback")
+	fs.IntVar(&cfg.RTTSizeMiB, "rtt-size", cfg.RTTSizeMiB, "`MiB` sent per run over the emulated delay")
+	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "runs per scenario; the median is reported")
+	fs.IntVar(&cfg.Chunk, "chunk", cfg.Chunk, "chunk (message) size in `bytes`, 1 KiB..64 KiB")
+	fs.DurationVar(&cfg.RTT, "rtt", cfg.RTT, "emulated round-trip time (pion vnet)")
+	fs.StringVar(&cfg.Dir, "dir", "", "directory for the temporary files (default: the system's)")
+	fs.StringVar(&scenarios, "scenarios", strings.Join(cfg.Scenarios, ","), "comma-separated scenarios to run")
+	fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "limit for one run")
+	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the peers (both of them, and vnet) to `FILE`; the relay is another process")
+	fs.BoolVar(&cfg.IsolateRelay, "isolate-relay", cfg.IsolateRelay, "during the loopback scenarios, run the relay process on the last CPU and the peers on the others, as if the relay were another host (Linux, 2+ CPUs)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("bench transfer: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return badSetting("bench transfer: unexpected argument %q", fs.Arg(0))
+	}
+	cfg.Scenarios = splitList(scenarios)
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench transfer: relay: find own binary: %w", err)
+	}
+	cfg.Executable, cfg.RelayArgs, cfg.RelayEnv = exe, relayArgs(), relayEnv(os.Environ())
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	cfg.Log = std.err
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return fmt.Errorf("bench transfer: %w", err)
+		}
+		defer f.Close()
+		cfg.CPUProfile = f
+	}
+	res, err := transfer.Run(ctx, cfg)
+	if len(res.Results) > 0 { // also when only stopping the relay failed
+		if asJSON {
+			err = errors.Join(writeJSON(std.out, res), err)
+		} else {
+			err = errors.Join(res.WriteTable(std.out), err)
+		}
+	}
+	return err
+}
+
+// relayArgs are bench transfer's relay settings as serve's flags: loopback
+// ports chosen by the kernel, no per-address limits (every benchmark client
+// is on 127.0.0.1: limits meant for the Internet would measure themselves),
+// JSON logs, the addresses reported on the pipe transfer.RelayReadyFile.
+// They are rendered as differences from serve's defaults, so this list
+// cannot drift from serve's.
+func relayArgs() []string {
+	return flagArgs(serveFlags(relayOptions()), serveFlags(newServeOptions()))
+}
+
+func relayOptions() *serveOptions {
+	o := newServeOptions()
+	o.Listen, o.MetricsListen, o.TURNListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	o.PublicIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	o.AllowLoopbackPeers = true
+	o.TURNUserQuota = 1000
+	o.TURNAllocationsPerIP, o.CredentialsPerIP = -1, -1
+	o.DrainTimeout = 2 * time.Second
+	o.logFormat = "json"
+	o.ReadyFile = transfer.RelayReadyFile
+	return o
+}
+
+// relayEnv is the benchmark's environment without the settings serve reads
+// from it: a TRYST_LISTEN of the user's must not move the relay, and the
+// TURN secret is the benchmark's (package transfer adds it).
+func relayEnv(environ []string) []string {
+	drop := []string{"TRYST_TURN_SECRET"}
+	for _, name := range settingNames(serveFlags(newServeOptions())) {
+		drop = append(drop, envName(name))
+	}
+	return slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(drop, name)
+	})
 }
 
 // splitList splits a comma-separated flag value, trimming each item.

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -36,6 +39,13 @@ func TestBenchFlags(t *testing.T) {
 		{runBenchTURN, []string{"--server", "127.0.0.1:3478", "--secret-file", secret, "--duration", "0s"}, false},
 		{runBenchTURN, []string{"--server", "127.0.0.1:3478", "--secret-file", "/nonexistent"}, false},
 		{runBenchTURN, []string{"--bogus"}, false},
+		{runBenchTransfer, []string{"--size", "0"}, true},
+		{runBenchTransfer, []string{"--repeats", "0"}, true},
+		{runBenchTransfer, []string{"--chunk", "100"}, true},
+		{runBenchTransfer, []string{"--rtt", "0s"}, true},
+		{runBenchTransfer, []string{"--scenarios", "raw,bogus"}, true},
+		{runBenchTransfer, []string{"extra"}, true},
+		{runBenchTransfer, []string{"--bogus"}, false},
 	} {
 		err := tc.run(context.Background(), tc.args, stdio{out: &bytes.Buffer{}, err: &bytes.Buffer{}})
 		if err == nil {
@@ -46,5 +56,42 @@ func TestBenchFlags(t *testing.T) {
 		if errors.As(err, &ue) != tc.usage {
 			t.Errorf("%q: %v: usage error %v, want %v", tc.args, err, !tc.usage, tc.usage)
 		}
+	}
+}
+
+// TestRelayEnv: the relay ignores the user's serve settings and the TURN
+// secret of the environment (the benchmark adds its own).
+func TestRelayEnv(t *testing.T) {
+	env := relayEnv([]string{"HOME=/root", "TRYST_LISTEN=:80", "TRYST_TURN_SECRET=old", "TRYST_PASSWORD=x", "TRYST_TURN_RELAY_PORTS=1-2"})
+	want := []string{"HOME=/root", "TRYST_PASSWORD=x"}
+	if !slices.Equal(env, want) {
+		t.Errorf("relayEnv = %q, want %q", env, want)
+	}
+}
+
+// TestRelayArgs: the relay's command line, rendered from relayOptions,
+// parses back to them and is a configuration serve accepts.
+func TestRelayArgs(t *testing.T) {
+	args := relayArgs()
+	for _, want := range []string{"--listen=127.0.0.1:0", "--turn-listen=127.0.0.1:0", "--public-ip=127.0.0.1",
+		"--allow-loopback-peers=true", "--credentials-per-ip=-1", "--log-format=json", "--ready-file=/dev/fd/3"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("%s missing from %q", want, args)
+		}
+	}
+	got, err := parseServe(args, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := relayOptions(); !reflect.DeepEqual(got, want) {
+		t.Errorf("parsed back:\n got  %+v\n want %+v", *got, *want)
+	}
+	cfg, err := got.config(env(map[string]string{"TRYST_TURN_SECRET": "relay-test-secret-0123456789"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ReadyFile = "" // fd 3 is the child's, not this process's
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("serve would refuse the relay's settings: %v", err)
 	}
 }

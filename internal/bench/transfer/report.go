@@ -9,12 +9,12 @@ import (
 	"github.com/tryst-chat/tryst/internal/bench/stats"
 )
 
-// WriteTable prints r as `tryst bench transfer` does: the CPU layout, a
+// WriteTable prints res as `tryst bench transfer` does: the CPU layout, a
 // line per scenario with the targets it is held to, then how long hashing
 // took where it did.
-func (r Result) WriteTable(w io.Writer) error {
+func (res Result) WriteTable(w io.Writer) error {
 	var b bytes.Buffer
-	r.table(&b)
+	res.table(&b)
 	_, err := w.Write(b.Bytes())
 	return err
 }

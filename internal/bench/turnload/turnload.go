@@ -302,7 +302,8 @@ func (a *allocation) send(ctx context.Context, cfg Config, peer net.Addr, epoch 
 	buf := make([]byte, cfg.Size)
 	var tick <-chan time.Time
 	if cfg.Rate > 0 {
-		t := time.NewTicker(time.Second / time.Duration(cfg.Rate))
+		// At least a nanosecond: a rate beyond 10^9/s is as fast as it goes.
+		t := time.NewTicker(max(time.Second/time.Duration(cfg.Rate), time.Nanosecond))
 		defer t.Stop()
 		tick = t.C
 	}

@@ -3,39 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-// asMainEnv makes the test binary run main instead of the tests: bench
-// transfer starts `tryst serve` from os.Executable(), which under `go test`
-// is this binary.
-const asMainEnv = "TRYST_TEST_AS_MAIN"
-
-// orphanHelperEnv makes the test binary start a long-lived child with
-// dieWithParent, print its pid and wait to be killed (TestDieWithParent).
-const orphanHelperEnv = "TRYST_TEST_ORPHAN_HELPER"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(asMainEnv) == "1" {
-		main()
-	}
-	if os.Getenv(orphanHelperEnv) == "1" {
-		cmd := exec.Command("sleep", "600")
-		dieWithParent(cmd)
-		if err := cmd.Start(); err != nil {
-			fmt.Println("error:", err)
-			os.Exit(1)
-		}
-		fmt.Println(cmd.Process.Pid)
-		select {}
-	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package proc
 
 import (
 	"errors"
@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// processCPUs returns the CPUs the calling thread may run on, in order.
-func processCPUs() ([]int, error) {
+// CPUs returns the CPUs the calling thread may run on, in order.
+func CPUs() ([]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, fmt.Errorf("sched_getaffinity: %w", err)
@@ -37,11 +37,11 @@ func cpuSetOf(cpus []int) unix.CPUSet {
 	return set
 }
 
-// pinProcess restricts every thread of this process to cpus. Affinity is
-// per thread on Linux; threads the runtime starts later copy it from the
-// thread that starts them. A second pass catches a thread started while the
-// first one ran.
-func pinProcess(cpus []int) error {
+// Pin restricts every thread of this process to cpus. Affinity is per
+// thread on Linux; threads the runtime starts later copy it from the thread
+// that starts them. A second pass catches a thread started while the first
+// one ran.
+func Pin(cpus []int) error {
 	set := cpuSetOf(cpus)
 	for range 2 {
 		tasks, err := os.ReadDir("/proc/self/task")
@@ -61,11 +61,11 @@ func pinProcess(cpus []int) error {
 	return nil
 }
 
-// startOnCPUs starts cmd restricted to cpus. A child inherits the affinity
+// StartOnCPUs starts cmd restricted to cpus. A child inherits the affinity
 // of the thread that forks it, so the fork runs on a locked thread pinned
 // for the moment; this covers every thread the child ever starts, which
 // pinning its pid afterwards would not.
-func startOnCPUs(cmd *exec.Cmd, cpus []int) error {
+func StartOnCPUs(cmd *exec.Cmd, cpus []int) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var old unix.CPUSet
@@ -83,13 +83,13 @@ func startOnCPUs(cmd *exec.Cmd, cpus []int) error {
 	return err
 }
 
-// dieWithParent makes the kernel send cmd SIGTERM when this process dies,
+// DieWithParent makes the kernel send cmd SIGTERM when this process dies,
 // however it dies (killed, or a SIGPIPE on its output), so that a child
 // server is never left running on its own. Strictly the signal follows the
 // thread that forks; the Go runtime keeps its threads for the life of the
 // process unless a goroutine exits while locked to one, which nothing here
-// does (startOnCPUs unlocks before it returns).
-func dieWithParent(cmd *exec.Cmd) {
+// does (StartOnCPUs unlocks before it returns).
+func DieWithParent(cmd *exec.Cmd) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

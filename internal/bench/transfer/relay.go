@@ -1,4 +1,4 @@
-package main
+package transfer
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -17,13 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tryst-chat/tryst/internal/bench/proc"
 	"github.com/tryst-chat/tryst/internal/server"
-	"github.com/tryst-chat/tryst/internal/settings"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
-// relayProcess is `tryst serve` run from this same binary as a child
-// process: the hub and TURN relay of bench transfer's loopback scenarios.
+// relayProcess is `tryst serve`, run from Config.Executable as a child
+// process: the hub and TURN relay of the loopback scenarios.
 //
 // Why a process: a relay is a separate server in every deployment, and in
 // the benchmark's own process it would share the peers' Go scheduler. Its
@@ -46,56 +45,34 @@ type relayProcess struct {
 // relayLogLines is how many of the relay's last log lines an error quotes.
 const relayLogLines = 20
 
-// relayReadyFD is where the relay writes its addresses: its fd 3, the
-// first of cmd.ExtraFiles, the write end of a pipe.
-const relayReadyFD = 3
+// RelayReadyFile is where the relay must write its addresses, as serve's
+// --ready-file does: its fd 3, the first of cmd.ExtraFiles, the write end
+// of a pipe.
+const RelayReadyFile = "/dev/fd/3"
 
 // relayStartTimeout bounds the wait for the relay's addresses.
 const relayStartTimeout = 30 * time.Second
 
-// relayOptions are the relay's settings: loopback ports chosen by the
-// kernel, its addresses reported on fd 3.
-func relayOptions() *serveOptions {
-	o := newServeOptions()
-	o.Listen, o.MetricsListen, o.TURNListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	o.PublicIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	o.AllowLoopbackPeers = true
-	o.TURNUserQuota = 1000
-	// Every benchmark client is on 127.0.0.1: the per-address limits,
-	// meant for the Internet, would measure themselves.
-	o.TURNAllocationsPerIP, o.CredentialsPerIP = -1, -1
-	o.DrainTimeout = 2 * time.Second
-	o.logFormat = "json"
-	o.ReadyFile = fmt.Sprintf("/dev/fd/%d", relayReadyFD)
-	return o
-}
-
-// startRelayProcess starts `tryst serve` with relayOptions, restricted to
-// cpus unless cpus is empty, and waits until it serves.
-func startRelayProcess(ctx context.Context, cpus []int) (*relayProcess, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("relay: find own binary: %w", err)
-	}
+// startRelayProcess starts `cfg.Executable serve cfg.RelayArgs...`,
+// restricted to cpus unless cpus is empty, and waits until it serves.
+func startRelayProcess(ctx context.Context, cfg Config, cpus []int) (*relayProcess, error) {
+	exe := cfg.Executable
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	secret := hex.EncodeToString(raw[:])
-	// The flags are relayOptions' differences from the defaults, so this
-	// list cannot drift from serve's.
-	args := append([]string{"serve"}, settings.Args(serveFlags(relayOptions()), serveFlags(newServeOptions()))...)
-	cmd := exec.Command(exe, args...)
-	cmd.Env = relayEnv(os.Environ(), secret)
-	dieWithParent(cmd)
+	cmd := exec.Command(exe, append([]string{"serve"}, cfg.RelayArgs...)...)
+	cmd.Env = relayEnv(cfg.RelayEnv, secret)
+	proc.DieWithParent(cmd)
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 	defer readyR.Close()
-	cmd.ExtraFiles = []*os.File{readyW} // fd 3 = relayReadyFD
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3 = RelayReadyFile
 	stderr, err := cmd.StderrPipe()
 	if err == nil {
 		if len(cpus) > 0 {
-			err = startOnCPUs(cmd, cpus)
+			err = proc.StartOnCPUs(cmd, cpus)
 		} else {
 			err = cmd.Start()
 		}
@@ -139,17 +116,11 @@ func readRelayAddrs(ctx context.Context, ready *os.File) (server.Addrs, error) {
 	return a, err
 }
 
-// relayEnv is the benchmark's environment without the settings serve reads
-// from it (a TRYST_LISTEN of the user's must not move the relay), plus the
-// TURN secret, which stays out of argv.
+// relayEnv is environ with secret as the relay's TURN secret, which stays
+// out of argv.
 func relayEnv(environ []string, secret string) []string {
-	drop := []string{"TRYST_TURN_SECRET"}
-	for _, name := range settings.Names(serveFlags(newServeOptions())) {
-		drop = append(drop, settings.EnvName(name))
-	}
 	env := slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(drop, name)
+		return strings.HasPrefix(kv, "TRYST_TURN_SECRET=")
 	})
 	return append(env, "TRYST_TURN_SECRET="+secret)
 }

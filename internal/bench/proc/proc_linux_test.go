@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package proc_test
 
 import (
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tryst-chat/tryst/internal/bench/proc"
 )
 
 // threadCPUs returns the CPUs of every thread of this process.
@@ -38,12 +40,12 @@ func threadCPUs(t *testing.T) map[int][]int {
 }
 
 func TestPinProcess(t *testing.T) {
-	all, err := processCPUs()
+	all, err := proc.CPUs()
 	if err != nil || len(all) == 0 {
 		t.Fatalf("processCPUs: %v %v", all, err)
 	}
 	last := all[len(all)-1:]
-	if err := pinProcess(last); err != nil {
+	if err := proc.Pin(last); err != nil {
 		t.Fatal(err)
 	}
 	for tid, cpus := range threadCPUs(t) {
@@ -51,7 +53,7 @@ func TestPinProcess(t *testing.T) {
 			t.Errorf("thread %d on CPUs %v after pinning to %v", tid, cpus, last)
 		}
 	}
-	if err := pinProcess(all); err != nil {
+	if err := proc.Pin(all); err != nil {
 		t.Fatal(err)
 	}
 	for tid, cpus := range threadCPUs(t) {
@@ -62,7 +64,7 @@ func TestPinProcess(t *testing.T) {
 }
 
 func TestStartOnCPUs(t *testing.T) {
-	all, err := processCPUs()
+	all, err := proc.CPUs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func TestStartOnCPUs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := startOnCPUs(cmd, last); err != nil {
+	if err := proc.StartOnCPUs(cmd, last); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
@@ -102,7 +104,7 @@ func TestStartOnCPUs(t *testing.T) {
 	}
 }
 
-// TestDieWithParent: a child started with dieWithParent ends when its
+// TestDieWithParent: a child started with DieWithParent ends when its
 // parent is killed outright, as bench transfer's relay must.
 func TestDieWithParent(t *testing.T) {
 	helper := exec.Command(os.Args[0], "-test.run=^$")

@@ -64,9 +64,13 @@ type conn struct {
 	closing   atomic.Bool
 	closeReq  chan struct{}
 	closeOnce sync.Once
-	closeCode websocket.StatusCode
-	closeMsg  string
-	flush     bool
+	// wclosed is closed once no writer will run again: the close handshake
+	// is done, or writing failed (stopWriting).
+	wclosed    chan struct{}
+	wcloseOnce sync.Once
+	closeCode  websocket.StatusCode
+	closeMsg   string
+	flush      bool
 }
 
 type writerState uint8
@@ -112,6 +116,7 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, ip netip.Addr, hos
 		lim:      rate.NewLimiter(h.cfg.MessageRate, h.cfg.MessageBurst),
 		send:     make(chan []byte, h.cfg.SendQueue),
 		closeReq: make(chan struct{}),
+		wclosed:  make(chan struct{}),
 		ready:    true,
 	}
 }
@@ -314,6 +319,7 @@ func (c *conn) stopWriting() {
 	c.wmu.Lock()
 	c.wstate = writerDone
 	c.wmu.Unlock()
+	c.wcloseOnce.Do(func() { close(c.wclosed) })
 }
 
 func (c *conn) drain(ctx context.Context) {
@@ -386,12 +392,22 @@ func (c *conn) readLoop(ctx context.Context) {
 			c.onMessage(ctx, typ, msg)
 		}
 		putReadBuf(buf)
-		if err != nil {
-			if errors.Is(err, errTooBig) && !c.closing.Load() {
+		if errors.Is(err, errTooBig) {
+			// The rest of the oversized message is still on the socket, and
+			// is never parsed: the reader stops here, and the writer's close
+			// handshake (websocket.Conn.Close) skips the rest of that
+			// message's payload and discards whatever follows until the
+			// client's close frame. Reading on would take the payload's bytes
+			// for frame headers (a ping hidden in it was answered, and the
+			// client got 1002 "unexpected rsv bits" instead of too_big).
+			if !c.closing.Load() {
 				c.h.m.Reject("too_big")
 				c.fail(websocket.StatusMessageTooBig, proto.CodeTooBig, "message exceeds the hub's size limit")
-				continue // keep reading until the close handshake completes
 			}
+			<-c.wclosed
+			return
+		}
+		if err != nil {
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -565,5 +566,41 @@ func TestConfigValidation(t *testing.T) {
 			h.Close()
 			t.Errorf("config %+v accepted", cfg)
 		}
+	}
+}
+
+// Every message over the limit, whatever its size, gets too_big and close
+// 1009, and nothing after the hub stopped reading it is parsed: here the
+// payload hides a ping frame exactly where the hub stops reading.
+func TestOversizedMessageIsNeverParsed(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	const limit = 64 << 10
+	for _, size := range []int{limit + 1, 65_600, 100_000, 1 << 20} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			t.Parallel()
+			c := rawDial(t, th)
+			payload := []byte(`{"type":"candidate","data":"` + strings.Repeat("a", size) + `"}`)[:size]
+			// The hub reads limit+1 bytes of a message to tell that it is
+			// too big; a ping frame starts right after them.
+			copy(payload[limit+1:], frame(opPing, []byte("hidden")))
+			written := make(chan error, 1)
+			go func() { written <- c.write(frame(opText, payload)) }()
+			frames, code := c.untilClose()
+			<-written
+			var got []string
+			for _, f := range frames {
+				if f.opcode == opPong {
+					t.Errorf("the hub answered a ping hidden in the payload: %q", f.payload)
+				}
+				got = append(got, string(f.payload))
+			}
+			if len(frames) != 1 || frames[0].opcode != opText || !strings.Contains(string(frames[0].payload), `"code":"too_big"`) {
+				t.Errorf("frames before close: %q, want one too_big error", got)
+			}
+			if code != 1009 {
+				t.Errorf("close code %d, want 1009", code)
+			}
+		})
 	}
 }

@@ -478,16 +478,22 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	// Control frames draw on the connection's message budget like any
+	// other message (see conn.onControl). The callbacks run on the
+	// connection's reader, which starts only once c is set.
+	var c *conn
 	ws, err := websocket.Accept(withSmallBuffers(w), r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // origin checked above
 		CompressionMode:    websocket.CompressionDisabled,
+		OnPingReceived:     func(context.Context, []byte) bool { return c.onControl() },
+		OnPongReceived:     func(context.Context, []byte) { c.onControl() },
 	})
 	if err != nil {
 		h.log.Debug("WebSocket upgrade failed", "err", err)
 		return
 	}
 	// Returning from this handler cancels r.Context(), hence WithoutCancel.
-	c := newConn(context.WithoutCancel(r.Context()), h, ws, ip, hostname(r))
+	c = newConn(context.WithoutCancel(r.Context()), h, ws, ip, hostname(r))
 	if !h.track(c) {
 		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
 		return

@@ -123,6 +123,12 @@ func (c *conn) failed(reason, code, msg string) {
 }
 
 func (c *conn) join(ctx context.Context, f proto.Frame) {
+	if f.Room == "" {
+		// A missing field is a malformed request, not a guess: it draws
+		// nothing from the address's failed attempts.
+		c.badRequest("join needs a room code")
+		return
+	}
 	if c.throttled() {
 		return
 	}

@@ -353,7 +353,7 @@ func (h *Hub) serveICE(w http.ResponseWriter, r *http.Request) {
 		h.refuseICE(w, ip)
 		return
 	}
-	if err := h.authorized(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
+	if err := h.authorized(bearerToken(r)); err != nil {
 		h.m.Reject("unauthorized")
 		writeJSON(w, http.StatusUnauthorized, httpError{proto.CodeUnauthorized, err.Error()})
 		return
@@ -425,8 +425,36 @@ func stunOnly(ice *proto.ICEConfig, retryAfter int) *proto.ICEConfig {
 	return out
 }
 
+// bearerToken is the token of an "Authorization: Bearer TOKEN" header (the
+// scheme is case-insensitive, RFC 9110 11.1), or "" when the header is
+// missing or names another scheme: a bare token is not a bearer token.
+func bearerToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimLeft(token, " ")
+}
+
+// requestScheme is the scheme the client used to reach the hub: https over
+// TLS, else what a reverse proxy that terminated TLS says in
+// X-Forwarded-Proto, else http. Trusting the header here is safe: it only
+// widens what counts as the hub's own origin from http to https for a
+// request whose Origin says https, and a browser page cannot set the
+// header on a WebSocket handshake (non-browsers may omit Origin anyway).
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); strings.EqualFold(strings.TrimSpace(p), "https") {
+		return "https"
+	}
+	return "http"
+}
+
 // originAllowed applies the allow-list. coder/websocket has its own check,
-// but doing it here lets the hub count and log rejections.
+// but doing it here lets the hub count and log rejections. The hub's own
+// origin (scheme and host as the client reached it) is always allowed.
 func (h *Hub) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -436,7 +464,7 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) && len(h.cfg.Origins) == 0 {
+	if strings.EqualFold(u.Scheme, requestScheme(r)) && strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
 	host, full := strings.ToLower(u.Host), strings.ToLower(u.Scheme+"://"+u.Host)
@@ -450,25 +478,25 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 			return true
 		}
 	}
-	return strings.EqualFold(u.Host, r.Host)
+	return false
 }
 
 func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		h.m.Reject("draining")
-		writeJSON(w, http.StatusServiceUnavailable, httpError{"going_away", "hub is shutting down; reconnect shortly"})
+		writeJSON(w, http.StatusServiceUnavailable, httpError{proto.CodeDraining, "hub is shutting down; reconnect shortly"})
 		return
 	}
 	if !h.originAllowed(r) {
 		h.m.Reject("origin")
 		h.log.Info("rejected WebSocket origin", "origin", r.Header.Get("Origin"))
-		writeJSON(w, http.StatusForbidden, httpError{"origin", "origin not allowed"})
+		writeJSON(w, http.StatusForbidden, httpError{proto.CodeOrigin, "origin not allowed"})
 		return
 	}
 	ip := h.clientIP(r)
 	if !h.conns.acquire(ip) {
 		h.m.Reject("ip_conn_limit")
-		writeJSON(w, http.StatusTooManyRequests, httpError{"too_many_connections", "too many connections from your address"})
+		writeJSON(w, http.StatusTooManyRequests, httpError{proto.CodeIPConnLimit, "too many connections from your address"})
 		return
 	}
 	served := false
@@ -531,6 +559,13 @@ func (h *Hub) untrack(c *conn) {
 	delete(h.live, c)
 	h.mu.Unlock()
 	h.wg.Done()
+}
+
+// StartDrain makes the hub look unready to a load balancer: /readyz
+// answers 503 and new WebSockets are refused (503, draining), while the
+// connected members carry on until Shutdown. Calling it again does nothing.
+func (h *Hub) StartDrain() {
+	h.draining.Store(true)
 }
 
 // Shutdown stops accepting WebSockets, asks every client to reconnect

@@ -137,7 +137,7 @@ func TestUnknownAndMalformedCodesLookTheSame(t *testing.T) {
 	t.Parallel()
 	th := startHub(t, hub.Config{})
 	c := dial(t, th.url, nil)
-	for _, code := range []string{"222-222-222-222-222-222", "not a code", "", "OOO-III-LLL-000-111-UUU"} {
+	for _, code := range []string{"222-222-222-222-222-222", "not a code", "OOO-III-LLL-000-111-UUU"} {
 		c.send(proto.Frame{Type: proto.TypeJoin, Room: code})
 		f := c.expectError(proto.CodeNoSuchRoom)
 		if f.Message != "no such room" {
@@ -211,6 +211,10 @@ func TestResume(t *testing.T) {
 	// candidates are dropped.
 	guest.send(proto.Frame{Type: proto.TypeCandidate, Data: "lost"})
 	guest.send(proto.Frame{Type: proto.TypeAnswer, Data: "answer-while-away"})
+	// The hub handles a connection's frames in order: once it has answered
+	// this one, it has handled those two (before the host resumes).
+	guest.send(proto.Frame{Type: "sync"})
+	guest.expectError(proto.CodeUnknownType)
 
 	host2 := dial(t, th.url, nil)
 	host2.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
@@ -645,4 +649,95 @@ func TestControlFramesCountAgainstRateLimit(t *testing.T) {
 	if got := th.rejections("rate_limited"); got != 1 {
 		t.Errorf("rate_limited rejections = %v, want 1", got)
 	}
+}
+
+// What docs/PROTOCOL.md says about refusals is what the hub does.
+func TestRefusalsAsDocumented(t *testing.T) {
+	t.Parallel()
+	httpCode := func(t *testing.T, url string, hdr http.Header) (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+		if err == nil {
+			ws.CloseNow()
+			return http.StatusSwitchingProtocols, ""
+		}
+		if resp == nil {
+			t.Fatal(err)
+		}
+		var body struct{ Code string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Code
+	}
+
+	t.Run("ip_conn_limit", func(t *testing.T) {
+		t.Parallel()
+		th := startHub(t, hub.Config{MaxConnsPerIP: 1})
+		dial(t, th.url, nil)
+		if st, code := httpCode(t, th.url, nil); st != http.StatusTooManyRequests || code != proto.CodeIPConnLimit {
+			t.Errorf("second connection: %d %q, want 429 %q", st, code, proto.CodeIPConnLimit)
+		}
+	})
+	t.Run("draining", func(t *testing.T) {
+		t.Parallel()
+		th := startHub(t, hub.Config{})
+		th.StartDrain()
+		if st, code := httpCode(t, th.url, nil); st != http.StatusServiceUnavailable || code != proto.CodeDraining {
+			t.Errorf("connection while draining: %d %q, want 503 %q", st, code, proto.CodeDraining)
+		}
+	})
+	t.Run("join without room", func(t *testing.T) {
+		t.Parallel()
+		th := startHub(t, hub.Config{FailureBurst: 1, FailureRate: 0.0001})
+		c := dial(t, th.url, nil)
+		for range 3 { // a malformed request is not a guess: no throttle
+			c.send(proto.Frame{Type: proto.TypeJoin})
+			c.expectError(proto.CodeBadRequest)
+		}
+	})
+	t.Run("bearer", func(t *testing.T) {
+		t.Parallel()
+		secret := []byte("0123456789abcdef0123456789abcdef")
+		th := startHub(t, hub.Config{TokenSecrets: [][]byte{secret}})
+		tok, err := hub.MintAccessToken(secret, "alice", 5*time.Minute, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for auth, want := range map[string]int{
+			"Bearer " + tok: http.StatusOK, "bearer " + tok: http.StatusOK, "BEARER  " + tok: http.StatusOK,
+			tok: http.StatusUnauthorized, "Basic " + tok: http.StatusUnauthorized, "Bearer": http.StatusUnauthorized,
+		} {
+			req, _ := http.NewRequest("GET", th.srv.URL+"/v1/ice", nil)
+			req.Header.Set("Authorization", auth)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("Authorization %.12q…: %d, want %d", auth, resp.StatusCode, want)
+			}
+		}
+	})
+	t.Run("same origin includes the scheme", func(t *testing.T) {
+		t.Parallel()
+		th := startHub(t, hub.Config{})
+		host := strings.TrimPrefix(th.srv.URL, "http://")
+		if st, code := httpCode(t, th.url, http.Header{"Origin": {"https://" + host}}); st != http.StatusForbidden || code != proto.CodeOrigin {
+			t.Errorf("https origin on a plain-http hub: %d %q, want 403 %q", st, code, proto.CodeOrigin)
+		}
+		if st, _ := httpCode(t, th.url, http.Header{"Origin": {"http://" + host}}); st != http.StatusSwitchingProtocols {
+			t.Errorf("same origin refused: %d", st)
+		}
+		// Behind a proxy that terminated TLS, the page is https.
+		hdr := http.Header{"Origin": {"https://" + host}, "X-Forwarded-Proto": {"https"}}
+		if st, _ := httpCode(t, th.url, hdr); st != http.StatusSwitchingProtocols {
+			t.Errorf("https origin behind a TLS proxy refused: %d", st)
+		}
+		hdr = http.Header{"Origin": {"http://" + host}, "X-Forwarded-Proto": {"https"}}
+		if st, _ := httpCode(t, th.url, hdr); st != http.StatusForbidden {
+			t.Errorf("http origin on an https hub accepted: %d", st)
+		}
+	})
 }

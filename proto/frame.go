@@ -46,6 +46,15 @@ const (
 	CodeInternal     = "internal"
 )
 
+// Error codes in the JSON body {"code","message"} of an HTTP refusal of
+// GET /v1/ws, before the WebSocket upgrade (GET /v1/ice answers with
+// CodeRateLimited and CodeUnauthorized).
+const (
+	CodeOrigin      = "origin"        // 403: a browser Origin not allowed
+	CodeIPConnLimit = "ip_conn_limit" // 429: too many connections from the address
+	CodeDraining    = "draining"      // 503: the hub is shutting down; reconnect shortly
+)
+
 // Frame is one JSON message on /v1/ws, in either direction. Fields that do
 // not apply to a type are omitted.
 type Frame struct {

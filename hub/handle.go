@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -229,7 +230,19 @@ func (c *conn) post(ctx context.Context, f proto.Frame) {
 		c.badRequest(f.Type + " needs data")
 		return
 	}
-	err := c.h.store.Post(ctx, c.room, c.role, Event{Type: f.Type, Data: f.Data})
+	// The other member's queue is budgeted in bytes: charge what it will
+	// receive, the frame as encoded (escapes included), not what came in.
+	out, err := proto.EncodeFrame(proto.Frame{Type: f.Type, Data: f.Data})
+	if err != nil {
+		c.internal(err)
+		return
+	}
+	if !c.rlim.AllowN(time.Now(), len(out)) {
+		c.h.m.Reject("rate_limited")
+		c.fail(websocket.StatusPolicyViolation, proto.CodeRateLimited, "too many bytes relayed; slow down")
+		return
+	}
+	err = c.h.store.Post(ctx, c.room, c.role, Event{Type: f.Type, Data: f.Data})
 	if errors.Is(err, ErrNoSuchRoom) {
 		c.room = ""
 		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeNoSuchRoom, Message: "the room is gone"})

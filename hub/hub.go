@@ -71,9 +71,21 @@ type Config struct {
 	// applies only when ICE is set: without it nothing is handed out.
 	CredentialRate  rate.Limit
 	CredentialBurst int
-	// SendQueue is how many frames may wait for a slow client before it is
-	// disconnected (default 32).
-	SendQueue int
+	// RelayBytesRate and RelayBytesBurst shape each connection's budget of
+	// bytes relayed to the other member (offers, answers, candidates,
+	// counted as the frames the other member receives): default 64 KiB/s,
+	// burst 512 KiB, far above what signaling needs (an offer with all its
+	// candidates is a few KiB). Past it the sender gets rate_limited and
+	// close 1008, like the message budget.
+	RelayBytesRate  rate.Limit
+	RelayBytesBurst int
+	// SendQueueBytes is how many bytes may wait for one client (default
+	// 1 MiB). It must hold a whole relay burst from the other member plus
+	// the hub's own frames for a message burst (RelayBytesBurst +
+	// MessageBurst × 1 KiB), so that a client that reads is never cut for
+	// a burst its peer was allowed to send; past it the client has not read
+	// for a long while and is disconnected (slow_consumer).
+	SendQueueBytes int
 	// PingInterval and PongTimeout drive the heartbeat (default 15 s each,
 	// so a dead connection is dropped within 30 s).
 	PingInterval time.Duration
@@ -95,6 +107,11 @@ type Config struct {
 	// they need clients at many addresses on one loopback listener.
 	clientAddr func(*http.Request) netip.Addr
 }
+
+// replyReserve is the room a client's send queue keeps, per message of its
+// burst, for the hub's own frames (replies, notices) beside what its peer
+// relays: a created frame with TURN credentials is well under it.
+const replyReserve = 1 << 10
 
 // Validate reports the first invalid field, as New would, without starting
 // anything: callers check every setting before any listener starts.
@@ -130,8 +147,14 @@ func (c *Config) setDefaults() error {
 	if c.CredentialBurst == 0 {
 		c.CredentialBurst = 30
 	}
-	if c.SendQueue == 0 {
-		c.SendQueue = 32
+	if c.RelayBytesRate == 0 {
+		c.RelayBytesRate = 64 << 10
+	}
+	if c.RelayBytesBurst == 0 {
+		c.RelayBytesBurst = 512 << 10
+	}
+	if c.SendQueueBytes == 0 {
+		c.SendQueueBytes = 1 << 20
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 15 * time.Second
@@ -157,8 +180,11 @@ func (c *Config) setDefaults() error {
 		return errors.New("hub: message rate and burst must be positive")
 	case c.CredentialRate < 0:
 		return fmt.Errorf("hub: credential rate %v must be positive", c.CredentialRate)
-	case c.SendQueue < 4:
-		return fmt.Errorf("hub: send queue %d below 4", c.SendQueue)
+	case c.RelayBytesRate < 0 || c.RelayBytesBurst < c.MaxMessageBytes:
+		return fmt.Errorf("hub: relay byte burst %d must hold one message of %d bytes", c.RelayBytesBurst, c.MaxMessageBytes)
+	case c.SendQueueBytes < c.RelayBytesBurst+c.MessageBurst*replyReserve:
+		return fmt.Errorf("hub: send queue of %d bytes cannot hold a relay burst of %d bytes and %d replies",
+			c.SendQueueBytes, c.RelayBytesBurst, c.MessageBurst)
 	case c.PingInterval < 0 || c.PongTimeout < 0 || c.WriteTimeout < 0:
 		return errors.New("hub: timeouts must be positive")
 	}

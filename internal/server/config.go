@@ -71,7 +71,12 @@ type Config struct {
 	MaxConnsPerIP    int           // --max-conns-per-ip
 	CredentialsPerIP int           // --credentials-per-ip: positive, or -1 for unlimited
 	CredentialRefill time.Duration // --credential-refill
-	DrainTimeout     time.Duration // --drain-timeout: Run's graceful shutdown budget
+	// DrainDelay (--drain-delay) is how long Run, told to stop, keeps
+	// serving while /readyz answers 503 and new WebSockets are refused
+	// (503 draining), so that a load balancer sees the node go unready
+	// before its members are asked to reconnect; 0 skips it.
+	DrainDelay   time.Duration
+	DrainTimeout time.Duration // --drain-timeout: Run's graceful shutdown budget, after DrainDelay
 
 	// Version is reported in tryst_build_info and the start-up log.
 	Version string
@@ -101,6 +106,7 @@ func DefaultConfig() Config {
 		MaxConnsPerIP:        32,
 		CredentialsPerIP:     30,
 		CredentialRefill:     2 * time.Second,
+		DrainDelay:           5 * time.Second,
 		DrainTimeout:         10 * time.Second,
 		Version:              "dev",
 	}
@@ -214,6 +220,8 @@ func (c Config) checkDurations() error {
 		return bad("--room-ttl", "%v is too short", c.RoomTTL)
 	case c.CredentialRefill <= 0:
 		return bad("--credential-refill", "%v must be positive", c.CredentialRefill)
+	case c.DrainDelay < 0:
+		return bad("--drain-delay", "%v is negative (0 = none)", c.DrainDelay)
 	case c.DrainTimeout <= 0:
 		return bad("--drain-timeout", "%v must be positive", c.DrainTimeout)
 	}

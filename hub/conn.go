@@ -139,6 +139,9 @@ func (c *conn) Deliver(ev Event) bool {
 	return c.queueLocked(proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason})
 }
 
+// Addr implements Peer.
+func (c *conn) Addr() netip.Addr { return c.ip }
+
 // Replaced implements Peer.
 func (c *conn) Replaced() {
 	c.closeWith(websocket.StatusPolicyViolation, "session resumed on another connection", true)

@@ -71,6 +71,13 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
 		return
 	}
+	// Rooms per address: the rate of creation here, the rooms left with
+	// nobody connected in the store.
+	if now := c.h.cfg.Now(); c.h.rooms != nil && !c.h.rooms.allow(c.ip, now) {
+		c.refuseCreate(metrics.RejectRoomRate, proto.CodeRateLimited, c.h.rooms.wait(c.ip, now),
+			"too many rooms opened from your address; try again in %d s")
+		return
+	}
 	// The budget is drawn before the room exists: a refused create leaves
 	// nothing behind, and rooms per address are limited with credentials.
 	if ok, wait := c.h.grant(c.ip); !ok {
@@ -94,6 +101,16 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 			break
 		}
 	}
+	if le, ok := errors.AsType[*LimitError](err); ok {
+		c.open()
+		if le.Reason == LimitIdleRooms {
+			c.refuseCreate(le.Reason, proto.CodeRateLimited, le.RetryAfter,
+				"too many rooms from your address are waiting with nobody connected; try again in %d s")
+		} else {
+			c.refuseCreate(le.Reason, proto.CodeHubFull, le.RetryAfter, "the hub is full; try again in %d s")
+		}
+		return
+	}
 	if err != nil {
 		c.open()
 		c.internal(err)
@@ -104,6 +121,15 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 		Type: proto.TypeCreated, Room: code, Role: Host.String(), Token: token,
 		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	})
+}
+
+// refuseCreate answers a create refused by a budget with code, a
+// retry_after and msg (whose %d is the wait in seconds), counted under
+// reason. The connection stays open.
+func (c *conn) refuseCreate(reason, code string, wait time.Duration, msg string) {
+	c.h.m.Reject(reason)
+	secs := retrySeconds(wait)
+	c.reply(proto.Frame{Type: proto.TypeError, Code: code, RetryAfter: secs, Message: fmt.Sprintf(msg, secs)})
 }
 
 // throttled reports (and answers) a client that has used up its failed
@@ -246,6 +272,13 @@ func (c *conn) post(ctx context.Context, f proto.Frame) {
 	if errors.Is(err, ErrNoSuchRoom) {
 		c.room = ""
 		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeNoSuchRoom, Message: "the room is gone"})
+		return
+	}
+	if le, ok := errors.AsType[*LimitError](err); ok {
+		c.h.m.Reject(le.Reason)
+		secs := retrySeconds(le.RetryAfter)
+		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeHubFull, RetryAfter: secs,
+			Message: fmt.Sprintf("the hub is full and could not keep your %s for the other side; send it again in %d s", f.Type, secs)})
 		return
 	}
 	if err != nil {

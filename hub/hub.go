@@ -36,8 +36,34 @@ type Config struct {
 	// the hub.
 	Store Store
 	// RoomTTL is how long a room outlives its last attached member
-	// (default 30 min). It applies to the default store only.
+	// (default 30 min). It applies to the default store only, as do the
+	// room budgets below.
 	RoomTTL time.Duration
+	// UnpairedRoomTTL is how long a room that no guest ever joined
+	// outlives its host's connection (default 2 min, at least
+	// MinUnpairedRoomTTL; RoomTTL when that is shorter): long enough for a
+	// host to come back through its reconnect backoff
+	// (proto.ReconnectBackoffMax), short enough that a loop of
+	// create-offer-close does not pile up rooms for half an hour.
+	UnpairedRoomTTL time.Duration
+	// MaxIdleRoomsPerIP caps the rooms with nobody connected that one
+	// address (IPv4, or IPv6 /64) created and that are still alive
+	// (default 16; negative: unlimited). Past it that address's create is
+	// refused (rate_limited, reason idle_rooms) until one expires or is
+	// resumed.
+	MaxIdleRoomsPerIP int
+	// MaxRooms and MaxMailboxBytes are the node's budgets of rooms and of
+	// offer/answer bytes waiting in mailboxes (default 100,000 and
+	// 256 MiB; negative: unlimited). Past them create, or an offer or
+	// answer that would be stored, is refused with hub_full.
+	MaxRooms        int
+	MaxMailboxBytes int
+	// RoomRate and RoomBurst shape room creation per address (default one
+	// per 3 s, burst 20), whether or not the credential budget applies. A
+	// negative RoomBurst turns it off (a benchmark, or a hub behind a proxy
+	// that hides client addresses: then set MaxIdleRoomsPerIP negative too).
+	RoomRate  rate.Limit
+	RoomBurst int
 	// Origins lists the browser origins allowed to open a WebSocket, as
 	// host patterns ("chat.example.com", "*.example.com") or full origins
 	// ("https://chat.example.com"). Empty means same origin only. Clients
@@ -108,6 +134,12 @@ type Config struct {
 	clientAddr func(*http.Request) netip.Addr
 }
 
+// MinUnpairedRoomTTL is the shortest Config.UnpairedRoomTTL: a host that
+// lost its connection (a hub restart, a network change) comes back within
+// its reconnect backoff, at most proto.ReconnectBackoffMax between tries,
+// and must find its room; 2 min leaves it many tries.
+const MinUnpairedRoomTTL = 2 * time.Minute
+
 // replyReserve is the room a client's send queue keeps, per message of its
 // burst, for the hub's own frames (replies, notices) beside what its peer
 // relays: a created frame with TURN credentials is well under it.
@@ -122,6 +154,24 @@ func (c Config) Validate() error {
 func (c *Config) setDefaults() error {
 	if c.RoomTTL == 0 {
 		c.RoomTTL = 30 * time.Minute
+	}
+	if c.UnpairedRoomTTL == 0 {
+		c.UnpairedRoomTTL = MinUnpairedRoomTTL
+	}
+	if c.MaxIdleRoomsPerIP == 0 {
+		c.MaxIdleRoomsPerIP = 16
+	}
+	if c.MaxRooms == 0 {
+		c.MaxRooms = 100_000
+	}
+	if c.MaxMailboxBytes == 0 {
+		c.MaxMailboxBytes = 256 << 20
+	}
+	if c.RoomRate == 0 {
+		c.RoomRate = rate.Every(3 * time.Second)
+	}
+	if c.RoomBurst == 0 {
+		c.RoomBurst = 20
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 10
@@ -174,6 +224,10 @@ func (c *Config) setDefaults() error {
 	switch {
 	case c.RoomTTL < 0:
 		return fmt.Errorf("hub: room TTL %v must be positive", c.RoomTTL)
+	case c.UnpairedRoomTTL < MinUnpairedRoomTTL:
+		return fmt.Errorf("hub: unpaired room TTL %v is below %v", c.UnpairedRoomTTL, MinUnpairedRoomTTL)
+	case c.RoomRate < 0:
+		return errors.New("hub: room rate must be positive")
 	case c.MaxMessageBytes < 1024:
 		return fmt.Errorf("hub: max message size %d below 1024 bytes", c.MaxMessageBytes)
 	case c.MessageRate < 0 || c.MessageBurst < 1:
@@ -212,6 +266,7 @@ type Hub struct {
 
 	conns    connCounter
 	failures *limiterTable
+	rooms    *limiterTable // room creation per address; nil when off
 	// perIP is the per-address budget that create, join, resume and
 	// GET /v1/ice draw on (Config.CredentialRate): one table, so no
 	// endpoint is a way around another's limit. Nil when off.
@@ -248,21 +303,31 @@ func New(cfg Config) (*Hub, error) {
 		live:     make(map[*conn]struct{}),
 		stop:     make(chan struct{}),
 	}
+	if cfg.RoomBurst > 0 {
+		h.rooms = newLimiterTable(cfg.RoomRate, cfg.RoomBurst, 100_000)
+	}
 	if cfg.ICE != nil && cfg.CredentialBurst > 0 {
 		h.perIP = newLimiterTable(cfg.CredentialRate, cfg.CredentialBurst, 100_000)
 	}
 	h.store = cfg.Store
 	if h.store == nil {
-		h.store = NewMemStore(cfg.RoomTTL, cfg.Now, StoreHooks{
-			Paired:     func(d time.Duration) { m.Pairing.Observe(d.Seconds()) },
-			RoomOpened: func() { m.Rooms.Inc(); m.RoomsTotal.Inc() },
+		lim := StoreLimits{
+			UnpairedTTL:       cfg.UnpairedRoomTTL,
+			MaxIdleRoomsPerIP: max(cfg.MaxIdleRoomsPerIP, 0),
+			MaxRooms:          max(cfg.MaxRooms, 0),
+			MaxMailboxBytes:   max(cfg.MaxMailboxBytes, 0),
+		}
+		h.store = NewMemStoreWithLimits(cfg.RoomTTL, cfg.Now, StoreHooks{
+			Paired:       func(d time.Duration) { m.Pairing.Observe(d.Seconds()) },
+			RoomOpened:   func() { m.Rooms.Inc(); m.RoomsTotal.Inc() },
+			MailboxBytes: func(n int) { m.MailboxBytes.Set(float64(n)) },
 			RoomClosed: func(expired bool) {
 				m.Rooms.Dec()
 				if expired {
 					m.RoomsExpired.Inc()
 				}
 			},
-		})
+		}, lim)
 		h.ownsStore = true
 	}
 	h.mux = http.NewServeMux()
@@ -299,6 +364,9 @@ func (h *Hub) sweepLimiters() {
 		case <-t.C:
 			now := h.cfg.Now()
 			h.failures.sweep(now)
+			if h.rooms != nil {
+				h.rooms.sweep(now)
+			}
 			if h.perIP != nil {
 				h.perIP.sweep(now)
 			}

@@ -5,8 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
+
+// ReconnectBackoffMax is the longest a client waits between two attempts to
+// reach the hub again (its backoff doubles from 500 ms up to this). The hub
+// keeps a room whose host lost its connection well beyond it (see
+// hub.MinUnpairedRoomTTL).
+const ReconnectBackoffMax = 10 * time.Second
 
 // Message types sent by clients.
 const (
@@ -44,6 +51,9 @@ const (
 	CodeUnauthorized = "unauthorized"
 	CodeBinary       = "binary_frame"
 	CodeInternal     = "internal"
+	// CodeHubFull: the hub's node-wide budget of rooms or of waiting
+	// offers and answers is spent; retry_after says when to try again.
+	CodeHubFull = "hub_full"
 )
 
 // Error codes in the JSON body {"code","message"} of an HTTP refusal of

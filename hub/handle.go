@@ -20,6 +20,13 @@ func (c *conn) handle(ctx context.Context, f proto.Frame) {
 			c.badRequest("this connection is already in a room")
 			return
 		}
+		if v := f.Version; v != 0 && (v < proto.MinProtocolVersion || v > proto.ProtocolVersion) {
+			c.h.m.Reject("unsupported_version")
+			c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnsupportedVersion, Message: fmt.Sprintf(
+				"this hub speaks protocol version %d, your client version %d: use a client that matches the hub (or ask its operator to update it)",
+				proto.ProtocolVersion, v)})
+			return
+		}
 	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate, proto.TypeLeave:
 		if c.room == "" {
 			c.badRequest(f.Type + " needs a room: send create, join or resume first")
@@ -118,7 +125,7 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 	}
 	c.room, c.role = code, Host
 	c.open(proto.Frame{
-		Type: proto.TypeCreated, Room: code, Role: Host.String(), Token: token,
+		Type: proto.TypeCreated, Version: proto.ProtocolVersion, Room: code, Role: Host.String(), Token: token,
 		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	})
 }
@@ -183,7 +190,7 @@ func (c *conn) join(ctx context.Context, f proto.Frame) {
 	}
 	c.room, c.role = code, Guest
 	frames := []proto.Frame{{
-		Type: proto.TypeJoined, Room: code, Role: Guest.String(), Token: token,
+		Type: proto.TypeJoined, Version: proto.ProtocolVersion, Room: code, Role: Guest.String(), Token: token,
 		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(pending)...)...)
@@ -238,7 +245,7 @@ func (c *conn) resume(ctx context.Context, f proto.Frame) {
 	c.room, c.role = info.Room, info.Role
 	present := info.PeerPresent
 	frames := []proto.Frame{{
-		Type: proto.TypeResumed, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
+		Type: proto.TypeResumed, Version: proto.ProtocolVersion, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
 		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(info.Pending)...)...)

@@ -813,3 +813,30 @@ func TestRelayByteBudget(t *testing.T) {
 		t.Errorf("close code %v, want 1008", code)
 	}
 }
+
+// Clients announce their protocol version; one the hub does not serve gets
+// a clear error frame (and may try again), and the hub names its own.
+func TestProtocolVersion(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	c := dial(t, th.url, nil)
+	for _, v := range []int{proto.ProtocolVersion + 1, -1} {
+		c.send(proto.Frame{Type: proto.TypeCreate, Version: v})
+		f := c.expectError(proto.CodeUnsupportedVersion)
+		if !strings.Contains(f.Message, "version "+strconv.Itoa(proto.ProtocolVersion)) {
+			t.Errorf("message %q does not name the hub's version", f.Message)
+		}
+	}
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
+	created := c.expect(proto.TypeCreated)
+	if created.Version != proto.ProtocolVersion {
+		t.Errorf("created announces version %d", created.Version)
+	}
+	// A client that announces nothing speaks version 1.
+	g := dial(t, th.url, nil)
+	g.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	g.expect(proto.TypeJoined)
+	if got := th.rejections("unsupported_version"); got != 2 {
+		t.Errorf("unsupported_version rejections = %v, want 2", got)
+	}
+}

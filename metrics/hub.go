@@ -14,7 +14,7 @@ import (
 var (
 	hubMessageTypes  = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
 	hubRejectReasons = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", RejectCredentials, "draining",
-		RejectRoomRate, "idle_rooms", "rooms_total", "mailbox_bytes"}
+		RejectRoomRate, "idle_rooms", "rooms_total", "mailbox_bytes", "unsupported_version"}
 	pairingBucketsSec = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 )
 

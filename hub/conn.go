@@ -18,8 +18,13 @@ import (
 
 // conn is one client's WebSocket. Its serving goroutine reads and handles
 // frames; a writer goroutine writes queued frames and heartbeats, so a slow
-// client never blocks the hub: Deliver only queues, and a full queue
-// disconnects the client.
+// client never blocks the hub: Deliver only queues. The queue is budgeted
+// in bytes (Config.SendQueueBytes), which holds whatever the other member
+// may send in a burst (Config.RelayBytesBurst): a client that reads is
+// never cut for a burst its peer was allowed to send. A client whose socket
+// stops draining is cut by the write deadline (Config.WriteTimeout), and one
+// whose queue would pass its budget anyway is cut as a slow consumer, which
+// bounds the memory a client that never reads can hold.
 //
 // The writer runs only while it has work (see kickLocked): most connections
 // sit idle for minutes, and a parked writer per connection would cost a
@@ -29,19 +34,22 @@ type conn struct {
 	h    *Hub
 	ws   *websocket.Conn
 	ip   netip.Addr
-	host string // hostname the client used, for ICE server URLs
-	lim  *rate.Limiter
+	host string        // hostname the client used, for ICE server URLs
+	lim  *rate.Limiter // messages, control frames included
+	rlim *rate.Limiter // bytes relayed to the other member
 
 	// Written only by the reader goroutine, once a membership starts.
 	room string
 	role Role
 
-	// mu guards the queue gate: until a create/join/resume reply is queued,
-	// events from the store are held back so that the reply comes first.
+	// mu guards the queue and its gate: until a create/join/resume reply is
+	// queued, events from the store are held back so that the reply comes
+	// first. queued counts the bytes of queue and held together.
 	mu     sync.Mutex
 	ready  bool
-	held   []Event
-	send   chan []byte
+	held   [][]byte
+	queue  [][]byte
+	queued int
 	closed bool
 
 	// wmu guards wstate and ping. It is taken after mu, never before, and
@@ -64,9 +72,13 @@ type conn struct {
 	closing   atomic.Bool
 	closeReq  chan struct{}
 	closeOnce sync.Once
-	closeCode websocket.StatusCode
-	closeMsg  string
-	flush     bool
+	// wclosed is closed once no writer will run again: the close handshake
+	// is done, or writing failed (stopWriting).
+	wclosed    chan struct{}
+	wcloseOnce sync.Once
+	closeCode  websocket.StatusCode
+	closeMsg   string
+	flush      bool
 }
 
 type writerState uint8
@@ -110,8 +122,9 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, ip netip.Addr, hos
 		ip:       ip,
 		host:     host,
 		lim:      rate.NewLimiter(h.cfg.MessageRate, h.cfg.MessageBurst),
-		send:     make(chan []byte, h.cfg.SendQueue),
+		rlim:     rate.NewLimiter(h.cfg.RelayBytesRate, h.cfg.RelayBytesBurst),
 		closeReq: make(chan struct{}),
+		wclosed:  make(chan struct{}),
 		ready:    true,
 	}
 }
@@ -123,35 +136,54 @@ func (c *conn) Deliver(ev Event) bool {
 	if c.closed {
 		return false
 	}
-	if !c.ready {
-		if len(c.held) >= cap(c.send) {
-			c.slowLocked()
-			return false
-		}
-		c.held = append(c.held, ev)
-		return true
-	}
 	return c.queueLocked(proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason})
 }
+
+// Addr implements Peer.
+func (c *conn) Addr() netip.Addr { return c.ip }
 
 // Replaced implements Peer.
 func (c *conn) Replaced() {
 	c.closeWith(websocket.StatusPolicyViolation, "session resumed on another connection", true)
 }
 
+// queueLocked queues f for the writer, or holds it back while a reply is
+// awaited (see hold). A frame that would take the queue past its budget
+// cuts the connection: the client has not read for a long while.
 func (c *conn) queueLocked(f proto.Frame) bool {
 	b, err := proto.EncodeFrame(f)
 	if err != nil {
 		return false
 	}
-	select {
-	case c.send <- b:
-		c.kick()
-		return true
-	default:
+	if c.queued+len(b) > c.h.cfg.SendQueueBytes {
 		c.slowLocked()
 		return false
 	}
+	c.queued += len(b)
+	if !c.ready {
+		c.held = append(c.held, b)
+		return true
+	}
+	c.queue = append(c.queue, b)
+	c.kick()
+	return true
+}
+
+// next takes the frame the writer writes next, if any.
+func (c *conn) next() ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		return nil, false
+	}
+	b := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[1:]
+	if len(c.queue) == 0 {
+		c.queue = nil // an idle connection holds no array
+	}
+	c.queued -= len(b)
+	return b, true
 }
 
 func (c *conn) slowLocked() {
@@ -192,10 +224,9 @@ func (c *conn) open(frames ...proto.Frame) {
 			return
 		}
 	}
-	for _, ev := range held {
-		if !c.queueLocked(proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}) {
-			return
-		}
+	c.queue = append(c.queue, held...)
+	if len(held) > 0 {
+		c.kick()
 	}
 }
 
@@ -285,27 +316,29 @@ func (c *conn) writeLoop(ctx context.Context) {
 				return
 			}
 		}
-		select {
-		case b := <-c.send:
+		if b, ok := c.next(); ok {
 			if err := c.write(ctx, b); err != nil {
 				c.ws.CloseNow()
 				c.stopWriting()
 				return
 			}
 			continue
-		default:
 		}
-		// Out of work. Deciding under wmu closes the race with kick: work
-		// queued after this check finds the writer idle and starts another.
+		// Out of work. Deciding under mu and wmu closes the race with
+		// kick: work queued after this check finds the writer idle and
+		// starts another.
+		c.mu.Lock()
 		c.wmu.Lock()
-		if len(c.send) == 0 && !c.pingDue.Load() && !c.closing.Load() {
+		if len(c.queue) == 0 && !c.pingDue.Load() && !c.closing.Load() {
 			if c.wstate == writerRunning {
 				c.wstate = writerIdle
 			}
 			c.wmu.Unlock()
+			c.mu.Unlock()
 			return
 		}
 		c.wmu.Unlock()
+		c.mu.Unlock()
 	}
 }
 
@@ -314,16 +347,13 @@ func (c *conn) stopWriting() {
 	c.wmu.Lock()
 	c.wstate = writerDone
 	c.wmu.Unlock()
+	c.wcloseOnce.Do(func() { close(c.wclosed) })
 }
 
 func (c *conn) drain(ctx context.Context) {
 	for {
-		select {
-		case b := <-c.send:
-			if c.write(ctx, b) != nil {
-				return
-			}
-		default:
+		b, ok := c.next()
+		if !ok || c.write(ctx, b) != nil {
 			return
 		}
 	}
@@ -386,12 +416,22 @@ func (c *conn) readLoop(ctx context.Context) {
 			c.onMessage(ctx, typ, msg)
 		}
 		putReadBuf(buf)
-		if err != nil {
-			if errors.Is(err, errTooBig) && !c.closing.Load() {
+		if errors.Is(err, errTooBig) {
+			// The rest of the oversized message is still on the socket, and
+			// is never parsed: the reader stops here, and the writer's close
+			// handshake (websocket.Conn.Close) skips the rest of that
+			// message's payload and discards whatever follows until the
+			// client's close frame. Reading on would take the payload's bytes
+			// for frame headers (a ping hidden in it was answered, and the
+			// client got 1002 "unexpected rsv bits" instead of too_big).
+			if !c.closing.Load() {
 				c.h.m.Reject("too_big")
 				c.fail(websocket.StatusMessageTooBig, proto.CodeTooBig, "message exceeds the hub's size limit")
-				continue // keep reading until the close handshake completes
 			}
+			<-c.wclosed
+			return
+		}
+		if err != nil {
 			return
 		}
 	}
@@ -402,6 +442,23 @@ func putReadBuf(buf *bytes.Buffer) {
 	if buf.Cap() <= 16<<10 {
 		readBufs.Put(buf)
 	}
+}
+
+// onControl counts a ping or pong from the client against the message
+// budget: without it a client could have the hub answer pings as fast as
+// it sends them (20,000 in 3 s on one connection). It reports whether a
+// ping may be answered: not over the limit, and not once the connection
+// is closing (the close handshake answers nothing).
+func (c *conn) onControl() bool {
+	if c.closing.Load() {
+		return false
+	}
+	if !c.lim.Allow() {
+		c.h.m.Reject("rate_limited")
+		c.fail(websocket.StatusPolicyViolation, proto.CodeRateLimited, "too many messages (pings count too); slow down")
+		return false
+	}
+	return true
 }
 
 // onMessage checks and handles one message; msg is valid only during the

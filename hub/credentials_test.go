@@ -125,7 +125,9 @@ func getICE(t *testing.T, th *testHub, addr string, hdr ...string) (*http.Respon
 func TestCreateLoopRefusedAfterBudget(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
-	th := startBudgetHub(t, hub.Config{}, clock)
+	// The room limits (burst 20) would refuse first: this test is about
+	// the credential budget.
+	th := startBudgetHub(t, hub.Config{RoomBurst: 100}, clock)
 
 	for i := range 30 {
 		_, f := createFrom(t, th, addrA)

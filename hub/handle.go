@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -17,6 +18,13 @@ func (c *conn) handle(ctx context.Context, f proto.Frame) {
 	case proto.TypeCreate, proto.TypeJoin, proto.TypeResume:
 		if c.room != "" {
 			c.badRequest("this connection is already in a room")
+			return
+		}
+		if v := f.Version; v != 0 && (v < proto.MinProtocolVersion || v > proto.ProtocolVersion) {
+			c.h.m.Reject("unsupported_version")
+			c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnsupportedVersion, Message: fmt.Sprintf(
+				"this hub speaks protocol version %d, your client version %d: use a client that matches the hub (or ask its operator to update it)",
+				proto.ProtocolVersion, v)})
 			return
 		}
 	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate, proto.TypeLeave:
@@ -70,6 +78,13 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnauthorized, Message: err.Error()})
 		return
 	}
+	// Rooms per address: the rate of creation here, the rooms left with
+	// nobody connected in the store.
+	if now := c.h.cfg.Now(); c.h.rooms != nil && !c.h.rooms.allow(c.ip, now) {
+		c.refuseCreate(metrics.RejectRoomRate, proto.CodeRateLimited, c.h.rooms.wait(c.ip, now),
+			"too many rooms opened from your address; try again in %d s")
+		return
+	}
 	// The budget is drawn before the room exists: a refused create leaves
 	// nothing behind, and rooms per address are limited with credentials.
 	if ok, wait := c.h.grant(c.ip); !ok {
@@ -93,6 +108,16 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 			break
 		}
 	}
+	if le, ok := errors.AsType[*LimitError](err); ok {
+		c.open()
+		if le.Reason == LimitIdleRooms {
+			c.refuseCreate(le.Reason, proto.CodeRateLimited, le.RetryAfter,
+				"too many rooms from your address are waiting with nobody connected; try again in %d s")
+		} else {
+			c.refuseCreate(le.Reason, proto.CodeHubFull, le.RetryAfter, "the hub is full; try again in %d s")
+		}
+		return
+	}
 	if err != nil {
 		c.open()
 		c.internal(err)
@@ -100,9 +125,18 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 	}
 	c.room, c.role = code, Host
 	c.open(proto.Frame{
-		Type: proto.TypeCreated, Room: code, Role: Host.String(), Token: token,
+		Type: proto.TypeCreated, Version: proto.ProtocolVersion, Room: code, Role: Host.String(), Token: token,
 		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	})
+}
+
+// refuseCreate answers a create refused by a budget with code, a
+// retry_after and msg (whose %d is the wait in seconds), counted under
+// reason. The connection stays open.
+func (c *conn) refuseCreate(reason, code string, wait time.Duration, msg string) {
+	c.h.m.Reject(reason)
+	secs := retrySeconds(wait)
+	c.reply(proto.Frame{Type: proto.TypeError, Code: code, RetryAfter: secs, Message: fmt.Sprintf(msg, secs)})
 }
 
 // throttled reports (and answers) a client that has used up its failed
@@ -123,6 +157,12 @@ func (c *conn) failed(reason, code, msg string) {
 }
 
 func (c *conn) join(ctx context.Context, f proto.Frame) {
+	if f.Room == "" {
+		// A missing field is a malformed request, not a guess: it draws
+		// nothing from the address's failed attempts.
+		c.badRequest("join needs a room code")
+		return
+	}
 	if c.throttled() {
 		return
 	}
@@ -150,7 +190,7 @@ func (c *conn) join(ctx context.Context, f proto.Frame) {
 	}
 	c.room, c.role = code, Guest
 	frames := []proto.Frame{{
-		Type: proto.TypeJoined, Room: code, Role: Guest.String(), Token: token,
+		Type: proto.TypeJoined, Version: proto.ProtocolVersion, Room: code, Role: Guest.String(), Token: token,
 		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(pending)...)...)
@@ -205,7 +245,7 @@ func (c *conn) resume(ctx context.Context, f proto.Frame) {
 	c.room, c.role = info.Room, info.Role
 	present := info.PeerPresent
 	frames := []proto.Frame{{
-		Type: proto.TypeResumed, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
+		Type: proto.TypeResumed, Version: proto.ProtocolVersion, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
 		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(info.Pending)...)...)
@@ -223,10 +263,29 @@ func (c *conn) post(ctx context.Context, f proto.Frame) {
 		c.badRequest(f.Type + " needs data")
 		return
 	}
-	err := c.h.store.Post(ctx, c.room, c.role, Event{Type: f.Type, Data: f.Data})
+	// The other member's queue is budgeted in bytes: charge what it will
+	// receive, the frame as encoded (escapes included), not what came in.
+	out, err := proto.EncodeFrame(proto.Frame{Type: f.Type, Data: f.Data})
+	if err != nil {
+		c.internal(err)
+		return
+	}
+	if !c.rlim.AllowN(time.Now(), len(out)) {
+		c.h.m.Reject("rate_limited")
+		c.fail(websocket.StatusPolicyViolation, proto.CodeRateLimited, "too many bytes relayed; slow down")
+		return
+	}
+	err = c.h.store.Post(ctx, c.room, c.role, Event{Type: f.Type, Data: f.Data})
 	if errors.Is(err, ErrNoSuchRoom) {
 		c.room = ""
 		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeNoSuchRoom, Message: "the room is gone"})
+		return
+	}
+	if le, ok := errors.AsType[*LimitError](err); ok {
+		c.h.m.Reject(le.Reason)
+		secs := retrySeconds(le.RetryAfter)
+		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeHubFull, RetryAfter: secs,
+			Message: fmt.Sprintf("the hub is full and could not keep your %s for the other side; send it again in %d s", f.Type, secs)})
 		return
 	}
 	if err != nil {

@@ -36,8 +36,34 @@ type Config struct {
 	// the hub.
 	Store Store
 	// RoomTTL is how long a room outlives its last attached member
-	// (default 30 min). It applies to the default store only.
+	// (default 30 min). It applies to the default store only, as do the
+	// room budgets below.
 	RoomTTL time.Duration
+	// UnpairedRoomTTL is how long a room that no guest ever joined
+	// outlives its host's connection (default 2 min, at least
+	// MinUnpairedRoomTTL; RoomTTL when that is shorter): long enough for a
+	// host to come back through its reconnect backoff
+	// (proto.ReconnectBackoffMax), short enough that a loop of
+	// create-offer-close does not pile up rooms for half an hour.
+	UnpairedRoomTTL time.Duration
+	// MaxIdleRoomsPerIP caps the rooms with nobody connected that one
+	// address (IPv4, or IPv6 /64) created and that are still alive
+	// (default 16; negative: unlimited). Past it that address's create is
+	// refused (rate_limited, reason idle_rooms) until one expires or is
+	// resumed.
+	MaxIdleRoomsPerIP int
+	// MaxRooms and MaxMailboxBytes are the node's budgets of rooms and of
+	// offer/answer bytes waiting in mailboxes (default 100,000 and
+	// 256 MiB; negative: unlimited). Past them create, or an offer or
+	// answer that would be stored, is refused with hub_full.
+	MaxRooms        int
+	MaxMailboxBytes int
+	// RoomRate and RoomBurst shape room creation per address (default one
+	// per 3 s, burst 20), whether or not the credential budget applies. A
+	// negative RoomBurst turns it off (a benchmark, or a hub behind a proxy
+	// that hides client addresses: then set MaxIdleRoomsPerIP negative too).
+	RoomRate  rate.Limit
+	RoomBurst int
 	// Origins lists the browser origins allowed to open a WebSocket, as
 	// host patterns ("chat.example.com", "*.example.com") or full origins
 	// ("https://chat.example.com"). Empty means same origin only. Clients
@@ -71,9 +97,21 @@ type Config struct {
 	// applies only when ICE is set: without it nothing is handed out.
 	CredentialRate  rate.Limit
 	CredentialBurst int
-	// SendQueue is how many frames may wait for a slow client before it is
-	// disconnected (default 32).
-	SendQueue int
+	// RelayBytesRate and RelayBytesBurst shape each connection's budget of
+	// bytes relayed to the other member (offers, answers, candidates,
+	// counted as the frames the other member receives): default 64 KiB/s,
+	// burst 512 KiB, far above what signaling needs (an offer with all its
+	// candidates is a few KiB). Past it the sender gets rate_limited and
+	// close 1008, like the message budget.
+	RelayBytesRate  rate.Limit
+	RelayBytesBurst int
+	// SendQueueBytes is how many bytes may wait for one client (default
+	// 1 MiB). It must hold a whole relay burst from the other member plus
+	// the hub's own frames for a message burst (RelayBytesBurst +
+	// MessageBurst × 1 KiB), so that a client that reads is never cut for
+	// a burst its peer was allowed to send; past it the client has not read
+	// for a long while and is disconnected (slow_consumer).
+	SendQueueBytes int
 	// PingInterval and PongTimeout drive the heartbeat (default 15 s each,
 	// so a dead connection is dropped within 30 s).
 	PingInterval time.Duration
@@ -96,6 +134,17 @@ type Config struct {
 	clientAddr func(*http.Request) netip.Addr
 }
 
+// MinUnpairedRoomTTL is the shortest Config.UnpairedRoomTTL: a host that
+// lost its connection (a hub restart, a network change) comes back within
+// its reconnect backoff, at most proto.ReconnectBackoffMax between tries,
+// and must find its room; 2 min leaves it many tries.
+const MinUnpairedRoomTTL = 2 * time.Minute
+
+// replyReserve is the room a client's send queue keeps, per message of its
+// burst, for the hub's own frames (replies, notices) beside what its peer
+// relays: a created frame with TURN credentials is well under it.
+const replyReserve = 1 << 10
+
 // Validate reports the first invalid field, as New would, without starting
 // anything: callers check every setting before any listener starts.
 func (c Config) Validate() error {
@@ -105,6 +154,24 @@ func (c Config) Validate() error {
 func (c *Config) setDefaults() error {
 	if c.RoomTTL == 0 {
 		c.RoomTTL = 30 * time.Minute
+	}
+	if c.UnpairedRoomTTL == 0 {
+		c.UnpairedRoomTTL = MinUnpairedRoomTTL
+	}
+	if c.MaxIdleRoomsPerIP == 0 {
+		c.MaxIdleRoomsPerIP = 16
+	}
+	if c.MaxRooms == 0 {
+		c.MaxRooms = 100_000
+	}
+	if c.MaxMailboxBytes == 0 {
+		c.MaxMailboxBytes = 256 << 20
+	}
+	if c.RoomRate == 0 {
+		c.RoomRate = rate.Every(3 * time.Second)
+	}
+	if c.RoomBurst == 0 {
+		c.RoomBurst = 20
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 10
@@ -130,8 +197,14 @@ func (c *Config) setDefaults() error {
 	if c.CredentialBurst == 0 {
 		c.CredentialBurst = 30
 	}
-	if c.SendQueue == 0 {
-		c.SendQueue = 32
+	if c.RelayBytesRate == 0 {
+		c.RelayBytesRate = 64 << 10
+	}
+	if c.RelayBytesBurst == 0 {
+		c.RelayBytesBurst = 512 << 10
+	}
+	if c.SendQueueBytes == 0 {
+		c.SendQueueBytes = 1 << 20
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 15 * time.Second
@@ -151,14 +224,21 @@ func (c *Config) setDefaults() error {
 	switch {
 	case c.RoomTTL < 0:
 		return fmt.Errorf("hub: room TTL %v must be positive", c.RoomTTL)
+	case c.UnpairedRoomTTL < MinUnpairedRoomTTL:
+		return fmt.Errorf("hub: unpaired room TTL %v is below %v", c.UnpairedRoomTTL, MinUnpairedRoomTTL)
+	case c.RoomRate < 0:
+		return errors.New("hub: room rate must be positive")
 	case c.MaxMessageBytes < 1024:
 		return fmt.Errorf("hub: max message size %d below 1024 bytes", c.MaxMessageBytes)
 	case c.MessageRate < 0 || c.MessageBurst < 1:
 		return errors.New("hub: message rate and burst must be positive")
 	case c.CredentialRate < 0:
 		return fmt.Errorf("hub: credential rate %v must be positive", c.CredentialRate)
-	case c.SendQueue < 4:
-		return fmt.Errorf("hub: send queue %d below 4", c.SendQueue)
+	case c.RelayBytesRate < 0 || c.RelayBytesBurst < c.MaxMessageBytes:
+		return fmt.Errorf("hub: relay byte burst %d must hold one message of %d bytes", c.RelayBytesBurst, c.MaxMessageBytes)
+	case c.SendQueueBytes < c.RelayBytesBurst+c.MessageBurst*replyReserve:
+		return fmt.Errorf("hub: send queue of %d bytes cannot hold a relay burst of %d bytes and %d replies",
+			c.SendQueueBytes, c.RelayBytesBurst, c.MessageBurst)
 	case c.PingInterval < 0 || c.PongTimeout < 0 || c.WriteTimeout < 0:
 		return errors.New("hub: timeouts must be positive")
 	}
@@ -186,6 +266,7 @@ type Hub struct {
 
 	conns    connCounter
 	failures *limiterTable
+	rooms    *limiterTable // room creation per address; nil when off
 	// perIP is the per-address budget that create, join, resume and
 	// GET /v1/ice draw on (Config.CredentialRate): one table, so no
 	// endpoint is a way around another's limit. Nil when off.
@@ -222,21 +303,31 @@ func New(cfg Config) (*Hub, error) {
 		live:     make(map[*conn]struct{}),
 		stop:     make(chan struct{}),
 	}
+	if cfg.RoomBurst > 0 {
+		h.rooms = newLimiterTable(cfg.RoomRate, cfg.RoomBurst, 100_000)
+	}
 	if cfg.ICE != nil && cfg.CredentialBurst > 0 {
 		h.perIP = newLimiterTable(cfg.CredentialRate, cfg.CredentialBurst, 100_000)
 	}
 	h.store = cfg.Store
 	if h.store == nil {
-		h.store = NewMemStore(cfg.RoomTTL, cfg.Now, StoreHooks{
-			Paired:     func(d time.Duration) { m.Pairing.Observe(d.Seconds()) },
-			RoomOpened: func() { m.Rooms.Inc(); m.RoomsTotal.Inc() },
+		lim := StoreLimits{
+			UnpairedTTL:       cfg.UnpairedRoomTTL,
+			MaxIdleRoomsPerIP: max(cfg.MaxIdleRoomsPerIP, 0),
+			MaxRooms:          max(cfg.MaxRooms, 0),
+			MaxMailboxBytes:   max(cfg.MaxMailboxBytes, 0),
+		}
+		h.store = NewMemStoreWithLimits(cfg.RoomTTL, cfg.Now, StoreHooks{
+			Paired:       func(d time.Duration) { m.Pairing.Observe(d.Seconds()) },
+			RoomOpened:   func() { m.Rooms.Inc(); m.RoomsTotal.Inc() },
+			MailboxBytes: func(n int) { m.MailboxBytes.Set(float64(n)) },
 			RoomClosed: func(expired bool) {
 				m.Rooms.Dec()
 				if expired {
 					m.RoomsExpired.Inc()
 				}
 			},
-		})
+		}, lim)
 		h.ownsStore = true
 	}
 	h.mux = http.NewServeMux()
@@ -273,6 +364,9 @@ func (h *Hub) sweepLimiters() {
 		case <-t.C:
 			now := h.cfg.Now()
 			h.failures.sweep(now)
+			if h.rooms != nil {
+				h.rooms.sweep(now)
+			}
 			if h.perIP != nil {
 				h.perIP.sweep(now)
 			}
@@ -353,7 +447,7 @@ func (h *Hub) serveICE(w http.ResponseWriter, r *http.Request) {
 		h.refuseICE(w, ip)
 		return
 	}
-	if err := h.authorized(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")); err != nil {
+	if err := h.authorized(bearerToken(r)); err != nil {
 		h.m.Reject("unauthorized")
 		writeJSON(w, http.StatusUnauthorized, httpError{proto.CodeUnauthorized, err.Error()})
 		return
@@ -425,8 +519,36 @@ func stunOnly(ice *proto.ICEConfig, retryAfter int) *proto.ICEConfig {
 	return out
 }
 
+// bearerToken is the token of an "Authorization: Bearer TOKEN" header (the
+// scheme is case-insensitive, RFC 9110 11.1), or "" when the header is
+// missing or names another scheme: a bare token is not a bearer token.
+func bearerToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimLeft(token, " ")
+}
+
+// requestScheme is the scheme the client used to reach the hub: https over
+// TLS, else what a reverse proxy that terminated TLS says in
+// X-Forwarded-Proto, else http. Trusting the header here is safe: it only
+// widens what counts as the hub's own origin from http to https for a
+// request whose Origin says https, and a browser page cannot set the
+// header on a WebSocket handshake (non-browsers may omit Origin anyway).
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); strings.EqualFold(strings.TrimSpace(p), "https") {
+		return "https"
+	}
+	return "http"
+}
+
 // originAllowed applies the allow-list. coder/websocket has its own check,
-// but doing it here lets the hub count and log rejections.
+// but doing it here lets the hub count and log rejections. The hub's own
+// origin (scheme and host as the client reached it) is always allowed.
 func (h *Hub) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -436,7 +558,7 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) && len(h.cfg.Origins) == 0 {
+	if strings.EqualFold(u.Scheme, requestScheme(r)) && strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
 	host, full := strings.ToLower(u.Host), strings.ToLower(u.Scheme+"://"+u.Host)
@@ -450,25 +572,25 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 			return true
 		}
 	}
-	return strings.EqualFold(u.Host, r.Host)
+	return false
 }
 
 func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
 		h.m.Reject("draining")
-		writeJSON(w, http.StatusServiceUnavailable, httpError{"going_away", "hub is shutting down; reconnect shortly"})
+		writeJSON(w, http.StatusServiceUnavailable, httpError{proto.CodeDraining, "hub is shutting down; reconnect shortly"})
 		return
 	}
 	if !h.originAllowed(r) {
 		h.m.Reject("origin")
 		h.log.Info("rejected WebSocket origin", "origin", r.Header.Get("Origin"))
-		writeJSON(w, http.StatusForbidden, httpError{"origin", "origin not allowed"})
+		writeJSON(w, http.StatusForbidden, httpError{proto.CodeOrigin, "origin not allowed"})
 		return
 	}
 	ip := h.clientIP(r)
 	if !h.conns.acquire(ip) {
 		h.m.Reject("ip_conn_limit")
-		writeJSON(w, http.StatusTooManyRequests, httpError{"too_many_connections", "too many connections from your address"})
+		writeJSON(w, http.StatusTooManyRequests, httpError{proto.CodeIPConnLimit, "too many connections from your address"})
 		return
 	}
 	served := false
@@ -478,16 +600,22 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	// Control frames draw on the connection's message budget like any
+	// other message (see conn.onControl). The callbacks run on the
+	// connection's reader, which starts only once c is set.
+	var c *conn
 	ws, err := websocket.Accept(withSmallBuffers(w), r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // origin checked above
 		CompressionMode:    websocket.CompressionDisabled,
+		OnPingReceived:     func(context.Context, []byte) bool { return c.onControl() },
+		OnPongReceived:     func(context.Context, []byte) { c.onControl() },
 	})
 	if err != nil {
 		h.log.Debug("WebSocket upgrade failed", "err", err)
 		return
 	}
 	// Returning from this handler cancels r.Context(), hence WithoutCancel.
-	c := newConn(context.WithoutCancel(r.Context()), h, ws, ip, hostname(r))
+	c = newConn(context.WithoutCancel(r.Context()), h, ws, ip, hostname(r))
 	if !h.track(c) {
 		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
 		return
@@ -525,6 +653,13 @@ func (h *Hub) untrack(c *conn) {
 	delete(h.live, c)
 	h.mu.Unlock()
 	h.wg.Done()
+}
+
+// StartDrain makes the hub look unready to a load balancer: /readyz
+// answers 503 and new WebSockets are refused (503, draining), while the
+// connected members carry on until Shutdown. Calling it again does nothing.
+func (h *Hub) StartDrain() {
+	h.draining.Store(true)
 }
 
 // Shutdown stops accepting WebSockets, asks every client to reconnect

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +138,7 @@ func TestUnknownAndMalformedCodesLookTheSame(t *testing.T) {
 	t.Parallel()
 	th := startHub(t, hub.Config{})
 	c := dial(t, th.url, nil)
-	for _, code := range []string{"222-222-222-222-222-222", "not a code", "", "OOO-III-LLL-000-111-UUU"} {
+	for _, code := range []string{"222-222-222-222-222-222", "not a code", "OOO-III-LLL-000-111-UUU"} {
 		c.send(proto.Frame{Type: proto.TypeJoin, Room: code})
 		f := c.expectError(proto.CodeNoSuchRoom)
 		if f.Message != "no such room" {
@@ -210,6 +212,10 @@ func TestResume(t *testing.T) {
 	// candidates are dropped.
 	guest.send(proto.Frame{Type: proto.TypeCandidate, Data: "lost"})
 	guest.send(proto.Frame{Type: proto.TypeAnswer, Data: "answer-while-away"})
+	// The hub handles a connection's frames in order: once it has answered
+	// this one, it has handled those two (before the host resumes).
+	guest.send(proto.Frame{Type: "sync"})
+	guest.expectError(proto.CodeUnknownType)
 
 	host2 := dial(t, th.url, nil)
 	host2.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
@@ -360,7 +366,8 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	ns := &notifyStore{detached: make(chan struct{}, 4)}
 	ns.Store = hub.NewMemStore(time.Hour, nil, hub.StoreHooks{})
 	t.Cleanup(func() { ns.Store.Close() })
-	th := startHub(t, hub.Config{Store: ns, SendQueue: 4, MessageRate: 1e6, MessageBurst: 1e6, WriteTimeout: time.Minute})
+	th := startHub(t, hub.Config{Store: ns, SendQueueBytes: 256 << 10, RelayBytesBurst: 128 << 10, RelayBytesRate: 1e12,
+		MessageRate: 1e6, MessageBurst: 100, WriteTimeout: time.Minute})
 
 	slow := dialNoRead(t, th.url)
 	ctx := context.Background()
@@ -557,7 +564,8 @@ func TestConfigValidation(t *testing.T) {
 	for _, cfg := range []hub.Config{
 		{MaxMessageBytes: 10},
 		{RoomTTL: -time.Second},
-		{SendQueue: 1},
+		{SendQueueBytes: 1 << 20, RelayBytesBurst: 1 << 20},
+		{RelayBytesBurst: 1024},
 		{TokenSecrets: [][]byte{[]byte("short")}},
 		{Origins: []string{"[bad"}},
 	} {
@@ -565,5 +573,270 @@ func TestConfigValidation(t *testing.T) {
 			h.Close()
 			t.Errorf("config %+v accepted", cfg)
 		}
+	}
+}
+
+// Every message over the limit, whatever its size, gets too_big and close
+// 1009, and nothing after the hub stopped reading it is parsed: here the
+// payload hides a ping frame exactly where the hub stops reading.
+func TestOversizedMessageIsNeverParsed(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	const limit = 64 << 10
+	for _, size := range []int{limit + 1, 65_600, 100_000, 1 << 20} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			t.Parallel()
+			c := rawDial(t, th)
+			payload := []byte(`{"type":"candidate","data":"` + strings.Repeat("a", size) + `"}`)[:size]
+			// The hub reads limit+1 bytes of a message to tell that it is
+			// too big; a ping frame starts right after them.
+			copy(payload[limit+1:], frame(opPing, []byte("hidden")))
+			written := make(chan error, 1)
+			go func() { written <- c.write(frame(opText, payload)) }()
+			frames, code := c.untilClose()
+			<-written
+			var got []string
+			for _, f := range frames {
+				if f.opcode == opPong {
+					t.Errorf("the hub answered a ping hidden in the payload: %q", f.payload)
+				}
+				got = append(got, string(f.payload))
+			}
+			if len(frames) != 1 || frames[0].opcode != opText || !strings.Contains(string(frames[0].payload), `"code":"too_big"`) {
+				t.Errorf("frames before close: %q, want one too_big error", got)
+			}
+			if code != 1009 {
+				t.Errorf("close code %d, want 1009", code)
+			}
+		})
+	}
+}
+
+// Pings and pongs draw on the message budget: a ping flood is answered no
+// faster than messages are, then closed like any other flood.
+func TestControlFramesCountAgainstRateLimit(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{MessageRate: 0.001, MessageBurst: 5})
+	c := rawDial(t, th)
+	var flood []byte
+	for i := range 200 {
+		op := byte(opPing)
+		if i%2 == 1 {
+			op = opPong // unsolicited pongs count as well
+		}
+		flood = append(flood, frame(op, []byte("x"))...)
+	}
+	written := make(chan error, 1)
+	go func() { written <- c.write(flood) }()
+	frames, code := c.untilClose()
+	<-written
+	pongs := 0
+	var errs []string
+	for _, f := range frames {
+		switch f.opcode {
+		case opPong:
+			pongs++
+		case opText:
+			errs = append(errs, string(f.payload))
+		}
+	}
+	if pongs > 5 {
+		t.Errorf("%d pings answered, want at most the burst of 5", pongs)
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0], `"code":"rate_limited"`) {
+		t.Errorf("error frames %q, want one rate_limited", errs)
+	}
+	if code != 1008 {
+		t.Errorf("close code %d, want 1008", code)
+	}
+	if got := th.rejections("rate_limited"); got != 1 {
+		t.Errorf("rate_limited rejections = %v, want 1", got)
+	}
+}
+
+// What docs/PROTOCOL.md says about refusals is what the hub does.
+func TestRefusalsAsDocumented(t *testing.T) {
+	t.Parallel()
+	httpCode := func(t *testing.T, url string, hdr http.Header) (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+		if err == nil {
+			ws.CloseNow()
+			return http.StatusSwitchingProtocols, ""
+		}
+		if resp == nil {
+			t.Fatal(err)
+		}
+		var body struct{ Code string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Code
+	}
+
+	t.Run("ip_conn_limit", func(t *testing.T) {
+		t.Parallel()
+		th := startHub(t, hub.Config{MaxConnsPerIP: 1})
+		dial(t, th.url, nil)
+		if st, code := httpCode(t, th.url, nil); st != http.StatusTooManyRequests || code != proto.CodeIPConnLimit {
+			t.Errorf("second connection: %d %q, want 429 %q", st, code, proto.CodeIPConnLimit)
+		}
+	})
+	t.Run("draining", func(t *testing.T) {
+		t.Parallel()
+		th := startHub(t, hub.Config{})
+		th.StartDrain()
+		if st, code := httpCode(t, th.url, nil); st != http.StatusServiceUnavailable || code != proto.CodeDraining {
+			t.Errorf("connection while draining: %d %q, want 503 %q", st, code, proto.CodeDraining)
+		}
+	})
+	t.Run("join without room", func(t *testing.T) {
+		t.Parallel()
+		th := startHub(t, hub.Config{FailureBurst: 1, FailureRate: 0.0001})
+		c := dial(t, th.url, nil)
+		for range 3 { // a malformed request is not a guess: no throttle
+			c.send(proto.Frame{Type: proto.TypeJoin})
+			c.expectError(proto.CodeBadRequest)
+		}
+	})
+	t.Run("bearer", func(t *testing.T) {
+		t.Parallel()
+		secret := []byte("0123456789abcdef0123456789abcdef")
+		th := startHub(t, hub.Config{TokenSecrets: [][]byte{secret}})
+		tok, err := hub.MintAccessToken(secret, "alice", 5*time.Minute, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for auth, want := range map[string]int{
+			"Bearer " + tok: http.StatusOK, "bearer " + tok: http.StatusOK, "BEARER  " + tok: http.StatusOK,
+			tok: http.StatusUnauthorized, "Basic " + tok: http.StatusUnauthorized, "Bearer": http.StatusUnauthorized,
+		} {
+			req, _ := http.NewRequest("GET", th.srv.URL+"/v1/ice", nil)
+			req.Header.Set("Authorization", auth)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("Authorization %.12q…: %d, want %d", auth, resp.StatusCode, want)
+			}
+		}
+	})
+	t.Run("same origin includes the scheme", func(t *testing.T) {
+		t.Parallel()
+		th := startHub(t, hub.Config{})
+		host := strings.TrimPrefix(th.srv.URL, "http://")
+		if st, code := httpCode(t, th.url, http.Header{"Origin": {"https://" + host}}); st != http.StatusForbidden || code != proto.CodeOrigin {
+			t.Errorf("https origin on a plain-http hub: %d %q, want 403 %q", st, code, proto.CodeOrigin)
+		}
+		if st, _ := httpCode(t, th.url, http.Header{"Origin": {"http://" + host}}); st != http.StatusSwitchingProtocols {
+			t.Errorf("same origin refused: %d", st)
+		}
+		// Behind a proxy that terminated TLS, the page is https.
+		hdr := http.Header{"Origin": {"https://" + host}, "X-Forwarded-Proto": {"https"}}
+		if st, _ := httpCode(t, th.url, hdr); st != http.StatusSwitchingProtocols {
+			t.Errorf("https origin behind a TLS proxy refused: %d", st)
+		}
+		hdr = http.Header{"Origin": {"http://" + host}, "X-Forwarded-Proto": {"https"}}
+		if st, _ := httpCode(t, th.url, hdr); st != http.StatusForbidden {
+			t.Errorf("http origin on an https hub accepted: %d", st)
+		}
+	})
+}
+
+// A burst at the limit, in messages and in bytes, reaches a peer that
+// reads: the receiver's queue holds whatever the sender may send at once.
+// (With a queue of 32 frames, 9 of 10 readers were cut at a 60-frame burst.)
+func TestBurstAtTheLimitReachesAReadingPeer(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	const (
+		burst      = 60 - 1    // messages: the default MessageBurst, less the host's create
+		burstBytes = 512 << 10 // the default RelayBytesBurst
+	)
+	envelope := len(`{"type":"candidate","data":""}`)
+	data := strings.Repeat("c", burstBytes/burst-envelope)
+	msg := []byte(`{"type":"candidate","data":"` + data + `"}`)
+	const pairs = 10
+	done := make(chan error, pairs)
+	for range pairs {
+		host, guest, _, _ := pair(t, th)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for range burst {
+				if err := host.ws.Write(ctx, websocket.MessageText, msg); err != nil {
+					done <- err
+					return
+				}
+			}
+			for i := range burst {
+				f, err := guest.hc.Await(ctx, proto.TypeCandidate)
+				if err != nil {
+					done <- fmt.Errorf("candidate %d of %d: %w", i+1, burst, err)
+					return
+				}
+				if f.Data != data {
+					done <- fmt.Errorf("candidate %d altered", i+1)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range pairs {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, reason := range []string{"slow_consumer", "rate_limited"} {
+		if got := th.rejections(reason); got != 0 {
+			t.Errorf("%s rejections = %v, want 0", reason, got)
+		}
+	}
+}
+
+// One byte past the relay burst is refused to the sender, who is told.
+func TestRelayByteBudget(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{RelayBytesBurst: 64 << 10, RelayBytesRate: 0.001, MessageBurst: 60})
+	host, guest, _, _ := pair(t, th)
+	envelope := len(`{"type":"candidate","data":""}`)
+	host.send(proto.Frame{Type: proto.TypeCandidate, Data: strings.Repeat("c", 32<<10-envelope)})
+	host.send(proto.Frame{Type: proto.TypeCandidate, Data: strings.Repeat("c", 32<<10-envelope)})
+	guest.expect(proto.TypeCandidate)
+	guest.expect(proto.TypeCandidate)
+	host.send(proto.Frame{Type: proto.TypeCandidate, Data: "c"})
+	host.expectError(proto.CodeRateLimited)
+	if code := host.closed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("close code %v, want 1008", code)
+	}
+}
+
+// Clients announce their protocol version; one the hub does not serve gets
+// a clear error frame (and may try again), and the hub names its own.
+func TestProtocolVersion(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	c := dial(t, th.url, nil)
+	for _, v := range []int{proto.ProtocolVersion + 1, -1} {
+		c.send(proto.Frame{Type: proto.TypeCreate, Version: v})
+		f := c.expectError(proto.CodeUnsupportedVersion)
+		if !strings.Contains(f.Message, "version "+strconv.Itoa(proto.ProtocolVersion)) {
+			t.Errorf("message %q does not name the hub's version", f.Message)
+		}
+	}
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
+	created := c.expect(proto.TypeCreated)
+	if created.Version != proto.ProtocolVersion {
+		t.Errorf("created announces version %d", created.Version)
+	}
+	// A client that announces nothing speaks version 1.
+	g := dial(t, th.url, nil)
+	g.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	g.expect(proto.TypeJoined)
+	if got := th.rejections("unsupported_version"); got != 2 {
+		t.Errorf("unsupported_version rejections = %v, want 2", got)
 	}
 }

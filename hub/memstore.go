@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -11,13 +12,16 @@ import (
 // MemStore is the single-node Store: rooms live in this process's memory.
 type MemStore struct {
 	ttl   time.Duration
+	lim   StoreLimits
 	now   func() time.Time
 	hooks StoreHooks
 
-	mu     sync.Mutex
-	rooms  map[string]*memRoom
-	tokens map[string]memRef
-	closed bool
+	mu      sync.Mutex
+	rooms   map[string]*memRoom
+	tokens  map[string]memRef
+	idle    map[netip.Addr]int // rooms with nobody connected, by creator's address
+	mailbox int                // bytes of data in mailboxes
+	closed  bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -37,7 +41,9 @@ type memRoom struct {
 	mailbox   [3]*Event
 	joinedAt  time.Time
 	paired    bool
-	idleSince time.Time // when the last member detached; zero while attached
+	idleSince time.Time  // when the last member detached; zero while attached
+	owner     netip.Addr // the creator's address (Peer.Addr)
+	idle      bool       // counted in MemStore.idle
 }
 
 type memMember struct {
@@ -49,11 +55,21 @@ type memMember struct {
 // been attached to them for ttl. now may be nil (time.Now). It runs one
 // janitor goroutine, stopped by Close.
 func NewMemStore(ttl time.Duration, now func() time.Time, hooks StoreHooks) *MemStore {
+	return NewMemStoreWithLimits(ttl, now, hooks, StoreLimits{})
+}
+
+// NewMemStoreWithLimits is NewMemStore with budgets (see StoreLimits).
+func NewMemStoreWithLimits(ttl time.Duration, now func() time.Time, hooks StoreHooks, lim StoreLimits) *MemStore {
 	if now == nil {
 		now = time.Now
 	}
+	if lim.UnpairedTTL <= 0 || lim.UnpairedTTL > ttl {
+		lim.UnpairedTTL = ttl
+	}
 	s := &MemStore{
 		ttl:    ttl,
+		lim:    lim,
+		idle:   make(map[netip.Addr]int),
 		now:    now,
 		hooks:  hooks,
 		rooms:  make(map[string]*memRoom),
@@ -69,7 +85,7 @@ func (s *MemStore) janitor() {
 	defer close(s.done)
 	// Sweeping a few times per TTL bounds how long an expired room lingers
 	// without costing anything noticeable.
-	every := s.ttl / 4
+	every := s.lim.UnpairedTTL / 4
 	if every < time.Second {
 		every = time.Second
 	}
@@ -88,19 +104,63 @@ func (s *MemStore) janitor() {
 	}
 }
 
-// Sweep removes the rooms that have been idle for the TTL. The janitor calls
-// it periodically; it is exported for tests that drive the clock.
+// Sweep removes the rooms that have been idle for the TTL (the shorter
+// UnpairedTTL for a room no guest ever joined). The janitor calls it
+// periodically; it is exported for tests that drive the clock.
 func (s *MemStore) Sweep() {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for code, r := range s.rooms {
-		if !r.idleSince.IsZero() && now.Sub(r.idleSince) >= s.ttl {
+		if !r.idleSince.IsZero() && now.Sub(r.idleSince) >= s.ttlOf(r) {
 			s.removeLocked(code, r)
 			if s.hooks.RoomClosed != nil {
 				s.hooks.RoomClosed(true)
 			}
 		}
+	}
+}
+
+func (s *MemStore) ttlOf(r *memRoom) time.Duration {
+	if r.joinedAt.IsZero() {
+		return s.lim.UnpairedTTL
+	}
+	return s.ttl
+}
+
+// addMailbox changes the bytes counted in mailboxes by n.
+func (s *MemStore) addMailbox(n int) {
+	if n == 0 {
+		return
+	}
+	s.mailbox += n
+	if s.hooks.MailboxBytes != nil {
+		s.hooks.MailboxBytes(s.mailbox)
+	}
+}
+
+// MailboxBytes reports the bytes of data waiting in mailboxes.
+func (s *MemStore) MailboxBytes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mailbox
+}
+
+// setIdle records whether anybody is connected to r, for the per-address
+// count of idle rooms.
+func (s *MemStore) setIdle(r *memRoom, idle bool) {
+	if r.idle == idle {
+		return
+	}
+	r.idle = idle
+	if idle {
+		s.idle[r.owner]++
+		return
+	}
+	if s.idle[r.owner] <= 1 {
+		delete(s.idle, r.owner)
+	} else {
+		s.idle[r.owner]--
 	}
 }
 
@@ -113,6 +173,13 @@ func (s *MemStore) Len() int {
 
 func (s *MemStore) removeLocked(code string, r *memRoom) {
 	delete(s.rooms, code)
+	s.setIdle(r, false)
+	for i, ev := range r.mailbox {
+		if ev != nil {
+			s.addMailbox(-len(ev.Data))
+			r.mailbox[i] = nil
+		}
+	}
 	for _, m := range r.members {
 		if m.tokenKey != "" {
 			delete(s.tokens, m.tokenKey)
@@ -130,7 +197,16 @@ func (s *MemStore) Create(_ context.Context, code, tokenKey string, host Peer) e
 	if _, ok := s.rooms[code]; ok {
 		return ErrCodeTaken
 	}
-	r := &memRoom{code: code}
+	owner := host.Addr()
+	if max := s.lim.MaxIdleRoomsPerIP; max > 0 && s.idle[owner] >= max {
+		// One of them expires within UnpairedTTL at the latest, unless
+		// somebody comes back to it.
+		return &LimitError{Reason: LimitIdleRooms, RetryAfter: s.lim.UnpairedTTL}
+	}
+	if max := s.lim.MaxRooms; max > 0 && len(s.rooms) >= max {
+		return &LimitError{Reason: LimitRooms, RetryAfter: time.Minute}
+	}
+	r := &memRoom{code: code, owner: owner}
 	r.members[Host] = memMember{tokenKey: tokenKey, peer: host}
 	s.rooms[code] = r
 	s.tokens[tokenKey] = memRef{code: code, role: Host}
@@ -155,20 +231,22 @@ func (s *MemStore) Join(_ context.Context, code, tokenKey string, guest Peer) ([
 	s.tokens[tokenKey] = memRef{code: code, role: Guest}
 	r.joinedAt = s.now()
 	r.idleSince = time.Time{}
+	s.setIdle(r, false)
 	if h := r.members[Host].peer; h != nil {
 		h.Deliver(Event{Type: proto.TypePeerJoined})
 	}
-	return r.takeLocked(Guest), nil
+	return s.takeLocked(r, Guest), nil
 }
 
 // takeLocked empties role's mailbox: the hub keeps an offer or answer only
 // until it is delivered.
-func (r *memRoom) takeLocked(role Role) []Event {
+func (s *MemStore) takeLocked(r *memRoom, role Role) []Event {
 	ev := r.mailbox[role]
 	if ev == nil {
 		return nil
 	}
 	r.mailbox[role] = nil
+	s.addMailbox(-len(ev.Data))
 	return []Event{*ev}
 }
 
@@ -187,7 +265,8 @@ func (s *MemStore) Resume(_ context.Context, tokenKey string, p Peer) (ResumeInf
 	}
 	m.peer = p
 	r.idleSince = time.Time{}
-	pending := r.takeLocked(ref.role)
+	s.setIdle(r, false)
+	pending := s.takeLocked(r, ref.role)
 	if ref.role == Host && len(pending) > 0 && pending[0].Type == proto.TypeAnswer {
 		s.pairedLocked(r)
 	}
@@ -226,6 +305,14 @@ func (s *MemStore) Post(_ context.Context, code string, from Role, ev Event) err
 	// The recipient is absent (or its connection is failing): keep an offer
 	// or answer for when it comes back; candidates are never stored.
 	if ev.Type == proto.TypeOffer || ev.Type == proto.TypeAnswer {
+		grow := len(ev.Data)
+		if old := r.mailbox[to]; old != nil {
+			grow -= len(old.Data)
+		}
+		if max := s.lim.MaxMailboxBytes; max > 0 && grow > 0 && s.mailbox+grow > max {
+			return &LimitError{Reason: LimitMailboxBytes, RetryAfter: time.Minute}
+		}
+		s.addMailbox(grow)
 		e := ev
 		r.mailbox[to] = &e
 	}
@@ -250,6 +337,7 @@ func (s *MemStore) Detach(_ context.Context, code string, role Role, p Peer) err
 		other.Deliver(Event{Type: proto.TypePeerLeft, Reason: "disconnected"})
 	} else {
 		r.idleSince = s.now()
+		s.setIdle(r, true)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -48,6 +50,10 @@ type Peer interface {
 	// Replaced tells a connection that its member has resumed on another
 	// connection; it must close.
 	Replaced()
+	// Addr is the key of the connection's address for per-address limits
+	// (an IPv4 address or an IPv6 /64): a room counts against its
+	// creator's.
+	Addr() netip.Addr
 }
 
 // Store keeps rooms and routes events between their two members. The hub
@@ -58,7 +64,9 @@ type Peer interface {
 // Tokens reach a Store only as keys made by tokenKey.
 type Store interface {
 	// Create opens room code with host attached. ErrCodeTaken means the
-	// caller should draw another code.
+	// caller should draw another code; a *LimitError, that a budget is
+	// spent (rooms in all, or rooms of host's address with nobody
+	// connected).
 	Create(ctx context.Context, code, tokenKey string, host Peer) error
 	// Join attaches a guest to room code and returns the stored offer, if
 	// any, which is deleted from the room as it is returned.
@@ -69,7 +77,9 @@ type Store interface {
 	Resume(ctx context.Context, tokenKey string, p Peer) (ResumeInfo, error)
 	// Post routes ev from a member to the other one. Offers and answers for
 	// an absent member wait in the room's mailbox (a newer one replaces an
-	// older one); candidates for an absent member are dropped.
+	// older one); candidates for an absent member are dropped. A
+	// *LimitError says the mailboxes' byte budget is spent: nothing was
+	// stored.
 	Post(ctx context.Context, code string, from Role, ev Event) error
 	// Detach marks member role of room code absent if p is still the
 	// connection attached for it; the room lives on for resumption.
@@ -106,6 +116,48 @@ type StoreHooks struct {
 	// idle-TTL expiry from a member leaving.
 	RoomOpened func()
 	RoomClosed func(expired bool)
+	// MailboxBytes reports the bytes waiting in mailboxes after a change.
+	MailboxBytes func(n int)
+}
+
+// The reasons of a LimitError, which are also its tryst_hub_rejections_total
+// labels.
+const (
+	// LimitIdleRooms: the creator's address has too many rooms with nobody
+	// connected (StoreLimits.MaxIdleRoomsPerIP).
+	LimitIdleRooms = "idle_rooms"
+	// LimitRooms: the store holds StoreLimits.MaxRooms rooms.
+	LimitRooms = "rooms_total"
+	// LimitMailboxBytes: the mailboxes hold StoreLimits.MaxMailboxBytes.
+	LimitMailboxBytes = "mailbox_bytes"
+)
+
+// LimitError is a Store's refusal because a budget is spent. RetryAfter is
+// when trying again may succeed.
+type LimitError struct {
+	Reason     string // LimitIdleRooms, LimitRooms or LimitMailboxBytes
+	RetryAfter time.Duration
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("room store: %s budget spent; retry in %v", e.Reason, e.RetryAfter)
+}
+
+// StoreLimits bound what rooms may hold. A zero field is unlimited, except
+// UnpairedTTL, which then defaults to the room TTL.
+type StoreLimits struct {
+	// UnpairedTTL is how long a room that no guest ever joined outlives
+	// its host's connection, when shorter than the room TTL: such a room
+	// holds at most an offer nobody read, and is what a loop of
+	// create-offer-close leaves behind.
+	UnpairedTTL time.Duration
+	// MaxIdleRoomsPerIP caps the rooms with nobody connected per
+	// creator's address (Peer.Addr).
+	MaxIdleRoomsPerIP int
+	// MaxRooms caps the rooms in the store.
+	MaxRooms int
+	// MaxMailboxBytes caps the bytes of data waiting in mailboxes.
+	MaxMailboxBytes int
 }
 
 // ErrStoreClosed is returned by a Store after Close.

@@ -12,8 +12,9 @@ import (
 // (HubRejectReasons hands out a copy) so that no caller can change a set
 // after NewHub has created its series.
 var (
-	hubMessageTypes   = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
-	hubRejectReasons  = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", RejectCredentials, "draining"}
+	hubMessageTypes  = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
+	hubRejectReasons = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", RejectCredentials, "draining",
+		RejectRoomRate, "idle_rooms", "rooms_total", "mailbox_bytes", "unsupported_version"}
 	pairingBucketsSec = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 )
 
@@ -26,6 +27,12 @@ func HubRejectReasons() []string { return slices.Clone(hubRejectReasons) }
 // replaced "ice_rate_limited" when the budget came to cover all four.
 const RejectCredentials = "credentials"
 
+// RejectRoomRate counts creates refused by the per-address rate of room
+// creation. idle_rooms (an address's rooms with nobody connected),
+// rooms_total and mailbox_bytes (the node's budgets) are the reasons of
+// the room store's refusals (hub.LimitError).
+const RejectRoomRate = "room_rate"
+
 // Hub holds the rendezvous hub's series.
 type Hub struct {
 	Connections      prometheus.Gauge
@@ -33,6 +40,7 @@ type Hub struct {
 	Rooms            prometheus.Gauge
 	RoomsTotal       prometheus.Counter
 	RoomsExpired     prometheus.Counter
+	MailboxBytes     prometheus.Gauge
 	Messages         *prometheus.CounterVec
 	Rejections       *prometheus.CounterVec
 	Pairing          prometheus.Histogram
@@ -61,6 +69,10 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 			Name: "tryst_hub_rooms_expired_total",
 			Help: "Rooms removed because nobody was attached for the idle TTL.",
 		}),
+		MailboxBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tryst_hub_mailbox_bytes",
+			Help: "Bytes of offers and answers waiting in room mailboxes for an absent member.",
+		}),
 		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tryst_hub_messages_total",
 			Help: "Signaling messages received from clients, by message type.",
@@ -87,6 +99,7 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 	m.Rooms = register(reg, m.Rooms, &err)
 	m.RoomsTotal = register(reg, m.RoomsTotal, &err)
 	m.RoomsExpired = register(reg, m.RoomsExpired, &err)
+	m.MailboxBytes = register(reg, m.MailboxBytes, &err)
 	m.Messages = register(reg, m.Messages, &err)
 	m.Rejections = register(reg, m.Rejections, &err)
 	m.Pairing = register(reg, m.Pairing, &err)

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +39,14 @@ tryst_hub_rejections_total{reason="credentials"} 1
 		if got := testutil.ToFloat64(m.Rejections.WithLabelValues(r)); got != 0 {
 			t.Errorf("reason %q = %v, want 0", r, got)
 		}
+	}
+	for _, r := range []string{metrics.RejectRoomRate, "idle_rooms", "rooms_total", "mailbox_bytes"} {
+		if !slices.Contains(metrics.HubRejectReasons(), r) {
+			t.Errorf("no rejection reason %q", r)
+		}
+	}
+	if n := testutil.CollectAndCount(m.MailboxBytes, "tryst_hub_mailbox_bytes"); n != 1 {
+		t.Errorf("tryst_hub_mailbox_bytes: %d series", n)
 	}
 	// The set is handed out as a copy: changing it changes nothing here.
 	rs := metrics.HubRejectReasons()

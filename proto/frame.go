@@ -5,8 +5,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
+
+// ProtocolVersion is the version of the hub protocol this package
+// implements (docs/PROTOCOL.md, "Versions"). Clients announce theirs in
+// create, join and resume; the hub serves MinProtocolVersion up to
+// ProtocolVersion and answers any other with CodeUnsupportedVersion.
+const (
+	ProtocolVersion    = 1
+	MinProtocolVersion = 1
+)
+
+// ReconnectBackoffMax is the longest a client waits between two attempts to
+// reach the hub again (its backoff doubles from 500 ms up to this). The hub
+// keeps a room whose host lost its connection well beyond it (see
+// hub.MinUnpairedRoomTTL).
+const ReconnectBackoffMax = 10 * time.Second
 
 // Message types sent by clients.
 const (
@@ -44,6 +60,21 @@ const (
 	CodeUnauthorized = "unauthorized"
 	CodeBinary       = "binary_frame"
 	CodeInternal     = "internal"
+	// CodeUnsupportedVersion: the client announced a protocol version the
+	// hub does not serve; the message says which it does.
+	CodeUnsupportedVersion = "unsupported_version"
+	// CodeHubFull: the hub's node-wide budget of rooms or of waiting
+	// offers and answers is spent; retry_after says when to try again.
+	CodeHubFull = "hub_full"
+)
+
+// Error codes in the JSON body {"code","message"} of an HTTP refusal of
+// GET /v1/ws, before the WebSocket upgrade (GET /v1/ice answers with
+// CodeRateLimited and CodeUnauthorized).
+const (
+	CodeOrigin      = "origin"        // 403: a browser Origin not allowed
+	CodeIPConnLimit = "ip_conn_limit" // 429: too many connections from the address
+	CodeDraining    = "draining"      // 503: the hub is shutting down; reconnect shortly
 )
 
 // Frame is one JSON message on /v1/ws, in either direction. Fields that do
@@ -55,6 +86,10 @@ type Frame struct {
 	Room string `json:"room,omitempty"`
 	// Token is the resume token (resume; created, joined, resumed).
 	Token string `json:"token,omitempty"`
+	// Version is the protocol version a client speaks (create, join,
+	// resume; absent means 1) and the hub's own (created, joined,
+	// resumed).
+	Version int `json:"version,omitempty"`
 	// Auth is the access token required by create when the operator enabled
 	// access control.
 	Auth string `json:"auth,omitempty"`

@@ -68,8 +68,11 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.DurationVar(&c.RoomTTL, "room-ttl", c.RoomTTL, "how long a room outlives its last connected member")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "simultaneous hub connections per IP (-1 = unlimited)")
 	fs.IntVar(&c.CredentialsPerIP, "credentials-per-ip", c.CredentialsPerIP, "TURN credentials the hub hands out per IP in a burst (create, join, resume, /v1/ice; -1 = unlimited)")
+	fs.IntVar(&c.RoomsPerIP, "rooms-per-ip", c.RoomsPerIP, "rooms an IP may create in a burst, then one every 3 s (-1 = unlimited)")
+	fs.IntVar(&c.IdleRoomsPerIP, "idle-rooms-per-ip", c.IdleRoomsPerIP, "rooms with nobody connected an IP may have created and keep (-1 = unlimited)")
 	fs.DurationVar(&c.CredentialRefill, "credential-refill", c.CredentialRefill, "one more credential per IP every this long")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "time allowed for a graceful shutdown")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGINT/SIGTERM, how long /readyz answers 503 and new connections are refused before members are asked to reconnect (0 = none)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "time allowed for a graceful shutdown, after --drain-delay")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
 	return fs

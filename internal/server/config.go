@@ -70,8 +70,15 @@ type Config struct {
 	RoomTTL          time.Duration // --room-ttl
 	MaxConnsPerIP    int           // --max-conns-per-ip
 	CredentialsPerIP int           // --credentials-per-ip: positive, or -1 for unlimited
+	RoomsPerIP       int           // --rooms-per-ip: burst of room creation per address (one more every 3 s), or -1 for unlimited
+	IdleRoomsPerIP   int           // --idle-rooms-per-ip: rooms with nobody connected per creating address, or -1 for unlimited
 	CredentialRefill time.Duration // --credential-refill
-	DrainTimeout     time.Duration // --drain-timeout: Run's graceful shutdown budget
+	// DrainDelay (--drain-delay) is how long Run, told to stop, keeps
+	// serving while /readyz answers 503 and new WebSockets are refused
+	// (503 draining), so that a load balancer sees the node go unready
+	// before its members are asked to reconnect; 0 skips it.
+	DrainDelay   time.Duration
+	DrainTimeout time.Duration // --drain-timeout: Run's graceful shutdown budget, after DrainDelay
 
 	// Version is reported in tryst_build_info and the start-up log.
 	Version string
@@ -100,7 +107,10 @@ func DefaultConfig() Config {
 		RoomTTL:              30 * time.Minute,
 		MaxConnsPerIP:        32,
 		CredentialsPerIP:     30,
+		RoomsPerIP:           20,
+		IdleRoomsPerIP:       16,
 		CredentialRefill:     2 * time.Second,
+		DrainDelay:           5 * time.Second,
 		DrainTimeout:         10 * time.Second,
 		Version:              "dev",
 	}
@@ -214,6 +224,8 @@ func (c Config) checkDurations() error {
 		return bad("--room-ttl", "%v is too short", c.RoomTTL)
 	case c.CredentialRefill <= 0:
 		return bad("--credential-refill", "%v must be positive", c.CredentialRefill)
+	case c.DrainDelay < 0:
+		return bad("--drain-delay", "%v is negative (0 = none)", c.DrainDelay)
 	case c.DrainTimeout <= 0:
 		return bad("--drain-timeout", "%v must be positive", c.DrainTimeout)
 	}
@@ -224,6 +236,10 @@ func (c Config) checkLimits() error {
 	switch {
 	case c.CredentialsPerIP == 0 || c.CredentialsPerIP < -1:
 		return bad("--credentials-per-ip", "%d: use a positive budget, or -1 for unlimited", c.CredentialsPerIP)
+	case c.RoomsPerIP == 0 || c.RoomsPerIP < -1:
+		return bad("--rooms-per-ip", "%d: use a positive burst, or -1 for unlimited", c.RoomsPerIP)
+	case c.IdleRoomsPerIP == 0 || c.IdleRoomsPerIP < -1:
+		return bad("--idle-rooms-per-ip", "%d: use a positive cap, or -1 for unlimited", c.IdleRoomsPerIP)
 	case c.TURNAllocationsPerIP == 0 || c.TURNAllocationsPerIP < -1:
 		return bad("--turn-allocations-per-ip", "%d: use a positive cap, or -1 for unlimited", c.TURNAllocationsPerIP)
 	case c.TURNSockets < 0 || c.TURNSockets > 256:
@@ -291,6 +307,9 @@ func (c Config) hubConfig(tokenSecrets [][]byte, log *slog.Logger) hub.Config {
 		// CredentialBurst -1 turns the budget off.
 		CredentialBurst: c.CredentialsPerIP,
 		CredentialRate:  rate.Every(c.CredentialRefill),
-		Logger:          log.With("component", "hub"),
+		// -1 turns these off.
+		RoomBurst:         c.RoomsPerIP,
+		MaxIdleRoomsPerIP: c.IdleRoomsPerIP,
+		Logger:            log.With("component", "hub"),
 	}
 }

@@ -69,6 +69,9 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	// delay starts DrainDelay's wait (a timer); tests replace it.
+	delay func(time.Duration) (<-chan time.Time, func() bool)
 }
 
 // New checks cfg, then opens every listener. A setting that cannot work is
@@ -83,7 +86,7 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, generated: p.generated, certs: p.certs,
-		errc: make(chan error, 2), stopping: make(chan struct{})}
+		errc: make(chan error, 2), stopping: make(chan struct{}), delay: newDelay}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -183,7 +186,11 @@ func (s *Server) registerMetrics(p *prepared) (*prometheus.Registry, error) {
 func (s *Server) Addrs() Addrs { return s.addrs }
 
 // Run serves the hub and the metrics endpoint until ctx ends or a listener
-// fails, then shuts down within Config.DrainTimeout. Once serving, it writes
+// fails, then shuts down. When ctx ends it first announces the drain for
+// Config.DrainDelay (/readyz answers 503, new WebSockets get 503 draining,
+// everything else is served as before: the listener stays open), then
+// asks the members to reconnect (1001) and waits up to Config.DrainTimeout
+// for them to go. Once serving, it writes
 // Config.ReadyFile, then logs "tryst serving". It returns nil after a clean
 // drain, and at once (an error) if called twice or after Shutdown.
 func (s *Server) Run(ctx context.Context) error {
@@ -218,6 +225,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		s.announceDrain()
 		s.log.Info("shutting down", "drain_timeout", s.cfg.DrainTimeout)
 	case err = <-s.errc:
 		// Serve returns nil only once shut down, which only Shutdown does.
@@ -234,6 +242,30 @@ func (s *Server) Run(ctx context.Context) error {
 		err = serr
 	}
 	return err
+}
+
+// announceDrain makes the node unready and waits DrainDelay, or less when
+// Shutdown or Close is called meanwhile or a listener fails.
+func (s *Server) announceDrain() {
+	s.hub.StartDrain()
+	if s.cfg.DrainDelay <= 0 {
+		return
+	}
+	s.log.Info("draining: /readyz answers 503 and new connections are refused", "drain_delay", s.cfg.DrainDelay)
+	c, stop := s.delay(s.cfg.DrainDelay)
+	defer stop()
+	select {
+	case <-c:
+	case <-s.stopping:
+	case err := <-s.errc:
+		// Nothing to wait for: the load balancer cannot reach this node.
+		s.log.Error("listener failed while draining", "err", err)
+	}
+}
+
+func newDelay(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
 }
 
 func serveHTTP(srv *http.Server, ln net.Listener) error {

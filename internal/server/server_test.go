@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 	"golang.org/x/time/rate"
 
@@ -31,6 +32,7 @@ func testConfig() Config {
 	c.Listen, c.MetricsListen, c.TURNListen, c.TURNTLSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	c.TURNSecret = "server-test-secret-0123"
 	c.TURNSockets = 1
+	c.DrainDelay = 0 // TestDrain sets its own
 	return c
 }
 
@@ -327,5 +329,110 @@ func TestSecretReload(t *testing.T) {
 	s.Reload()
 	if !signedBy("new-secret-0123456789") {
 		t.Error("a bad secrets file replaced the secrets")
+	}
+}
+
+// TestDrain: told to stop, the server first looks unready for DrainDelay
+// while it still accepts connections (/readyz 503, WebSockets 503
+// draining, keep-alive connections and members served), then asks the
+// members to reconnect (1001), and Run returns once they are gone.
+func TestDrain(t *testing.T) {
+	cfg := testConfig()
+	cfg.DrainDelay = time.Hour
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan time.Time)
+	s.delay = func(d time.Duration) (<-chan time.Time, func() bool) {
+		if d != time.Hour {
+			t.Errorf("drain delay %v, want 1h", d)
+		}
+		close(started)
+		return release, func() bool { return true }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	hub := s.Addrs().Hub
+	wsURL := "ws" + strings.TrimPrefix(hub, "http") + "/v1/ws"
+
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	member, _, err := websocket.Dial(wctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.CloseNow()
+	roundTrip := func(frame string) string {
+		t.Helper()
+		if err := member.Write(wctx, websocket.MessageText, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+		_, b, err := member.Read(wctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := roundTrip(`{"type":"create"}`); !strings.Contains(got, `"created"`) {
+		t.Fatalf("create: %s", got)
+	}
+	keepAlive := &http.Transport{MaxIdleConnsPerHost: 1}
+	defer keepAlive.CloseIdleConnections()
+	status := func(tr *http.Transport, path string) (int, string) {
+		t.Helper()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(hub + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := status(keepAlive, "/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz before the drain: %d", code)
+	}
+
+	cancel()
+	select {
+	case <-started:
+	case err := <-ran:
+		t.Fatalf("Run returned without a drain delay: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the drain delay did not start")
+	}
+	// The kept-alive connection and a new one are both served.
+	for _, tr := range []*http.Transport{keepAlive, {}} {
+		if code, body := status(tr, "/readyz"); code != http.StatusServiceUnavailable || body != "draining\n" {
+			t.Errorf("readyz while draining: %d %q, want 503 draining", code, body)
+		}
+		if code, _ := status(tr, "/healthz"); code != http.StatusOK {
+			t.Errorf("healthz while draining: %d", code)
+		}
+	}
+	_, resp, err := websocket.Dial(wctx, wsURL, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("WebSocket while draining: %v, want 503", err)
+	} else if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), `"code":"draining"`) {
+		t.Errorf("WebSocket refusal %s, want code draining", b)
+	}
+	// The member is still served.
+	if got := roundTrip(`{"type":"sync"}`); !strings.Contains(got, "unknown_type") {
+		t.Errorf("member while draining got %s", got)
+	}
+
+	close(release)
+	if _, _, err := member.Read(wctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("member after the delay: %v, want 1001", err)
+	}
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after the drain")
 	}
 }

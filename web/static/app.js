@@ -140,6 +140,8 @@ async function forget() {
 
 function hubURL() { return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`; }
 
+const PROTOCOL_VERSION = 1;
+
 function hubSend(frame) {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
 }
@@ -150,7 +152,8 @@ function connectHub(first) {
     const ws = new WebSocket(hubURL());
     state.ws = ws;
     let answered = false;
-    ws.onopen = () => ws.send(JSON.stringify(first));
+    // Every first frame announces the protocol version (docs/PROTOCOL.md, Versions).
+    ws.onopen = () => ws.send(JSON.stringify({ ...first, version: PROTOCOL_VERSION }));
     ws.onmessage = (ev) => {
       let f;
       try { f = JSON.parse(ev.data); } catch { return; }
@@ -195,6 +198,10 @@ function onHubLost() {
 function hubFailure(err) {
   if (err && err.code === "no_such_room") {
     end("This room no longer exists (it expired or was closed).");
+    return;
+  }
+  if (err && err.code === "unsupported_version") {
+    end("Hub: " + err.message);
     return;
   }
   if (err && err.code === "room_full") {

@@ -22,8 +22,9 @@ import (
 )
 
 // TestServeProcess runs the real binary: it answers /healthz, /metrics and
-// the hub protocol, keeps the secret out of argv and logs, and shuts down
-// gracefully on SIGTERM.
+// the hub protocol, keeps the secret out of argv and logs, and drains on
+// SIGTERM as documented: unready and refusing new WebSockets for
+// --drain-delay while members stay, then 1001 to members, then exit 0.
 func TestServeProcess(t *testing.T) {
 	bin := trystBinary(t)
 	out, err := exec.Command(bin, "version").Output()
@@ -34,7 +35,7 @@ func TestServeProcess(t *testing.T) {
 	const secret = "a-secret-that-must-not-leak"
 	readyFile := filepath.Join(t.TempDir(), "ready.json")
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--turn-listen", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "5s", "--ready-file", readyFile)
+		"--turn-listen", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "5s", "--drain-delay", "3s", "--ready-file", readyFile)
 	cmd.Env = append(os.Environ(), "TRYST_TURN_SECRET="+secret)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -131,8 +132,26 @@ func TestServeProcess(t *testing.T) {
 		}
 	}
 
-	// SIGTERM: the client is told to reconnect, the process exits 0.
+	// SIGTERM: first unready (a load balancer's health check sees it
+	// within the delay) while the member stays connected...
 	cmd.Process.Signal(syscall.SIGTERM)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for readyz(ready.Hub) != http.StatusServiceUnavailable {
+		select {
+		case <-ctx.Done():
+			t.Fatal("/readyz never answered 503 after SIGTERM")
+		case <-tick.C:
+		}
+	}
+	// ...a new WebSocket is refused with 503 draining...
+	if c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ready.Hub, "http")+"/v1/ws", nil); err == nil {
+		c.CloseNow()
+		t.Error("a new WebSocket was accepted while draining")
+	} else if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a new WebSocket while draining: %v, want HTTP 503", err)
+	}
+	// ...then the member is told to reconnect, and the process exits 0.
 	_, _, err = ws.Read(ctx)
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Errorf("client saw %v on shutdown, want 1001", err)
@@ -149,4 +168,14 @@ func TestServeProcess(t *testing.T) {
 	if !strings.Contains(logs.String(), "shutting down") {
 		t.Errorf("no shutdown log:\n%s", logs.String())
 	}
+}
+
+// readyz is the status of GET /readyz, or 0 if the request failed.
+func readyz(base string) int {
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -184,8 +184,10 @@ func relayOptions() *serveOptions {
 	o.PublicIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	o.AllowLoopbackPeers = true
 	o.TURNUserQuota = 1000
-	o.TURNAllocationsPerIP, o.CredentialsPerIP = -1, -1
-	o.DrainTimeout = 2 * time.Second
+	// Every peer is on 127.0.0.1: the per-address limits would refuse a
+	// long run, and nothing balances load onto the relay (no drain delay).
+	o.TURNAllocationsPerIP, o.CredentialsPerIP, o.RoomsPerIP, o.IdleRoomsPerIP = -1, -1, -1, -1
+	o.DrainDelay, o.DrainTimeout = 0, 2*time.Second
 	o.logFormat = "json"
 	o.ReadyFile = transfer.RelayReadyFile
 	return o

@@ -384,7 +384,7 @@ func TestREADMETwoCommands(t *testing.T) {
 func startServe(t *testing.T, environ map[string]string, args ...string) *server.Server {
 	t.Helper()
 	all := append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--turn-listen", "127.0.0.1:0", "--turn-tls-listen", "127.0.0.1:0", "--log-level", "error"}, args...)
+		"--turn-listen", "127.0.0.1:0", "--turn-tls-listen", "127.0.0.1:0", "--log-level", "error", "--drain-delay", "0"}, args...)
 	s, err := newServe(all, env(environ), io.Discard)
 	if err != nil {
 		t.Fatal(err)

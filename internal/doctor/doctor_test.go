@@ -44,6 +44,7 @@ func startServer(t *testing.T, mod func(*server.Config)) *server.Server {
 	cfg.Listen, cfg.MetricsListen, cfg.TURNListen, cfg.TURNTLSListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.TURNSecret = "doctor-test-secret"
 	cfg.TURNSockets = 1
+	cfg.DrainDelay = 0 // no load balancer to tell: stop at once
 	if mod != nil {
 		mod(&cfg)
 	}

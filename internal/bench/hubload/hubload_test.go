@@ -31,7 +31,7 @@ func startBenchTarget(t *testing.T) (hubURL, metricsURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := hub.New(hub.Config{Metrics: hm, MaxConnsPerIP: -1})
+	h, err := hub.New(hub.Config{Metrics: hm, MaxConnsPerIP: -1, RoomBurst: -1, MaxIdleRoomsPerIP: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,14 +26,14 @@ import (
 // runBenchHub implements "tryst bench hub" (package hubload).
 func runBenchHub(ctx context.Context, args []string, std stdio) error {
 	cfg := hubload.DefaultConfig()
-	var sources, phases string
+	var sources, phases, abuseSource, honestSource string
 	var asJSON bool
 	fs := flag.NewFlagSet("tryst bench hub", flag.ContinueOnError)
 	fs.SetOutput(std.err)
 	fs.StringVar(&cfg.Hub, "hub", "", "hub base `URL` (ws://, wss://, http:// or https://; /v1/ws is added)")
-	fs.StringVar(&cfg.Metrics, "metrics", "", "hub metrics `URL` (e.g. http://127.0.0.1:9464/metrics); needed by the mem phase")
+	fs.StringVar(&cfg.Metrics, "metrics", "", "hub metrics `URL` (e.g. http://127.0.0.1:9464/metrics); needed by the mem and abuse phases")
 	fs.StringVar(&sources, "sources", "", "source addresses to dial from, round robin: a range 127.0.0.2-127.0.0.41 or a comma list; empty lets the system choose (one address gives ~28k ports)")
-	fs.StringVar(&phases, "phases", strings.Join(cfg.Phases, ","), "phases to run, comma-separated: mem, pair, relay")
+	fs.StringVar(&phases, "phases", strings.Join(cfg.Phases, ","), "phases to run, comma-separated: "+strings.Join(hubload.Phases, ", ")+" (abuse is meant for a hub with its default limits)")
 	fs.IntVar(&cfg.Pairings, "pairings", cfg.Pairings, "pair phase: pairings to complete (stops earlier at --pair-duration)")
 	fs.DurationVar(&cfg.PairDuration, "pair-duration", cfg.PairDuration, "pair phase: longest run")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "pair phase: concurrent pairing workers")
@@ -45,6 +45,11 @@ func runBenchHub(ctx context.Context, args []string, std stdio) error {
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "mem phase: connections to hold, in rooms of two")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "mem phase: wait after opening before reading the hub's memory")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rooms set up in parallel (mem and relay phases)")
+	fs.DurationVar(&cfg.AbuseDuration, "abuse-duration", cfg.AbuseDuration, "abuse phase: how long the loop runs")
+	fs.IntVar(&cfg.AbuseOfferBytes, "abuse-offer", cfg.AbuseOfferBytes, "abuse phase: `BYTES` of offer data per room")
+	fs.StringVar(&abuseSource, "abuse-source", "", "abuse phase: the one `ADDRESS` the loop dials from; empty lets the system choose")
+	fs.StringVar(&honestSource, "honest-source", cfg.HonestSource.String(), "abuse phase: `ADDRESS` the honest client pairs from (the system's choice when it cannot be bound or is empty)")
+	fs.DurationVar(&cfg.HonestInterval, "honest-interval", cfg.HonestInterval, "abuse phase: time between the honest client's pairings")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for one hub reply")
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "hub `PID` (same host) whose CPU time from /proc/PID/stat is reported for the pair and relay phases")
@@ -57,6 +62,18 @@ func runBenchHub(ctx context.Context, args []string, std stdio) error {
 	var err error
 	if cfg.Sources, err = hubload.ParseSources(sources); err != nil {
 		return badSetting("bench hub: --sources: %v", err)
+	}
+	for _, a := range []struct {
+		flag, value string
+		addr        *netip.Addr
+	}{{"--abuse-source", abuseSource, &cfg.AbuseSource}, {"--honest-source", honestSource, &cfg.HonestSource}} {
+		*a.addr = netip.Addr{}
+		if a.value == "" {
+			continue
+		}
+		if *a.addr, err = netip.ParseAddr(a.value); err != nil {
+			return badSetting("bench hub: %s: %v", a.flag, err)
+		}
 	}
 	cfg.Phases = splitList(phases)
 	if err := cfg.Validate(); err != nil {

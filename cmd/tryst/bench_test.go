@@ -31,6 +31,9 @@ func TestBenchFlags(t *testing.T) {
 		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "pair", "--sources", "127.0.0.9-127.0.0.2"}, true},
 		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "relay", "--relay-size", "3"}, true},
 		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "pair", "extra"}, true},
+		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "abuse"}, true}, // without --metrics
+		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "abuse", "--metrics", "http://127.0.0.1:2/metrics", "--honest-source", "x"}, true},
+		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "abuse", "--metrics", "http://127.0.0.1:2/metrics", "--abuse-offer", "70000"}, true},
 		{runBenchHub, []string{"--bogus"}, false},
 		// bench turn's bad settings are exit status 1, as they always were.
 		{runBenchTURN, []string{}, false},

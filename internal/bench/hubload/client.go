@@ -172,8 +172,9 @@ func (b *client) awaitConn(ctx context.Context, c *hubconn.Conn, typ string) (pr
 }
 
 // pairOnce runs one full rendezvous on two new connections: create, offer,
-// join, answer; it returns when the answer reaches the host.
-func (b *client) pairOnce(ctx context.Context, offer, answer string) error {
+// join, answer; it returns when the answer reaches the host, or with
+// waitLeave once the host's leave has closed the room (the guest is told).
+func (b *client) pairOnce(ctx context.Context, offer, answer string, waitLeave bool) error {
 	host, err := b.dialConn(ctx)
 	if err != nil {
 		return err
@@ -207,9 +208,14 @@ func (b *client) pairOnce(ctx context.Context, offer, answer string) error {
 		return err
 	}
 	// Done: the host leaves so that the room does not wait out its TTL.
-	// Best effort; the connections are reset right after.
-	_ = host.Send(ctx, proto.Frame{Type: proto.TypeLeave})
-	return nil
+	// Best effort unless waitLeave: the connections are reset right after,
+	// and a reset can reach the hub before it has read the leave.
+	err = host.Send(ctx, proto.Frame{Type: proto.TypeLeave})
+	if !waitLeave || err != nil {
+		return err
+	}
+	_, err = b.awaitConn(ctx, guest, proto.TypeRoomClosed)
+	return err
 }
 
 // serverCPU is the CPU time of the hub's process so far; zero without a

@@ -22,8 +22,12 @@ import (
 
 // Phases are the phases in the order they run. The memory phase goes first
 // so that its baseline is taken on a hub that has not yet grown its heap
-// for the others.
-var Phases = []string{"mem", "pair", "relay"}
+// for the others; the abuse phase goes last, as it leaves rooms behind.
+var Phases = []string{"mem", "pair", "relay", "abuse"}
+
+// DefaultPhases are the phases run unless told otherwise: not abuse, which
+// is meant for a hub with its default limits (the others need them off).
+var DefaultPhases = []string{"mem", "pair", "relay"}
 
 // Config is one run. Start from DefaultConfig. Validate's messages name the
 // flags of `tryst bench hub` that set each field.
@@ -62,6 +66,18 @@ type Config struct {
 	// Concurrency is how many rooms are set up at once (mem and relay).
 	Concurrency int
 
+	// The abuse phase: for AbuseDuration, one connection at a time from
+	// AbuseSource, as fast as it goes: open a WebSocket, create, an offer
+	// of AbuseOfferBytes, close without leave. Meanwhile an honest client
+	// at HonestSource pairs every HonestInterval. A zero source is the
+	// system's choice; HonestSource falls back to it when it cannot be
+	// bound.
+	AbuseDuration   time.Duration
+	AbuseOfferBytes int
+	AbuseSource     netip.Addr
+	HonestSource    netip.Addr
+	HonestInterval  time.Duration
+
 	// Timeout is the longest wait for one hub reply.
 	Timeout time.Duration
 	// ServerPID, when not zero, is the hub's process on this host, whose
@@ -72,19 +88,23 @@ type Config struct {
 // DefaultConfig returns the settings `tryst bench hub` starts from.
 func DefaultConfig() Config {
 	return Config{
-		Phases:        slices.Clone(Phases),
-		Pairings:      30000,
-		PairDuration:  10 * time.Second,
-		Workers:       64,
-		Rooms:         1000,
-		RelayRate:     2,
-		RelayDuration: 10 * time.Second,
-		RelayWarmup:   2 * time.Second,
-		RelaySize:     200,
-		Conns:         20000,
-		Settle:        3 * time.Second,
-		Concurrency:   128,
-		Timeout:       10 * time.Second,
+		Phases:          slices.Clone(DefaultPhases),
+		Pairings:        30000,
+		PairDuration:    10 * time.Second,
+		Workers:         64,
+		Rooms:           1000,
+		RelayRate:       2,
+		RelayDuration:   10 * time.Second,
+		RelayWarmup:     2 * time.Second,
+		RelaySize:       200,
+		Conns:           20000,
+		Settle:          3 * time.Second,
+		Concurrency:     128,
+		Timeout:         10 * time.Second,
+		AbuseDuration:   20 * time.Second,
+		AbuseOfferBytes: 60_000,
+		HonestSource:    netip.AddrFrom4([4]byte{127, 0, 0, 2}),
+		HonestInterval:  2 * time.Second,
 	}
 }
 
@@ -104,16 +124,22 @@ func (c Config) check() (Config, error) {
 		return bad("--hub: %v", err)
 	}
 	if len(c.Phases) == 0 {
-		return bad("--phases: no phase given (use mem, pair, relay)")
+		return bad("--phases: no phase given (use %s)", strings.Join(Phases, ", "))
 	}
 	for _, p := range c.Phases {
 		if !slices.Contains(Phases, p) {
-			return bad("--phases: unknown phase %q (use mem, pair, relay)", p)
+			return bad("--phases: unknown phase %q (use %s)", p, strings.Join(Phases, ", "))
 		}
 	}
 	switch {
 	case c.runs("mem") && c.Metrics == "":
 		return bad("the mem phase needs --metrics (or leave it out of --phases)")
+	case c.runs("abuse") && c.Metrics == "":
+		return bad("the abuse phase needs --metrics (or leave it out of --phases)")
+	case c.AbuseDuration <= 0 || c.HonestInterval <= 0:
+		return bad("need --abuse-duration>0, --honest-interval>0")
+	case c.AbuseOfferBytes < 1 || c.AbuseOfferBytes > maxAbuseOffer:
+		return bad("--abuse-offer must be 1..%d (the offer frame must fit the hub's 64 KiB message limit)", maxAbuseOffer)
 	case c.Pairings < 1 || c.Workers < 1 || c.PairDuration <= 0:
 		return bad("need --pairings>=1, --workers>=1, --pair-duration>0")
 	case c.Rooms < 1 || c.RelayRate <= 0 || c.RelayRate > 1000 || c.RelayDuration <= 0 || c.RelayWarmup < 0:
@@ -130,6 +156,9 @@ func (c Config) check() (Config, error) {
 	}
 	return c, nil
 }
+
+// maxAbuseOffer leaves room in a 64 KiB message for the offer frame's JSON.
+const maxAbuseOffer = 65_000
 
 func (c Config) runs(phase string) bool { return slices.Contains(c.Phases, phase) }
 
@@ -191,6 +220,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			res.Pair, err = b.pairings(ctx)
 		case "relay":
 			res.Relay, err = b.relay(ctx)
+		case "abuse":
+			res.Abuse, err = b.abuse(ctx)
 		}
 		if err != nil {
 			return Result{}, fmt.Errorf("bench hub: %s: %w", p, err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -20,8 +21,15 @@ import (
 	"github.com/tryst-chat/tryst/proto"
 )
 
-// startBenchTarget runs a hub and its metrics endpoint on loopback.
+// startBenchTarget runs a hub and its metrics endpoint on loopback, without
+// the per-address limits (every bench client is on loopback).
 func startBenchTarget(t *testing.T) (hubURL, metricsURL string) {
+	t.Helper()
+	return startHub(t, hub.Config{MaxConnsPerIP: -1, RoomBurst: -1, MaxIdleRoomsPerIP: -1})
+}
+
+// startHub runs a hub from cfg and its metrics endpoint on loopback.
+func startHub(t *testing.T, cfg hub.Config) (hubURL, metricsURL string) {
 	t.Helper()
 	reg, err := metrics.NewRegistry("test")
 	if err != nil {
@@ -31,7 +39,8 @@ func startBenchTarget(t *testing.T) (hubURL, metricsURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := hub.New(hub.Config{Metrics: hm, MaxConnsPerIP: -1, RoomBurst: -1, MaxIdleRoomsPerIP: -1})
+	cfg.Metrics = hm
+	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +107,69 @@ func TestBenchHub(t *testing.T) {
 	}
 	if len(r.Targets) != 3 {
 		t.Errorf("targets: %+v", r.Targets)
+	}
+}
+
+// The abuse phase against a hub with its default limits: the loop's
+// creates are refused past the hub's per-address caps, and the honest
+// client at 127.0.0.2 still pairs every time.
+func TestBenchHubAbuse(t *testing.T) {
+	// Registered first, so it runs after the servers' cleanup.
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+	if ln, err := net.Listen("tcp", "127.0.0.2:0"); err != nil {
+		t.Skipf("127.0.0.2 is not a local address here, so no second client address: %v", err)
+	} else {
+		ln.Close()
+	}
+	hubURL, metricsURL := startHub(t, hub.Config{})
+	cfg := hubload.DefaultConfig()
+	cfg.Hub, cfg.Metrics = hubURL, metricsURL
+	cfg.Phases = []string{"abuse"}
+	cfg.AbuseDuration, cfg.HonestInterval = 500*time.Millisecond, 100*time.Millisecond
+	cfg.AbuseSource = netip.MustParseAddr("127.0.0.1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := hubload.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var out bytes.Buffer
+	if err := res.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + out.String())
+	a := res.Abuse
+	if a == nil {
+		t.Fatal("no abuse result")
+	}
+	// The idle-room cap is 16; a create may race the previous connection's
+	// detach, so one more room may slip in.
+	const maxRooms = 17
+	if a.Created < 1 || a.Created > maxRooms || a.OffersStored != a.Created {
+		t.Errorf("%d rooms created, %d offers stored; want 1..%d, all stored", a.Created, a.OffersStored, maxRooms)
+	}
+	if a.Refused[proto.CodeRateLimited] == 0 || len(a.Refused) != 1 {
+		t.Errorf("creates refused %v, want rate_limited only", a.Refused)
+	}
+	if a.Errors != 0 || len(a.DialRefused) != 0 {
+		t.Errorf("%d other failures (first: %s), connections refused %v", a.Errors, a.FirstErr, a.DialRefused)
+	}
+	// The honest client leaves its rooms.
+	if rooms := a.After["tryst_hub_rooms"]; rooms > maxRooms {
+		t.Errorf("%v rooms kept", rooms)
+	}
+	if b := a.After["tryst_hub_mailbox_bytes"]; b > maxRooms*60_000 {
+		t.Errorf("%v mailbox bytes kept", b)
+	}
+	if a.Before["process_resident_memory_bytes"] <= 0 || a.After["process_resident_memory_bytes"] <= 0 {
+		t.Errorf("resident memory before %v, after %v", a.Before, a.After)
+	}
+	if h := a.Honest; h.Completed < 1 || h.Failed != 0 || a.HonestSource != "127.0.0.2" {
+		t.Errorf("honest pairings from %s: %+v", a.HonestSource, h)
+	}
+	if !strings.Contains(out.String(), "abuse: rooms created") || !strings.Contains(out.String(), "honest pairings") {
+		t.Errorf("table lacks the abuse phase:\n%s", out.String())
 	}
 }
 
@@ -182,6 +254,9 @@ func TestConfigValidate(t *testing.T) {
 		"small relay size":   func(c *hubload.Config) { c.Phases, c.RelaySize = []string{"relay"}, 3 },
 		"no workers":         func(c *hubload.Config) { c.Workers = 0 },
 		"metrics not http":   func(c *hubload.Config) { c.Metrics = "ftp://x" },
+		"abuse sans metrics": func(c *hubload.Config) { c.Phases, c.Metrics = []string{"abuse"}, "" },
+		"abuse offer > 64k":  func(c *hubload.Config) { c.Phases, c.AbuseOfferBytes = []string{"abuse"}, 65_536 },
+		"no honest interval": func(c *hubload.Config) { c.Phases, c.HonestInterval = []string{"abuse"}, 0 },
 	} {
 		c := good
 		change(&c)

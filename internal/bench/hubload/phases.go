@@ -52,7 +52,7 @@ func (b *client) pairings(ctx context.Context) (*PairResult, error) {
 			}()
 			for claimed.Add(1) <= int64(cfg.Pairings) && runCtx.Err() == nil {
 				t0 := time.Now()
-				err := b.pairOnce(runCtx, offer, answer)
+				err := b.pairOnce(runCtx, offer, answer, false)
 				if err == nil {
 					mine = append(mine, time.Since(t0))
 					continue
@@ -349,7 +349,8 @@ func (b *client) memory(ctx context.Context) (*MemResult, error) {
 	return res, nil
 }
 
-// scrape reads the unlabelled samples of the hub's Prometheus text exposition.
+// scrape reads the samples of the hub's Prometheus text exposition, keyed by
+// name, or by name and labels as written (name{label="value"}).
 func (b *client) scrape(ctx context.Context) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
@@ -376,13 +377,18 @@ func parseMetrics(r io.Reader) (map[string]float64, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
+		if line == "" || line[0] == '#' {
 			continue
 		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
+		// A label value may hold spaces: the name ends at the last '}'.
+		split := strings.IndexByte(line, ' ')
+		if i := strings.LastIndexByte(line, '}'); strings.IndexByte(line, '{') >= 0 && i >= 0 {
+			split = i + 1
+		}
+		if split <= 0 || split >= len(line) {
 			continue
 		}
+		name, val := line[:split], line[split:]
 		val, _, _ = strings.Cut(strings.TrimSpace(val), " ") // drop a timestamp
 		if v, err := strconv.ParseFloat(val, 64); err == nil {
 			out[name] = v

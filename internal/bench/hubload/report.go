@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -15,6 +19,7 @@ type Result struct {
 	Pair    *PairResult  `json:"pairings,omitempty"`
 	Relay   *RelayResult `json:"relay,omitempty"`
 	Mem     *MemResult   `json:"memory,omitempty"`
+	Abuse   *AbuseResult `json:"abuse,omitempty"`
 	Targets []Target     `json:"targets"`
 }
 
@@ -67,6 +72,52 @@ type MemResult struct {
 	KiBPerConn  float64 `json:"kib_per_connection"`
 	// Settle is how long the connections were held before RSSAfter.
 	Settle time.Duration `json:"-"`
+}
+
+// AbuseResult is the abuse phase.
+type AbuseResult struct {
+	Source         string  `json:"source"`
+	OfferBytes     int     `json:"offer_bytes"`
+	Seconds        float64 `json:"seconds"`
+	Attempts       int     `json:"attempts"`
+	AttemptsPerSec float64 `json:"attempts_per_second"`
+	// Created counts the creates answered created; Refused the others, by
+	// error code.
+	Created int            `json:"created"`
+	Refused map[string]int `json:"refused"`
+	// DialRefused counts the upgrades the hub refused, by the code of its
+	// answer (ip_conn_limit) or http_STATUS.
+	DialRefused map[string]int `json:"dial_refused,omitempty"`
+	// OffersStored counts the offers the hub handled without an error;
+	// OffersRefused the others, by error code.
+	OffersStored  int            `json:"offers_stored"`
+	OffersRefused map[string]int `json:"offers_refused,omitempty"`
+	// Errors are turns that ended otherwise (a lost connection, a timeout).
+	Errors   int    `json:"errors"`
+	FirstErr string `json:"first_error,omitempty"`
+	// Before and After are the hub's tryst_hub_rooms,
+	// tryst_hub_mailbox_bytes and process_resident_memory_bytes, as far as
+	// it exports them.
+	Before map[string]float64 `json:"metrics_before"`
+	After  map[string]float64 `json:"metrics_after"`
+	// HubRejections is the increase of the hub's
+	// tryst_hub_rejections_total over the phase, by reason.
+	HubRejections map[string]int `json:"hub_rejections"`
+	// The honest client's pairings during the loop.
+	HonestSource   string        `json:"honest_source"`
+	HonestNote     string        `json:"honest_note,omitempty"`
+	HonestInterval time.Duration `json:"-"`
+	Honest         HonestResult  `json:"honest"`
+}
+
+// HonestResult is what the honest client of the abuse phase saw.
+type HonestResult struct {
+	Completed int            `json:"completed"`
+	Failed    int            `json:"failed"`
+	FailedBy  map[string]int `json:"failed_by,omitempty"`
+	FirstErr  string         `json:"first_error,omitempty"`
+	P50ms     float64        `json:"latency_p50_ms"`
+	Maxms     float64        `json:"latency_max_ms"`
 }
 
 // Target is one of the hub's performance targets and whether the run
@@ -162,6 +213,9 @@ func (r Result) table(w io.Writer) {
 			fmt.Fprintf(tw, "  first failure\t%s\t\n", m.FirstErr)
 		}
 	}
+	if a := r.Abuse; a != nil {
+		a.table(tw)
+	}
 	_ = tw.Flush()
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(w, "\ntargets (2-core machine):")
@@ -174,5 +228,60 @@ func (r Result) table(w io.Writer) {
 			fmt.Fprintf(tw, "  %s\t%s\t%.4g %s\t%s\t%s\n", t.Name, t.Goal, t.Value, t.Unit, mark, t.Reason)
 		}
 		_ = tw.Flush()
+	}
+}
+
+func (a *AbuseResult) table(w io.Writer) {
+	fmt.Fprintf(w, "abuse: rooms created\t%d of %d\tcreate + %d-byte offer + close without leave, from %s, %.1fs (%.0f tries/s)\n",
+		a.Created, a.Attempts, a.OfferBytes, a.Source, a.Seconds, a.AttemptsPerSec)
+	fmt.Fprintf(w, "  creates refused\t%s\t\n", counts(a.Refused))
+	if len(a.DialRefused) > 0 {
+		fmt.Fprintf(w, "  connections refused\t%s\t\n", counts(a.DialRefused))
+	}
+	fmt.Fprintf(w, "  hub's rejections\t%s\ttryst_hub_rejections_total by reason, increase\n", counts(a.HubRejections))
+	fmt.Fprintf(w, "  offers stored\t%d\trefused: %s\n", a.OffersStored, counts(a.OffersRefused))
+	if a.Errors > 0 {
+		fmt.Fprintf(w, "  other failures\t%d\t%s\n", a.Errors, a.FirstErr)
+	}
+	for _, s := range []struct{ name, series, unit string }{
+		{"  hub rooms", "tryst_hub_rooms", ""},
+		{"  hub mailbox bytes", "tryst_hub_mailbox_bytes", ""},
+		{"  hub RSS", "process_resident_memory_bytes", "MiB"},
+	} {
+		fmt.Fprintf(w, "%s\t%s → %s\t%s before → after\n", s.name, sample(a.Before, s.series, s.unit), sample(a.After, s.series, s.unit), s.series)
+	}
+	h := a.Honest
+	fmt.Fprintf(w, "honest pairings\t%d done, %d failed\tfrom %s every %s; p50 %.2f ms, max %.2f ms\n",
+		h.Completed, h.Failed, a.HonestSource, a.HonestInterval, h.P50ms, h.Maxms)
+	if h.Failed > 0 {
+		fmt.Fprintf(w, "  honest failures\t%s\t%s\n", counts(h.FailedBy), h.FirstErr)
+	}
+	if a.HonestNote != "" {
+		fmt.Fprintf(w, "  note\t\t%s\n", a.HonestNote)
+	}
+}
+
+// counts prints code counts as "a 3, b 1", in order of code.
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// sample prints one series of m, "n/a" when the hub does not export it.
+func sample(m map[string]float64, series, unit string) string {
+	v, ok := m[series]
+	switch {
+	case !ok:
+		return "n/a"
+	case unit == "MiB":
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	default:
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 }

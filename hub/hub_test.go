@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -599,6 +600,68 @@ func TestOversizedMessageIsNeverParsed(t *testing.T) {
 			for _, f := range frames {
 				if f.opcode == opPong {
 					t.Errorf("the hub answered a ping hidden in the payload: %q", f.payload)
+				}
+				got = append(got, string(f.payload))
+			}
+			if len(frames) != 1 || frames[0].opcode != opText || !strings.Contains(string(frames[0].payload), `"code":"too_big"`) {
+				t.Errorf("frames before close: %q, want one too_big error", got)
+			}
+			if code != 1009 {
+				t.Errorf("close code %d, want 1009", code)
+			}
+		})
+	}
+}
+
+// A message over the limit sent in fragments (a text frame without FIN,
+// then continuation frames) is refused like one sent whole, once its
+// fragments add up past the limit: too_big, close 1009, and nothing after
+// the point where the hub stopped reading is parsed, neither a ping hidden
+// in a fragment's payload nor a real ping sent after the message.
+func TestFragmentedOversizedMessageIsNeverParsed(t *testing.T) {
+	t.Parallel()
+	th := startHub(t, hub.Config{})
+	const limit = 64 << 10
+	for name, sizes := range map[string][]int{
+		"two halves":             {40_000, 40_000},
+		"many small":             slices.Repeat([]int{4096}, 20),
+		"limit then more":        {limit, 100},
+		"crossing in the last":   {30_000, 30_000, 10_000},
+		"empty first, then more": {0, limit + 50},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			total := 0
+			for _, n := range sizes {
+				total += n
+			}
+			msg := []byte(`{"type":"candidate","data":"` + strings.Repeat("a", total) + `"}`)[:total]
+			// The hub reads limit+1 bytes of the message to tell that it is
+			// too big; a ping frame starts right after them.
+			copy(msg[limit+1:], frame(opPing, []byte("hidden")))
+			var wire []byte
+			for i, n := range sizes {
+				op := byte(opCont)
+				if i == 0 {
+					op = opText
+				}
+				f := frame(op, msg[:n])
+				msg = msg[n:]
+				if i < len(sizes)-1 {
+					f[0] &^= 0x80 // not the final fragment
+				}
+				wire = append(wire, f...)
+			}
+			wire = append(wire, frame(opPing, []byte("after"))...)
+			c := rawDial(t, th)
+			written := make(chan error, 1)
+			go func() { written <- c.write(wire) }()
+			frames, code := c.untilClose()
+			<-written
+			var got []string
+			for _, f := range frames {
+				if f.opcode == opPong {
+					t.Errorf("the hub answered a ping after the limit: %q", f.payload)
 				}
 				got = append(got, string(f.payload))
 			}

@@ -30,6 +30,7 @@ type rawFrame struct {
 }
 
 const (
+	opCont  = 0x0
 	opText  = 0x1
 	opClose = 0x8
 	opPing  = 0x9

@@ -254,7 +254,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	// What the dashboard must show.
 	for _, want := range []string{
-		"tryst_hub_connections", "tryst_hub_rooms", "tryst_hub_messages_total", "tryst_hub_rejections_total",
+		"tryst_hub_connections", "tryst_hub_rooms", "tryst_hub_mailbox_bytes", "tryst_hub_messages_total", "tryst_hub_rejections_total",
 		"histogram_quantile(0.5, sum by (le) (rate(tryst_hub_pairing_duration_seconds_bucket",
 		"histogram_quantile(0.95, sum by (le) (rate(tryst_hub_pairing_duration_seconds_bucket",
 		"histogram_quantile(0.99, sum by (le) (rate(tryst_hub_pairing_duration_seconds_bucket",

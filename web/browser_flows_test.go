@@ -1,9 +1,10 @@
 package web
 
 import (
-	"github.com/chromedp/chromedp"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 func TestBrowserToBrowser(t *testing.T) {

@@ -4,63 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/transport/v5"
-	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/internal/rtc"
 	"github.com/tryst-chat/tryst/proto"
 )
 
-// Flow control: a bulk sender waits while more than HighWater bytes sit in
-// the data channel's send buffer and resumes when it drains below LowWater.
-// Several megabytes in flight keep a long, fast path full (bandwidth-delay
-// product: 20 MB/s × 50 ms = 1 MB) without stop-and-wait.
-//
-// They are exported so that benchmarks driving a bare data channel
-// (tryst bench transfer) use the same flow control as a Client.
+// HighWater and LowWater are rtc.HighWater and rtc.LowWater, kept until
+// tryst bench transfer uses package rtc.
 const (
-	HighWater = 8 << 20
-	LowWater  = 2 << 20
+	HighWater = rtc.HighWater
+	LowWater  = rtc.LowWater
 )
-
-// udpSocketBuffer is the kernel receive and send buffer asked for on each
-// ICE socket. SCTP sends a whole congestion window in a burst; with Linux's
-// default 208 KiB receive buffer a burst of a few hundred 1.2 KB packets
-// overflows it before pion's read loop drains it, and pion's SCTP recovers
-// from such losses slowly (it halves its window and often waits for a
-// retransmission timeout). 4 MiB is the common net.core.rmem_max; the
-// kernel silently caps the request at that limit.
-const udpSocketBuffer = 4 << 20
-
-// bufferedNet is the standard network with udpSocketBuffer on its UDP
-// sockets.
-type bufferedNet struct{ transport.Net }
-
-func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err == nil {
-		_ = c.SetReadBuffer(udpSocketBuffer)
-		_ = c.SetWriteBuffer(udpSocketBuffer)
-	}
-	return c, err
-}
-
-func (n bufferedNet) ListenPacket(network, address string) (net.PacketConn, error) {
-	c, err := n.Net.ListenPacket(network, address)
-	if u, ok := c.(*net.UDPConn); ok {
-		_ = u.SetReadBuffer(udpSocketBuffer)
-		_ = u.SetWriteBuffer(udpSocketBuffer)
-	}
-	return c, err
-}
 
 // peer is one WebRTC connection to the other member, with its own fresh
 // session keys. A reconnect replaces the whole peer.
@@ -92,36 +53,14 @@ type peer struct {
 	wg       sync.WaitGroup // keepalive and file sender
 }
 
-func (c *Client) newAPI() *webrtc.API { return NewAPI(c.cfg) }
+func (c *Client) newAPI() *webrtc.API {
+	return rtc.NewAPI(rtc.Options{LoopbackOnly: c.cfg.LoopbackOnly, SettingEngine: c.cfg.SettingEngine})
+}
 
-// NewAPI returns a pion API with the settings every Client uses, adjusted
-// by cfg.LoopbackOnly and cfg.SettingEngine; only those two fields are
-// read. Benchmarks use it to measure a bare data channel under the same
-// settings as a Client.
+// NewAPI is rtc.NewAPI with cfg's LoopbackOnly and SettingEngine, kept
+// until tryst bench transfer uses package rtc.
 func NewAPI(cfg Config) *webrtc.API {
-	var se webrtc.SettingEngine
-	// Host candidates carry real addresses; mDNS names would need
-	// multicast, which servers and containers often lack.
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	// Detect a dead path in seconds rather than the default 30 s.
-	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
-	// SCTP receive window: large enough for the bandwidth-delay product of
-	// a fast path at 50 ms (the default 1 MiB caps it near 20 MB/s).
-	se.SetSCTPMaxReceiveBufferSize(16 << 20)
-	// Larger UDP socket buffers for every ICE socket (host candidates and
-	// the TURN client's).
-	if n, err := stdnet.NewNet(); err == nil {
-		se.SetNet(bufferedNet{n})
-	}
-	if cfg.LoopbackOnly {
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
-	}
-	if cfg.SettingEngine != nil {
-		cfg.SettingEngine(&se)
-	}
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+	return rtc.NewAPI(rtc.Options{LoopbackOnly: cfg.LoopbackOnly, SettingEngine: cfg.SettingEngine})
 }
 
 func (c *Client) rtcConfig(ice *proto.ICEConfig) webrtc.Configuration {
@@ -166,7 +105,7 @@ func (p *peer) attach(dc *webrtc.DataChannel) {
 	p.mu.Lock()
 	p.dc = dc
 	p.mu.Unlock()
-	dc.SetBufferedAmountLowThreshold(LowWater)
+	dc.SetBufferedAmountLowThreshold(rtc.LowWater)
 	dc.OnBufferedAmountLow(func() {
 		select {
 		case p.lowBuf <- struct{}{}:
@@ -282,7 +221,7 @@ func (p *peer) sendBulk(ctx context.Context, typ byte, payload []byte) error {
 		p.mu.Lock()
 		dc := p.dc
 		p.mu.Unlock()
-		if dc.BufferedAmount() <= HighWater {
+		if dc.BufferedAmount() <= rtc.HighWater {
 			break
 		}
 		select {
@@ -337,24 +276,11 @@ func (p *peer) keepalive() {
 }
 
 // path reports the selected candidate pair of this connection.
-func (p *peer) path() string { return SelectedPath(p.pc) }
+func (p *peer) path() string { return rtc.SelectedPath(p.pc) }
 
-// SelectedPath reports the candidate pair pc selected: "relay" when either
-// end is a TURN relay candidate, else "direct (host)", "direct (srflx)", …
-func SelectedPath(pc *webrtc.PeerConnection) string {
-	sctp := pc.SCTP()
-	if sctp == nil || sctp.Transport() == nil {
-		return "unknown"
-	}
-	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil {
-		return "unknown"
-	}
-	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
-		return "relay"
-	}
-	return "direct (" + pair.Local.Typ.String() + ")"
-}
+// SelectedPath is rtc.SelectedPath, kept until tryst bench transfer uses
+// package rtc.
+func SelectedPath(pc *webrtc.PeerConnection) string { return rtc.SelectedPath(pc) }
 
 // gather waits for ICE gathering so that the sealed offer or answer
 // carries every candidate: the hub never stores trickled candidates.

@@ -1,7 +1,26 @@
 package client
 
-// dropPeer cuts the current WebRTC connection, as a network failure would.
-func (c *Client) dropPeer() {
+// Hooks for the package's external tests (package client_test), which drive
+// a Client through its exported API and reach inside only here.
+
+// Frame types the tamper tests forge.
+const (
+	MsgChat = msgChat
+	MsgPing = msgPing
+)
+
+// NoticeNoRelay is the warning for ICE without a relay.
+const NoticeNoRelay = noticeNoRelay
+
+// FastKeys returns cfg with a PBKDF2 work factor that tests can afford; both
+// members of a room need the same.
+func FastKeys(cfg Config) Config {
+	cfg.iterations = 1000
+	return cfg
+}
+
+// DropPeer cuts the current WebRTC connection, as a network failure would.
+func (c *Client) DropPeer() {
 	c.mu.Lock()
 	p := c.cur
 	c.mu.Unlock()
@@ -10,10 +29,10 @@ func (c *Client) dropPeer() {
 	}
 }
 
-// sendRaw hands frames straight to the current data channel, bypassing the
+// SendRaw hands frames straight to the current data channel, bypassing the
 // sealing order: tests use it to replay, reorder and tamper with frames.
 // make gets the peer's session to seal with.
-func (c *Client) sendRaw(t interface{ Fatal(...any) }, make func(seal func(typ byte, payload []byte) []byte) [][]byte) {
+func (c *Client) SendRaw(t interface{ Fatal(...any) }, make func(seal func(typ byte, payload []byte) []byte) [][]byte) {
 	c.mu.Lock()
 	p := c.cur
 	c.mu.Unlock()
@@ -30,4 +49,12 @@ func (c *Client) sendRaw(t interface{ Fatal(...any) }, make func(seal func(typ b
 			t.Fatal(err)
 		}
 	}
+}
+
+// RenameLastQueued changes the name the last queued file is offered under,
+// as a hostile peer could.
+func (c *Client) RenameLastQueued(name string) {
+	c.files.mu.Lock()
+	defer c.files.mu.Unlock()
+	c.files.out[len(c.files.out)-1].name = name
 }

@@ -217,7 +217,7 @@ func (s *session) frame(c *conn, raw []byte) {
 		// frame that fails here was forged, replayed or reordered by one of
 		// them: drop the connection and start again with fresh keys.
 		s.emit(Event{Kind: EventWarning, Text: "rejected a data-channel frame: " + err.Error()})
-		c.t.fail(fmt.Errorf("rejected frame: %w", err))
+		c.close(fmt.Errorf("rejected frame: %w", err))
 		s.detach()
 		return
 	}
@@ -259,7 +259,7 @@ func (s *session) frame(c *conn, raw []byte) {
 // mismatch ends the session: the other side derived different keys.
 func (s *session) mismatch(c *conn) {
 	s.fatal.set(ErrPasswordMismatch)
-	c.t.fail(ErrPasswordMismatch)
+	c.close(ErrPasswordMismatch)
 	s.detach()
 }
 
@@ -287,7 +287,7 @@ func (s *session) keepalive(c *conn, now time.Time) {
 		s.lastRecv = now
 	}
 	if now.Sub(s.lastRecv) > s.cfg.PeerTimeout {
-		c.t.fail(fmt.Errorf("peer silent for %v", s.cfg.PeerTimeout))
+		c.close(fmt.Errorf("peer silent for %v", s.cfg.PeerTimeout))
 		s.detach()
 		return
 	}

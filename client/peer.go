@@ -16,23 +16,6 @@ import (
 	"github.com/tryst-chat/tryst/proto"
 )
 
-// HighWater and LowWater are rtc.HighWater and rtc.LowWater, kept until
-// tryst bench transfer uses package rtc.
-const (
-	HighWater = rtc.HighWater
-	LowWater  = rtc.LowWater
-)
-
-// NewAPI is rtc.NewAPI with cfg's LoopbackOnly and SettingEngine, kept
-// until tryst bench transfer uses package rtc.
-func NewAPI(cfg Config) *webrtc.API {
-	return rtc.NewAPI(rtc.Options{LoopbackOnly: cfg.LoopbackOnly, SettingEngine: cfg.SettingEngine})
-}
-
-// SelectedPath is rtc.SelectedPath, kept until tryst bench transfer uses
-// package rtc.
-func SelectedPath(pc *webrtc.PeerConnection) string { return rtc.SelectedPath(pc) }
-
 // peer is one WebRTC connection to the other member and the data channel
 // that carries its frames: the production transport. A reconnect replaces
 // the whole peer. The hub loop creates and closes it; pion's callbacks only

@@ -1,4 +1,4 @@
-package client
+package client_test
 
 import (
 	"net/http"
@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
 
+	"github.com/tryst-chat/tryst/client"
+	"github.com/tryst-chat/tryst/client/clienttest"
 	"github.com/tryst-chat/tryst/hub"
 	"github.com/tryst-chat/tryst/internal/testclock"
 	"github.com/tryst-chat/tryst/metrics"
@@ -98,7 +100,7 @@ func (b *budgetHub) dialsOf(name string) chan time.Time {
 }
 
 // member starts a client that dials the hub as name.
-func (b *budgetHub) member(name string, cfg Config) *member {
+func (b *budgetHub) member(name string, cfg client.Config) *clienttest.Member {
 	b.t.Helper()
 	cfg.Hub = b.url + "/" + name
 	if cfg.Password == "" {
@@ -145,12 +147,12 @@ func TestRefusedCreateWaitsRetryAfter(t *testing.T) {
 			b.clock.Advance(budgetRefill)
 		}
 	})
-	first := b.member("first", Config{}) // spends the budget
-	first.waitFor(EventRoom)
+	first := b.member("first", client.Config{}) // spends the budget
+	first.WaitFor(client.EventRoom)
 
-	second := b.member("second", Config{})
+	second := b.member("second", client.Config{})
 	refused := b.nextDial("second")
-	ev := second.waitFor(EventWarning)
+	ev := second.WaitFor(client.EventWarning)
 	if !strings.Contains(ev.Text, "refused to open a room") || !strings.Contains(ev.Text, "retrying in 2s") {
 		t.Errorf("refused create reported as %q", ev.Text)
 	}
@@ -158,21 +160,15 @@ func TestRefusedCreateWaitsRetryAfter(t *testing.T) {
 	if gap := retried.Sub(refused); gap < budgetRefill {
 		t.Errorf("create retried %v after the refusal, before the hub's retry_after of %v", gap, budgetRefill)
 	}
-	second.waitFor(EventRoom)
+	second.WaitFor(client.EventRoom)
 	b.noDial("second")
 	if got := b.rejections(); got != 1 {
 		t.Errorf("credentials rejections = %v, want only the first create", got)
 	}
-	for {
-		select {
-		case ev := <-second.events:
-			if ev.Kind == EventWarning || ev.Kind == EventDisconnected {
-				t.Errorf("reported again: %d %q", ev.Kind, ev.Text)
-			}
-			continue
-		default:
+	for _, ev := range second.Drain() {
+		if ev.Kind == client.EventWarning || ev.Kind == client.EventDisconnected {
+			t.Errorf("reported again: %d %q", ev.Kind, ev.Text)
 		}
-		break
 	}
 }
 
@@ -183,41 +179,35 @@ func TestRefusedCreateWaitsRetryAfter(t *testing.T) {
 // spent, so it connects directly again, without repeating the notice.
 func TestLimitedJoinConnectsDirect(t *testing.T) {
 	b := startBudgetHub(t, nil)
-	host := b.member("host", Config{}) // spends the budget
-	code := host.waitFor(EventRoom).Text
-	guest := b.member("guest", Config{Room: code})
+	host := b.member("host", client.Config{}) // spends the budget
+	code := host.WaitFor(client.EventRoom).Text
+	guest := b.member("guest", client.Config{Room: code})
 	b.nextDial("guest")
 
-	if ev := guest.waitFor(EventWarning); ev.Text != noticeNoRelay {
-		t.Errorf("limited join reported as %q, want %q", ev.Text, noticeNoRelay)
+	if ev := guest.WaitFor(client.EventWarning); ev.Text != client.NoticeNoRelay {
+		t.Errorf("limited join reported as %q, want %q", ev.Text, client.NoticeNoRelay)
 	}
-	if ev := guest.waitFor(EventConnected); !strings.HasPrefix(ev.Path, "direct") {
+	if ev := guest.WaitFor(client.EventConnected); !strings.HasPrefix(ev.Path, "direct") {
 		t.Errorf("guest path %q, want direct (no relay was handed out)", ev.Path)
 	}
-	host.waitFor(EventConnected)
+	host.WaitFor(client.EventConnected)
 
 	cut := time.Now()
-	guest.c.dropPeer()
-	ev := guest.waitFor(EventDisconnected)
+	guest.Client.DropPeer()
+	ev := guest.WaitFor(client.EventDisconnected)
 	if !strings.Contains(ev.Text, "no relay to fall back on") || !strings.Contains(ev.Text, "in 2s") {
 		t.Errorf("failure while limited reported as %q", ev.Text)
 	}
 	if gap := b.nextDial("guest").Sub(cut); gap < budgetRefill {
 		t.Errorf("resumed %v after the failure, before the hub's retry_after of %v", gap, budgetRefill)
 	}
-	if ev := guest.waitFor(EventConnected); !strings.HasPrefix(ev.Path, "direct") {
+	if ev := guest.WaitFor(client.EventConnected); !strings.HasPrefix(ev.Path, "direct") {
 		t.Errorf("guest path %q after the resume, want direct", ev.Path)
 	}
-	for {
-		select {
-		case ev := <-guest.events:
-			if ev.Kind == EventWarning {
-				t.Errorf("warned again: %q", ev.Text)
-			}
-			continue
-		default:
+	for _, ev := range guest.Drain() {
+		if ev.Kind == client.EventWarning {
+			t.Errorf("warned again: %q", ev.Text)
 		}
-		break
 	}
 	if got := b.rejections(); got != 2 {
 		t.Errorf("credentials rejections = %v, want the join and the resume", got)
@@ -235,32 +225,32 @@ func TestRelayOnlyLimitedResumesForRelay(t *testing.T) {
 			b.clock.Advance(budgetRefill) // the resume finds a token
 		}
 	})
-	host := b.member("host", Config{Relay: true}) // spends the budget
-	code := host.waitFor(EventRoom).Text
-	guest := b.member("guest", Config{Room: code, Relay: true})
+	host := b.member("host", client.Config{Relay: true}) // spends the budget
+	code := host.WaitFor(client.EventRoom).Text
+	guest := b.member("guest", client.Config{Room: code, Relay: true})
 	joined := b.nextDial("guest")
 
-	ev := guest.waitFor(EventWarning)
+	ev := guest.WaitFor(client.EventWarning)
 	if !strings.Contains(ev.Text, "only relayed connections are allowed") || !strings.Contains(ev.Text, "in 2s") {
 		t.Errorf("limited join with relay only reported as %q", ev.Text)
 	}
 	if gap := b.nextDial("guest").Sub(joined); gap < budgetRefill {
 		t.Errorf("resumed %v after the join, before the hub's retry_after of %v", gap, budgetRefill)
 	}
-	skipped, ev := guest.until(EventConnected)
+	skipped, ev := guest.WaitUntil(client.EventConnected)
 	if ev.Path != "relay" {
 		t.Errorf("guest path %q, want relay", ev.Path)
 	}
 	for _, ev := range skipped {
 		// Without a relay a relay-only connection cannot even start:
 		// trying one only delays the resume by ICE's failure timeout.
-		if ev.Kind == EventDisconnected {
+		if ev.Kind == client.EventDisconnected {
 			t.Errorf("tried a connection without a relay: %q", ev.Text)
 		}
 	}
-	host.waitFor(EventConnected)
-	host.c.Send("through the relay")
-	if ev := guest.waitFor(EventChat); ev.Text != "through the relay" {
+	host.WaitFor(client.EventConnected)
+	host.Client.Send("through the relay")
+	if ev := guest.WaitFor(client.EventChat); ev.Text != "through the relay" {
 		t.Errorf("guest got %q", ev.Text)
 	}
 	if b.st.RelayedBytes() == 0 {

@@ -1,41 +1,43 @@
-package client
+package client_test
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/tryst-chat/tryst/client"
 )
 
 func TestChatBothWays(t *testing.T) {
 	st := startStack(t, nil)
-	h, g := pairUp(t, st, Config{}, Config{})
-	if ev := h.waitFor(EventConnected); ev.Path == "" || ev.Path == "relay" {
+	h, g := pairUp(t, st, client.Config{}, client.Config{})
+	if ev := h.WaitFor(client.EventConnected); ev.Path == "" || ev.Path == "relay" {
 		t.Errorf("host path %q, want direct", ev.Path)
 	}
-	g.waitFor(EventConnected)
-	h.c.Send("hello from host")
-	if ev := g.waitFor(EventChat); ev.Text != "hello from host" {
+	g.WaitFor(client.EventConnected)
+	h.Client.Send("hello from host")
+	if ev := g.WaitFor(client.EventChat); ev.Text != "hello from host" {
 		t.Errorf("guest got %q", ev.Text)
 	}
-	g.c.Send("hello from guest")
-	if ev := h.waitFor(EventChat); ev.Text != "hello from guest" {
+	g.Client.Send("hello from guest")
+	if ev := h.WaitFor(client.EventChat); ev.Text != "hello from guest" {
 		t.Errorf("host got %q", ev.Text)
 	}
-	g.c.Leave()
-	if err := g.result(); err != nil {
+	g.Client.Leave()
+	if err := g.WaitResult(); err != nil {
 		t.Errorf("guest Run after Leave: %v", err)
 	}
-	if err := h.result(); !errors.Is(err, ErrPeerLeft) {
-		t.Errorf("host Run: %v, want ErrPeerLeft", err)
+	if err := h.WaitResult(); !errors.Is(err, client.ErrPeerLeft) {
+		t.Errorf("host Run: %v, want client.ErrPeerLeft", err)
 	}
 }
 
 func TestWrongPasswordBothSides(t *testing.T) {
 	st := startStack(t, nil)
-	h, g := pairUp(t, st, Config{Password: "right"}, Config{Password: "wrong"})
-	if err := g.result(); !errors.Is(err, ErrPasswordMismatch) {
+	h, g := pairUp(t, st, client.Config{Password: "right"}, client.Config{Password: "wrong"})
+	if err := g.WaitResult(); !errors.Is(err, client.ErrPasswordMismatch) {
 		t.Errorf("guest: %v", err)
 	}
-	if err := h.result(); !errors.Is(err, ErrPasswordMismatch) {
+	if err := h.WaitResult(); !errors.Is(err, client.ErrPasswordMismatch) {
 		t.Errorf("host: %v", err)
 	}
 }

@@ -1,8 +1,6 @@
 package client
 
 import (
-	"bufio"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -10,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,36 +16,28 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tryst-chat/tryst/internal/rtc"
 )
+
+// File transfer (docs/PROTOCOL.md, "Data channel messages") is two state
+// machines that the session goroutine drives with the messages that
+// arrive, the link's flow control and the reports of the disk goroutines
+// (disk.go): a sender for the files this side queued and a receiver for
+// the files the other side offers. They survive reconnects: a new link
+// resumes what the last one cut.
 
 // ackEvery is how many bytes a receiver writes between cumulative acks.
 // Acks drive the sender's progress and its resume point, not its pace: the
 // pace comes from the data channel's buffer, so there is no stop-and-wait.
 const ackEvery = 1 << 20
 
-// readBlock is how much a sender reads from disk at once, and writeBlock
-// how much a receiver gathers before writing: 64 system calls of 16 KiB
-// become one of 1 MiB. The receiver writes (flushes) at least at every
-// ack, so an ack still means the bytes are in the file.
-const (
-	readBlock  = 1 << 20
-	writeBlock = ackEvery
-)
+// pumpBudget bounds the bytes a sender sends in one go, so that the
+// session goroutine turns to what else arrived (a ping, chat) at least
+// that often.
+const pumpBudget = readBlock
 
-type fileState struct {
-	mu       sync.Mutex
-	out      []*outFile            // in the order they were queued
-	in       map[uint64]*inFile    // transfers being received
-	finished map[uint64]fileResult // results already sent, for a repeated offer
-	wake     chan struct{}         // a file was queued
-}
-
-func (fs *fileState) init() {
-	fs.in = make(map[uint64]*inFile)
-	fs.finished = make(map[uint64]fileResult)
-	fs.wake = make(chan struct{}, 1)
-}
-
+// outFile is a file queued by SendFile.
 type outFile struct {
 	id      uint64
 	path    string
@@ -57,72 +46,43 @@ type outFile struct {
 	sha     string
 	started time.Time
 
-	acked  int64 // guarded by fileState.mu
-	done   bool
-	accept chan fileAccept
-	result chan fileResult
+	done  bool  // it has a verdict; guarded by outQueue.mu
+	acked int64 // the receiver's last ack; the session goroutine's own
 }
 
-type inFile struct {
-	offer   fileOffer
-	final   string // chosen final path
-	part    string
-	f       *os.File
-	w       *bufio.Writer // buffers f; flushed at every ack
-	h       hash.Hash
-	written int64
-	acked   int64
-	started time.Time
+// outQueue holds the files queued by SendFile, in order.
+type outQueue struct {
+	mu    sync.Mutex // SendFile and PendingFiles against the session goroutine
+	files []*outFile
+	wake  chan struct{} // signalled when a file is queued
 }
 
-// SendFile queues a file. Files are sent one after another; a transfer cut
-// by a reconnect resumes from what the receiver has written.
-func (c *Client) SendFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("send %s: %w", path, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("send %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("send %s: not a regular file", path)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("send %s: %w", path, err)
-	}
-	var idb [8]byte
-	_, _ = rand.Read(idb[:])
-	of := &outFile{
-		// Below 2^53, so the id is exact as a JSON number in JavaScript.
-		id:      binary.BigEndian.Uint64(idb[:]) & (1<<53 - 1),
-		path:    path,
-		name:    filepath.Base(path),
-		size:    st.Size(),
-		sha:     hex.EncodeToString(h.Sum(nil)),
-		started: time.Now(),
-		accept:  make(chan fileAccept, 1),
-		result:  make(chan fileResult, 1),
-	}
-	c.files.mu.Lock()
-	c.files.out = append(c.files.out, of)
-	c.files.mu.Unlock()
-	select {
-	case c.files.wake <- struct{}{}:
-	default:
+func newOutQueue() *outQueue { return &outQueue{wake: make(chan struct{}, 1)} }
+
+func (q *outQueue) add(of *outFile) {
+	q.mu.Lock()
+	q.files = append(q.files, of)
+	q.mu.Unlock()
+	notify(q.wake)
+}
+
+// next returns the first file without a verdict, or nil.
+func (q *outQueue) next() *outFile {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, o := range q.files {
+		if !o.done {
+			return o
+		}
 	}
 	return nil
 }
 
-// PendingFiles reports how many queued files have no verdict yet.
-func (c *Client) PendingFiles() int {
-	c.files.mu.Lock()
-	defer c.files.mu.Unlock()
+func (q *outQueue) pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	n := 0
-	for _, o := range c.files.out {
+	for _, o := range q.files {
 		if !o.done {
 			n++
 		}
@@ -130,127 +90,10 @@ func (c *Client) PendingFiles() int {
 	return n
 }
 
-func (c *Client) nextOutFile() *outFile {
-	c.files.mu.Lock()
-	defer c.files.mu.Unlock()
-	for _, o := range c.files.out {
-		if !o.done {
-			return o
-		}
-	}
-	return nil
-}
-
-// sendFiles sends queued files over p until p closes.
-func (c *Client) sendFiles(p *peer) {
-	defer p.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-p.closed
-		cancel()
-	}()
-	for {
-		of := c.nextOutFile()
-		if of == nil {
-			select {
-			case <-c.files.wake:
-				continue
-			case <-p.closed:
-				return
-			}
-		}
-		if err := c.sendOne(ctx, p, of); err != nil {
-			return // the connection broke; the next one resumes
-		}
-	}
-}
-
-func (c *Client) sendOne(ctx context.Context, p *peer, of *outFile) error {
-	// Drop a stale verdict from an earlier connection.
-	select {
-	case <-of.accept:
-	default:
-	}
-	b, _ := json.Marshal(fileOffer{ID: of.id, Name: of.name, Size: of.size, SHA256: of.sha})
-	if err := p.send(msgFileOffer, b); err != nil {
-		return err
-	}
-	var acc fileAccept
-	select {
-	case acc = <-of.accept:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if acc.Reject != "" {
-		c.finishOut(of, fileResult{ID: of.id, OK: false, Error: acc.Reject})
-		return nil
-	}
-	if acc.Offset < 0 || acc.Offset > of.size {
-		c.finishOut(of, fileResult{ID: of.id, OK: false, Error: "receiver asked for a bad offset"})
-		return nil
-	}
-	f, err := os.Open(of.path)
-	if err != nil {
-		c.finishOut(of, fileResult{ID: of.id, OK: false, Error: err.Error()})
-		return nil
-	}
-	defer f.Close()
-	if _, err := f.Seek(acc.Offset, io.SeekStart); err != nil {
-		c.finishOut(of, fileResult{ID: of.id, OK: false, Error: err.Error()})
-		return nil
-	}
-	if acc.Offset > 0 {
-		c.emit(Event{Kind: EventFileResumed, File: &FileStatus{Name: of.name, Size: of.size, Done: acc.Offset, Started: of.started}})
-	}
-	// Read ahead in large blocks (one system call per readBlock instead of
-	// one per chunk) and read each chunk straight into its frame, after
-	// the header.
-	r := bufio.NewReaderSize(f, readBlock)
-	frame := make([]byte, chunkHeader+c.cfg.ChunkSize)
-	off := acc.Offset
-	for off < of.size {
-		n, err := io.ReadFull(r, frame[chunkHeader:chunkHeader+min(int64(c.cfg.ChunkSize), of.size-off)])
-		if err != nil {
-			c.finishOut(of, fileResult{ID: of.id, OK: false, Error: "read: " + err.Error()})
-			return nil
-		}
-		putChunkHeader(frame, of.id, off)
-		if err := p.sendBulk(ctx, msgFileChunk, frame[:chunkHeader+n]); err != nil {
-			return err
-		}
-		off += int64(n)
-	}
-	b, _ = json.Marshal(fileDone{ID: of.id})
-	if err := p.send(msgFileDone, b); err != nil {
-		return err
-	}
-	select {
-	case r := <-of.result:
-		c.finishOut(of, r)
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (c *Client) finishOut(of *outFile, r fileResult) {
-	c.files.mu.Lock()
-	of.done = true
-	if r.OK {
-		of.acked = of.size
-	}
-	c.files.mu.Unlock()
-	c.signalProgress()
-	c.emit(Event{Kind: EventFileSent, File: &FileStatus{
-		Name: of.name, Path: r.Name, Size: of.size, Done: of.acked, Started: of.started, OK: r.OK, Err: r.Error,
-	}})
-}
-
-func (c *Client) findOut(id uint64) *outFile {
-	c.files.mu.Lock()
-	defer c.files.mu.Unlock()
-	for _, o := range c.files.out {
+func (q *outQueue) find(id uint64) *outFile {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, o := range q.files {
 		if o.id == id {
 			return o
 		}
@@ -258,70 +101,493 @@ func (c *Client) findOut(id uint64) *outFile {
 	return nil
 }
 
-func (c *Client) handleFileMessage(p *peer, typ byte, payload []byte) {
+func (q *outQueue) finish(of *outFile) {
+	q.mu.Lock()
+	of.done = true
+	q.mu.Unlock()
+}
+
+// SendFile queues a file. Files are sent one after another; a transfer cut
+// by a reconnect resumes from what the receiver has written. It reads the
+// whole file once, for its SHA-256, before it returns.
+func (c *Client) SendFile(path string) error {
+	of, err := newOutFile(path)
+	if err != nil {
+		return err
+	}
+	c.files.add(of)
+	return nil
+}
+
+// newOutFile describes the file at path for an offer.
+func newOutFile(path string) (*outFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("send %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("send %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("send %s: not a regular file", path)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("send %s: %w", path, err)
+	}
+	var idb [8]byte
+	_, _ = rand.Read(idb[:])
+	return &outFile{
+		// Below 2^53, so the id is exact as a JSON number in JavaScript.
+		id:      binary.BigEndian.Uint64(idb[:]) & (1<<53 - 1),
+		path:    path,
+		name:    filepath.Base(path),
+		size:    st.Size(),
+		sha:     hex.EncodeToString(h.Sum(nil)),
+		started: time.Now(),
+	}, nil
+}
+
+// PendingFiles reports how many queued files have no verdict yet.
+func (c *Client) PendingFiles() int { return c.files.pending() }
+
+// sendState is where the sender is with its current file.
+//
+//	idle ─offer─▶ offered ─accept─▶ opening ─opened─▶ streaming ─last chunk─▶ doneSent ─result─▶ idle (next file)
+//	offered ─reject or bad offset─▶ idle (verdict: failed)
+//	opening, streaming ─read error─▶ idle (verdict: failed)
+//	any ─link lost─▶ idle; the file stays first in the queue, and the next link offers it again
+type sendState int
+
+const (
+	sendIdle      sendState = iota // no file on this link: none queued, or none offered yet
+	sendOffered                    // file-offer sent; waiting for file-accept
+	sendOpening                    // the reader opens the file at the accepted offset
+	sendStreaming                  // chunks go out as the reader and flow control allow
+	sendDoneSent                   // file-done sent; waiting for file-result
+)
+
+// sender sends the queued files, one at a time, in queue order.
+type sender struct {
+	q         *outQueue
+	chunkSize int
+	highWater uint64 // flow control: wait for low water above this (rtc.HighWater)
+	emit      func(Event)
+	progress  func()          // a file got its verdict
+	disk      *sync.WaitGroup // readers
+
+	state   sendState
+	cur     *outFile
+	offset  int64 // where the receiver asked to start
+	rd      *reader
+	batch   *readBatch // frames in hand; next is the first not sent
+	next    int
+	waitLow bool        // the link's buffer is above highWater
+	verdict *fileResult // a file-result that came before file-done went out
+}
+
+func newSender(q *outQueue, chunkSize int, emit func(Event), progress func(), disk *sync.WaitGroup) *sender {
+	return &sender{q: q, chunkSize: chunkSize, highWater: rtc.HighWater, emit: emit, progress: progress, disk: disk}
+}
+
+// start offers the next queued file on l, unless a file is under way.
+func (s *sender) start(l link) {
+	if l == nil || s.state != sendIdle {
+		return
+	}
+	of := s.q.next()
+	if of == nil {
+		return
+	}
+	b, _ := json.Marshal(fileOffer{ID: of.id, Name: of.name, Size: of.size, SHA256: of.sha})
+	if l.send(msgFileOffer, b) != nil {
+		return // the link is gone; the next one offers it
+	}
+	s.state, s.cur = sendOffered, of
+}
+
+// stop forgets the current link: the reader ends, and the current file
+// waits for the next link.
+func (s *sender) stop() {
+	if s.rd != nil {
+		s.rd.stop()
+	}
+	s.state, s.cur, s.rd, s.batch, s.next, s.waitLow, s.verdict = sendIdle, nil, nil, nil, 0, false, nil
+}
+
+// handle takes a message for the sending side: file-accept, file-ack or
+// file-result.
+func (s *sender) handle(l link, typ byte, payload []byte) {
 	switch typ {
 	case msgFileAccept:
 		var a fileAccept
-		if decodeJSON(payload, &a) != nil {
+		if decodeJSON(payload, &a) != nil || s.state != sendOffered || a.ID != s.cur.id {
 			return
 		}
-		if of := c.findOut(a.ID); of != nil {
-			putLatest(of.accept, a)
+		switch {
+		case a.Reject != "":
+			s.finish(l, fileResult{ID: a.ID, Error: a.Reject})
+		case a.Offset < 0 || a.Offset > s.cur.size:
+			s.finish(l, fileResult{ID: a.ID, Error: "receiver asked for a bad offset"})
+		default:
+			s.state, s.offset = sendOpening, a.Offset
+			s.rd = startReader(s.disk, s.cur, a.Offset, s.chunkSize)
 		}
 	case msgFileAck:
 		var a fileAck
 		if decodeJSON(payload, &a) != nil {
 			return
 		}
-		if of := c.findOut(a.ID); of != nil {
-			c.files.mu.Lock()
+		if of := s.q.find(a.ID); of != nil {
 			if a.Offset > of.acked && a.Offset <= of.size {
 				of.acked = a.Offset
 			}
-			st := FileStatus{Name: of.name, Size: of.size, Done: of.acked, Started: of.started}
-			c.files.mu.Unlock()
-			c.emit(Event{Kind: EventProgress, File: &st})
+			s.emit(Event{Kind: EventProgress, File: &FileStatus{Name: of.name, Size: of.size, Done: of.acked, Started: of.started}})
 		}
 	case msgFileResult:
 		var r fileResult
-		if decodeJSON(payload, &r) != nil {
+		if decodeJSON(payload, &r) != nil || s.state == sendIdle || r.ID != s.cur.id {
 			return
 		}
-		if of := c.findOut(r.ID); of != nil {
-			putLatest(of.result, r)
+		if s.state == sendDoneSent {
+			s.finish(l, r)
+			return
 		}
+		// The verdict counts once every chunk went out, as it did when
+		// the receiver wrote it.
+		s.verdict = &r
+	}
+}
+
+// data is the channel to wait on for the reader, or nil when the sender
+// needs nothing from it now.
+func (s *sender) data() <-chan readBatch {
+	if s.rd != nil && (s.state == sendOpening || s.state == sendStreaming && s.batch == nil) {
+		return s.rd.out
+	}
+	return nil
+}
+
+// read takes what the reader sent on data; ok false is its end.
+func (s *sender) read(l link, b readBatch, ok bool) {
+	switch {
+	case !ok:
+		// Every chunk went out.
+		s.rd = nil
+		d, _ := json.Marshal(fileDone{ID: s.cur.id})
+		if l.send(msgFileDone, d) != nil {
+			return
+		}
+		s.state = sendDoneSent
+		if s.verdict != nil {
+			s.finish(l, *s.verdict)
+		}
+	case b.fail != "":
+		s.finish(l, fileResult{ID: s.cur.id, Error: b.fail})
+	case b.opened:
+		s.state = sendStreaming
+		if s.offset > 0 {
+			s.emit(Event{Kind: EventFileResumed, File: &FileStatus{Name: s.cur.name, Size: s.cur.size, Done: s.offset, Started: s.cur.started}})
+		}
+	default:
+		s.batch, s.next = &b, 0
+	}
+}
+
+// canPump reports whether pump would send something now.
+func (s *sender) canPump() bool { return s.state == sendStreaming && s.batch != nil && !s.waitLow }
+
+// waitingLow reports whether the sender waits for the link's low water.
+func (s *sender) waitingLow() bool { return s.waitLow }
+
+// lowWater is the link's signal that its buffer drained.
+func (s *sender) lowWater() { s.waitLow = false }
+
+// pump sends chunks while the link's buffer is under the high-water mark,
+// up to pumpBudget bytes.
+func (s *sender) pump(l link) {
+	for budget := pumpBudget; budget > 0; {
+		if l.buffered() > s.highWater {
+			s.waitLow = true
+			return
+		}
+		f := s.batch.frames[s.next]
+		if l.send(msgFileChunk, f) != nil {
+			s.stop() // the link is gone; the next one resumes
+			return
+		}
+		s.next++
+		budget -= len(f)
+		if s.next == len(s.batch.frames) {
+			s.rd.recycle(*s.batch)
+			s.batch = nil
+			return
+		}
+	}
+}
+
+// finish records the current file's verdict and goes on with the next.
+func (s *sender) finish(l link, r fileResult) {
+	of := s.cur
+	s.stop()
+	s.q.finish(of)
+	if r.OK {
+		of.acked = of.size
+	}
+	s.progress()
+	s.emit(Event{Kind: EventFileSent, File: &FileStatus{
+		Name: of.name, Path: r.Name, Size: of.size, Done: of.acked, Started: of.started, OK: r.OK, Err: r.Error,
+	}})
+	s.start(l)
+}
+
+// recvState is where the receiver is with one incoming file.
+//
+//	offer ─▶ creating ─created─▶ receiving ─file-done, all bytes─▶ finishing ─stored─▶ (finished)
+//	creating ─cannot create─▶ (rejected, forgotten)
+//	receiving, finishing ─write, hash, sync or store failed─▶ (finished, failed)
+//	an offer for a known id: accept from what was received (resume), or repeat the verdict
+type recvState int
+
+const (
+	recvCreating  recvState = iota // the writer creates the .part file; file-accept goes out once it exists
+	recvReceiving                  // chunks are gathered and handed to the writer
+	recvFinishing                  // the writer checks the SHA-256, syncs and stores
+)
+
+// inFile is a file being received.
+type inFile struct {
+	offer    fileOffer
+	w        *writer
+	state    recvState
+	received int64  // bytes taken from chunks: what a resume continues from
+	handed   int64  // bytes handed to the writer
+	block    []byte // bytes gathered for the next write
+	started  time.Time
+}
+
+// receiver receives the files the other side offers, any number at once.
+type receiver struct {
+	store   store
+	emit    func(Event)
+	disk    *sync.WaitGroup // writers
+	reports chan diskReport // from the writers
+	quit    <-chan struct{} // closed when the session stops: writers stop reporting
+
+	in       map[uint64]*inFile
+	finished map[uint64]fileResult // verdicts sent, for an offer repeated after a reconnect
+	held     *heldJob              // a job waiting for room at its writer
+	blocks   [][]byte              // block memory for reuse
+}
+
+// heldJob is a write the writer had no room for. While one waits the
+// session takes no frames: this is where a slow disk turns into
+// backpressure on the data channel instead of memory.
+type heldJob struct {
+	in  *inFile
+	job writeJob
+}
+
+func newReceiver(st store, emit func(Event), disk *sync.WaitGroup, reports chan diskReport, quit <-chan struct{}) *receiver {
+	return &receiver{
+		store: st, emit: emit, disk: disk, reports: reports, quit: quit,
+		in: make(map[uint64]*inFile), finished: make(map[uint64]fileResult),
+	}
+}
+
+// handle takes a message for the receiving side: file-offer, file-chunk or
+// file-done. l is nil while no link is up.
+func (r *receiver) handle(l link, typ byte, payload []byte) {
+	switch typ {
 	case msgFileOffer:
 		var o fileOffer
-		if decodeJSON(payload, &o) != nil {
-			return
+		if decodeJSON(payload, &o) == nil {
+			r.offer(l, o)
 		}
-		c.receiveOffer(p, o)
 	case msgFileChunk:
-		id, off, data, err := decodeChunk(payload)
-		if err != nil {
-			return
+		if id, off, data, err := decodeChunk(payload); err == nil {
+			r.chunk(id, off, data)
 		}
-		c.receiveChunk(p, id, off, data)
 	case msgFileDone:
 		var d fileDone
-		if decodeJSON(payload, &d) != nil {
-			return
+		if decodeJSON(payload, &d) == nil {
+			r.done(d.ID)
 		}
-		c.receiveDone(p, d.ID)
 	}
 }
 
-func putLatest[T any](ch chan T, v T) {
+func (r *receiver) offer(l link, o fileOffer) {
+	if res, ok := r.finished[o.ID]; ok {
+		// The verdict was lost in a reconnect: say it again.
+		sendJSON(l, msgFileAccept, fileAccept{ID: o.ID, Offset: o.Size})
+		sendJSON(l, msgFileResult, res)
+		return
+	}
+	if in, ok := r.in[o.ID]; ok {
+		if in.state != recvCreating {
+			// Resume: continue from what was received.
+			sendJSON(l, msgFileAccept, fileAccept{ID: o.ID, Offset: in.received})
+		}
+		return
+	}
+	if err := ValidateFileName(o.Name); err != nil {
+		r.reject(l, o, "refused file name "+strconvQuote(o.Name)+": "+err.Error())
+		return
+	}
+	if o.Size < 0 || len(o.SHA256) != 64 {
+		r.reject(l, o, "malformed file offer")
+		return
+	}
+	in := &inFile{offer: o, started: time.Now()}
+	in.w = startWriter(r.disk, r.store, in, r.reports, r.quit)
+	r.in[o.ID] = in
+}
+
+func (r *receiver) reject(l link, o fileOffer, reason string) {
+	r.emit(Event{Kind: EventFileReceived, File: &FileStatus{Name: o.Name, Size: o.Size, Incoming: true, Err: reason}})
+	sendJSON(l, msgFileAccept, fileAccept{ID: o.ID, Reject: reason})
+}
+
+func (r *receiver) chunk(id uint64, off int64, data []byte) {
+	in, ok := r.in[id]
+	if !ok || in.state != recvReceiving || off != in.received || in.received+int64(len(data)) > in.offer.Size {
+		return // a chunk from before a resume, or beyond the size: ignore
+	}
+	if in.block == nil {
+		in.block = r.newBlock()
+	}
+	in.block = append(in.block, data...)
+	in.received += int64(len(data))
+	if in.received-in.handed >= ackEvery || in.received == in.offer.Size {
+		r.queue(in, writeJob{data: in.block, end: in.received})
+		in.handed, in.block = in.received, nil
+	}
+}
+
+func (r *receiver) done(id uint64) {
+	in, ok := r.in[id]
+	if !ok || in.state != recvReceiving || in.received != in.offer.Size {
+		return // unknown, finishing already, or chunks still missing (cut before a resume): the sender resends
+	}
+	in.state = recvFinishing
+	r.queue(in, writeJob{finish: true})
+}
+
+// queue hands job to in's writer, or holds it if the writer has no room.
+// Only frames make jobs, and the session takes none while a job is held,
+// so at most one is.
+func (r *receiver) queue(in *inFile, job writeJob) {
 	select {
-	case <-ch:
+	case in.w.jobs <- job:
 	default:
+		r.held = &heldJob{in: in, job: job}
 	}
-	ch <- v
 }
 
-func (c *Client) sendJSON(p *peer, typ byte, v any) {
+// holding reports whether a job waits for its writer.
+func (r *receiver) holding() bool { return r.held != nil }
+
+// heldFor is the channel and job to hand over when the writer has room;
+// a nil channel when none is held.
+func (r *receiver) heldFor() (chan<- writeJob, writeJob) {
+	if r.held == nil {
+		return nil, writeJob{}
+	}
+	return r.held.in.w.jobs, r.held.job
+}
+
+// handed: the held job went to its writer.
+func (r *receiver) handed() { r.held = nil }
+
+// report takes a writer's report. l is nil while no link is up; what it
+// would have carried is said again when the sender offers the file anew.
+func (r *receiver) report(l link, rep diskReport) {
+	in := rep.in
+	id := in.offer.ID
+	if r.in[id] != in {
+		return
+	}
+	st := func() *FileStatus {
+		return &FileStatus{Name: in.offer.Name, Size: in.offer.Size, Done: in.received, Incoming: true, Started: in.started}
+	}
+	switch rep.kind {
+	case reportCreated:
+		in.state = recvReceiving
+		sendJSON(l, msgFileAccept, fileAccept{ID: id, Offset: in.received})
+	case reportRejected:
+		r.end(in)
+		r.reject(l, in.offer, rep.err)
+	case reportWrote:
+		if len(r.blocks) < writerQueue {
+			r.blocks = append(r.blocks, rep.block[:0])
+		}
+		sendJSON(l, msgFileAck, fileAck{ID: id, Offset: rep.end})
+		fs := st()
+		fs.Done = rep.end
+		r.emit(Event{Kind: EventProgress, File: fs})
+	case reportFailed:
+		r.end(in)
+		res := fileResult{ID: id, OK: false, Error: rep.err}
+		r.finished[id] = res
+		sendJSON(l, msgFileResult, res)
+		fs := st()
+		fs.Started, fs.Err = time.Time{}, rep.err
+		r.emit(Event{Kind: EventFileReceived, File: fs})
+	case reportStored:
+		r.end(in)
+		res := fileResult{ID: id, OK: true, Name: filepath.Base(rep.final)}
+		r.finished[id] = res
+		sendJSON(l, msgFileResult, res)
+		fs := st()
+		fs.Path, fs.OK = rep.final, true
+		r.emit(Event{Kind: EventFileReceived, File: fs})
+	}
+}
+
+// end forgets in and lets its writer finish.
+func (r *receiver) end(in *inFile) {
+	delete(r.in, in.offer.ID)
+	if r.held != nil && r.held.in == in {
+		r.held = nil
+	}
+	close(in.w.jobs)
+}
+
+func (r *receiver) newBlock() []byte {
+	if n := len(r.blocks); n > 0 {
+		b := r.blocks[n-1]
+		r.blocks = r.blocks[:n-1]
+		return b
+	}
+	return make([]byte, 0, writeBlock+64<<10)
+}
+
+// close ends every transfer under way when the client stops: what was
+// received goes to the .part files, which stay. It waits for room at the
+// writers: the client is stopping, and its Run waits for them anyway.
+func (r *receiver) close() {
+	for _, in := range r.in {
+		if r.held != nil && r.held.in == in {
+			in.w.jobs <- r.held.job
+			r.held = nil
+		}
+		if len(in.block) > 0 {
+			in.w.jobs <- writeJob{data: in.block, end: in.received}
+		}
+		close(in.w.jobs)
+	}
+	clear(r.in)
+}
+
+// sendJSON sends a control message on l, if there is a link.
+func sendJSON(l link, typ byte, v any) {
+	if l == nil {
+		return
+	}
 	b, _ := json.Marshal(v)
-	_ = p.send(typ, b)
+	_ = l.send(typ, b)
 }
 
 // ValidateFileName checks a name offered by the other side. It must be a
@@ -348,194 +614,9 @@ func ValidateFileName(name string) error {
 	return nil
 }
 
-func (c *Client) receiveOffer(p *peer, o fileOffer) {
-	c.files.mu.Lock()
-	if r, ok := c.files.finished[o.ID]; ok {
-		c.files.mu.Unlock()
-		// Verdict lost in a reconnect: say it again.
-		c.sendJSON(p, msgFileAccept, fileAccept{ID: o.ID, Offset: o.Size})
-		c.sendJSON(p, msgFileResult, r)
-		return
-	}
-	if in, ok := c.files.in[o.ID]; ok {
-		// Resume: continue from what is on disk.
-		written := in.written
-		c.files.mu.Unlock()
-		c.sendJSON(p, msgFileAccept, fileAccept{ID: o.ID, Offset: written})
-		return
-	}
-	c.files.mu.Unlock()
-
-	reject := func(reason string) {
-		c.emit(Event{Kind: EventFileReceived, File: &FileStatus{Name: o.Name, Size: o.Size, Incoming: true, Err: reason}})
-		c.sendJSON(p, msgFileAccept, fileAccept{ID: o.ID, Reject: reason})
-	}
-	if err := ValidateFileName(o.Name); err != nil {
-		reject("refused file name " + strconvQuote(o.Name) + ": " + err.Error())
-		return
-	}
-	if o.Size < 0 || len(o.SHA256) != 64 {
-		reject("malformed file offer")
-		return
-	}
-	final, part, f, err := createPart(c.cfg.OutDir, o.Name)
-	if err != nil {
-		reject("cannot store the file: " + err.Error())
-		return
-	}
-	in := &inFile{offer: o, final: final, part: part, f: f, w: bufio.NewWriterSize(f, writeBlock), h: sha256.New(), started: time.Now()}
-	c.files.mu.Lock()
-	c.files.in[o.ID] = in
-	c.files.mu.Unlock()
-	c.sendJSON(p, msgFileAccept, fileAccept{ID: o.ID, Offset: 0})
-}
-
 func strconvQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-// createPart picks a final name in dir that does not exist yet ("a.txt",
-// "a (1).txt", …) and creates its ".part" file exclusively, so an existing
-// file, or a symlink planted in dir, is never written through.
-func createPart(dir, name string) (final, part string, f *os.File, err error) {
-	ext := filepath.Ext(name)
-	stem := strings.TrimSuffix(name, ext)
-	for i := 0; i < 1000; i++ {
-		cand := name
-		if i > 0 {
-			cand = fmt.Sprintf("%s (%d)%s", stem, i, ext)
-		}
-		final = filepath.Join(dir, cand)
-		if _, err := os.Lstat(final); err == nil {
-			continue
-		}
-		part = final + ".part"
-		f, err = os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return "", "", nil, err
-		}
-		return final, part, f, nil
-	}
-	return "", "", nil, errors.New("no free file name")
-}
-
-func (c *Client) receiveChunk(p *peer, id uint64, off int64, data []byte) {
-	// The lock also orders this against a resume on a newer connection.
-	c.files.mu.Lock()
-	in, ok := c.files.in[id]
-	if !ok || off != in.written || in.written+int64(len(data)) > in.offer.Size {
-		c.files.mu.Unlock()
-		return // a chunk from before a resume, or beyond the size: ignore
-	}
-	if _, err := in.w.Write(data); err != nil {
-		c.files.mu.Unlock()
-		c.failIn(p, id, in, "write: "+err.Error())
-		return
-	}
-	in.h.Write(data)
-	in.written += int64(len(data))
-	ack := in.written-in.acked >= ackEvery || in.written == in.offer.Size
-	if ack {
-		if err := in.w.Flush(); err != nil {
-			c.files.mu.Unlock()
-			c.failIn(p, id, in, "write: "+err.Error())
-			return
-		}
-		in.acked = in.written
-	}
-	st := FileStatus{Name: in.offer.Name, Size: in.offer.Size, Done: in.written, Incoming: true, Started: in.started}
-	c.files.mu.Unlock()
-	if ack {
-		c.sendJSON(p, msgFileAck, fileAck{ID: id, Offset: st.Done})
-		c.emit(Event{Kind: EventProgress, File: &st})
-	}
-}
-
-func (c *Client) failIn(p *peer, id uint64, in *inFile, reason string) {
-	in.f.Close()
-	os.Remove(in.part)
-	r := fileResult{ID: id, OK: false, Error: reason}
-	c.files.mu.Lock()
-	delete(c.files.in, id)
-	c.files.finished[id] = r
-	c.files.mu.Unlock()
-	c.sendJSON(p, msgFileResult, r)
-	c.emit(Event{Kind: EventFileReceived, File: &FileStatus{Name: in.offer.Name, Size: in.offer.Size, Done: in.written, Incoming: true, Err: reason}})
-}
-
-func (c *Client) receiveDone(p *peer, id uint64) {
-	c.files.mu.Lock()
-	in, ok := c.files.in[id]
-	complete := ok && in.written == in.offer.Size
-	c.files.mu.Unlock()
-	if !complete {
-		return // unknown, or chunks still missing (cut before a resume); the sender resends
-	}
-	if got := hex.EncodeToString(in.h.Sum(nil)); got != in.offer.SHA256 {
-		c.failIn(p, id, in, "SHA-256 mismatch: the file was corrupted")
-		return
-	}
-	if err := in.w.Flush(); err != nil {
-		c.failIn(p, id, in, "write: "+err.Error())
-		return
-	}
-	if err := in.f.Sync(); err != nil {
-		c.failIn(p, id, in, "sync: "+err.Error())
-		return
-	}
-	in.f.Close()
-	final, err := publish(in.part, in.final)
-	if err != nil {
-		os.Remove(in.part)
-		c.failIn(p, id, in, "store: "+err.Error())
-		return
-	}
-	r := fileResult{ID: id, OK: true, Name: filepath.Base(final)}
-	c.files.mu.Lock()
-	delete(c.files.in, id)
-	c.files.finished[id] = r
-	c.files.mu.Unlock()
-	c.sendJSON(p, msgFileResult, r)
-	c.emit(Event{Kind: EventFileReceived, File: &FileStatus{Name: in.offer.Name, Path: final, Size: in.offer.Size, Done: in.written, Incoming: true, Started: in.started, OK: true}})
-}
-
-// publish moves part to final without ever replacing an existing file:
-// os.Link fails if final exists (someone created it meanwhile), and then
-// the next free name is tried.
-func publish(part, final string) (string, error) {
-	dir := filepath.Dir(final)
-	name := filepath.Base(final)
-	ext := filepath.Ext(name)
-	stem := strings.TrimSuffix(name, ext)
-	for i := 0; i < 1000; i++ {
-		cand := final
-		if i > 0 {
-			cand = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", stem, i, ext))
-		}
-		err := os.Link(part, cand)
-		if err == nil {
-			return cand, os.Remove(part)
-		}
-		if !errors.Is(err, os.ErrExist) {
-			return "", err
-		}
-	}
-	return "", errors.New("no free file name")
-}
-
-// closeAll closes files still being received; their .part files stay, so
-// nothing received is lost.
-func (fs *fileState) closeAll() {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for _, in := range fs.in {
-		_ = in.w.Flush()
-		in.f.Close()
-	}
 }
 
 // putChunkHeader writes the header of a file chunk (id and offset; see

@@ -1,4 +1,4 @@
-package client
+package client_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/hub"
 )
 
@@ -43,20 +44,20 @@ func transfer(t *testing.T, relay bool) {
 	st := startStack(t, nil)
 	src, sum := randomFile(t, size)
 	out := t.TempDir()
-	h, g := pairUp(t, st, Config{Relay: relay}, Config{Relay: relay, OutDir: out})
-	path := h.waitFor(EventConnected).Path
+	h, g := pairUp(t, st, client.Config{Relay: relay}, client.Config{Relay: relay, OutDir: out})
+	path := h.WaitFor(client.EventConnected).Path
 	if relay != (path == "relay") {
 		t.Fatalf("path %q with relay=%v", path, relay)
 	}
 	before := relayedBytes(st)
-	if err := h.c.SendFile(src); err != nil {
+	if err := h.Client.SendFile(src); err != nil {
 		t.Fatal(err)
 	}
-	sent := h.waitFor(EventFileSent)
+	sent := h.WaitFor(client.EventFileSent)
 	if !sent.File.OK {
 		t.Fatalf("sender verdict: %+v", sent.File)
 	}
-	got := g.waitFor(EventFileReceived)
+	got := g.WaitFor(client.EventFileReceived)
 	if !got.File.OK || filepath.Dir(got.File.Path) != out {
 		t.Fatalf("receiver: %+v", got.File)
 	}
@@ -84,52 +85,52 @@ func TestTransferResumesAfterCut(t *testing.T) {
 	st := startStack(t, nil)
 	src, sum := randomFile(t, size)
 	out := t.TempDir()
-	h, g := pairUp(t, st, Config{}, Config{OutDir: out})
-	h.waitFor(EventConnected)
-	if err := h.c.SendFile(src); err != nil {
+	h, g := pairUp(t, st, client.Config{}, client.Config{OutDir: out})
+	h.WaitFor(client.EventConnected)
+	if err := h.Client.SendFile(src); err != nil {
 		t.Fatal(err)
 	}
 	// Cut the connection once a few megabytes have arrived.
 	for {
-		ev := g.waitFor(EventProgress)
+		ev := g.WaitFor(client.EventProgress)
 		if ev.File.Done >= 4<<20 {
 			break
 		}
 	}
-	g.c.dropPeer()
-	res := h.waitFor(EventFileResumed)
+	g.Client.DropPeer()
+	res := h.WaitFor(client.EventFileResumed)
 	if res.File.Done < 4<<20 || res.File.Done >= size {
 		t.Errorf("resumed at %d, want at least the 4 MiB already acknowledged", res.File.Done)
 	}
-	sent := h.waitFor(EventFileSent)
+	sent := h.WaitFor(client.EventFileSent)
 	if !sent.File.OK {
 		t.Fatalf("sender verdict: %+v", sent.File)
 	}
-	got := g.waitFor(EventFileReceived)
+	got := g.WaitFor(client.EventFileReceived)
 	checkReceived(t, got.File.Path, sum)
 }
 
 func TestChatSurvivesReconnectWithoutLossOrDuplicates(t *testing.T) {
 	st := startStack(t, nil)
-	h, g := pairUp(t, st, Config{}, Config{})
-	h.waitFor(EventConnected)
-	g.waitFor(EventConnected)
+	h, g := pairUp(t, st, client.Config{}, client.Config{})
+	h.WaitFor(client.EventConnected)
+	g.WaitFor(client.EventConnected)
 	const n = 50
 	for i := range n {
-		h.c.Send(strings.Repeat("x", i+1))
+		h.Client.Send(strings.Repeat("x", i+1))
 		if i == n/2 {
-			h.c.dropPeer()
+			h.Client.DropPeer()
 		}
 	}
 	for i := range n {
-		ev := g.waitFor(EventChat)
+		ev := g.WaitFor(client.EventChat)
 		if ev.Text != strings.Repeat("x", i+1) {
 			t.Fatalf("message %d: got %d bytes", i, len(ev.Text))
 		}
 	}
 	// Nothing more: no duplicate after the reconnect.
-	h.c.Send("end")
-	if ev := g.waitFor(EventChat); ev.Text != "end" {
+	h.Client.Send("end")
+	if ev := g.WaitFor(client.EventChat); ev.Text != "end" {
 		t.Fatalf("got %q after the batch, want end", ev.Text)
 	}
 }
@@ -137,12 +138,12 @@ func TestChatSurvivesReconnectWithoutLossOrDuplicates(t *testing.T) {
 func TestHostileFileNames(t *testing.T) {
 	for _, name := range []string{"..", ".", "", "../evil", "/etc/passwd", `..\evil`, "a/b", "bad\x00name", "new\nline",
 		strings.Repeat("a", 256), "\xff\xfe"} {
-		if ValidateFileName(name) == nil {
+		if client.ValidateFileName(name) == nil {
 			t.Errorf("accepted %q", name)
 		}
 	}
 	for _, name := range []string{"report.pdf", "photo 1.jpg", ".bashrc", "日本語.txt", "a..b"} {
-		if err := ValidateFileName(name); err != nil {
+		if err := client.ValidateFileName(name); err != nil {
 			t.Errorf("refused %q: %v", name, err)
 		}
 	}
@@ -156,30 +157,30 @@ func TestHostileFileNames(t *testing.T) {
 	// An existing file is never overwritten; a symlink is never followed.
 	os.WriteFile(filepath.Join(out, "exists.txt"), []byte("keep me"), 0o600)
 	os.Symlink("/etc/hostname", filepath.Join(out, "link.txt"))
-	h := startMember(t, Config{Hub: st.hubURL, Password: "pw"})
-	code := h.waitFor(EventRoom).Text
+	h := startMember(t, client.Config{Hub: st.hubURL, Password: "pw"})
+	code := h.WaitFor(client.EventRoom).Text
 	hostile := []string{"../escape.txt", "/tmp/abs.txt", "sub/dir.txt"}
 	for _, name := range hostile {
-		offerRaw(t, h.c, name, []byte("x"))
+		offerRaw(t, h.Client, name, []byte("x"))
 	}
 	for _, name := range []string{"exists.txt", "link.txt"} {
-		offerRaw(t, h.c, name, []byte("new content"))
+		offerRaw(t, h.Client, name, []byte("new content"))
 	}
-	g := startMember(t, Config{Hub: st.hubURL, Password: "pw", Room: code, OutDir: out})
+	g := startMember(t, client.Config{Hub: st.hubURL, Password: "pw", Room: code, OutDir: out})
 	for _, name := range hostile {
-		if ev := g.waitFor(EventFileReceived); ev.File.OK || !strings.Contains(ev.File.Err, "refused file name") {
+		if ev := g.WaitFor(client.EventFileReceived); ev.File.OK || !strings.Contains(ev.File.Err, "refused file name") {
 			t.Errorf("%q: %+v", name, ev.File)
 		}
-		if ev := h.waitFor(EventFileSent); ev.File.OK {
+		if ev := h.WaitFor(client.EventFileSent); ev.File.OK {
 			t.Errorf("%q: sender told OK", name)
 		}
 	}
 	for _, name := range []string{"exists.txt", "link.txt"} {
-		ev := g.waitFor(EventFileReceived)
+		ev := g.WaitFor(client.EventFileReceived)
 		if !ev.File.OK || filepath.Base(ev.File.Path) == name {
 			t.Errorf("%s: stored as %q", name, ev.File.Path)
 		}
-		h.waitFor(EventFileSent)
+		h.WaitFor(client.EventFileSent)
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "exists.txt")); string(b) != "keep me" {
 		t.Error("existing file overwritten")
@@ -196,16 +197,14 @@ func TestHostileFileNames(t *testing.T) {
 }
 
 // offerRaw queues a file under an arbitrary name, as a hostile peer could.
-func offerRaw(t *testing.T, c *Client, name string, data []byte) {
+func offerRaw(t *testing.T, c *client.Client, name string, data []byte) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "raw")
 	os.WriteFile(p, data, 0o600)
 	if err := c.SendFile(p); err != nil {
 		t.Fatal(err)
 	}
-	c.files.mu.Lock()
-	c.files.out[len(c.files.out)-1].name = name
-	c.files.mu.Unlock()
+	c.RenameLastQueued(name)
 }
 
 // recordingStore keeps every blob the hub handles.
@@ -227,9 +226,9 @@ func TestHubSeesNoSDP(t *testing.T) {
 	rec := &recordingStore{Store: mem}
 	st := startStack(t, rec)
 	t.Cleanup(func() { mem.Close() })
-	h, g := pairUp(t, st, Config{}, Config{})
-	h.waitFor(EventConnected)
-	g.waitFor(EventConnected)
+	h, g := pairUp(t, st, client.Config{}, client.Config{})
+	h.WaitFor(client.EventConnected)
+	g.WaitFor(client.EventConnected)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.blobs) < 2 {

@@ -4,152 +4,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/transport/v5"
-	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/internal/rtc"
 	"github.com/tryst-chat/tryst/proto"
 )
 
-// Flow control: a bulk sender waits while more than HighWater bytes sit in
-// the data channel's send buffer and resumes when it drains below LowWater.
-// Several megabytes in flight keep a long, fast path full (bandwidth-delay
-// product: 20 MB/s × 50 ms = 1 MB) without stop-and-wait.
-//
-// They are exported so that benchmarks driving a bare data channel
-// (tryst bench transfer) use the same flow control as a Client.
-const (
-	HighWater = 8 << 20
-	LowWater  = 2 << 20
-)
-
-// udpSocketBuffer is the kernel receive and send buffer asked for on each
-// ICE socket. SCTP sends a whole congestion window in a burst; with Linux's
-// default 208 KiB receive buffer a burst of a few hundred 1.2 KB packets
-// overflows it before pion's read loop drains it, and pion's SCTP recovers
-// from such losses slowly (it halves its window and often waits for a
-// retransmission timeout). 4 MiB is the common net.core.rmem_max; the
-// kernel silently caps the request at that limit.
-const udpSocketBuffer = 4 << 20
-
-// bufferedNet is the standard network with udpSocketBuffer on its UDP
-// sockets.
-type bufferedNet struct{ transport.Net }
-
-func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err == nil {
-		_ = c.SetReadBuffer(udpSocketBuffer)
-		_ = c.SetWriteBuffer(udpSocketBuffer)
-	}
-	return c, err
-}
-
-func (n bufferedNet) ListenPacket(network, address string) (net.PacketConn, error) {
-	c, err := n.Net.ListenPacket(network, address)
-	if u, ok := c.(*net.UDPConn); ok {
-		_ = u.SetReadBuffer(udpSocketBuffer)
-		_ = u.SetWriteBuffer(udpSocketBuffer)
-	}
-	return c, err
-}
-
-// peer is one WebRTC connection to the other member, with its own fresh
-// session keys. A reconnect replaces the whole peer.
+// peer is one WebRTC connection to the other member and the data channel
+// that carries its frames: the production transport. A reconnect replaces
+// the whole peer. The hub loop creates and closes it; pion's callbacks only
+// record what happened in its channels (frames in the bounded inbox, the
+// rest as level signals), which the session goroutine reads.
 type peer struct {
-	c    *Client
-	role e2e.Role
-	pc   *webrtc.PeerConnection
-
-	// nonceHost identifies the offer this connection belongs to.
+	pc *webrtc.PeerConnection
+	// nonceHost identifies the offer this connection belongs to; only the
+	// hub loop uses it.
 	nonceHost []byte
 
-	mu          sync.Mutex // serialises sealing and sending, so sequence order is send order
-	confirmSent bool       // the confirmation went out as frame 0
-	dc          *webrtc.DataChannel
-	sess        *e2e.Session
-	// sealBuf is reused for every frame: pion's SCTP copies a message
-	// into its own chunks before Send returns, so one buffer per
-	// connection saves an allocation of a whole chunk per frame.
-	sealBuf []byte
-
-	confirmed atomic.Bool
-	ready     chan struct{} // closed once both confirmations passed
-	lowBuf    chan struct{} // signalled when the send buffer drains
-	lastRecv  atomic.Int64  // unix nanos of the last frame received
-
-	closed   chan struct{}
-	failOnce sync.Once
-	failErr  error
-	wg       sync.WaitGroup // keepalive and file sender
+	dc       atomic.Pointer[webrtc.DataChannel]
+	in       inbox
+	low      chan struct{} // signalled: the send buffer drained to rtc.LowWater
+	open     chan struct{} // closed when the data channel opened
+	openOnce sync.Once
+	ended    *latch
 }
 
-func (c *Client) newAPI() *webrtc.API { return NewAPI(c.cfg) }
-
-// NewAPI returns a pion API with the settings every Client uses, adjusted
-// by cfg.LoopbackOnly and cfg.SettingEngine; only those two fields are
-// read. Benchmarks use it to measure a bare data channel under the same
-// settings as a Client.
-func NewAPI(cfg Config) *webrtc.API {
-	var se webrtc.SettingEngine
-	// Host candidates carry real addresses; mDNS names would need
-	// multicast, which servers and containers often lack.
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	// Detect a dead path in seconds rather than the default 30 s.
-	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
-	// SCTP receive window: large enough for the bandwidth-delay product of
-	// a fast path at 50 ms (the default 1 MiB caps it near 20 MB/s).
-	se.SetSCTPMaxReceiveBufferSize(16 << 20)
-	// Larger UDP socket buffers for every ICE socket (host candidates and
-	// the TURN client's).
-	if n, err := stdnet.NewNet(); err == nil {
-		se.SetNet(bufferedNet{n})
-	}
-	if cfg.LoopbackOnly {
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
-	}
-	if cfg.SettingEngine != nil {
-		cfg.SettingEngine(&se)
-	}
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
-}
-
-func (c *Client) rtcConfig(ice *proto.ICEConfig) webrtc.Configuration {
-	var cfg webrtc.Configuration
-	if ice != nil {
-		for _, s := range ice.Servers {
-			cfg.ICEServers = append(cfg.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-		}
-	}
-	if c.cfg.Relay {
-		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-	}
-	return cfg
-}
-
-func (c *Client) newPeer(role e2e.Role, ice *proto.ICEConfig) (*peer, error) {
-	pc, err := c.api.NewPeerConnection(c.rtcConfig(ice))
+func newPeer(api *webrtc.API, cfg webrtc.Configuration) (*peer, error) {
+	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create peer connection: %w", err)
 	}
-	p := &peer{
-		c:      c,
-		role:   role,
-		pc:     pc,
-		ready:  make(chan struct{}),
-		lowBuf: make(chan struct{}, 1),
-		closed: make(chan struct{}),
-	}
+	p := &peer{pc: pc, low: make(chan struct{}, 1), open: make(chan struct{}), ended: newLatch()}
+	p.in = newInbox(p.ended.done())
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateFailed:
@@ -161,209 +53,82 @@ func (c *Client) newPeer(role e2e.Role, ice *proto.ICEConfig) (*peer, error) {
 	return p, nil
 }
 
-// attach wires the data channel's callbacks.
-func (p *peer) attach(dc *webrtc.DataChannel) {
-	p.mu.Lock()
-	p.dc = dc
-	p.mu.Unlock()
-	dc.SetBufferedAmountLowThreshold(LowWater)
-	dc.OnBufferedAmountLow(func() {
-		select {
-		case p.lowBuf <- struct{}{}:
-		default:
+// rtcConfig is the peer connection configuration for the ICE servers the
+// hub handed out.
+func rtcConfig(ice *proto.ICEConfig, relayOnly bool) webrtc.Configuration {
+	var cfg webrtc.Configuration
+	if ice != nil {
+		for _, s := range ice.Servers {
+			cfg.ICEServers = append(cfg.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 		}
-	})
-	dc.OnOpen(func() {
-		p.lastRecv.Store(time.Now().UnixNano())
-		p.mu.Lock()
-		err := p.confirmLocked()
-		p.mu.Unlock()
-		if err != nil {
-			p.fail(err)
-		}
-	})
+	}
+	if relayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	return cfg
+}
+
+// bind makes dc the peer's data channel and wires its callbacks.
+func (p *peer) bind(dc *webrtc.DataChannel) {
+	p.dc.Store(dc)
+	dc.SetBufferedAmountLowThreshold(rtc.LowWater)
+	dc.OnBufferedAmountLow(func() { notify(p.low) })
+	dc.OnOpen(func() { p.openOnce.Do(func() { close(p.open) }) })
 	dc.OnClose(func() { p.fail(errors.New("data channel closed")) })
-	dc.OnMessage(p.onMessage)
-}
-
-// confirmLocked sends this side's key confirmation, once, as the first
-// frame of the connection.
-func (p *peer) confirmLocked() error {
-	if p.confirmSent {
-		return nil
-	}
-	if p.sess == nil || p.dc == nil {
-		return errors.New("data channel opened before the keys were agreed")
-	}
-	p.confirmSent = true
-	p.sealBuf = p.sess.SealTo(p.sealBuf[:0], msgConfirm, p.sess.Confirmation(p.role))
-	if err := p.dc.Send(p.sealBuf); err != nil {
-		return fmt.Errorf("send confirmation: %w", err)
-	}
-	return nil
-}
-
-func (p *peer) setSession(s *e2e.Session) {
-	p.mu.Lock()
-	p.sess = s
-	p.mu.Unlock()
-}
-
-func (p *peer) onMessage(msg webrtc.DataChannelMessage) {
-	select {
-	case <-p.closed:
-		// Once a frame was rejected (or the connection failed), nothing
-		// more from this connection counts, even frames that would open.
-		return
-	default:
-	}
-	p.mu.Lock()
-	sess := p.sess
-	p.mu.Unlock()
-	if sess == nil || msg.IsString {
-		p.fail(errors.New("unexpected message before key agreement"))
-		return
-	}
-	// pion hands every message in a fresh slice, so it may be decrypted
-	// in place.
-	typ, payload, err := sess.OpenInPlace(msg.Data)
-	if err != nil {
-		if !p.confirmed.Load() && errors.Is(err, e2e.ErrMismatch) {
-			p.c.fatal(ErrPasswordMismatch)
-			p.fail(ErrPasswordMismatch)
+	dc.OnMessage(func(msg webrtc.DataChannelMessage) {
+		if msg.IsString {
+			// Every frame is binary (docs/PROTOCOL.md, "Sealed frames").
+			p.fail(errors.New("unexpected message before key agreement"))
 			return
 		}
-		// DTLS already guarantees integrity between the two endpoints, so a
-		// frame that fails here was forged, replayed or reordered by one of
-		// them: drop the connection and start again with fresh keys.
-		p.c.emit(Event{Kind: EventWarning, Text: "rejected a data-channel frame: " + err.Error()})
-		p.fail(fmt.Errorf("rejected frame: %w", err))
-		return
-	}
-	p.lastRecv.Store(time.Now().UnixNano())
-	if !p.confirmed.Load() {
-		if typ != msgConfirm || sess.CheckConfirmation(payload) != nil {
-			p.c.fatal(ErrPasswordMismatch)
-			p.fail(ErrPasswordMismatch)
-			return
-		}
-		p.confirmed.Store(true)
-		close(p.ready)
-		p.c.peerReady(p)
-		return
-	}
-	p.c.handleMessage(p, typ, payload)
-}
-
-// send seals and sends one frame. Control messages skip flow control: they
-// are small and must not wait behind bulk data.
-func (p *peer) send(typ byte, payload []byte) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.sess == nil || p.dc == nil {
-		return errors.New("not connected")
-	}
-	// The confirmation must be frame 0. pion runs OnOpen on its own
-	// goroutine, so the peer's confirmation can arrive, and this side start
-	// sending, before OnOpen has sent ours: send it first here.
-	if err := p.confirmLocked(); err != nil {
-		return err
-	}
-	p.sealBuf = p.sess.SealTo(p.sealBuf[:0], typ, payload)
-	if err := p.dc.Send(p.sealBuf); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	return nil
-}
-
-// sendBulk is send with flow control on the channel's buffered amount.
-func (p *peer) sendBulk(ctx context.Context, typ byte, payload []byte) error {
-	for {
-		p.mu.Lock()
-		dc := p.dc
-		p.mu.Unlock()
-		if dc.BufferedAmount() <= HighWater {
-			break
-		}
-		select {
-		case <-p.lowBuf:
-		case <-p.closed:
-			return p.failErr
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return p.send(typ, payload)
-}
-
-// fail ends this connection once; the client decides how to reconnect.
-func (p *peer) fail(err error) {
-	p.failOnce.Do(func() {
-		p.failErr = err
-		close(p.closed)
-		p.c.peerFailed(p, err)
+		// pion hands every message in a fresh slice, so the session may
+		// keep it and decrypt it in place. This blocks while the inbox is
+		// full: see inbox.
+		p.in.push(msg.Data)
 	})
 }
 
-// close tears the connection down and waits for its goroutines.
+func (p *peer) frames() <-chan []byte     { return p.in.ch }
+func (p *peer) opened() <-chan struct{}   { return p.open }
+func (p *peer) lowWater() <-chan struct{} { return p.low }
+func (p *peer) done() <-chan struct{}     { return p.ended.done() }
+func (p *peer) err() error                { return p.ended.get() }
+func (p *peer) fail(err error)            { p.ended.set(err) }
+func (p *peer) path() string              { return rtc.SelectedPath(p.pc) }
+
+func (p *peer) sendFrame(frame []byte) error {
+	dc := p.dc.Load()
+	if dc == nil {
+		return errNotOpen
+	}
+	return dc.Send(frame)
+}
+
+func (p *peer) bufferedAmount() uint64 {
+	dc := p.dc.Load()
+	if dc == nil {
+		return 0
+	}
+	return dc.BufferedAmount()
+}
+
+// close tears the connection down. The inbox gives up first, so that a
+// pion goroutine blocked on it lets pion's Close finish.
 func (p *peer) close() {
 	p.fail(errors.New("closed"))
-	p.pc.Close()
-	p.wg.Wait()
-}
-
-// keepalive sends an encrypted ping every PingInterval and fails the
-// connection after PeerTimeout without any frame from the peer.
-func (p *peer) keepalive() {
-	defer p.wg.Done()
-	t := time.NewTicker(p.c.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.closed:
-			return
-		case now := <-t.C:
-			if now.Sub(time.Unix(0, p.lastRecv.Load())) > p.c.cfg.PeerTimeout {
-				p.fail(fmt.Errorf("peer silent for %v", p.c.cfg.PeerTimeout))
-				return
-			}
-			b, _ := jsonMarshal(pingPayload{T: time.Now().UnixNano()})
-			if err := p.send(msgPing, b); err != nil {
-				p.fail(err)
-				return
-			}
-		}
-	}
-}
-
-// path reports the selected candidate pair of this connection.
-func (p *peer) path() string { return SelectedPath(p.pc) }
-
-// SelectedPath reports the candidate pair pc selected: "relay" when either
-// end is a TURN relay candidate, else "direct (host)", "direct (srflx)", …
-func SelectedPath(pc *webrtc.PeerConnection) string {
-	sctp := pc.SCTP()
-	if sctp == nil || sctp.Transport() == nil {
-		return "unknown"
-	}
-	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil {
-		return "unknown"
-	}
-	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
-		return "relay"
-	}
-	return "direct (" + pair.Local.Typ.String() + ")"
+	_ = p.pc.Close()
 }
 
 // gather waits for ICE gathering so that the sealed offer or answer
 // carries every candidate: the hub never stores trickled candidates.
 func (p *peer) gather(ctx context.Context) error {
 	done := webrtc.GatheringCompletePromise(p.pc)
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
 	select {
 	case <-done:
 		return nil
-	case <-time.After(10 * time.Second):
+	case <-t.C:
 		return nil // send what was gathered so far
 	case <-ctx.Done():
 		return ctx.Err()

@@ -1,0 +1,182 @@
+package client
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/tryst-chat/tryst/client/e2e"
+)
+
+// link is a connection to the other member as chat and file transfer see
+// it: the session goroutine hands them the current one, tests an in-memory
+// one. Only the session goroutine (or a test's loop standing in for it)
+// calls its methods, and none of them blocks.
+type link interface {
+	// send sends one message; payload may be reused once it returns. An
+	// error means the link is gone: the session learns it from the link's
+	// transport and detaches it.
+	send(typ byte, payload []byte) error
+	// buffered reports the bytes accepted by send and not yet on the wire.
+	buffered() uint64
+	// lowWater is signalled when buffered falls to rtc.LowWater or below
+	// after having been above it; a bulk sender waits for it.
+	lowWater() <-chan struct{}
+	// close ends the link, saying why.
+	close(err error)
+}
+
+// transport carries the sealed frames of one connection: a WebRTC data
+// channel (peer) in production, a pipe in tests. Its own goroutines (pion's)
+// only record what happened, in the channels below, and the session
+// goroutine reads them: nothing flows from a transport into the client by a
+// call.
+type transport interface {
+	// frames delivers the frames received, in order, through an inbox.
+	frames() <-chan []byte
+	// opened is closed once frames can be sent.
+	opened() <-chan struct{}
+	// lowWater: see link.
+	lowWater() <-chan struct{}
+	// done is closed when the transport failed or was closed; err then
+	// says why.
+	done() <-chan struct{}
+	err() error
+	// fail ends the transport; the first error is the one kept.
+	fail(err error)
+	// sendFrame sends one frame; frame may be reused once it returns.
+	sendFrame(frame []byte) error
+	// bufferedAmount reports the bytes sent and not yet on the wire.
+	bufferedAmount() uint64
+	// path describes the network path: "direct (host)", "relay", …
+	path() string
+}
+
+// inboxSize bounds the frames waiting between a transport and the session
+// goroutine: 2 MiB of 16 KiB chunks, enough to ride out a moment of work on
+// the session goroutine without stopping the data channel.
+const inboxSize = 128
+
+// inbox is the bounded queue from a transport's goroutines to the session
+// goroutine.
+//
+// When it is full, push blocks: the data channel's reader stops, SCTP's
+// receive window closes, and the other side's buffered amount rises until
+// its flow control pauses it (backpressure). Nothing queues without bound,
+// and nothing is dropped while the transport lives. Once it is done, a
+// blocked push gives up and the session ignores what is left: the frames
+// belong to a dead connection, on which no chat message was acknowledged
+// (each is sent again on the next connection) and no file chunk past the
+// last acknowledgement counts (the transfer resumes from it).
+type inbox struct {
+	ch   chan []byte
+	done <-chan struct{}
+}
+
+func newInbox(done <-chan struct{}) inbox {
+	return inbox{ch: make(chan []byte, inboxSize), done: done}
+}
+
+// push queues frame, waiting while the inbox is full; it reports false if
+// the transport ended first.
+func (q inbox) push(frame []byte) bool {
+	select {
+	case q.ch <- frame:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+// notify records a level-triggered event (the buffered amount went low, a
+// file was queued) in a channel of one: one already pending says all that
+// a second would, so a full channel drops the duplicate.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// latch keeps the first error that ends something (a transport, the whole
+// session) and closes a channel for whoever waits on it.
+type latch struct {
+	once sync.Once
+	ch   chan struct{}
+	err  error
+}
+
+func newLatch() *latch { return &latch{ch: make(chan struct{})} }
+
+func (l *latch) set(err error) {
+	l.once.Do(func() {
+		l.err = err
+		close(l.ch)
+	})
+}
+
+func (l *latch) done() <-chan struct{} { return l.ch }
+
+// get returns the error, or nil while none was set.
+func (l *latch) get() error {
+	select {
+	case <-l.ch:
+		return l.err
+	default:
+		return nil
+	}
+}
+
+// conn is one connection as the session goroutine uses it: a transport,
+// the connection's keys (docs/PROTOCOL.md, "Per-connection keys") and key
+// confirmation. It is a link. Only the session goroutine uses it, so it
+// has no lock.
+type conn struct {
+	t    transport
+	keys *e2e.Session
+	role e2e.Role
+
+	confirmSent bool // this side's confirmation went out as frame 0
+	confirmed   bool // the other side's confirmation checked out
+	// sealBuf is reused for every frame: a transport copies a frame before
+	// sendFrame returns (pion's SCTP into its own chunks), so one buffer
+	// per connection saves allocating a whole chunk per frame.
+	sealBuf []byte
+}
+
+// send seals and sends one message, after this side's confirmation.
+func (c *conn) send(typ byte, payload []byte) error {
+	if err := c.confirm(); err != nil {
+		return err
+	}
+	return c.seal(typ, payload)
+}
+
+// confirm sends this side's key confirmation, once, as the first frame. The
+// session calls it when the transport opens, and send calls it first: pion
+// reports the opening on a goroutine of its own, so the other side's
+// confirmation, and with it this side's first message, can come before the
+// session hears of the opening.
+func (c *conn) confirm() error {
+	if c.confirmSent {
+		return nil
+	}
+	c.confirmSent = true
+	return c.seal(msgConfirm, c.keys.Confirmation(c.role))
+}
+
+// seal sends one sealed frame. A frame that failed to go out still used up
+// its sequence number, so nothing sealed after it would open at the other
+// side: a failed send fails the transport, and a reconnect follows.
+func (c *conn) seal(typ byte, payload []byte) error {
+	c.sealBuf = c.keys.SealTo(c.sealBuf[:0], typ, payload)
+	if err := c.t.sendFrame(c.sealBuf); err != nil {
+		err = fmt.Errorf("send: %w", err)
+		c.t.fail(err)
+		return err
+	}
+	return nil
+}
+
+func (c *conn) buffered() uint64          { return c.t.bufferedAmount() }
+func (c *conn) lowWater() <-chan struct{} { return c.t.lowWater() }
+func (c *conn) close(err error)           { c.t.fail(err) }

@@ -1,0 +1,410 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
+)
+
+// The hub loop runs on Run's goroutine: one hub connection at a time
+// (attach with create, join or resume, then signal), creating a WebRTC
+// connection per offer and handing it, with its keys, to the session
+// goroutine. It owns the hub session's state (Client's fields below
+// "the hub loop's own") and the connections' lifecycle.
+
+// waitError ends a hub connection with a wait the hub asked for (its
+// retry_after): Run waits at least after before the next attempt and tells
+// the user so in one event.
+type waitError struct {
+	kind  EventKind     // how Run reports it
+	err   error         // what happened
+	next  string        // what follows the wait: "retrying", …
+	after time.Duration // no attempt before this
+}
+
+func (e *waitError) Error() string { return e.err.Error() }
+func (e *waitError) Unwrap() error { return e.err }
+
+// retryAfter turns a retry_after in seconds into a wait. A hub that sent
+// none (or 0) still gets a pause rather than an immediate retry; 5 s is
+// what the browser client assumes too.
+func retryAfter(secs int) time.Duration {
+	if secs <= 0 {
+		return 5 * time.Second
+	}
+	return time.Duration(secs) * time.Second
+}
+
+func hubError(f proto.Frame) error {
+	switch f.Code {
+	case proto.CodeNoSuchRoom:
+		return ErrNoSuchRoom
+	case proto.CodeRoomFull:
+		return ErrRoomFull
+	case proto.CodeRateLimited:
+		// With retry_after this is the credential budget refusing a create
+		// (docs/PROTOCOL.md); without it, the per-connection message limit,
+		// which closes the connection and takes the usual backoff.
+		if f.RetryAfter > 0 {
+			return &waitError{
+				kind: EventWarning,
+				err: errors.New("the hub refused to open a room: too many rooms and relay credentials " +
+					"requested from your address"),
+				next:  "retrying",
+				after: retryAfter(f.RetryAfter),
+			}
+		}
+	}
+	return fmt.Errorf("hub: %s", f.Message)
+}
+
+// Notices for ICE without a relay (ice.limited): the hub's budget of TURN
+// credentials for this address is spent.
+const (
+	noticeNoRelay     = "the hub gave no relay credentials (too many requests from your address); direct connections only for now"
+	errNoRelayAllowed = "the hub gave no relay credentials (too many requests from your address), and only relayed connections are allowed"
+)
+
+// limitedWait reports, when the ICE this client holds has no relay because
+// the hub's budget was spent, how long until a resume could bring TURN back.
+func (c *Client) limitedWait() (time.Duration, bool) {
+	if c.ice == nil || !c.ice.Limited {
+		return 0, false
+	}
+	return retryAfter(c.ice.RetryAfter), true
+}
+
+// hubSession runs one hub connection: attach (create, join or resume),
+// then signal and keep the peer connection until something breaks. It
+// reports whether a peer connection was established.
+func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
+	hc, err := dialHub(ctx, c.cfg.Hub)
+	if err != nil {
+		return false, err
+	}
+	defer hc.Close()
+
+	var req proto.Frame
+	switch {
+	case c.token != "":
+		req = proto.Frame{Type: proto.TypeResume, Token: c.token}
+	case c.role == e2e.Host:
+		req = proto.Frame{Type: proto.TypeCreate}
+	default:
+		req = proto.Frame{Type: proto.TypeJoin, Room: c.room}
+	}
+	if err := hc.Send(ctx, req); err != nil {
+		return false, err
+	}
+	f, err := hc.Next(ctx)
+	if err != nil {
+		return false, err
+	}
+	switch f.Type {
+	case proto.TypeCreated, proto.TypeJoined, proto.TypeResumed:
+	case proto.TypeError:
+		return false, hubError(f)
+	default:
+		return false, fmt.Errorf("hub answered %q to %s", f.Type, req.Type)
+	}
+	_, wasLimited := c.limitedWait()
+	if err := c.attached(f); err != nil {
+		return false, err
+	}
+	if c.role == e2e.Host && f.Type == proto.TypeCreated {
+		c.emit(Event{Kind: EventRoom, Text: f.Room})
+	}
+	if wait, limited := c.limitedWait(); limited {
+		if c.cfg.Relay {
+			// Relay only and no TURN server: no peer connection can even
+			// start. Come back (resume) when the hub can hand out TURN
+			// again; the room and the other side's mailbox wait meanwhile.
+			return false, &waitError{
+				kind: EventWarning, err: errors.New(errNoRelayAllowed),
+				next: "reconnecting to the hub for them", after: wait,
+			}
+		}
+		if !wasLimited {
+			// Once per spell without a relay: the resumes that follow a
+			// failure while limited would otherwise repeat it.
+			c.emit(Event{Kind: EventWarning, Text: noticeNoRelay})
+		}
+	}
+	if c.role == e2e.Host {
+		// The host always offers after (re)attaching; the offer waits in the
+		// hub's mailbox if the guest is away.
+		if err := c.offer(ctx, hc); err != nil {
+			return false, err
+		}
+	}
+	if f.Type != proto.TypeResumed || (f.Peer != nil && !*f.Peer) {
+		c.emit(Event{Kind: EventWaiting, Text: "waiting for the other side"})
+	}
+
+	for {
+		var lost <-chan struct{}
+		if c.cur != nil {
+			lost = c.cur.done()
+		}
+		select {
+		case <-ctx.Done():
+			c.sayGoodbye(hc)
+			return connected, nil
+		case <-c.leaveCh:
+			c.sayGoodbye(hc)
+			return connected, nil
+		case <-c.fatal.done():
+			return connected, c.fatal.get()
+		case t := <-c.sess.ready:
+			if c.cur != nil && t == transport(c.cur) {
+				connected = true
+			}
+		case <-lost:
+			if ferr := c.fatal.get(); ferr != nil {
+				return connected, ferr
+			}
+			failErr := c.cur.err()
+			if wait, limited := c.limitedWait(); limited {
+				// This connection may have needed the relay the hub withheld:
+				// trying again with the same ICE servers could fail forever.
+				// Resume instead, once the hub can hand out TURN again.
+				return connected, &waitError{
+					kind: EventDisconnected, err: fmt.Errorf("%w, with no relay to fall back on", failErr),
+					next: "reconnecting to the hub for relay credentials", after: wait,
+				}
+			}
+			c.emit(Event{Kind: EventDisconnected, Text: failErr.Error() + "; reconnecting"})
+			c.setPeer(nil)
+			if c.role == e2e.Host {
+				if err := c.offer(ctx, hc); err != nil {
+					return connected, err
+				}
+			} else {
+				c.requestRestart(ctx, hc)
+			}
+		case <-hc.Done():
+			return connected, fmt.Errorf("hub connection lost: %w", hc.Err())
+		case f := <-hc.Frames():
+			if err := c.onHubFrame(ctx, hc, f); err != nil {
+				return connected, err
+			}
+		}
+	}
+}
+
+// attached records what the hub said on create/join/resume and derives the
+// room secret the first time.
+func (c *Client) attached(f proto.Frame) error {
+	c.token, c.room, c.ice = f.Token, f.Room, f.ICE
+	c.status.setRoom(f.Room)
+	if c.master != nil {
+		return nil
+	}
+	master, err := e2e.MasterWithIterations(c.cfg.Password, c.room, c.cfg.iterations)
+	if err != nil {
+		return fmt.Errorf("derive the room secret: %w", err)
+	}
+	sig, err := e2e.NewSignaler(master, c.room)
+	if err != nil {
+		return fmt.Errorf("derive the signaling key: %w", err)
+	}
+	c.master, c.signal = master, sig
+	return nil
+}
+
+// sayGoodbye tells the other side, then the hub, that this member leaves.
+func (c *Client) sayGoodbye(hc *hubconn.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = c.sess.call(ctx, func() {
+		if l := c.sess.link(); l != nil {
+			_ = l.send(msgBye, nil)
+		}
+	})
+	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeLeave})
+}
+
+func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame) error {
+	switch f.Type {
+	case proto.TypeOffer:
+		if c.role == e2e.Guest {
+			return c.answer(ctx, hc, f.Data)
+		}
+	case proto.TypeAnswer:
+		if c.role == e2e.Host {
+			return c.acceptAnswer(ctx, f.Data)
+		}
+	case proto.TypeCandidate:
+		pt, err := c.signal.Open("candidate", c.role.Other(), f.Data)
+		if err != nil {
+			return nil // not from our peer; ignore
+		}
+		var cp controlPayload
+		if json.Unmarshal(pt, &cp) == nil && cp.Restart && c.role == e2e.Host {
+			return c.offer(ctx, hc)
+		}
+	case proto.TypePeerBack:
+		if c.role == e2e.Host {
+			return c.offer(ctx, hc)
+		}
+	case proto.TypePeerLeft:
+		c.emit(Event{Kind: EventWaiting, Text: "the other side disconnected; waiting for it to come back"})
+	case proto.TypeRoomClosed:
+		c.emit(Event{Kind: EventPeerLeft, Text: "the other side left the room"})
+		return ErrPeerLeft
+	case proto.TypeError:
+		if f.Code == proto.CodeNoSuchRoom {
+			return ErrNoSuchRoom
+		}
+		c.emit(Event{Kind: EventWarning, Text: "hub: " + f.Message})
+	}
+	return nil
+}
+
+// offer starts a fresh connection as host and posts its sealed offer.
+func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
+	p, err := newPeer(c.api, rtcConfig(c.ice, c.cfg.Relay))
+	if err != nil {
+		return err
+	}
+	p.nonceHost = e2e.NewNonce()
+	dc, err := p.pc.CreateDataChannel("tryst", nil)
+	if err != nil {
+		p.close()
+		return fmt.Errorf("create data channel: %w", err)
+	}
+	p.bind(dc)
+	c.setPeer(p)
+	sdp, err := p.pc.CreateOffer(nil)
+	if err == nil {
+		err = p.pc.SetLocalDescription(sdp)
+	}
+	if err != nil {
+		return fmt.Errorf("create offer: %w", err)
+	}
+	if err := p.gather(ctx); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(offerPayload{SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost})
+	return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: c.signal.Seal("offer", e2e.Host, b)})
+}
+
+// acceptAnswer opens the guest's answer to the current offer, hands the
+// connection and its keys to the session goroutine, and lets it connect.
+func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
+	p := c.cur
+	pt, err := c.signal.Open("answer", e2e.Guest, blob)
+	if errors.Is(err, e2e.ErrMismatch) {
+		c.fatal.set(ErrPasswordMismatch)
+		return ErrPasswordMismatch
+	}
+	if err != nil {
+		c.emit(Event{Kind: EventWarning, Text: "ignored a malformed answer"})
+		return nil
+	}
+	var a answerPayload
+	if err := json.Unmarshal(pt, &a); err != nil {
+		return nil
+	}
+	if a.Mismatch {
+		c.fatal.set(ErrPasswordMismatch)
+		return ErrPasswordMismatch
+	}
+	if p == nil || string(a.OfferNonce) != string(p.nonceHost) {
+		return nil // an answer to an older offer
+	}
+	fpHost, err := fingerprint(p.pc.LocalDescription().SDP)
+	if err != nil {
+		return err
+	}
+	fpGuest, err := fingerprint(a.SDP)
+	if err != nil {
+		c.emit(Event{Kind: EventWarning, Text: "answer without a DTLS fingerprint"})
+		return nil
+	}
+	keys, err := e2e.NewSession(c.master, e2e.Host, p.nonceHost, a.Nonce, fpHost, fpGuest)
+	if err != nil {
+		return nil
+	}
+	if err := c.sess.attach(ctx, &conn{t: p, keys: keys, role: e2e.Host}); err != nil {
+		return err
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+		p.fail(fmt.Errorf("apply answer: %w", err))
+	}
+	return nil
+}
+
+// answer opens the host's offer and answers it with a fresh connection.
+func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) error {
+	pt, err := c.signal.Open("offer", e2e.Host, blob)
+	if errors.Is(err, e2e.ErrMismatch) {
+		// Tell the host too: an answer it cannot open either.
+		b, _ := json.Marshal(answerPayload{Mismatch: true})
+		_ = hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: c.signal.Seal("answer", e2e.Guest, b)})
+		c.fatal.set(ErrPasswordMismatch)
+		return ErrPasswordMismatch
+	}
+	var o offerPayload
+	if err != nil || json.Unmarshal(pt, &o) != nil {
+		c.emit(Event{Kind: EventWarning, Text: "ignored a malformed offer"})
+		return nil
+	}
+	fpHost, err := fingerprint(o.SDP)
+	if err != nil {
+		return nil
+	}
+	p, err := newPeer(c.api, rtcConfig(c.ice, c.cfg.Relay))
+	if err != nil {
+		return err
+	}
+	p.nonceHost = o.Nonce
+	nonceGuest := e2e.NewNonce()
+	p.pc.OnDataChannel(p.bind)
+	c.setPeer(p)
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
+		p.fail(fmt.Errorf("apply offer: %w", err))
+		return nil
+	}
+	ans, err := p.pc.CreateAnswer(nil)
+	if err == nil {
+		err = p.pc.SetLocalDescription(ans)
+	}
+	if err != nil {
+		p.fail(fmt.Errorf("create answer: %w", err))
+		return nil
+	}
+	if err := p.gather(ctx); err != nil {
+		return err
+	}
+	local := p.pc.LocalDescription().SDP
+	fpGuest, err := fingerprint(local)
+	if err != nil {
+		return err
+	}
+	keys, err := e2e.NewSession(c.master, e2e.Guest, o.Nonce, nonceGuest, fpHost, fpGuest)
+	if err != nil {
+		return nil
+	}
+	// The data channel cannot open before the host has this answer, so
+	// the session has the keys before the first frame.
+	if err := c.sess.attach(ctx, &conn{t: p, keys: keys, role: e2e.Guest}); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(answerPayload{SDP: local, Nonce: nonceGuest, OfferNonce: o.Nonce})
+	return hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: c.signal.Seal("answer", e2e.Guest, b)})
+}
+
+// requestRestart asks the host, through the hub, for a fresh offer.
+func (c *Client) requestRestart(ctx context.Context, hc *hubconn.Conn) {
+	b, _ := json.Marshal(controlPayload{Restart: true})
+	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeCandidate, Data: c.signal.Seal("candidate", c.role, b)})
+}

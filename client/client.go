@@ -268,7 +268,7 @@ func (c *Client) Run(ctx context.Context) error {
 			t.Stop()
 			return nil
 		}
-		backoff = min(backoff*2, 10*time.Second)
+		backoff = min(backoff*2, proto.ReconnectBackoffMax)
 	}
 }
 

@@ -20,9 +20,13 @@ const NoticeNoRelay = noticeNoRelay
 // FastKeys returns cfg with a PBKDF2 work factor that tests can afford; both
 // members of a room need the same.
 func FastKeys(cfg Config) Config {
-	cfg.iterations = 1000
+	cfg.iterations = FastKeyIterations
 	return cfg
 }
+
+// FastKeyIterations is the work factor FastKeys sets, for tests that derive
+// a member's keys themselves.
+const FastKeyIterations = 1000
 
 // DropPeer cuts the current WebRTC connection, as a network failure would.
 func (c *Client) DropPeer() {

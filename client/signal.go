@@ -101,6 +101,7 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 	default:
 		req = proto.Frame{Type: proto.TypeJoin, Room: c.room}
 	}
+	req.Version = proto.ProtocolVersion
 	if err := hc.Send(ctx, req); err != nil {
 		return false, err
 	}
@@ -327,7 +328,11 @@ func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
 	}
 	fpGuest, err := fingerprint(a.SDP)
 	if err != nil {
-		c.emit(Event{Kind: EventWarning, Text: "answer without a DTLS fingerprint"})
+		// The keys are bound to both DTLS fingerprints: an answer without
+		// one cannot be bound, so this connection attempt ends and the
+		// host offers again.
+		c.emit(Event{Kind: EventWarning, Text: "refused an answer without a DTLS fingerprint"})
+		p.fail(errors.New("the answer carries no DTLS fingerprint"))
 		return nil
 	}
 	keys, err := e2e.NewSession(c.master, e2e.Host, p.nonceHost, a.Nonce, fpHost, fpGuest)
@@ -360,6 +365,7 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 	}
 	fpHost, err := fingerprint(o.SDP)
 	if err != nil {
+		c.emit(Event{Kind: EventWarning, Text: "refused an offer without a DTLS fingerprint"})
 		return nil
 	}
 	p, err := newPeer(c.api, rtcConfig(c.ice, c.cfg.Relay))

@@ -2,10 +2,16 @@ package client_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tryst-chat/tryst/client"
+	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/proto"
+	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
 // chatFrame is a chat payload (docs/PROTOCOL.md, "Data channel messages").
@@ -65,5 +71,72 @@ func TestLiveTamperReplayReorder(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestAnswerWithoutFingerprintRefused: a guest that answers with an SDP
+// carrying no a=fingerprint cannot have its keys bound to its DTLS
+// certificate, so the host refuses that answer, says so, and offers again
+// instead of connecting.
+func TestAnswerWithoutFingerprintRefused(t *testing.T) {
+	st := startStack(t, nil)
+	const password = "hunter2"
+	h := startMember(t, client.Config{Hub: st.hubURL, Password: password})
+	code := h.WaitFor(client.EventRoom).Text
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hc, _, err := hubconn.Dial(ctx, "ws"+strings.TrimPrefix(st.hubURL, "http")+"/v1/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	if err := hc.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: code, Version: proto.ProtocolVersion}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := hc.Await(ctx, proto.TypeOffer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := e2e.MasterWithIterations(password, code, client.FastKeyIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := e2e.NewSignaler(master, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := sig.Open("offer", e2e.Host, offer.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o struct {
+		Nonce []byte `json:"nonce"`
+	}
+	if err := json.Unmarshal(pt, &o); err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := json.Marshal(map[string]any{
+		"sdp":         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n",
+		"nonce":       e2e.NewNonce(),
+		"offer_nonce": o.Nonce,
+	})
+	if err := hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, answer)}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		skipped, ev := h.WaitUntil(client.EventWarning)
+		for _, e := range skipped {
+			if e.Kind == client.EventConnected {
+				t.Fatal("the host connected with an answer that has no DTLS fingerprint")
+			}
+		}
+		if strings.Contains(ev.Text, "without a DTLS fingerprint") {
+			break
+		}
+	}
+	// The attempt ended: the host offers again.
+	if _, err := hc.Await(ctx, proto.TypeOffer); err != nil {
+		t.Fatalf("no new offer after the refused answer: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tryst-chat/tryst/client"
+	"github.com/tryst-chat/tryst/internal/rtc"
 )
 
 // vnetPair is pion's emulated network: one router that delays every packet
@@ -110,7 +111,7 @@ func startRawPair(ctx context.Context, env *stack, nets *vnetPair, relay bool, c
 	}()
 	for i := range p.pcs {
 		lo, hook := nets.settings(i)
-		pc, err := client.NewAPI(client.Config{LoopbackOnly: lo, SettingEngine: hook}).NewPeerConnection(rc)
+		pc, err := rtc.NewAPI(rtc.Options{LoopbackOnly: lo, SettingEngine: hook}).NewPeerConnection(rc)
 		if err != nil {
 			return nil, fmt.Errorf("peer connection: %w", err)
 		}
@@ -129,7 +130,7 @@ func startRawPair(ctx context.Context, env *stack, nets *vnetPair, relay bool, c
 	}
 	opened := make(chan struct{})
 	p.dc.OnOpen(func() { close(opened) })
-	p.dc.SetBufferedAmountLowThreshold(client.LowWater)
+	p.dc.SetBufferedAmountLowThreshold(rtc.LowWater)
 	p.dc.OnBufferedAmountLow(func() {
 		select {
 		case p.lowBuf <- struct{}{}:
@@ -155,7 +156,7 @@ func startRawPair(ctx context.Context, env *stack, nets *vnetPair, relay bool, c
 	if err := p.wait(setup, opened); err != nil {
 		return nil, err
 	}
-	if path := client.SelectedPath(p.pcs[0]); relay != (path == "relay") {
+	if path := rtc.SelectedPath(p.pcs[0]); relay != (path == "relay") {
 		return nil, fmt.Errorf("path is %q with relay=%v", path, relay)
 	}
 	return p, nil
@@ -180,7 +181,7 @@ func (p *rawPair) transfer(ctx context.Context, size int64) (time.Duration, erro
 	p.runSize.Store(size)
 	start := time.Now()
 	for sent := int64(0); sent < size; {
-		for p.dc.BufferedAmount() > client.HighWater {
+		for p.dc.BufferedAmount() > rtc.HighWater {
 			if err := p.wait(ctx, p.lowBuf); err != nil {
 				return 0, err
 			}

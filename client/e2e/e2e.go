@@ -110,15 +110,26 @@ type Signaler struct {
 
 // NewSignaler derives the signaling key from the master secret.
 func NewSignaler(master []byte, roomCode string) (*Signaler, error) {
-	k, err := hkdf.Key(sha256.New, master, nil, "tryst/v1/signal", 32)
+	k, err := signalKey(master)
 	if err != nil {
-		return nil, fmt.Errorf("e2e: hkdf: %w", err)
+		return nil, err
 	}
 	a, err := newGCM(k)
 	if err != nil {
 		return nil, fmt.Errorf("e2e: %w", err)
 	}
 	return &Signaler{aead: a, room: roomCode}, nil
+}
+
+const signalInfo = "tryst/v1/signal"
+
+// signalKey is k_signal = HKDF-SHA256(master, no salt, "tryst/v1/signal").
+func signalKey(master []byte) ([]byte, error) {
+	k, err := hkdf.Key(sha256.New, master, nil, signalInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: hkdf: %w", err)
+	}
+	return k, nil
 }
 
 // signalAAD binds a blob to its room, kind and sender, so it cannot be
@@ -192,14 +203,9 @@ type Session struct {
 // role. A hub that substituted its own DTLS endpoint ends up with different
 // fingerprints, hence different keys, and fails the confirmation.
 func NewSession(master []byte, role Role, nonceHost, nonceGuest []byte, fpHost, fpGuest string) (*Session, error) {
-	if len(nonceHost) != NonceSize || len(nonceGuest) != NonceSize {
-		return nil, fmt.Errorf("%w: connection nonces must be %d bytes", ErrMalformed, NonceSize)
-	}
-	salt := append(append([]byte{}, nonceHost...), nonceGuest...)
-	info := "tryst/v1/session|" + NormalizeFingerprint(fpHost) + "|" + NormalizeFingerprint(fpGuest)
-	okm, err := hkdf.Key(sha256.New, master, salt, info, 96)
+	okm, err := sessionKeys(master, nonceHost, nonceGuest, fpHost, fpGuest)
 	if err != nil {
-		return nil, fmt.Errorf("e2e: hkdf: %w", err)
+		return nil, err
 	}
 	h2g, err := newGCM(okm[0:32])
 	if err != nil {
@@ -216,6 +222,45 @@ func NewSession(master []byte, role Role, nonceHost, nonceGuest []byte, fpHost, 
 		s.send, s.recv = g2h, h2g
 	}
 	return s, nil
+}
+
+// sessionKeys is the 96 bytes of key material of one connection:
+// k_h2g ‖ k_g2h ‖ k_conf.
+func sessionKeys(master, nonceHost, nonceGuest []byte, fpHost, fpGuest string) ([]byte, error) {
+	if len(nonceHost) != NonceSize || len(nonceGuest) != NonceSize {
+		return nil, fmt.Errorf("%w: connection nonces must be %d bytes", ErrMalformed, NonceSize)
+	}
+	salt := append(append([]byte{}, nonceHost...), nonceGuest...)
+	info := sessionInfo(fpHost, fpGuest)
+	okm, err := hkdf.Key(sha256.New, master, salt, info, 96)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: hkdf: %w", err)
+	}
+	return okm, nil
+}
+
+func sessionInfo(fpHost, fpGuest string) string {
+	return "tryst/v1/session|" + NormalizeFingerprint(fpHost) + "|" + NormalizeFingerprint(fpGuest)
+}
+
+// ErrNoFingerprint means an SDP carries no a=fingerprint attribute. Such
+// an offer or answer must be refused: without both fingerprints in the
+// key derivation nothing binds the keys to the DTLS endpoints.
+var ErrNoFingerprint = errors.New("SDP has no DTLS fingerprint")
+
+// Fingerprint returns the DTLS certificate fingerprint of an SDP, in the
+// form NormalizeFingerprint gives it: the value of the first line, in
+// document order, that begins with "a=fingerprint:" once leading and
+// trailing white space is removed (session or media level alike). Later
+// a=fingerprint lines do not count, so a party that lists several puts
+// the one of the certificate it presents first.
+func Fingerprint(sdp string) (string, error) {
+	for line := range strings.SplitSeq(sdp, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fingerprint:"); ok {
+			return NormalizeFingerprint(v), nil
+		}
+	}
+	return "", ErrNoFingerprint
 }
 
 // NormalizeFingerprint canonicalises an SDP fingerprint attribute value

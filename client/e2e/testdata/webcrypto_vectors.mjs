@@ -1,7 +1,12 @@
-// Recomputes docs/PROTOCOL.md's test vectors with Web Crypto (as a browser
-// would), printing one "name value" line each. Run by webcrypto_test.go.
+// An independent implementation of docs/PROTOCOL.md's cryptography with
+// nothing but Web Crypto (as a browser has it, without web/static): it
+// recomputes every vector block of the document. Run by webcrypto_test.go
+// as `node webcrypto_vectors.mjs PATH/TO/PROTOCOL.md`.
+import { check, loadVectors } from "./specvectors.mjs";
+
 const { subtle } = globalThis.crypto;
 const enc = new TextEncoder();
+const dec = new TextDecoder();
 const hex = (b) => Buffer.from(b).toString("hex");
 const cat = (...parts) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
@@ -9,41 +14,104 @@ const cat = (...parts) => {
   for (const p of parts) { out.set(new Uint8Array(p), o); o += p.byteLength; }
   return out;
 };
-const room = "K7Q-MX2-P9R-TVW-4HN-C8D";
-const password = "correct horse battery staple";
-const fpHost = "sha-256 0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9:0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9";
-const fpGuest = "sha-256 F9:E8:D7:C6:B5:A4:93:82:71:60:5F:4E:3D:2C:1B:0A:F9:E8:D7:C6:B5:A4:93:82:71:60:5F:4E:3D:2C:1B:0A";
+const b64std = (b) => Buffer.from(b).toString("base64");
 
-const salt = await subtle.digest("SHA-256", enc.encode("tryst/v1/salt\x00" + room));
-const pwKey = await subtle.importKey("raw", enc.encode(password), "PBKDF2", false, ["deriveBits"]);
-const master = await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations: 600000 }, pwKey, 256);
-const hk = await subtle.importKey("raw", master, "HKDF", false, ["deriveBits"]);
-
-const kSignal = await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(), info: enc.encode("tryst/v1/signal") }, hk, 256);
-const sigKey = await subtle.importKey("raw", kSignal, "AES-GCM", false, ["encrypt"]);
-const iv = Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-const sealed = await subtle.encrypt({ name: "AES-GCM", iv, additionalData: enc.encode(`tryst/v1/signal|${room}|offer|H`) }, sigKey, enc.encode('{"sdp":"v=0"}'));
-
-const okm = new Uint8Array(await subtle.deriveBits({
-  name: "HKDF", hash: "SHA-256",
-  salt: cat(new Uint8Array(32).fill(0x11), new Uint8Array(32).fill(0x22)),
-  info: enc.encode(`tryst/v1/session|${fpHost}|${fpGuest}`),
-}, hk, 768));
-const conf = await subtle.importKey("raw", okm.slice(64, 96), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-const h2g = await subtle.importKey("raw", okm.slice(0, 32), "AES-GCM", false, ["encrypt"]);
-async function frame(seq, type, payload) {
-  const hdr = new Uint8Array(10);
-  hdr[0] = 1; hdr[1] = type;
-  new DataView(hdr.buffer).setBigUint64(2, BigInt(seq));
-  const nonce = new Uint8Array(12);
-  new DataView(nonce.buffer).setBigUint64(4, BigInt(seq));
-  return cat(hdr, await subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: hdr }, h2g, payload));
+async function hkdf(master, salt, info, bytes) {
+  const k = await subtle.importKey("raw", master, "HKDF", false, ["deriveBits"]);
+  return new Uint8Array(await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt, info: enc.encode(info) }, k, bytes * 8));
+}
+async function seal(key, nonce, plaintext, aad) {
+  const k = await subtle.importKey("raw", key, "AES-GCM", false, ["encrypt"]);
+  return new Uint8Array(await subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: aad }, k, plaintext));
+}
+async function open(key, nonce, ct, aad) {
+  const k = await subtle.importKey("raw", key, "AES-GCM", false, ["decrypt"]);
+  return new Uint8Array(await subtle.decrypt({ name: "AES-GCM", iv: nonce, additionalData: aad }, k, ct));
+}
+function fingerprint(sdp) {
+  for (const line of sdp.split("\n")) {
+    const l = line.trim();
+    if (!l.startsWith("a=fingerprint:")) continue;
+    const v = l.slice("a=fingerprint:".length).trim();
+    const i = v.indexOf(" ");
+    return i < 0 ? v.toUpperCase() : v.slice(0, i).toLowerCase() + " " + v.slice(i + 1).trim().toUpperCase();
+  }
+  throw new Error("SDP has no DTLS fingerprint");
 }
 
-console.log("salt", hex(salt));
-console.log("master", hex(master));
-console.log("signal", "v1." + Buffer.from(cat(iv, sealed)).toString("base64url"));
-console.log("confirm_host", hex(await subtle.sign("HMAC", conf, enc.encode("tryst/v1/confirm|H"))));
-console.log("confirm_guest", hex(await subtle.sign("HMAC", conf, enc.encode("tryst/v1/confirm|G"))));
-console.log("frame0", hex(await frame(0, 2, enc.encode("hello"))));
-console.log("frame1", hex(await frame(1, 2, enc.encode("hello"))));
+const vectors = loadVectors(process.argv[2]);
+const ss = vectors.get("session");
+const nonceHost = ss.bytes("nonce_host_hex");
+const nonceGuest = ss.bytes("nonce_guest_hex");
+let master, okm;
+const plain = {};
+
+await check(vectors, {
+  async "room-secret"(v, eq) {
+    const room = v.text("room");
+    const salt = new Uint8Array(await subtle.digest("SHA-256", enc.encode("tryst/v1/salt\x00" + room)));
+    eq("salt", hex(salt), v.text("salt_hex"));
+    const pw = await subtle.importKey("raw", enc.encode(v.text("password")), "PBKDF2", false, ["deriveBits"]);
+    master = new Uint8Array(await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations: Number(v.int("iterations")) }, pw, 256));
+    eq("master", hex(master), v.text("master_hex"));
+  },
+  async "signal-key"(v, eq) {
+    eq("master", v.text("master_hex"), hex(master));
+    eq("key", hex(await hkdf(master, new Uint8Array(), v.text("info"), 32)), v.text("key_hex"));
+  },
+  ...Object.fromEntries(["seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart"].map((name) => [name, async (v, eq) => {
+    eq("master", v.text("master_hex"), hex(master));
+    const k = await hkdf(master, new Uint8Array(), "tryst/v1/signal", 32);
+    const aad = `tryst/v1/signal|${v.text("room")}|${v.text("kind")}|${v.role("sender")}`;
+    eq("aad", aad, v.text("aad"));
+    const nonce = v.bytes("nonce_hex");
+    const pt = v.text("plaintext");
+    const blob = "v1." + Buffer.from(cat(nonce, await seal(k, nonce, enc.encode(pt), enc.encode(aad)))).toString("base64url");
+    eq("blob", blob, v.text("blob"));
+    const raw = Buffer.from(v.text("blob").slice(3), "base64url");
+    eq("opened", dec.decode(await open(k, raw.subarray(0, 12), raw.subarray(12), enc.encode(aad))), pt);
+    plain[name] = JSON.parse(pt);
+  }])),
+  async fingerprint(v, eq) {
+    eq("fingerprint", fingerprint(v.text("sdp")), v.text("fingerprint"));
+  },
+  async session(v, eq) {
+    eq("master", v.text("master_hex"), hex(master));
+    const info = `tryst/v1/session|${fingerprint("a=fingerprint:" + v.text("fp_host"))}|${fingerprint("a=fingerprint:" + v.text("fp_guest"))}`;
+    eq("info", info, v.text("info"));
+    okm = await hkdf(master, cat(nonceHost, nonceGuest), info, 96);
+    eq("okm", hex(okm), v.text("okm_hex"));
+    const conf = await subtle.importKey("raw", okm.slice(64, 96), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    eq("confirm_host", hex(await subtle.sign("HMAC", conf, enc.encode("tryst/v1/confirm|H"))), v.text("confirm_host_hex"));
+    eq("confirm_guest", hex(await subtle.sign("HMAC", conf, enc.encode("tryst/v1/confirm|G"))), v.text("confirm_guest_hex"));
+    // The worked example: the offer and the answer carry this session's
+    // nonces (standard base64 with padding) and fingerprints.
+    eq("offer nonce", plain["seal-offer"].nonce, b64std(nonceHost));
+    eq("answer nonce", plain["seal-answer"].nonce, b64std(nonceGuest));
+    eq("answer offer_nonce", plain["seal-answer"].offer_nonce, plain["seal-offer"].nonce);
+    eq("offer fingerprint", fingerprint(plain["seal-offer"].sdp), v.text("fp_host"));
+    eq("answer fingerprint", fingerprint(plain["seal-answer"].sdp), v.text("fp_guest"));
+    eq("mismatch", JSON.stringify(plain["seal-mismatch"]), '{"mismatch":true}');
+    eq("restart", JSON.stringify(plain["seal-restart"]), '{"restart":true}');
+  },
+  async "frame-*"(v, eq) {
+    const seq = v.int("sequence");
+    const type = Number(v.int("type"));
+    const key = v.role("from") === "H" ? okm.slice(0, 32) : okm.slice(32, 64);
+    const hdr = new Uint8Array(10);
+    hdr[0] = 1; hdr[1] = type;
+    new DataView(hdr.buffer).setBigUint64(2, seq);
+    const nonce = new Uint8Array(12);
+    new DataView(nonce.buffer).setBigUint64(4, seq);
+    const payload = v.payload();
+    eq("frame", hex(cat(hdr, await seal(key, nonce, payload, hdr))), v.text("frame_hex"));
+    const f = v.bytes("frame_hex");
+    eq("opened", hex(await open(key, nonce, f.slice(10), f.slice(0, 10))), hex(payload));
+  },
+  async "file-chunk"(v, eq) {
+    const hdr = new Uint8Array(16);
+    new DataView(hdr.buffer).setBigUint64(0, v.int("id"));
+    new DataView(hdr.buffer).setBigUint64(8, v.int("offset"));
+    eq("payload", hex(cat(hdr, v.bytes("data_hex"))), v.text("payload_hex"));
+  },
+});

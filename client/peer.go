@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tryst-chat/tryst/client/e2e"
 	"github.com/tryst-chat/tryst/internal/rtc"
 	"github.com/tryst-chat/tryst/proto"
 )
@@ -133,14 +131,4 @@ func (p *peer) gather(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// fingerprint returns the a=fingerprint value of an SDP.
-func fingerprint(sdp string) (string, error) {
-	for _, line := range strings.Split(sdp, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fingerprint:"); ok {
-			return e2e.NormalizeFingerprint(v), nil
-		}
-	}
-	return "", errors.New("SDP has no DTLS fingerprint")
 }

@@ -322,11 +322,11 @@ func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
 	if p == nil || string(a.OfferNonce) != string(p.nonceHost) {
 		return nil // an answer to an older offer
 	}
-	fpHost, err := fingerprint(p.pc.LocalDescription().SDP)
+	fpHost, err := e2e.Fingerprint(p.pc.LocalDescription().SDP)
 	if err != nil {
 		return err
 	}
-	fpGuest, err := fingerprint(a.SDP)
+	fpGuest, err := e2e.Fingerprint(a.SDP)
 	if err != nil {
 		// The keys are bound to both DTLS fingerprints: an answer without
 		// one cannot be bound, so this connection attempt ends and the
@@ -363,7 +363,7 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 		c.emit(Event{Kind: EventWarning, Text: "ignored a malformed offer"})
 		return nil
 	}
-	fpHost, err := fingerprint(o.SDP)
+	fpHost, err := e2e.Fingerprint(o.SDP)
 	if err != nil {
 		c.emit(Event{Kind: EventWarning, Text: "refused an offer without a DTLS fingerprint"})
 		return nil
@@ -392,7 +392,7 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 		return err
 	}
 	local := p.pc.LocalDescription().SDP
-	fpGuest, err := fingerprint(local)
+	fpGuest, err := e2e.Fingerprint(local)
 	if err != nil {
 		return err
 	}

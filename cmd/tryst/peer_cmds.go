@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tryst-chat/tryst/client"
+	"github.com/tryst-chat/tryst/internal/termui"
 )
 
 // peerFlags are the flags chat, send and receive share.
@@ -71,68 +72,20 @@ func (pf *peerFlags) newClient(std stdio, onEvent func(client.Event)) (*client.C
 	return c, nil
 }
 
-// printer serialises everything a command writes.
-type printer struct {
-	mu   sync.Mutex
-	out  io.Writer
-	prog *progress
-}
-
-func (p *printer) say(format string, a ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.out, format+"\n", a...)
-}
-
-// common reports the events every command shows the same way.
-func (p *printer) common(ev client.Event) bool {
-	switch ev.Kind {
-	case client.EventWaiting:
-		p.say("* %s", ev.Text)
-	case client.EventConnected:
-		p.say("* connected: %s", ev.Path)
-	case client.EventDisconnected:
-		p.say("* connection lost: %s", ev.Text)
-	case client.EventWarning:
-		p.say("* warning: %s", ev.Text)
-	case client.EventPeerLeft:
-		p.say("* %s", ev.Text)
-	case client.EventProgress:
-		p.prog.update(ev.File)
-	case client.EventFileResumed:
-		p.say("* resuming %s at %s", ev.File.Name, humanBytes(float64(ev.File.Done)))
-	case client.EventFileSent:
-		if ev.File.OK {
-			p.say("* sent %s (%s), verified by the receiver", ev.File.Name, humanBytes(float64(ev.File.Size)))
-		} else {
-			p.say("* failed to send %s: %s", ev.File.Name, ev.File.Err)
-		}
-	case client.EventFileReceived:
-		if ev.File.OK {
-			p.say("* received %s (%s, SHA-256 verified)", ev.File.Path, humanBytes(float64(ev.File.Size)))
-		} else {
-			p.say("* refused or failed %s: %s", ev.File.Name, ev.File.Err)
-		}
-	default:
-		return false
-	}
-	return true
-}
-
 func runChat(ctx context.Context, args []string, std stdio) error {
 	pf, _, err := parsePeerFlags("chat", args, true, true, std.err)
 	if err != nil {
 		return err
 	}
-	pr := &printer{out: std.out, prog: newProgress(std.out)}
+	pr := termui.NewPrinter(std.out, std.out)
 	c, err := pf.newClient(std, func(ev client.Event) {
 		switch ev.Kind {
 		case client.EventRoom:
-			pr.say("* room code: %s (give it to the other side, with the password)", ev.Text)
+			pr.Say("* room code: %s (give it to the other side, with the password)", ev.Text)
 		case client.EventChat:
-			pr.say("[%s] peer: %s", ev.Time.Format("15:04:05"), ev.Text)
+			pr.Say("[%s] peer: %s", ev.Time.Format("15:04:05"), ev.Text)
 		default:
-			pr.common(ev)
+			pr.Event(ev)
 		}
 	})
 	if err != nil {
@@ -187,7 +140,7 @@ func chatEnd(err error) error {
 }
 
 // chatLine handles one typed line; it reports whether to quit.
-func chatLine(c *client.Client, pr *printer, line string) bool {
+func chatLine(c *client.Client, pr *termui.Printer, line string) bool {
 	cmd, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
 	switch cmd {
 	case "/quit", "/exit":
@@ -195,32 +148,32 @@ func chatLine(c *client.Client, pr *printer, line string) bool {
 	case "/status":
 		st := c.Status()
 		if !st.Connected {
-			pr.say("* room %s: not connected", st.Room)
+			pr.Say("* room %s: not connected", st.Room)
 		} else {
-			pr.say("* room %s: connected, %s, round trip %v", st.Room, st.Path, st.RTT.Round(time.Millisecond/10))
+			pr.Say("* room %s: connected, %s, round trip %v", st.Room, st.Path, st.RTT.Round(time.Millisecond/10))
 		}
 	case "/send":
 		paths := strings.Fields(rest)
 		if len(paths) == 0 {
-			pr.say("* usage: /send PATH...")
+			pr.Say("* usage: /send PATH...")
 		}
 		for _, p := range paths {
 			if err := c.SendFile(p); err != nil {
-				pr.say("* %v", err)
+				pr.Say("* %v", err)
 			} else {
-				pr.say("* queued %s", p)
+				pr.Say("* queued %s", p)
 			}
 		}
 	case "/help":
-		pr.say("* /send PATH... sends files, /status shows the connection, /quit leaves")
+		pr.Say("* /send PATH... sends files, /status shows the connection, /quit leaves")
 	case "":
 	default:
 		if strings.HasPrefix(cmd, "/") && !strings.HasPrefix(cmd, "//") {
-			pr.say("* unknown command %s (/help lists them; start with // to send a line beginning with /)", cmd)
+			pr.Say("* unknown command %s (/help lists them; start with // to send a line beginning with /)", cmd)
 			return false
 		}
 		if err := c.Send(strings.TrimPrefix(line, "/")); err != nil {
-			pr.say("* %v", err)
+			pr.Say("* %v", err)
 		}
 	}
 	return false
@@ -234,22 +187,22 @@ func runSend(ctx context.Context, args []string, std stdio) error {
 	if fs.NArg() == 0 {
 		return usageError{errors.New("send: no files given")}
 	}
-	pr := &printer{out: std.out, prog: newProgress(std.err)}
+	pr := termui.NewPrinter(std.out, std.err)
 	failed := 0
 	var mu sync.Mutex
 	c, err := pf.newClient(std, func(ev client.Event) {
 		switch ev.Kind {
 		case client.EventRoom:
-			pr.say("code: %s", ev.Text)
+			pr.Say("code: %s", ev.Text)
 		case client.EventFileSent:
 			if !ev.File.OK {
 				mu.Lock()
 				failed++
 				mu.Unlock()
 			}
-			pr.common(ev)
+			pr.Event(ev)
 		default:
-			pr.common(ev)
+			pr.Event(ev)
 		}
 	})
 	if err != nil {
@@ -296,7 +249,7 @@ func runReceive(ctx context.Context, args []string, std stdio) error {
 		return usageError{errors.New("receive: give exactly one room code")}
 	}
 	pf.room = fs.Arg(0)
-	pr := &printer{out: std.out, prog: newProgress(std.err)}
+	pr := termui.NewPrinter(std.out, std.err)
 	var mu sync.Mutex
 	got, bad := 0, 0
 	c, err := pf.newClient(std, func(ev client.Event) {
@@ -309,7 +262,7 @@ func runReceive(ctx context.Context, args []string, std stdio) error {
 			}
 			mu.Unlock()
 		}
-		pr.common(ev)
+		pr.Event(ev)
 	})
 	if err != nil {
 		return err

@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 )
 
@@ -162,18 +160,13 @@ type dirStore struct{ dir string }
 // ("a.txt", "a (1).txt", …) and creates its ".part" file exclusively, so an
 // existing file, or a symlink planted there, is never written through.
 func (d dirStore) create(name string) (final, part string, _ partFile, _ error) {
-	ext := filepath.Ext(name)
-	stem := strings.TrimSuffix(name, ext)
 	for i := 0; i < 1000; i++ {
-		cand := name
-		if i > 0 {
-			cand = fmt.Sprintf("%s (%d)%s", stem, i, ext)
-		}
+		cand := candidateName(name, i)
 		final = filepath.Join(d.dir, cand)
 		if _, err := os.Lstat(final); err == nil {
 			continue
 		}
-		part = final + ".part"
+		part = filepath.Join(d.dir, partName(cand))
 		f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, os.ErrExist) {
 			continue
@@ -192,13 +185,8 @@ func (d dirStore) create(name string) (final, part string, _ partFile, _ error) 
 func (dirStore) publish(part, final string) (string, error) {
 	dir := filepath.Dir(final)
 	name := filepath.Base(final)
-	ext := filepath.Ext(name)
-	stem := strings.TrimSuffix(name, ext)
 	for i := 0; i < 1000; i++ {
-		cand := final
-		if i > 0 {
-			cand = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", stem, i, ext))
-		}
+		cand := filepath.Join(dir, candidateName(name, i))
 		err := os.Link(part, cand)
 		if err == nil {
 			return cand, os.Remove(part)
@@ -291,7 +279,7 @@ func (w *writer) run(st store, in *inFile, report func(diskReport)) {
 			}
 			report(diskReport{kind: reportWrote, end: job.end, block: job.data})
 		case hex.EncodeToString(h.Sum(nil)) != in.offer.SHA256:
-			fail("SHA-256 mismatch: the file was corrupted")
+			fail(reasonCorrupted)
 		default:
 			if err := f.Sync(); err != nil {
 				fail("sync: " + err.Error())

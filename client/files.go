@@ -6,16 +6,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/tryst-chat/tryst/internal/rtc"
 )
@@ -433,11 +429,11 @@ func (r *receiver) offer(l link, o fileOffer) {
 		return
 	}
 	if err := ValidateFileName(o.Name); err != nil {
-		r.reject(l, o, "refused file name "+strconvQuote(o.Name)+": "+err.Error())
+		r.reject(l, o, refusedName(err), refusedName(err))
 		return
 	}
 	if o.Size < 0 || len(o.SHA256) != 64 {
-		r.reject(l, o, "malformed file offer")
+		r.reject(l, o, reasonMalformed, reasonMalformed)
 		return
 	}
 	in := &inFile{offer: o, started: time.Now()}
@@ -445,9 +441,11 @@ func (r *receiver) offer(l link, o fileOffer) {
 	r.in[o.ID] = in
 }
 
-func (r *receiver) reject(l link, o fileOffer, reason string) {
-	r.emit(Event{Kind: EventFileReceived, File: &FileStatus{Name: o.Name, Size: o.Size, Incoming: true, Err: reason}})
-	sendJSON(l, msgFileAccept, fileAccept{ID: o.ID, Reject: reason})
+// reject refuses o: this side's event says why in local's words, the
+// sender is told peer, a fixed text (names.go) that names no local path.
+func (r *receiver) reject(l link, o fileOffer, local, peer string) {
+	r.emit(Event{Kind: EventFileReceived, File: &FileStatus{Name: o.Name, Size: o.Size, Incoming: true, Err: local}})
+	sendJSON(l, msgFileAccept, fileAccept{ID: o.ID, Reject: peer})
 }
 
 func (r *receiver) chunk(id uint64, off int64, data []byte) {
@@ -518,7 +516,7 @@ func (r *receiver) report(l link, rep diskReport) {
 		sendJSON(l, msgFileAccept, fileAccept{ID: id, Offset: in.received})
 	case reportRejected:
 		r.end(in)
-		r.reject(l, in.offer, rep.err)
+		r.reject(l, in.offer, rep.err, reasonNoCreate)
 	case reportWrote:
 		if len(r.blocks) < writerQueue {
 			r.blocks = append(r.blocks, rep.block[:0])
@@ -529,7 +527,7 @@ func (r *receiver) report(l link, rep diskReport) {
 		r.emit(Event{Kind: EventProgress, File: fs})
 	case reportFailed:
 		r.end(in)
-		res := fileResult{ID: id, OK: false, Error: rep.err}
+		res := fileResult{ID: id, OK: false, Error: peerReason(rep.err)}
 		r.finished[id] = res
 		sendJSON(l, msgFileResult, res)
 		fs := st()
@@ -588,35 +586,6 @@ func sendJSON(l link, typ byte, v any) {
 	}
 	b, _ := json.Marshal(v)
 	_ = l.send(typ, b)
-}
-
-// ValidateFileName checks a name offered by the other side. It must be a
-// plain file name: no path separators, no "." or "..", no control
-// characters, valid UTF-8, at most 255 bytes.
-func ValidateFileName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return errors.New("empty or dot name")
-	case len(name) > 255:
-		return errors.New("name longer than 255 bytes")
-	case !utf8.ValidString(name):
-		return errors.New("name is not valid UTF-8")
-	case strings.ContainsAny(name, `/\`):
-		return errors.New("name contains a path separator")
-	case filepath.IsAbs(name) || filepath.VolumeName(name) != "":
-		return errors.New("absolute path")
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return errors.New("name contains control characters")
-		}
-	}
-	return nil
-}
-
-func strconvQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 // putChunkHeader writes the header of a file chunk (id and offset; see

@@ -64,6 +64,7 @@ func (p *Progress) Update(st *client.FileStatus) {
 		eta = "0s"
 	}
 	key := st.Name
+	name := Escape(st.Name)
 	if p.tty {
 		// Redraw at most ten times a second.
 		if time.Since(p.last[key]) < 100*time.Millisecond && st.Done < st.Size {
@@ -73,7 +74,7 @@ func (p *Progress) Update(st *client.FileStatus) {
 		const width = 30
 		fill := width * pct / 100
 		bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
-		fmt.Fprintf(p.w, "\r%-24.24s %3d%% [%s] %10s/s ETA %-8s", st.Name, pct, bar, HumanBytes(rate), eta)
+		fmt.Fprintf(p.w, "\r%-24.24s %3d%% [%s] %10s/s ETA %-8s", name, pct, bar, HumanBytes(rate), eta)
 		if st.Done >= st.Size {
 			fmt.Fprintln(p.w)
 		}
@@ -85,7 +86,7 @@ func (p *Progress) Update(st *client.FileStatus) {
 		return
 	}
 	p.pct[key] = step
-	fmt.Fprintf(p.w, "* %s: %d%% of %s, %s/s, ETA %s\n", st.Name, pct, HumanBytes(float64(st.Size)), HumanBytes(rate), eta)
+	fmt.Fprintf(p.w, "* %s: %d%% of %s, %s/s, ETA %s\n", name, pct, HumanBytes(float64(st.Size)), HumanBytes(rate), eta)
 }
 
 // Printer serialises everything a command writes to its output: lines,
@@ -102,11 +103,16 @@ func NewPrinter(out, prog io.Writer) *Printer {
 	return &Printer{out: out, prog: NewProgress(prog)}
 }
 
-// Say prints one line.
+// Say prints one line: format and a as fmt.Sprintf has them, passed
+// through Escape, then a newline. The arguments are often the other
+// side's words (chat, file names, reasons), and the whole line is escaped
+// so that no argument, whatever its type, reaches the terminal raw; the
+// format, this program's own, needs no control character either.
 func (p *Printer) Say(format string, a ...any) {
+	line := Escape(fmt.Sprintf(format, a...))
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.out, format+"\n", a...)
+	fmt.Fprintln(p.out, line)
 }
 
 // Event prints the events every command shows the same way; it reports

@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/tryst-chat/tryst/internal/termui"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=v1.2.3".
@@ -85,7 +87,9 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintf(stderr, "tryst: %v\n", err)
+	// Escaped: an error can quote what the other side sent (an SDP, a
+	// file name), and it must not reach the terminal raw.
+	fmt.Fprintf(stderr, "tryst: %s\n", termui.Escape(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2

@@ -30,3 +30,15 @@ func TestBenchUsageNamesEveryTarget(t *testing.T) {
 		}
 	}
 }
+
+// An error can carry the other side's text: exitCode prints it escaped, on
+// one line.
+func TestExitCodeEscapesTheError(t *testing.T) {
+	var b strings.Builder
+	if code := exitCode(errors.New("apply offer: \x1b[2J\r* received x (SHA-256 verified)"), &b); code != 1 {
+		t.Errorf("exit %d", code)
+	}
+	if got, want := b.String(), `tryst: apply offer: \x1b[2J\r* received x (SHA-256 verified)`+"\n"; got != want {
+		t.Errorf("printed %q, want %q", got, want)
+	}
+}

@@ -161,7 +161,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg:     cfg,
-		api:     rtc.NewAPI(rtc.Options{LoopbackOnly: cfg.LoopbackOnly, SettingEngine: cfg.SettingEngine}),
+		api:     rtc.NewAPI(rtc.Options{LoopbackOnly: cfg.LoopbackOnly, RelayOnly: cfg.Relay, SettingEngine: cfg.SettingEngine}),
 		log:     cfg.Logger,
 		chat:    newChat(),
 		files:   newOutQueue(),

@@ -13,19 +13,19 @@ import (
 	"github.com/tryst-chat/tryst/internal/bench/proc"
 )
 
-// TestBenchTransfer runs `tryst bench transfer` with tiny sizes: the
-// numbers mean nothing here, the point is that each path connects,
-// transfers, verifies and shuts down, with the built binary starting its
-// own `tryst serve` as the relay. raw-relay is left out to save its two
-// seconds of ICE relay-acceptance wait; it differs from raw only in the ICE
-// policy that tryst-relay exercises.
+// TestBenchTransfer runs `tryst bench transfer` with tiny sizes and two
+// connections per connect scenario: the numbers mean nothing here, the
+// point is that each path connects (direct over the host pair, relay-only
+// through the relay), transfers, verifies and shuts down, with the built
+// binary starting its own `tryst serve` as the relay.
 func TestBenchTransfer(t *testing.T) {
 	bin := trystBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	scenarios := []string{"raw", "tryst", "tryst-relay", "raw-rtt", "tryst-rtt"}
+	scenarios := []string{"raw", "tryst", "raw-relay", "tryst-relay", "raw-rtt", "tryst-rtt"}
 	cmd := exec.CommandContext(ctx, bin, "bench", "transfer", "--size", "1", "--rtt-size", "1", "--rtt", "10ms",
-		"--repeats", "2", "--json", "--scenarios", strings.Join(scenarios, ","))
+		"--repeats", "2", "--connects", "2", "--json",
+		"--scenarios", strings.Join(append([]string{"connect-relay", "connect"}, scenarios...), ","))
 	dieWithTest(cmd)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -35,7 +35,15 @@ func TestBenchTransfer(t *testing.T) {
 	var got struct {
 		PeerCPUs  []int `json:"peer_cpus"`
 		RelayCPUs []int `json:"relay_cpus"`
-		Results   []struct {
+		Connects  []struct {
+			Scenario string    `json:"scenario"`
+			Path     string    `json:"path"`
+			Ms       []float64 `json:"ms"`
+			P50      float64   `json:"p50_ms"`
+			P99      float64   `json:"p99_ms"`
+			VsDirect float64   `json:"vs_direct"`
+		} `json:"connects"`
+		Results []struct {
 			Scenario string    `json:"scenario"`
 			Bytes    int64     `json:"bytes"`
 			Seconds  []float64 `json:"seconds"`
@@ -47,11 +55,24 @@ func TestBenchTransfer(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
+	if c := got.Connects; len(c) != 2 || c[0].Scenario != "connect" || c[0].Path != "direct (host)" ||
+		c[1].Scenario != "connect-relay" || c[1].Path != "relay" {
+		t.Errorf("connect results: %+v", c)
+	} else {
+		for _, r := range c {
+			if len(r.Ms) != 2 || r.P50 <= 0 || r.P99 < r.P50 {
+				t.Errorf("%s: %+v", r.Scenario, r)
+			}
+		}
+		if c[1].VsDirect <= 0 {
+			t.Errorf("connect-relay has no ratio: %+v", c[1])
+		}
+	}
 	want := scenarios
 	// The benchmark has the CPUs of this process, which started it.
 	if cpus, err := proc.CPUs(); err == nil && len(cpus) >= 2 {
 		// tryst-relay is compared with tryst on the same CPUs.
-		want = []string{"raw", "tryst", "tryst-pinned", "tryst-relay", "raw-rtt", "tryst-rtt"}
+		want = []string{"raw", "tryst", "raw-pinned", "tryst-pinned", "raw-relay", "tryst-relay", "raw-rtt", "tryst-rtt"}
 		if len(got.RelayCPUs) != 1 || len(got.PeerCPUs) != len(cpus)-1 || slices.Contains(got.PeerCPUs, got.RelayCPUs[0]) {
 			t.Errorf("CPU layout: peers %v, relay %v on CPUs %v", got.PeerCPUs, got.RelayCPUs, cpus)
 		}
@@ -68,7 +89,7 @@ func TestBenchTransfer(t *testing.T) {
 		if want := int64(1 << 20); r.Scenario != "raw-rtt" && r.Scenario != "tryst-rtt" && r.Bytes != want {
 			t.Errorf("%s: %d bytes, want %d", r.Scenario, r.Bytes, want)
 		}
-		if (r.Scenario == "tryst" || r.Scenario == "tryst-rtt") && r.VsRaw <= 0 || r.Scenario == "tryst-relay" && r.VsDirect <= 0 {
+		if (r.Scenario == "tryst" || r.Scenario == "tryst-rtt") && r.VsRaw <= 0 || strings.HasSuffix(r.Scenario, "-relay") && r.VsDirect <= 0 {
 			t.Errorf("%s: ratios missing: %+v", r.Scenario, r)
 		}
 	}

@@ -142,6 +142,8 @@ func runBenchTransfer(ctx context.Context, args []string, std stdio) error {
 	fs.IntVar(&cfg.SizeMiB, "size", cfg.SizeMiB, "`MiB` sent per run on loopback")
 	fs.IntVar(&cfg.RTTSizeMiB, "rtt-size", cfg.RTTSizeMiB, "`MiB` sent per run over the emulated delay")
 	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "runs per scenario; the median is reported")
+	fs.IntVar(&cfg.Connects, "connects", cfg.Connects, "connections made for each of the connect scenarios")
+	fs.BoolVar(&cfg.PionWaits, "pion-waits", false, "give every connection pion's own ICE acceptance waits, relay-only ones included (how Tryst connected before issue 13), for comparison")
 	fs.IntVar(&cfg.Chunk, "chunk", cfg.Chunk, "chunk (message) size in `bytes`, 1 KiB..64 KiB")
 	fs.DurationVar(&cfg.RTT, "rtt", cfg.RTT, "emulated round-trip time (pion vnet)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the temporary files (default: the system's)")
@@ -175,7 +177,7 @@ func runBenchTransfer(ctx context.Context, args []string, std stdio) error {
 		cfg.CPUProfile = f
 	}
 	res, err := transfer.Run(ctx, cfg)
-	if len(res.Results) > 0 { // also when only stopping the relay failed
+	if len(res.Results)+len(res.Connects) > 0 { // also when only stopping the relay failed
 		if asJSON {
 			err = errors.Join(writeJSON(std.out, res), err)
 		} else {

@@ -35,10 +35,66 @@ const (
 // kernel silently caps the request at that limit.
 const udpSocketBuffer = 4 << 20
 
+// AcceptanceWaits are ICE's acceptance minimum waits: how long after the
+// connectivity checks start the controlling agent (the offerer) waits
+// before it may nominate a candidate pair whose local or remote candidate
+// is of each type. pion nominates once and, without its renomination
+// extension, never switches, so a wait is what lets a better pair that
+// succeeds later still be chosen: the direct path over the relayed one.
+// Chromium has no such waits; it selects the first pair that works and
+// switches to a better one when it succeeds.
+type AcceptanceWaits struct {
+	Host, Srflx, Prflx, Relay time.Duration
+}
+
+// Waits returns the acceptance waits NewAPI sets.
+//
+// A connection that may go direct (relayOnly false) keeps pion's defaults,
+// host 0, server-reflexive 500 ms, peer-reflexive 1 s, relay 2 s: a host
+// pair is taken as soon as it works; a relayed one only after direct pairs
+// had 2 s to succeed (several rounds of pion's checks, which it repeats
+// every 200 ms, even on a slow path). Taking the relay sooner would keep
+// pairs on the relay that could have gone direct, for the whole
+// connection. These are set explicitly so that Tryst, not a pion default,
+// states the policy.
+//
+// A relay-only connection (relayOnly true) has nothing but relay
+// candidates of its own, so every pair it can form is relayed and waiting
+// for a better type buys nothing: all waits are 0, and the best pair that
+// works is taken at once. pion means to do this by itself (a relay-only
+// agent's relay wait defaults to 0), but pion/webrtc builds the agent with
+// options, on which path the relay wait stays at 2 s; that was the 2 s
+// `--relay` spent before its first byte (issue 13). All four are 0 rather
+// than just the relay wait: with the server-reflexive wait still at 500 ms,
+// a relay-to-relay pair (two hops through the relay) that succeeded first
+// would win over the one-hop pair to the peer's server-reflexive address.
+//
+// The waits that count are the controlling side's: with a relay-only
+// guest and a host that may go direct, the host (the offerer) still waits
+// 2 s for the guest's relay candidates, the only ones it has.
+func Waits(relayOnly bool) AcceptanceWaits {
+	if relayOnly {
+		return AcceptanceWaits{}
+	}
+	return AcceptanceWaits{Host: 0, Srflx: 500 * time.Millisecond, Prflx: time.Second, Relay: 2 * time.Second}
+}
+
+// Apply sets w on se.
+func (w AcceptanceWaits) Apply(se *webrtc.SettingEngine) {
+	se.SetHostAcceptanceMinWait(w.Host)
+	se.SetSrflxAcceptanceMinWait(w.Srflx)
+	se.SetPrflxAcceptanceMinWait(w.Prflx)
+	se.SetRelayAcceptanceMinWait(w.Relay)
+}
+
 // Options adjust the API NewAPI builds.
 type Options struct {
 	// LoopbackOnly gathers only loopback candidates: tests and local use.
 	LoopbackOnly bool
+	// RelayOnly says that every connection of this API has
+	// ICETransportPolicyRelay: it then takes the first relayed pair that
+	// works instead of waiting (see Waits).
+	RelayOnly bool
 	// SettingEngine, if set, adjusts pion's settings after Tryst's own
 	// (benchmarks use it to run over an emulated network).
 	SettingEngine func(*webrtc.SettingEngine)
@@ -55,6 +111,7 @@ func NewAPI(opt Options) *webrtc.API {
 	// SCTP receive window: large enough for the bandwidth-delay product of
 	// a fast path at 50 ms (the default 1 MiB caps it near 20 MB/s).
 	se.SetSCTPMaxReceiveBufferSize(16 << 20)
+	Waits(opt.RelayOnly).Apply(&se)
 	// Larger UDP socket buffers for every ICE socket (host candidates and
 	// the TURN client's).
 	if n, err := stdnet.NewNet(); err == nil {

@@ -73,6 +73,21 @@ func (p *vnetPair) settings(side int) (loopbackOnly bool, hook func(*webrtc.Sett
 	}
 }
 
+// peerSettings is what a peer on side gets of the client configuration:
+// nets.settings, and pion's own acceptance waits with cfg.PionWaits.
+func peerSettings(nets *vnetPair, side int, cfg Config) (loopbackOnly bool, hook func(*webrtc.SettingEngine)) {
+	lo, netHook := nets.settings(side)
+	if !cfg.PionWaits {
+		return lo, netHook
+	}
+	return lo, func(se *webrtc.SettingEngine) {
+		pionWaits(se)
+		if netHook != nil {
+			netHook(se)
+		}
+	}
+}
+
 // rawPair is two PeerConnections built with the Client's settings and a
 // data channel between them, driven with the Client's flow control but no
 // application crypto, framing or acks.
@@ -87,7 +102,7 @@ type rawPair struct {
 	received chan struct{} // a run's last byte arrived
 }
 
-func startRawPair(ctx context.Context, env *stack, nets *vnetPair, relay bool, chunk int) (_ *rawPair, err error) {
+func startRawPair(ctx context.Context, env *stack, nets *vnetPair, relay bool, cfg Config) (_ *rawPair, err error) {
 	var rc webrtc.Configuration
 	if nets == nil {
 		// The same ICE servers the hub hands a Client.
@@ -99,7 +114,7 @@ func startRawPair(ctx context.Context, env *stack, nets *vnetPair, relay bool, c
 		rc.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
 	p := &rawPair{
-		buf:      make([]byte, chunk),
+		buf:      make([]byte, cfg.Chunk),
 		lowBuf:   make(chan struct{}, 1),
 		failed:   make(chan struct{}),
 		received: make(chan struct{}, 1),
@@ -110,8 +125,8 @@ func startRawPair(ctx context.Context, env *stack, nets *vnetPair, relay bool, c
 		}
 	}()
 	for i := range p.pcs {
-		lo, hook := nets.settings(i)
-		pc, err := rtc.NewAPI(rtc.Options{LoopbackOnly: lo, SettingEngine: hook}).NewPeerConnection(rc)
+		lo, hook := peerSettings(nets, i, cfg)
+		pc, err := rtc.NewAPI(rtc.Options{LoopbackOnly: lo, RelayOnly: relay, SettingEngine: hook}).NewPeerConnection(rc)
 		if err != nil {
 			return nil, fmt.Errorf("peer connection: %w", err)
 		}
@@ -253,6 +268,10 @@ type trystPair struct {
 	guestEv     chan client.Event
 	cancel      context.CancelFunc
 	done        sync.WaitGroup
+	// connect is the time from the guest's start until both were
+	// connected; path is the host's selected path.
+	connect time.Duration
+	path    string
 }
 
 // benchEvents forwards the events the benchmark waits for; progress is
@@ -285,7 +304,7 @@ func startTrystPair(ctx context.Context, env *stack, nets *vnetPair, relay bool,
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	start := func(room string, side int, events chan client.Event) (*client.Client, error) {
-		lo, hook := nets.settings(side)
+		lo, hook := peerSettings(nets, side, cfg)
 		c, err := client.New(client.Config{
 			Hub: hubURL, Room: room, Password: fmt.Sprintf("%x", pw), Relay: relay, OutDir: out,
 			ChunkSize: cfg.Chunk, LoopbackOnly: lo, SettingEngine: hook, OnEvent: benchEvents(events),
@@ -313,15 +332,16 @@ func startTrystPair(ctx context.Context, env *stack, nets *vnetPair, relay bool,
 	setup, cancelSetup := context.WithTimeout(ctx, time.Minute)
 	defer cancelSetup()
 	room, err := waitEvent(setup, p.hostEv, client.EventRoom)
+	joined := time.Now()
 	if err == nil {
 		p.guest, err = start(room.Text, 1, p.guestEv)
 	}
-	var conn client.Event
+	var conn, guestConn client.Event
 	if err == nil {
 		conn, err = waitEvent(setup, p.hostEv, client.EventConnected)
 	}
 	if err == nil {
-		_, err = waitEvent(setup, p.guestEv, client.EventConnected)
+		guestConn, err = waitEvent(setup, p.guestEv, client.EventConnected)
 	}
 	if err == nil && relay != (conn.Path == "relay") {
 		err = fmt.Errorf("path is %q with relay=%v", conn.Path, relay)
@@ -330,6 +350,9 @@ func startTrystPair(ctx context.Context, env *stack, nets *vnetPair, relay bool,
 		p.close()
 		return nil, fmt.Errorf("connect two clients: %w", err)
 	}
+	// Each event carries the time the Client emitted it.
+	p.connect = max(conn.Time.Sub(joined), guestConn.Time.Sub(joined))
+	p.path = conn.Path
 	return p, nil
 }
 

@@ -9,9 +9,9 @@ import (
 	"github.com/tryst-chat/tryst/internal/bench/stats"
 )
 
-// WriteTable prints res as `tryst bench transfer` does: the CPU layout, a
-// line per scenario with the targets it is held to, then how long hashing
-// took where it did.
+// WriteTable prints res as `tryst bench transfer` does: the connect
+// scenarios, the CPU layout, a line per throughput scenario with the
+// targets it is held to, then how long hashing took where it did.
 func (res Result) WriteTable(w io.Writer) error {
 	var b bytes.Buffer
 	res.table(&b)
@@ -20,6 +20,13 @@ func (res Result) WriteTable(w io.Writer) error {
 }
 
 func (res Result) table(w io.Writer) {
+	res.connectTable(w)
+	if len(res.Results) == 0 {
+		return
+	}
+	if len(res.Connects) > 0 {
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "tryst bench transfer: %d-byte chunks, %d rounds, emulated RTT %v; MB = 10^6 bytes\n",
 		res.Chunk, res.Repeats, res.RTT)
 	fmt.Fprintf(w, "%s\n", layoutText(res.RelayCPUs, res.PeerCPUs))
@@ -48,6 +55,31 @@ func (res Result) table(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// connectTable prints the connect scenarios, if any ran.
+func (res Result) connectTable(w io.Writer) {
+	if len(res.Connects) == 0 {
+		return
+	}
+	waits := ""
+	if res.PionWaits {
+		waits = "; pion's acceptance waits on every connection (--pion-waits: as before issue 13)"
+	}
+	fmt.Fprintf(w, "tryst bench transfer: time to connect, %d connections each, alternating%s\n", len(res.Connects[0].Ms), waits)
+	fmt.Fprintf(w, "from the guest's join until both Clients are connected (key confirmed over the data channel)\n\n")
+	fmt.Fprintf(w, "%-14s %-14s %8s %8s %9s  %s\n", "scenario", "path", "p50 ms", "p99 ms", "vs direct", "target")
+	for _, r := range res.Connects {
+		ratio, target := "-", ""
+		if r.VsDirect > 0 {
+			ratio = fmt.Sprintf("%.2fx", r.VsDirect)
+			target = "p50 <= 1.2x direct: met"
+			if r.VsDirect > 1.2 {
+				target = "p50 <= 1.2x direct: NOT MET"
+			}
+		}
+		fmt.Fprintf(w, "%-14s %-14s %8.1f %8.1f %9s  %s\n", r.Scenario, r.Path, r.P50, r.P99, ratio, target)
+	}
 }
 
 // transferTarget states the issue's target for a scenario and whether the

@@ -33,13 +33,14 @@ const (
 )
 
 // Scenarios are the selectable scenarios, in the order they run and are
-// reported: a bare pion data channel (raw) and Tryst's encrypted file
-// transfer, direct, through the relay, and over an emulated network with
-// Config.RTT of delay.
-var Scenarios = []string{scRaw, scTryst, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}
+// reported: the time two Clients take to connect, direct and relay-only
+// (connect.go); then throughput, of a bare pion data channel (raw) and of
+// Tryst's encrypted file transfer, direct, through the relay, and over an
+// emulated network with Config.RTT of delay.
+var Scenarios = []string{scConnect, scConnectRelay, scRaw, scTryst, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}
 
-// runScenarios adds the pinned baselines the selection needs, in report
-// order.
+// runScenarios returns the throughput scenarios of the selection with the
+// pinned baselines they need, in report order.
 func runScenarios(selected []string, isolated bool) []string {
 	var out []string
 	for _, sc := range []string{scRaw, scTryst, scRawPinned, scTrystPinned, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT} {
@@ -107,7 +108,7 @@ func runRounds(ctx context.Context, env *stack, cfg Config, dir string, log io.W
 		// and their baselines; every CPU for the others.
 		pinned := relay || strings.HasSuffix(sc, "-pinned")
 		if strings.HasPrefix(sc, scRaw) {
-			rp, err := startRawPair(ctx, env, n, relay, cfg.Chunk)
+			rp, err := startRawPair(ctx, env, n, relay, cfg)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", sc, err)
 			}
@@ -136,6 +137,9 @@ func runRounds(ctx context.Context, env *stack, cfg Config, dir string, log io.W
 		}})
 	}
 	results := make([]ScenarioResult, len(scs))
+	if len(scs) == 0 {
+		return results, nil // connect scenarios only
+	}
 	for i, sc := range scs {
 		results[i] = ScenarioResult{Scenario: sc.name, Bytes: sc.size}
 	}

@@ -1,7 +1,8 @@
-// Package transfer measures file-transfer throughput (`tryst bench
-// transfer`): a bare pion data channel against Tryst's encrypted file
-// transfer with the same settings and flow control, direct, through a TURN
-// relay, and over pion's emulated network with a round-trip delay. The hub
+// Package transfer measures how fast Tryst connects and transfers files
+// (`tryst bench transfer`): the time two Clients take to connect, direct
+// and relay-only; then a bare pion data channel against Tryst's encrypted
+// file transfer with the same settings and flow control, direct, through a
+// TURN relay, and over pion's emulated network with a round-trip delay. The hub
 // and relay are a real `tryst serve` run as a child process (see
 // relayProcess), on a CPU of its own where it can be; Run reports the
 // median of repeated rounds and paired ratios between scenarios.
@@ -43,6 +44,13 @@ type Config struct {
 	SizeMiB, RTTSizeMiB int
 	// Repeats is the number of rounds; the median is reported (--repeats).
 	Repeats int
+	// Connects is the number of connections made for each connect
+	// scenario, 1..1000 (--connects).
+	Connects int
+	// PionWaits gives every connection pion's own ICE acceptance waits, a
+	// relay-only one included: how Tryst connected before issue 13, for
+	// comparison (--pion-waits; see rtc.Waits).
+	PionWaits bool
 	// Chunk is the chunk (message) size in bytes, 1 KiB..64 KiB (--chunk).
 	Chunk int
 	// RTT is the emulated round-trip time, 2ms..2s (--rtt).
@@ -72,6 +80,7 @@ func DefaultConfig() Config {
 		SizeMiB:      256,
 		RTTSizeMiB:   64,
 		Repeats:      3,
+		Connects:     20,
 		Chunk:        16 << 10,
 		RTT:          50 * time.Millisecond,
 		Scenarios:    slices.Clone(Scenarios),
@@ -95,6 +104,8 @@ func (c Config) Validate() error {
 		return errors.New("bench transfer: --size and --rtt-size must be 1..65536 MiB")
 	case c.Repeats < 1 || c.Repeats > 100:
 		return errors.New("bench transfer: --repeats must be 1..100")
+	case c.Connects < 1 || c.Connects > 1000:
+		return errors.New("bench transfer: --connects must be 1..1000")
 	case c.Chunk < 1<<10 || c.Chunk > 64<<10:
 		return errors.New("bench transfer: --chunk must be 1024..65536")
 	case c.RTT < 2*time.Millisecond || c.RTT > 2*time.Second:
@@ -114,7 +125,9 @@ type Result struct {
 	Repeats   int              `json:"repeats"`
 	PeerCPUs  []int            `json:"peer_cpus,omitempty"`  // loopback scenarios; empty: not isolated
 	RelayCPUs []int            `json:"relay_cpus,omitempty"` // empty: not isolated
-	Results   []ScenarioResult `json:"results"`
+	PionWaits bool             `json:"pion_waits,omitempty"` // Config.PionWaits
+	Connects  []ConnectResult  `json:"connects,omitempty"`   // the connect scenarios
+	Results   []ScenarioResult `json:"results"`              // the throughput scenarios
 }
 
 // ScenarioResult is one scenario's measurement.
@@ -195,6 +208,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		defer pprof.StopCPUProfile()
 	}
 
+	// Connections first: the throughput scenarios' connections stay open.
+	connects, err := runConnects(ctx, env, cfg, dir, log)
+	if err != nil {
+		return res, fmt.Errorf("bench transfer: %w", err)
+	}
 	results, err := runRounds(ctx, env, cfg, dir, log)
 	if err != nil {
 		return res, fmt.Errorf("bench transfer: %w", err)
@@ -209,5 +227,5 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 	}
 	return Result{RTT: cfg.RTT.String(), Chunk: cfg.Chunk, Repeats: cfg.Repeats,
-		PeerCPUs: cpus.peers, RelayCPUs: cpus.relay, Results: results}, nil
+		PeerCPUs: cpus.peers, RelayCPUs: cpus.relay, PionWaits: cfg.PionWaits, Connects: connects, Results: results}, nil
 }

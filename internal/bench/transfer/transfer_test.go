@@ -91,7 +91,8 @@ func TestRunScenarios(t *testing.T) {
 		want     []string
 	}{
 		{Scenarios, true, []string{scRaw, scTryst, scRawPinned, scTrystPinned, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}},
-		{Scenarios, false, Scenarios},
+		{Scenarios, false, []string{scRaw, scTryst, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}},
+		{[]string{scConnect, scConnectRelay}, true, nil},
 		{[]string{scTrystRTT, scRawRelay}, true, []string{scRawPinned, scRawRelay, scTrystRTT}},
 		{[]string{scTryst}, true, []string{scTryst}},
 	} {
@@ -117,6 +118,8 @@ func TestConfigValidate(t *testing.T) {
 		"no size":          func(c *Config) { c.SizeMiB = 0 },
 		"huge rtt size":    func(c *Config) { c.RTTSizeMiB = 1 << 20 },
 		"no repeats":       func(c *Config) { c.Repeats = 0 },
+		"no connects":      func(c *Config) { c.Connects = 0 },
+		"many connects":    func(c *Config) { c.Connects = 1001 },
 		"small chunk":      func(c *Config) { c.Chunk = 100 },
 		"no rtt":           func(c *Config) { c.RTT = 0 },
 		"no timeout":       func(c *Config) { c.Timeout = 0 },

@@ -364,3 +364,32 @@ func TestBrowserMalformedMessage(t *testing.T) {
 	b.say("and back")
 	a.waitMessage("and back")
 }
+
+// TestBrowserResiliencePeerBackProbe: the guest comes back to the hub
+// without its old connection, which the host's side still holds open (a
+// killed tab leaves it so until the 15 s of silence). The host, told
+// peer-back, keeps a live connection but probes it: this one stays silent,
+// so the host offers afresh well before the silence timeout would.
+func TestBrowserResiliencePeerBackProbe(t *testing.T) {
+	st := startStack(t)
+	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
+	link := a.host(st.url, "pw", false, false)
+	b.join(link, "pw", false)
+	a.connected()
+	b.connected()
+	a.markPeer("old")
+
+	// The guest forgets its connection without closing it (the host's end
+	// stays open and hears nothing more), then drops its hub connection and
+	// resumes.
+	var done bool
+	b.eval(`(() => { const s = window.tryst, p = s.peer; p.closed = true; clearInterval(p.timer); s.peer = null;
+		s.ws.close(); return true; })()`, &done)
+	// The probe takes 5 s; the silence timeout would take 10 to 20 s (15 s
+	// after the guest's last ping, checked every 5 s).
+	a.waitJSWithin(`!!window.tryst.peer && window.tryst.peer.mark === undefined && window.tryst.peer.confirmed`,
+		10*time.Second)
+	b.waitJS(statusJS + ` === "Connected"`)
+	a.say("after the probe")
+	b.waitMessage("after the probe")
+}

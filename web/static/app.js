@@ -10,6 +10,15 @@ const HIGH_WATER = 4 * 1024 * 1024;
 const LOW_WATER = 1024 * 1024;
 const PING_MS = 5000;
 const PEER_TIMEOUT_MS = 15000;
+// A host that hears the other side come back to the hub (peer-back, or
+// resumed with the peer there) while its own connection still looks up asks
+// that connection for a sign of life: a live peer answers within this,
+// a dead one (a killed tab, say) would otherwise hold the host until the
+// 15 s silence timeout. Frames arrive at least every PING_MS from a live peer.
+const PROBE_MS = PING_MS;
+// The hub is reconnected with a backoff doubling from 500 ms up to this
+// (proto.ReconnectBackoffMax).
+const BACKOFF_MAX_MS = 10000;
 const ACK_EVERY = 1024 * 1024;
 const ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -20,6 +29,10 @@ const $ = (id) => document.getElementById(id);
 const state = {
   room: null, role: null, token: null, master: null, signaler: null, ice: null,
   ws: null, backoff: 500, reconnectTimer: null, peer: null, leaving: false, ended: false,
+  // hub: "up" while attached; "down" while unreachable; "gone" once it
+  // answered that it does not know the room while the peer connection was
+  // still up (it may come back: a restarted hub can know it again).
+  hub: "down", hubSince: 0,
   chatNext: 1, unacked: [], lastChatIn: 0,
   out: [], // files to send: {id, file, name, size, sha, done, ui, started}
   inFiles: new Map(), finished: new Map(),
@@ -172,8 +185,16 @@ function connectHub(first) {
       onHubFrame(f).catch((e) => console.error(e));
     };
     ws.onclose = () => {
-      if (!answered) { answered = true; reject({ code: "closed", message: "could not reach the hub" }); }
-      if (state.ws === ws) onHubLost();
+      const current = state.ws === ws;
+      if (current) state.ws = null;
+      if (!answered) {
+        // The caller's hubFailure decides what comes next; calling
+        // onHubLost here too would schedule a second attempt.
+        answered = true;
+        reject({ code: "closed", message: "could not reach the hub" });
+        return;
+      }
+      if (current) onHubLost();
     };
   });
 }
@@ -184,20 +205,63 @@ function relayWait() {
   return state.ice && state.ice.limited ? (state.ice.retry_after || 5) * 1000 : 0;
 }
 
+// peerUp reports whether the data channel to the other person is open and
+// confirmed: chat and files flow, whatever the hub's state.
+function peerUp() {
+  const p = state.peer;
+  return !!(p && p.confirmed && !p.closed && p.dc && p.dc.readyState === "open");
+}
+
+// showConnected sets the status line of a confirmed connection, saying
+// what the hub's state means for it.
+function showConnected() {
+  if (state.hub === "down") status("Connected · hub unreachable, reconnecting…");
+  else if (state.hub === "gone") {
+    status("Connected · the hub no longer knows this room: chat goes on, but a lost connection could not be " +
+      "restored; asking the hub again…");
+  } else status("Connected");
+}
+
+// onHubLost runs when the hub connection ends or an attempt to reach it
+// failed: try again (resume) after the backoff. The peer connection is
+// left alone: once connected, chat and files never go through the hub.
 function onHubLost() {
   state.ws = null;
   if (state.leaving || state.ended || !state.token) return;
-  closePeer();
-  const wait = Math.max(state.backoff, relayWait());
-  state.backoff = Math.min(state.backoff * 2, 10000);
-  status(`Hub connection lost; reconnecting in ${(wait / 1000).toFixed(1)} s`);
+  if (state.hub === "up") {
+    state.hub = "down";
+    // A connection that stayed up a while was a working one: start the
+    // backoff over. One dropped at once (say, by a second tab with the same
+    // token) keeps doubling it.
+    if (Date.now() - state.hubSince > BACKOFF_MAX_MS) state.backoff = 500;
+  }
+  // A live connection needs the hub back only to signal; the relay the hub
+  // withheld matters only to a new one.
+  const wait = peerUp() ? state.backoff : Math.max(state.backoff, relayWait());
+  state.backoff = Math.min(state.backoff * 2, BACKOFF_MAX_MS);
+  if (peerUp()) showConnected();
+  else status(`Hub connection lost; reconnecting in ${(wait / 1000).toFixed(1)} s`);
   clearTimeout(state.reconnectTimer);
   state.reconnectTimer = setTimeout(() => attach({ type: "resume", token: state.token }).catch(hubFailure), wait);
 }
 
+// roomGone: the hub answered that it does not know the room. That ends the
+// session unless the connection to the other person is still up; then chat
+// goes on and the hub is asked again with the backoff (a hub that restarted
+// may know the room again), and the session ends only if that connection
+// is lost before it does (failPeer).
+function roomGone() {
+  if (peerUp() && !state.leaving && !state.ended) {
+    state.hub = "gone";
+    onHubLost();
+    return;
+  }
+  end("This room no longer exists (it expired or was closed).");
+}
+
 function hubFailure(err) {
   if (err && err.code === "no_such_room") {
-    end("This room no longer exists (it expired or was closed).");
+    roomGone();
     return;
   }
   if (err && err.code === "unsupported_version") {
@@ -214,6 +278,8 @@ function hubFailure(err) {
 // attach sends first and handles the hub's welcome.
 async function attach(first) {
   const f = await connectHub(first);
+  state.hub = "up";
+  state.hubSince = Date.now();
   state.room = f.room;
   state.token = f.token;
   state.role = f.role === "host" ? "H" : "G";
@@ -225,9 +291,28 @@ async function attach(first) {
   saveSession();
   if (f.type === "created") showShare();
   if (state.master && !state.signaler) state.signaler = await c.Signaler.create(state.master, state.room);
+  if (peerUp()) {
+    // The hub came back under a live connection: keep it. If the other
+    // side is attached too, make sure it is still at the other end.
+    showConnected();
+    if (state.role === "H" && f.peer) probePeer(state.peer);
+    return f;
+  }
   status(f.type === "resumed" && f.peer ? "Reconnecting to the other person…" : "Waiting for the other person…");
   if (state.role === "H" && state.master) await makeOffer();
   return f;
+}
+
+// probePeer is the host's check that a connection which looks up still has
+// the other person at its end, after the hub said they came back: if no
+// frame arrives within PROBE_MS, the connection is given up and a fresh
+// offer made (failPeer).
+function probePeer(p) {
+  const since = Date.now();
+  sendJSON(p, MSG.PING, { t: Math.round(performance.now() * 1000) });
+  setTimeout(() => {
+    if (p === state.peer && !p.closed && p.lastRecv < since) failPeer(p, "the other person reconnected");
+  }, PROBE_MS);
 }
 
 async function onHubFrame(f) {
@@ -242,10 +327,22 @@ async function onHubFrame(f) {
       break;
     }
     case "peer-joined": status("The other person joined; connecting…"); break;
-    case "peer-back": if (state.role === "H") await makeOffer(); break;
-    case "peer-left": status("The other person disconnected; waiting for them to come back…"); break;
+    case "peer-back":
+      if (state.role !== "H") break;
+      if (peerUp()) probePeer(state.peer);
+      else await makeOffer();
+      break;
+    case "peer-left":
+      // Their hub connection ended; a live connection to them goes on.
+      if (!peerUp()) status("The other person disconnected; waiting for them to come back…");
+      break;
     case "room-closed": end("The other person left the room."); break;
-    case "error": if (f.code === "no_such_room") end("This room no longer exists."); else note("Hub: " + f.message); break;
+    case "error":
+      if (f.code === "no_such_room") {
+        if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
+        roomGone();
+      } else note("Hub: " + f.message);
+      break;
   }
 }
 
@@ -272,6 +369,9 @@ function closePeer() {
   clearInterval(p.timer);
   p.lowWaiters.forEach((w) => w());
   try { p.pc.close(); } catch { /* already closed */ }
+  // The path and round trip were this connection's.
+  $("path").textContent = "";
+  $("rtt").textContent = "";
 }
 
 function gathered(pc) {
@@ -352,7 +452,13 @@ function attachDC(p, dc) {
     send(p, MSG.CONFIRM, await p.sess.confirmation(p.role));
   };
   dc.onclose = () => failPeer(p, "data channel closed");
-  dc.onmessage = (ev) => { p.recvChain = p.recvChain.then(() => onFrame(p, ev.data)); };
+  dc.onmessage = (ev) => {
+    // One message this side cannot read (a control payload that is not the
+    // JSON it should be, a short chunk) is reported and skipped; a rejected
+    // link would otherwise leave the chain rejected and drop every later
+    // frame of the connection unread.
+    p.recvChain = p.recvChain.then(() => onFrame(p, ev.data)).catch((e) => malformed(p, e));
+  };
 }
 
 // send seals and sends in call order; it resolves once the frame is queued.
@@ -418,12 +524,32 @@ async function onFrame(p, data) {
   }
 }
 
+// malformed reports a message that opened (it is the other side's) but
+// could not be read; the first of a connection is shown, the rest logged.
+function malformed(p, e) {
+  console.error("malformed message:", e);
+  if (p.closed || p.malformedShown) return;
+  p.malformedShown = true;
+  note(`Ignored a malformed message from the other person (${e.message || e}).`);
+}
+
 function failPeer(p, reason) {
   if (p !== state.peer || p.closed) return;
   closePeer();
   if (state.ended || state.leaving) return;
+  if (state.hub === "gone") {
+    // Nothing left to signal a new connection through.
+    end(`The connection to the other person ended (${reason}), and the hub no longer knows this room ` +
+      "(it expired, was closed, or the hub restarted).");
+    return;
+  }
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+    // Offers and restart requests need the hub: the resume that brings it
+    // back starts the new connection (attach, peer-back).
+    status(`Connection lost (${reason}); hub unreachable, reconnecting…`);
+    return;
+  }
   status(`Connection lost (${reason}); reconnecting…`);
-  $("path").textContent = "";
   if (relayWait() && state.ws) {
     // The hub withheld the relay, which this connection may have needed:
     // re-attach (resume) for fresh ICE servers instead of retrying without
@@ -440,17 +566,18 @@ function failPeer(p, reason) {
 }
 
 async function onReady(p) {
-  state.backoff = 500;
   alertBox("");
   show("chat");
   $("message").focus();
-  status("Connected");
+  showConnected();
   for (const m of state.unacked) sendJSON(p, MSG.CHAT, m);
   p.timer = setInterval(() => {
     if (Date.now() - p.lastRecv > PEER_TIMEOUT_MS) { failPeer(p, "the other person went silent"); return; }
     sendJSON(p, MSG.PING, { t: Math.round(performance.now() * 1000) });
   }, PING_MS);
-  $("path").textContent = await pathOf(p.pc);
+  const path = await pathOf(p.pc);
+  if (p.closed) return;
+  $("path").textContent = path;
   sendFiles(p);
 }
 
@@ -470,7 +597,7 @@ async function pathOf(pc) {
 // ---------- chat ----------
 
 function sendChat(text) {
-  if (!text) return;
+  if (!text || state.ended) return;
   const m = { id: state.chatNext++, text, ts: Date.now() };
   state.unacked.push(m);
   saveChat();
@@ -511,6 +638,7 @@ function randomID() {
 }
 
 async function queueFiles(files) {
+  if (state.ended) return;
   for (const file of files) {
     const sha = c.hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
     const f = { id: randomID(), file, name: file.name, size: file.size, sha, done: false, ui: transferUI(file.name, file.size, false),
@@ -653,6 +781,7 @@ async function onFileDone(p, { id }) {
 
 function mismatch() {
   state.ended = true;
+  clearTimeout(state.reconnectTimer);
   closePeer();
   show();
   alertBox("Password mismatch: the other person typed a different password. Nothing was decrypted or sent. Leave, agree on the password again, and start a new room.");
@@ -661,11 +790,17 @@ function mismatch() {
   if (state.ws) state.ws.close();
 }
 
+// end closes the session for good: no connection, no reconnecting, and a
+// page that shows it (nothing to type into, no path or round trip).
 function end(text) {
   state.ended = true;
+  clearTimeout(state.reconnectTimer);
   closePeer();
   status(text);
   note(text);
+  for (const el of document.querySelectorAll("#send-form input, #send-form button, #file-input")) el.disabled = true;
+  $("drop").setAttribute("aria-disabled", "true");
+  $("message").placeholder = "This chat has ended";
   forget();
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
 }

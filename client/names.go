@@ -56,7 +56,7 @@ func ValidateFileName(name string) error {
 		return ruleUTF8
 	case strings.ContainsAny(name, `/\`):
 		return ruleSeparator
-	case filepath.IsAbs(name) || filepath.VolumeName(name) != "":
+	case filepath.IsAbs(name) || filepath.VolumeName(name) != "" || hasDriveLetter(name):
 		return ruleAbsolute
 	}
 	for _, r := range name {
@@ -164,4 +164,12 @@ func candidateName(name string, i int) string {
 		stem = stem[:cut]
 	}
 	return stem + mark + ext
+}
+
+// hasDriveLetter reports a name that starts like a Windows drive ("C:"),
+// which filepath.VolumeName sees only on Windows: the rule is the same on
+// every system, so that the browser (which cannot know where the file
+// lands) and a receiver on any OS refuse the same names.
+func hasDriveLetter(name string) bool {
+	return len(name) >= 2 && name[1] == ':' && ('a' <= name[0]|0x20 && name[0]|0x20 <= 'z')
 }

@@ -29,6 +29,9 @@ func TestNameRules(t *testing.T) {
 		"../x":                           ruleSeparator,
 		`..\x`:                           ruleSeparator,
 		"/etc/passwd":                    ruleSeparator,
+		"C:evil.exe":                     ruleAbsolute, // a drive on every system, not only on Windows
+		"z:x":                            ruleAbsolute,
+		"1:x":                            nil,
 		"bad\x00name":                    ruleControl,
 		"new\nline":                      ruleControl,
 		"\x1b[2J.txt":                    ruleControl,

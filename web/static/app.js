@@ -655,12 +655,17 @@ function fileEvent(msg, kind) {
   const w = f.waiters[kind];
   if (w) { delete f.waiters[kind]; w(); }
 }
-function waitFile(f, kind, p) {
-  return new Promise((res) => {
-    if (f[kind]) return res();
-    f.waiters[kind] = res;
-    p.lowWaiters.push(res); // wakes on close too
-  });
+// waitFile returns once the other side's f[kind] message has arrived or
+// the connection closed. The waiter also sits among lowWaiters, to wake on
+// close, so a drained send buffer wakes it too: it waits again then, rather
+// than go on without the message.
+async function waitFile(f, kind, p) {
+  while (!f[kind] && !p.closed) {
+    await new Promise((res) => {
+      f.waiters[kind] = res;
+      p.lowWaiters.push(res);
+    });
+  }
 }
 function onFileAck(msg) {
   const f = state.out.find((x) => x.id === msg.id);
@@ -710,9 +715,24 @@ function finishOut(f, ok, err) {
   f.ui.div.append(s);
 }
 
-function validName(name) {
-  return typeof name === "string" && name !== "" && name !== "." && name !== ".." && name.length <= 255 &&
-    !/[\/\\]/.test(name) && !/[\u0000-\u001f\u007f]/.test(name);
+// nameProblem is the rule an offered file name breaks, as the Go client
+// words it (docs/PROTOCOL.md, "Receiving safely"), or "" for a plain name.
+function nameProblem(name) {
+  if (typeof name !== "string" || name === "" || name === "." || name === "..") return 'is empty, "." or ".."';
+  if (new TextEncoder().encode(name).length > 255) return "is longer than 255 bytes";
+  if (name.includes("\ufffd") || /\p{Cs}/u.test(name)) return "is not valid UTF-8";
+  if (/[\/\\]/.test(name)) return "contains a path separator";
+  if (/^[A-Za-z]:/.test(name)) return "names a drive or an absolute path";
+  if (/\p{Cc}/u.test(name)) return "contains control characters";
+  if (/[\p{Cf}\u2028\u2029]/u.test(name)) return "contains invisible or direction-changing characters";
+  return "";
+}
+
+// shown renders text the other side chose with anything that could hide or
+// reorder it made visible (\u202e), as the Go client prints it.
+function shown(text) {
+  return String(text).replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu,
+    (c) => "\\u" + c.codePointAt(0).toString(16).padStart(4, "0"));
 }
 
 async function onFileOffer(p, o) {
@@ -723,9 +743,11 @@ async function onFileOffer(p, o) {
   }
   const known = state.inFiles.get(o.id);
   if (known) { await sendJSON(p, MSG.FILE_ACCEPT, { id: o.id, offset: known.written }); return; }
-  if (!validName(o.name) || !(o.size >= 0) || typeof o.sha256 !== "string" || o.sha256.length !== 64) {
-    note(`Refused a file with an unsafe name: ${JSON.stringify(o.name)}`);
-    await sendJSON(p, MSG.FILE_ACCEPT, { id: o.id, reject: "refused file name" });
+  const problem = nameProblem(o.name);
+  if (problem || !(o.size >= 0) || typeof o.sha256 !== "string" || o.sha256.length !== 64) {
+    const reason = problem ? `refused file name: ${problem}` : "malformed file offer";
+    note(`Refused the file ${shown(JSON.stringify(o.name))}: ${reason}`);
+    await sendJSON(p, MSG.FILE_ACCEPT, { id: o.id, reject: reason, offset: 0 });
     return;
   }
   state.inFiles.set(o.id, { offer: o, chunks: [], written: 0, acked: 0, ui: transferUI(o.name, o.size, true) });

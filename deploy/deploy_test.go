@@ -313,6 +313,7 @@ type composeFile struct {
 	Secrets map[string]struct {
 		File string `yaml:"file"`
 	} `yaml:"secrets"`
+	Volumes map[string]any `yaml:"volumes"`
 }
 
 func loadCompose(t *testing.T) composeFile {
@@ -346,6 +347,15 @@ func TestCompose(t *testing.T) {
 	}
 	if c.Secrets["turn-secret"].File != "./turn-secret" {
 		t.Errorf("secret turn-secret: file %q", c.Secrets["turn-secret"].File)
+	}
+	// The hub key lives in the state directory: a named volume, so that
+	// rooms survive a restart and a new container.
+	if dir := flags["state-dir"]; dir == "" || !slices.ContainsFunc(tr.Volumes, func(v string) bool {
+		name, mount, _ := strings.Cut(v, ":")
+		_, declared := c.Volumes[name]
+		return mount == dir && declared
+	}) {
+		t.Errorf("tryst: --state-dir %q is not a named volume (volumes %v)", dir, tr.Volumes)
 	}
 	if _, ok := tr.Environment["TRYST_PUBLIC_IP"]; !ok {
 		t.Error("tryst: no TRYST_PUBLIC_IP placeholder")
@@ -453,7 +463,8 @@ func TestDockerfile(t *testing.T) {
 	ins := parseDockerfile(t, "Dockerfile")
 	var froms []string
 	var user, entry, expose, build string
-	args := map[string]string{}
+	var chowned []string
+	args, env := map[string]string{}, map[string]string{}
 	for _, in := range ins {
 		switch in.cmd {
 		case "FROM":
@@ -479,6 +490,14 @@ func TestDockerfile(t *testing.T) {
 			}
 		case "ADD":
 			t.Errorf("ADD %s: use COPY", in.args)
+		case "COPY":
+			if strings.Contains(in.args, "--chown=65532:65532") {
+				chowned = append(chowned, in.args)
+			}
+		}
+		if in.cmd == "ENV" {
+			k, v, _ := strings.Cut(in.args, "=")
+			env[k] = v
 		}
 	}
 	if len(froms) < 2 {
@@ -517,6 +536,14 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("EXPOSE lacks %s", p)
 		}
 	}
+	// The state directory (the hub key) is the user's, so that a volume
+	// mounted on it starts writable.
+	if dir := env["TRYST_STATE_DIR"]; dir == "" || !slices.ContainsFunc(chowned, func(c string) bool {
+		f := strings.Fields(c)
+		return strings.HasPrefix(dir, strings.TrimSuffix(f[len(f)-1], "/"))
+	}) {
+		t.Errorf("ENV TRYST_STATE_DIR=%q is not in a COPY --chown=65532:65532 (%v)", dir, chowned)
+	}
 	var ep []string
 	if err := json.Unmarshal([]byte(entry), &ep); err != nil || !slices.Equal(ep, []string{"/tryst", "serve"}) {
 		t.Errorf("ENTRYPOINT %s, want [\"/tryst\", \"serve\"] (exec form)", entry)
@@ -526,7 +553,7 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{".git", "deploy/turn-secret", "deploy/kubernetes/turn-secret"} {
+	for _, p := range []string{".git", "deploy/turn-secret", "deploy/kubernetes/turn-secret", "deploy/kubernetes/hub-key"} {
 		if !slices.Contains(strings.Fields(string(ign)), p) {
 			t.Errorf("Dockerfile.dockerignore lacks %s", p)
 		}
@@ -569,6 +596,7 @@ func TestSystemdUnit(t *testing.T) {
 		"CapabilityBoundingSet": "", "AmbientCapabilities": "", "Restart": "on-failure",
 		"LoadCredential": "turn-secret:/etc/tryst/turn-secret", "EnvironmentFile": "-/etc/tryst/tryst.env",
 		"RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX AF_NETLINK",
+		"StateDirectory":          "tryst",
 	} {
 		if got, ok := svc[k]; !ok || !slices.Contains(got, want) {
 			t.Errorf("[Service] %s=%v, want %q", k, got, want)
@@ -580,6 +608,10 @@ func TestSystemdUnit(t *testing.T) {
 	exec := strings.Join(svc["ExecStart"], " ")
 	if !strings.Contains(exec, "--turn-secret-file ${CREDENTIALS_DIRECTORY}/turn-secret") || !strings.Contains(exec, " serve ") {
 		t.Errorf("ExecStart=%s: want tryst serve --turn-secret-file ${CREDENTIALS_DIRECTORY}/turn-secret", exec)
+	}
+	// The hub key in StateDirectory=: rooms survive a restart.
+	if !strings.Contains(exec, "--state-dir ${STATE_DIRECTORY}") {
+		t.Errorf("ExecStart=%s: want --state-dir ${STATE_DIRECTORY}", exec)
 	}
 	drop := unitFile(t, "systemd/low-ports.conf")
 	for _, k := range []string{"CapabilityBoundingSet", "AmbientCapabilities"} {
@@ -680,10 +712,11 @@ func TestKubernetes(t *testing.T) {
 			t.Fatalf("no %s manifest", k)
 		}
 	}
-	if len(kust.SecretGenerator) != 1 || !slices.Equal(kust.SecretGenerator[0].Files, []string{"turn-secret"}) {
-		t.Fatalf("kustomization: want one secretGenerator from the file turn-secret: %+v", kust.SecretGenerator)
+	if len(kust.SecretGenerator) != 2 || !slices.Equal(kust.SecretGenerator[0].Files, []string{"turn-secret"}) ||
+		!slices.Equal(kust.SecretGenerator[1].Files, []string{"hub-key"}) {
+		t.Fatalf("kustomization: want secretGenerators from the files turn-secret and hub-key: %+v", kust.SecretGenerator)
 	}
-	secretName := kust.SecretGenerator[0].Name
+	secretName, hubKeyName := kust.SecretGenerator[0].Name, kust.SecretGenerator[1].Name
 
 	dep := docs["Deployment"]
 	pod := get(dep, "spec", "template", "spec")
@@ -708,18 +741,21 @@ func TestKubernetes(t *testing.T) {
 		m := get(ctr, "volumeMounts", i)
 		mounts[get(m, "name").(string)] = get(m, "mountPath").(string)
 	}
-	var secretVol, configVol string
+	var secretVol, configVol, hubKeyVol string
 	for i := 0; get(pod, "volumes", i) != nil; i++ {
 		v := get(pod, "volumes", i)
 		if get(v, "secret", "secretName") == secretName {
 			secretVol = get(v, "name").(string)
 		}
+		if get(v, "secret", "secretName") == hubKeyName {
+			hubKeyVol = get(v, "name").(string)
+		}
 		if get(v, "configMap", "name") == get(docs["ConfigMap"], "metadata", "name") {
 			configVol = get(v, "name").(string)
 		}
 	}
-	if secretVol == "" || configVol == "" {
-		t.Fatalf("Deployment: volumes for the Secret %s and the ConfigMap missing", secretName)
+	if secretVol == "" || configVol == "" || hubKeyVol == "" {
+		t.Fatalf("Deployment: volumes for the Secrets %s and %s and the ConfigMap missing", secretName, hubKeyName)
 	}
 	var cfg map[string]any
 	if err := yaml.Unmarshal([]byte(get(docs["ConfigMap"], "data", "tryst.yaml").(string)), &cfg); err != nil {
@@ -727,6 +763,11 @@ func TestKubernetes(t *testing.T) {
 	}
 	if want := mounts[secretVol] + "/turn-secret"; cfg["turn-secret-file"] != want {
 		t.Errorf("ConfigMap turn-secret-file %v, the Secret is mounted at %s", cfg["turn-secret-file"], want)
+	}
+	// The hub key comes from a Secret: a new pod (Recreate) has no state
+	// directory of the old one, and recreates its rooms with that key.
+	if want := mounts[hubKeyVol] + "/hub-key"; cfg["hub-key-file"] != want {
+		t.Errorf("ConfigMap hub-key-file %v, the Secret %s is mounted at %s", cfg["hub-key-file"], hubKeyName, want)
 	}
 	args, _ := get(ctr, "args").([]any)
 	if want := []any{"--config", mounts[configVol] + "/tryst.yaml"}; !reflect.DeepEqual(args, want) {

@@ -2,9 +2,6 @@ package hub
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"strings"
 
 	"github.com/tryst-chat/tryst/proto"
@@ -33,18 +30,4 @@ func newRoomCode() string {
 		}
 	}
 	return b.String()
-}
-
-// newToken returns a random resume token (192 bits, URL-safe).
-func newToken() string {
-	var b [24]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// tokenKey is what the store keeps instead of a resume token, so that a dump
-// of the store cannot be used to take over a room.
-func tokenKey(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
 }

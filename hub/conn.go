@@ -44,8 +44,11 @@ type conn struct {
 
 	// mu guards the queue and its gate: until a create/join/resume reply is
 	// queued, events from the store are held back so that the reply comes
-	// first. queued counts the bytes of queue and held together.
+	// first. queued counts the bytes of queue and held together. member is
+	// the membership being attached or attached (see hold), for the tokens
+	// that peer-joined and peer-back carry.
 	mu     sync.Mutex
+	member Member
 	ready  bool
 	held   [][]byte
 	queue  [][]byte
@@ -136,7 +139,14 @@ func (c *conn) Deliver(ev Event) bool {
 	if c.closed {
 		return false
 	}
-	return c.queueLocked(proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason})
+	f := proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
+	if (ev.Type == proto.TypePeerJoined || ev.Type == proto.TypePeerBack) && c.member.Room != "" {
+		// The room has a guest now: the host's token says so from here
+		// on, so a restart reserves the guest's slot for it
+		// (docs/PROTOCOL.md, "Resume tokens").
+		f.Token = c.h.keys.mint(c.member, true, c.h.cfg.Now())
+	}
+	return c.queueLocked(f)
 }
 
 // Addr implements Peer.
@@ -201,10 +211,12 @@ func (c *conn) reply(f proto.Frame) {
 	}
 }
 
-// hold gates store events until open is called.
-func (c *conn) hold() {
+// hold gates store events until open is called, and records m, the
+// membership being attached.
+func (c *conn) hold(m Member) {
 	c.mu.Lock()
 	c.ready = false
+	c.member = m
 	c.mu.Unlock()
 }
 

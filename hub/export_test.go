@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/netip"
+	"time"
 )
 
 // NewRoomCodeForTest exposes newRoomCode to the external tests.
@@ -38,4 +39,15 @@ func WithClientAddrForTest(cfg Config) Config {
 		return socketAddr(r)
 	}
 	return cfg
+}
+
+// ParseResumeTokenForTest decodes and verifies a resume token with keys.
+func ParseResumeTokenForTest(keys [][]byte, s string) (m Member, paired bool, issued time.Time, err error) {
+	tok, err := newKeyring(keys).parse(s)
+	return tok.Member, tok.paired, time.UnixMilli(tok.issued), err
+}
+
+// MintResumeTokenForTest issues a resume token for m with the first key.
+func MintResumeTokenForTest(keys [][]byte, m Member, paired bool, now time.Time) string {
+	return newKeyring(keys).mint(m, paired, now)
 }

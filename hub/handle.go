@@ -96,15 +96,15 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 		})
 		return
 	}
-	token := newToken()
-	c.hold()
-	var code string
+	now := c.h.cfg.Now()
+	var m Member
 	var err error
 	// 88-bit codes practically never collide; the loop only guards the
 	// contract of Store.Create.
 	for range 4 {
-		code = newRoomCode()
-		if err = c.h.store.Create(ctx, code, tokenKey(token), c); !errors.Is(err, ErrCodeTaken) {
+		m = newMember(newRoomCode(), Host, now)
+		c.hold(m)
+		if err = c.h.store.Create(ctx, m, c); !errors.Is(err, ErrCodeTaken) {
 			break
 		}
 	}
@@ -123,10 +123,10 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 		c.internal(err)
 		return
 	}
-	c.room, c.role = code, Host
+	c.room, c.role = m.Room, Host
 	c.open(proto.Frame{
-		Type: proto.TypeCreated, Version: proto.ProtocolVersion, Room: code, Role: Host.String(), Token: token,
-		ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+		Type: proto.TypeCreated, Version: proto.ProtocolVersion, Room: m.Room, Role: Host.String(),
+		Token: c.h.keys.mint(m, false, now), ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	})
 }
 
@@ -171,9 +171,10 @@ func (c *conn) join(ctx context.Context, f proto.Frame) {
 		c.failed("no_such_room", proto.CodeNoSuchRoom, "no such room")
 		return
 	}
-	token := newToken()
-	c.hold()
-	pending, err := c.h.store.Join(ctx, code, tokenKey(token), c)
+	now := c.h.cfg.Now()
+	m := newMember(code, Guest, now)
+	c.hold(m)
+	pending, err := c.h.store.Join(ctx, m, c)
 	switch {
 	case errors.Is(err, ErrNoSuchRoom):
 		c.open()
@@ -190,8 +191,8 @@ func (c *conn) join(ctx context.Context, f proto.Frame) {
 	}
 	c.room, c.role = code, Guest
 	frames := []proto.Frame{{
-		Type: proto.TypeJoined, Version: proto.ProtocolVersion, Room: code, Role: Guest.String(), Token: token,
-		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+		Type: proto.TypeJoined, Version: proto.ProtocolVersion, Room: code, Role: Guest.String(),
+		Token: c.h.keys.mint(m, true, now), ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(pending)...)...)
 }
@@ -230,25 +231,62 @@ func (c *conn) resume(ctx context.Context, f proto.Frame) {
 		c.badRequest("resume needs a token")
 		return
 	}
-	c.hold()
-	info, err := c.h.store.Resume(ctx, tokenKey(f.Token), c)
+	// The token itself is never logged, nor what it names.
+	tok, err := c.h.keys.parse(f.Token)
+	if err != nil {
+		c.failed(metrics.RejectBadToken, proto.CodeNoSuchRoom, "no such room")
+		return
+	}
+	now := c.h.cfg.Now()
+	recreate, expired := c.h.mayRecreate(tok, now)
+	c.hold(tok.Member)
+	info, err := c.h.store.Resume(ctx, ResumeRequest{Member: tok.Member, Paired: tok.paired, Recreate: recreate}, c)
 	switch {
 	case errors.Is(err, ErrNoSuchRoom):
 		c.open()
-		c.failed("no_such_room", proto.CodeNoSuchRoom, "no such room")
+		if expired {
+			c.failed(metrics.RejectExpiredToken, proto.CodeNoSuchRoom, "no such room")
+		} else {
+			c.failed("no_such_room", proto.CodeNoSuchRoom, "no such room")
+		}
 		return
 	case err != nil:
 		c.open()
+		if le, ok := errors.AsType[*LimitError](err); ok {
+			c.refuseCreate(le.Reason, proto.CodeHubFull, le.RetryAfter, "the hub is full; try again in %d s")
+			return
+		}
 		c.internal(err)
 		return
 	}
+	if info.Recreated {
+		c.h.log.Debug("room recreated from a resume token", "role", info.Role.String())
+	}
 	c.room, c.role = info.Room, info.Role
 	present := info.PeerPresent
+	// A fresh token on every resume: it carries what the hub knows now
+	// (whether a guest joined) and starts its age again
+	// (Config.ResumeTokenMaxAge).
 	frames := []proto.Frame{{
-		Type: proto.TypeResumed, Version: proto.ProtocolVersion, Room: info.Room, Role: info.Role.String(), Token: f.Token, Peer: &present,
+		Type: proto.TypeResumed, Version: proto.ProtocolVersion, Room: info.Room, Role: info.Role.String(),
+		Token: c.h.keys.mint(tok.Member, info.Paired, now), Peer: &present,
 		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
 	}}
 	c.open(append(frames, eventFrames(info.Pending)...)...)
+}
+
+// mayRecreate says whether tok may recreate a room the store does not
+// hold: only a token issued before this Hub started (a room of this Hub's
+// that is gone expired or was left, and stays gone) and at most
+// ResumeTokenMaxAge old (else expired).
+func (h *Hub) mayRecreate(tok resumeToken, now time.Time) (ok, expired bool) {
+	if tok.issued >= h.started {
+		return false, false
+	}
+	if now.UnixMilli()-tok.issued > h.cfg.ResumeTokenMaxAge.Milliseconds() {
+		return false, true
+	}
+	return true, false
 }
 
 func (c *conn) post(ctx context.Context, f proto.Frame) {

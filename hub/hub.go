@@ -69,6 +69,21 @@ type Config struct {
 	// ("https://chat.example.com"). Empty means same origin only. Clients
 	// that send no Origin header (non-browsers) are always allowed.
 	Origins []string
+	// HubKeys sign resume tokens (the first key) and verify them (every
+	// key), so a key can be rotated; each is at least MinHubKeyLen bytes
+	// (ParseHubKeys reads a file of them). A token names its room and
+	// role, so a hub that lost its rooms (a restart, with the in-memory
+	// store) recreates a room from the tokens its members bring back
+	// (docs/PROTOCOL.md, "Resume tokens"): hubs that must honour each
+	// other's tokens, or a hub across its restarts, share the keys. Empty:
+	// a random key for this Hub's life, and rooms do not survive it.
+	HubKeys [][]byte
+	// ResumeTokenMaxAge is how old a resume token may be and still
+	// recreate a room the store does not hold (default 24 h; at least
+	// RoomTTL). Every resume re-issues the token, so only a member attached
+	// without a break for longer than this loses its room to a restart. A
+	// room the store holds is resumed whatever the token's age.
+	ResumeTokenMaxAge time.Duration
 	// TokenSecrets turns on access control: creating a room and GET /v1/ice
 	// then need an HS256 JWT signed with one of these secrets.
 	TokenSecrets [][]byte
@@ -155,6 +170,12 @@ func (c *Config) setDefaults() error {
 	if c.RoomTTL == 0 {
 		c.RoomTTL = 30 * time.Minute
 	}
+	if c.ResumeTokenMaxAge == 0 {
+		c.ResumeTokenMaxAge = max(24*time.Hour, c.RoomTTL)
+	}
+	if len(c.HubKeys) == 0 {
+		c.HubKeys = [][]byte{NewHubKey()}
+	}
 	if c.UnpairedRoomTTL == 0 {
 		c.UnpairedRoomTTL = MinUnpairedRoomTTL
 	}
@@ -224,6 +245,8 @@ func (c *Config) setDefaults() error {
 	switch {
 	case c.RoomTTL < 0:
 		return fmt.Errorf("hub: room TTL %v must be positive", c.RoomTTL)
+	case c.ResumeTokenMaxAge < c.RoomTTL:
+		return fmt.Errorf("hub: resume token max age %v is shorter than the room TTL %v", c.ResumeTokenMaxAge, c.RoomTTL)
 	case c.UnpairedRoomTTL < MinUnpairedRoomTTL:
 		return fmt.Errorf("hub: unpaired room TTL %v is below %v", c.UnpairedRoomTTL, MinUnpairedRoomTTL)
 	case c.RoomRate < 0:
@@ -241,6 +264,9 @@ func (c *Config) setDefaults() error {
 			c.SendQueueBytes, c.RelayBytesBurst, c.MessageBurst)
 	case c.PingInterval < 0 || c.PongTimeout < 0 || c.WriteTimeout < 0:
 		return errors.New("hub: timeouts must be positive")
+	}
+	if err := checkHubKeys(c.HubKeys); err != nil {
+		return err
 	}
 	for i, s := range c.TokenSecrets {
 		if len(s) < MinTokenSecretLen {
@@ -263,6 +289,11 @@ type Hub struct {
 	m         *metrics.Hub
 	log       *slog.Logger
 	mux       *http.ServeMux
+	keys      *keyring
+	// started is when this Hub began, in Unix milliseconds: a token issued
+	// since then is for a room this Hub held, so one the store no longer
+	// has expired or was left here and is not recreated.
+	started int64
 
 	conns    connCounter
 	failures *limiterTable
@@ -302,6 +333,8 @@ func New(cfg Config) (*Hub, error) {
 		failures: newLimiterTable(cfg.FailureRate, cfg.FailureBurst, 100_000),
 		live:     make(map[*conn]struct{}),
 		stop:     make(chan struct{}),
+		keys:     newKeyring(cfg.HubKeys),
+		started:  cfg.Now().UnixMilli(),
 	}
 	if cfg.RoomBurst > 0 {
 		h.rooms = newLimiterTable(cfg.RoomRate, cfg.RoomBurst, 100_000)
@@ -318,9 +351,10 @@ func New(cfg Config) (*Hub, error) {
 			MaxMailboxBytes:   max(cfg.MaxMailboxBytes, 0),
 		}
 		h.store = NewMemStoreWithLimits(cfg.RoomTTL, cfg.Now, StoreHooks{
-			Paired:       func(d time.Duration) { m.Pairing.Observe(d.Seconds()) },
-			RoomOpened:   func() { m.Rooms.Inc(); m.RoomsTotal.Inc() },
-			MailboxBytes: func(n int) { m.MailboxBytes.Set(float64(n)) },
+			Paired:        func(d time.Duration) { m.Pairing.Observe(d.Seconds()) },
+			RoomOpened:    func() { m.Rooms.Inc(); m.RoomsTotal.Inc() },
+			RoomRecreated: func() { m.Rooms.Inc(); m.RoomsRecreated.Inc() },
+			MailboxBytes:  func(n int) { m.MailboxBytes.Set(float64(n)) },
 			RoomClosed: func(expired bool) {
 				m.Rooms.Dec()
 				if expired {
@@ -372,6 +406,22 @@ func (h *Hub) sweepLimiters() {
 			}
 		}
 	}
+}
+
+// SetHubKeys replaces the hub keys (Config.HubKeys): tokens are signed
+// with the first from now on, and verified with all. Live rooms and their
+// members are unaffected, but a token that no key verifies any more is
+// refused, so keep the old key below the new one for a while (a member's
+// token is re-issued, with the new key, on its next resume).
+func (h *Hub) SetHubKeys(keys [][]byte) error {
+	if len(keys) == 0 {
+		return ErrNoHubKey
+	}
+	if err := checkHubKeys(keys); err != nil {
+		return err
+	}
+	h.keys.set(keys)
+	return nil
 }
 
 // ServeHTTP routes the hub's endpoints.

@@ -18,7 +18,6 @@ type MemStore struct {
 
 	mu      sync.Mutex
 	rooms   map[string]*memRoom
-	tokens  map[string]memRef
 	idle    map[netip.Addr]int // rooms with nobody connected, by creator's address
 	mailbox int                // bytes of data in mailboxes
 	closed  bool
@@ -26,11 +25,6 @@ type MemStore struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
-}
-
-type memRef struct {
-	code string
-	role Role
 }
 
 type memRoom struct {
@@ -43,12 +37,22 @@ type memRoom struct {
 	paired    bool
 	idleSince time.Time  // when the last member detached; zero while attached
 	owner     netip.Addr // the creator's address (Peer.Addr)
+	recreated bool       // recreated from a resume token
 	idle      bool       // counted in MemStore.idle
+	// joinedLate: the guest slot was taken by a join after the room was
+	// recreated from a host token that did not know of a guest, so it
+	// yields to a guest that joined earlier (see Store.Resume).
+	joinedLate bool
 }
 
+// memMember is a member slot: free (a guest slot nobody joined), reserved
+// (taken, holder unknown: recreated for the other member's token), or
+// held by one membership.
 type memMember struct {
-	tokenKey string // empty while the slot is free
-	peer     Peer   // nil while absent
+	taken  bool
+	known  bool   // holder is set
+	holder Member // the membership that holds the slot
+	peer   Peer   // nil while absent
 }
 
 // NewMemStore returns an in-memory store whose rooms expire once nobody has
@@ -67,15 +71,14 @@ func NewMemStoreWithLimits(ttl time.Duration, now func() time.Time, hooks StoreH
 		lim.UnpairedTTL = ttl
 	}
 	s := &MemStore{
-		ttl:    ttl,
-		lim:    lim,
-		idle:   make(map[netip.Addr]int),
-		now:    now,
-		hooks:  hooks,
-		rooms:  make(map[string]*memRoom),
-		tokens: make(map[string]memRef),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		ttl:   ttl,
+		lim:   lim,
+		idle:  make(map[netip.Addr]int),
+		now:   now,
+		hooks: hooks,
+		rooms: make(map[string]*memRoom),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	go s.janitor()
 	return s
@@ -180,15 +183,11 @@ func (s *MemStore) removeLocked(code string, r *memRoom) {
 			r.mailbox[i] = nil
 		}
 	}
-	for _, m := range r.members {
-		if m.tokenKey != "" {
-			delete(s.tokens, m.tokenKey)
-		}
-	}
 }
 
 // Create implements Store.
-func (s *MemStore) Create(_ context.Context, code, tokenKey string, host Peer) error {
+func (s *MemStore) Create(_ context.Context, m Member, host Peer) error {
+	code := m.Room
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -207,9 +206,8 @@ func (s *MemStore) Create(_ context.Context, code, tokenKey string, host Peer) e
 		return &LimitError{Reason: LimitRooms, RetryAfter: time.Minute}
 	}
 	r := &memRoom{code: code, owner: owner}
-	r.members[Host] = memMember{tokenKey: tokenKey, peer: host}
+	r.members[Host] = memMember{taken: true, known: true, holder: m, peer: host}
 	s.rooms[code] = r
-	s.tokens[tokenKey] = memRef{code: code, role: Host}
 	if s.hooks.RoomOpened != nil {
 		s.hooks.RoomOpened()
 	}
@@ -217,18 +215,18 @@ func (s *MemStore) Create(_ context.Context, code, tokenKey string, host Peer) e
 }
 
 // Join implements Store.
-func (s *MemStore) Join(_ context.Context, code, tokenKey string, guest Peer) ([]Event, error) {
+func (s *MemStore) Join(_ context.Context, m Member, guest Peer) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.rooms[code]
+	r, ok := s.rooms[m.Room]
 	if !ok {
 		return nil, ErrNoSuchRoom
 	}
-	if r.members[Guest].tokenKey != "" {
+	if r.members[Guest].taken {
 		return nil, ErrRoomFull
 	}
-	r.members[Guest] = memMember{tokenKey: tokenKey, peer: guest}
-	s.tokens[tokenKey] = memRef{code: code, role: Guest}
+	r.members[Guest] = memMember{taken: true, known: true, holder: m, peer: guest}
+	r.joinedLate = r.recreated
 	r.joinedAt = s.now()
 	r.idleSince = time.Time{}
 	s.setIdle(r, false)
@@ -251,30 +249,73 @@ func (s *MemStore) takeLocked(r *memRoom, role Role) []Event {
 }
 
 // Resume implements Store.
-func (s *MemStore) Resume(_ context.Context, tokenKey string, p Peer) (ResumeInfo, error) {
+func (s *MemStore) Resume(_ context.Context, req ResumeRequest, p Peer) (ResumeInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ref, ok := s.tokens[tokenKey]
+	r, ok := s.rooms[req.Room]
 	if !ok {
+		if !req.Recreate {
+			return ResumeInfo{}, ErrNoSuchRoom
+		}
+		return s.recreateLocked(req, p)
+	}
+	m := &r.members[req.Role]
+	switch {
+	case m.known && m.holder.sameHolder(req.Member):
+	case !m.known:
+		// A slot reserved at recreation, or a guest slot nobody has
+		// joined since: the token proves this member held it before.
+		if !m.taken {
+			r.joinedAt = s.now()
+			r.paired = true // paired before the hub lost the room
+		}
+	case req.Role == Guest && r.joinedLate && req.Since < m.holder.Since:
+		// The slot was taken by a join the recreated room could not
+		// refuse; the guest that joined first takes it back.
+		r.joinedLate = false
+	default:
 		return ResumeInfo{}, ErrNoSuchRoom
 	}
-	r := s.rooms[ref.code]
-	m := &r.members[ref.role]
 	if m.peer != nil && m.peer != p {
 		m.peer.Replaced()
 	}
-	m.peer = p
+	*m = memMember{taken: true, known: true, holder: req.Member, peer: p}
 	r.idleSince = time.Time{}
 	s.setIdle(r, false)
-	pending := s.takeLocked(r, ref.role)
-	if ref.role == Host && len(pending) > 0 && pending[0].Type == proto.TypeAnswer {
+	pending := s.takeLocked(r, req.Role)
+	if req.Role == Host && len(pending) > 0 && pending[0].Type == proto.TypeAnswer {
 		s.pairedLocked(r)
 	}
-	other := r.members[ref.role.other()].peer
+	other := r.members[req.Role.other()].peer
 	if other != nil {
 		other.Deliver(Event{Type: proto.TypePeerBack})
 	}
-	return ResumeInfo{Room: r.code, Role: ref.role, PeerPresent: other != nil, Pending: pending}, nil
+	return ResumeInfo{
+		Room: r.code, Role: req.Role, PeerPresent: other != nil, Pending: pending,
+		Paired: r.members[Guest].taken,
+	}, nil
+}
+
+// recreateLocked opens a room the store does not hold for req's member.
+func (s *MemStore) recreateLocked(req ResumeRequest, p Peer) (ResumeInfo, error) {
+	if s.closed {
+		return ResumeInfo{}, ErrStoreClosed
+	}
+	if max := s.lim.MaxRooms; max > 0 && len(s.rooms) >= max {
+		return ResumeInfo{}, &LimitError{Reason: LimitRooms, RetryAfter: time.Minute}
+	}
+	r := &memRoom{code: req.Room, owner: p.Addr(), recreated: true}
+	r.members[req.Role] = memMember{taken: true, known: true, holder: req.Member, peer: p}
+	if req.Paired || req.Role == Guest {
+		r.members[req.Role.other()] = memMember{taken: true}
+		r.joinedAt = s.now()
+		r.paired = true // the pairing was measured before the hub lost it
+	}
+	s.rooms[req.Room] = r
+	if s.hooks.RoomRecreated != nil {
+		s.hooks.RoomRecreated()
+	}
+	return ResumeInfo{Room: r.code, Role: req.Role, Paired: r.members[Guest].taken, Recreated: true}, nil
 }
 
 func (s *MemStore) pairedLocked(r *memRoom) {

@@ -25,6 +25,21 @@ var ErrNoTokenSecret = errors.New("hub: no token secret")
 // The format is the TURN secrets file's; the parser is the hub's own, so the
 // two secrets can evolve apart.
 func ParseTokenSecrets(data []byte) ([][]byte, error) {
+	return parseSecretLines(data, "token secret", MinTokenSecretLen, ErrNoTokenSecret)
+}
+
+// ErrNoHubKey is returned by ParseHubKeys for a file that holds no key.
+var ErrNoHubKey = errors.New("hub: no hub key")
+
+// ParseHubKeys reads a hub key file (Config.HubKeys) in the format of
+// ParseTokenSecrets: one key per line, the first signs resume tokens, all
+// verify them, so a key can be rotated; each at least MinHubKeyLen bytes.
+// NewHubKey makes a line of it.
+func ParseHubKeys(data []byte) ([][]byte, error) {
+	return parseSecretLines(data, "hub key", MinHubKeyLen, ErrNoHubKey)
+}
+
+func parseSecretLines(data []byte, what string, minLen int, errNone error) ([][]byte, error) {
 	var secrets [][]byte
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	// One line may be as long as the whole file.
@@ -34,17 +49,17 @@ func ParseTokenSecrets(data []byte) ([][]byte, error) {
 		if len(s) == 0 || s[0] == '#' {
 			continue
 		}
-		if len(s) < MinTokenSecretLen {
-			return nil, fmt.Errorf("hub: token secret %d is %d bytes: at least %d bytes are needed (e.g. head -c 32 /dev/urandom | base64)",
-				len(secrets)+1, len(s), MinTokenSecretLen)
+		if len(s) < minLen {
+			return nil, fmt.Errorf("hub: %s %d is %d bytes: at least %d bytes are needed (e.g. head -c 32 /dev/urandom | base64)",
+				what, len(secrets)+1, len(s), minLen)
 		}
 		secrets = append(secrets, bytes.Clone(s))
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("hub: parse token secrets: %w", err)
+		return nil, fmt.Errorf("hub: parse %ss: %w", what, err)
 	}
 	if len(secrets) == 0 {
-		return nil, ErrNoTokenSecret
+		return nil, errNone
 	}
 	return secrets, nil
 }

@@ -56,25 +56,66 @@ type Peer interface {
 	Addr() netip.Addr
 }
 
+// Member names one membership of a room: its code, its role, and who holds
+// the role. Resume tokens carry it, signed with the hub key, so that a
+// store that lost a room (a hub restart) can recreate it from the tokens
+// its members bring back.
+type Member struct {
+	Room string // canonical room code
+	Role Role
+	// Since (Unix milliseconds) and Nonce name the membership: set when
+	// the host created the room or the guest joined it, and kept by every
+	// token re-issued to it. Two guests of one room can exist only when a
+	// room recreated from a host token that predates the pairing let a
+	// second one join; the earlier keeps the slot (see Store.Resume).
+	Since int64
+	Nonce uint64
+}
+
+// sameHolder reports whether m and o are the same membership.
+func (m Member) sameHolder(o Member) bool { return m.Since == o.Since && m.Nonce == o.Nonce }
+
+// ResumeRequest is a resume as the hub read it from a valid token.
+type ResumeRequest struct {
+	Member
+	// Paired says a guest had joined the room when the token was issued
+	// (always true for a guest).
+	Paired bool
+	// Recreate lets the store recreate the room when it does not hold it:
+	// the hub sets it for a token it may have issued before a restart and
+	// that is young enough (Config.ResumeTokenMaxAge).
+	Recreate bool
+}
+
 // Store keeps rooms and routes events between their two members. The hub
 // owns this interface; the in-memory store serves one node, and a shared
 // implementation can route between nodes. Implementations must be safe for
 // concurrent use and must never block on a Peer.
 //
-// Tokens reach a Store only as keys made by tokenKey.
+// A store keeps no secret: members are named by Member, and the hub checks
+// the signed resume tokens that carry them.
 type Store interface {
-	// Create opens room code with host attached. ErrCodeTaken means the
-	// caller should draw another code; a *LimitError, that a budget is
-	// spent (rooms in all, or rooms of host's address with nobody
-	// connected).
-	Create(ctx context.Context, code, tokenKey string, host Peer) error
-	// Join attaches a guest to room code and returns the stored offer, if
-	// any, which is deleted from the room as it is returned.
-	Join(ctx context.Context, code, tokenKey string, guest Peer) (pending []Event, err error)
-	// Resume re-attaches the member whose resume token has key tokenKey,
-	// replacing any connection still attached for that member, and returns
-	// the events waiting for it (deleted as they are returned).
-	Resume(ctx context.Context, tokenKey string, p Peer) (ResumeInfo, error)
+	// Create opens room host.Room with host attached as its host.
+	// ErrCodeTaken means the caller should draw another code; a
+	// *LimitError, that a budget is spent (rooms in all, or rooms of
+	// host's address with nobody connected).
+	Create(ctx context.Context, host Member, p Peer) error
+	// Join attaches guest to room guest.Room and returns the stored offer,
+	// if any, which is deleted from the room as it is returned. A room
+	// whose guest slot is taken, or reserved for a guest that joined
+	// before the store lost the room, is ErrRoomFull.
+	Join(ctx context.Context, guest Member, p Peer) (pending []Event, err error)
+	// Resume re-attaches req's member, replacing any connection still
+	// attached for it, and returns the events waiting for it (deleted as
+	// they are returned). The role's slot accepts the membership that holds
+	// it; a slot reserved at recreation accepts the first member of that
+	// role; a guest slot taken by a join after recreation yields to a guest
+	// that joined earlier (its Since is smaller). A room the store does not
+	// hold is ErrNoSuchRoom, or, with req.Recreate, is recreated with this
+	// member attached: the other slot is reserved for the other member's
+	// token when req.Paired, and left open for a join otherwise. Recreating
+	// may be refused with a *LimitError (rooms in all).
+	Resume(ctx context.Context, req ResumeRequest, p Peer) (ResumeInfo, error)
 	// Post routes ev from a member to the other one. Offers and answers for
 	// an absent member wait in the room's mailbox (a newer one replaces an
 	// older one); candidates for an absent member are dropped. A
@@ -96,12 +137,16 @@ type ResumeInfo struct {
 	Role        Role
 	PeerPresent bool
 	Pending     []Event
+	// Paired: the room has a guest (joined, or reserved at recreation).
+	Paired bool
+	// Recreated: the store did not hold the room and recreated it.
+	Recreated bool
 }
 
 // Store errors that the protocol layer turns into error frames.
 var (
 	// ErrNoSuchRoom is returned for unknown and expired rooms and for
-	// unknown resume tokens alike, so that nothing can be learnt from it.
+	// refused resumes alike, so that nothing can be learnt from it.
 	ErrNoSuchRoom = errors.New("no such room")
 	ErrRoomFull   = errors.New("room is full")
 	ErrCodeTaken  = errors.New("room code already in use")
@@ -116,6 +161,9 @@ type StoreHooks struct {
 	// idle-TTL expiry from a member leaving.
 	RoomOpened func()
 	RoomClosed func(expired bool)
+	// RoomRecreated is called instead of RoomOpened for a room recreated
+	// from a resume token.
+	RoomRecreated func()
 	// MailboxBytes reports the bytes waiting in mailboxes after a change.
 	MailboxBytes func(n int)
 }

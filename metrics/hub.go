@@ -14,7 +14,7 @@ import (
 var (
 	hubMessageTypes  = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
 	hubRejectReasons = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", RejectCredentials, "draining",
-		RejectRoomRate, "idle_rooms", "rooms_total", "mailbox_bytes", "unsupported_version"}
+		RejectRoomRate, "idle_rooms", "rooms_total", "mailbox_bytes", "unsupported_version", RejectBadToken, RejectExpiredToken}
 	pairingBucketsSec = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 )
 
@@ -33,6 +33,16 @@ const RejectCredentials = "credentials"
 // the room store's refusals (hub.LimitError).
 const RejectRoomRate = "room_rate"
 
+// RejectBadToken counts resumes refused because the token is malformed or
+// signed by no hub key (a guess, a token from before a key was removed);
+// RejectExpiredToken, resumes of a room the hub does not hold (it
+// restarted) with a token older than the hub allows for recreating it.
+// Both are answered no_such_room, like an unknown room.
+const (
+	RejectBadToken     = "bad_token"
+	RejectExpiredToken = "expired_token"
+)
+
 // Hub holds the rendezvous hub's series.
 type Hub struct {
 	Connections      prometheus.Gauge
@@ -40,6 +50,7 @@ type Hub struct {
 	Rooms            prometheus.Gauge
 	RoomsTotal       prometheus.Counter
 	RoomsExpired     prometheus.Counter
+	RoomsRecreated   prometheus.Counter
 	MailboxBytes     prometheus.Gauge
 	Messages         *prometheus.CounterVec
 	Rejections       *prometheus.CounterVec
@@ -68,6 +79,10 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 		RoomsExpired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tryst_hub_rooms_expired_total",
 			Help: "Rooms removed because nobody was attached for the idle TTL.",
+		}),
+		RoomsRecreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_hub_rooms_recreated_total",
+			Help: "Rooms the hub did not hold (it restarted) recreated from a member's resume token.",
 		}),
 		MailboxBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tryst_hub_mailbox_bytes",
@@ -99,6 +114,7 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 	m.Rooms = register(reg, m.Rooms, &err)
 	m.RoomsTotal = register(reg, m.RoomsTotal, &err)
 	m.RoomsExpired = register(reg, m.RoomsExpired, &err)
+	m.RoomsRecreated = register(reg, m.RoomsRecreated, &err)
 	m.MailboxBytes = register(reg, m.MailboxBytes, &err)
 	m.Messages = register(reg, m.Messages, &err)
 	m.Rejections = register(reg, m.Rejections, &err)

@@ -64,6 +64,10 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.Var((*settings.List)(&c.Origins), "origin", "allowed browser origins, as host patterns or full origins (repeatable); same-origin when unset")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM) for HTTPS/WSS and TURNS")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key (PEM)")
+	fs.StringVar(&c.StateDir, "state-dir", c.StateDir,
+		"serve's own state (the hub key, kept so that rooms survive a restart); default $XDG_STATE_HOME/tryst, else ~/.local/state/tryst")
+	fs.StringVar(&c.HubKeyFile, "hub-key-file", c.HubKeyFile,
+		"file of hub keys signing resume tokens, one per line (first signs, all verify), shared by nodes; default: one generated in --state-dir")
 	fs.StringVar(&c.TokenSecretFile, "token-secret-file", c.TokenSecretFile, "file of HS256 secrets: when set, creating a room and /v1/ice need a signed access token")
 	fs.DurationVar(&c.RoomTTL, "room-ttl", c.RoomTTL, "how long a room outlives its last connected member")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "simultaneous hub connections per IP (-1 = unlimited)")
@@ -104,7 +108,8 @@ func parseServe(args []string, getenv func(string) (string, bool), stderr io.Wri
 }
 
 // config completes the server's Config: the logger, the data plane, the
-// TURN secret from the environment (never argv) and the version.
+// TURN secret from the environment (never argv), the default state
+// directory and the version.
 func (o *serveOptions) config(getenv func(string) (string, bool), stderr io.Writer) (server.Config, error) {
 	c := o.Config
 	var lv slog.Level
@@ -127,6 +132,9 @@ func (o *serveOptions) config(getenv func(string) (string, bool), stderr io.Writ
 		return c, badSetting("--turn-dataplane: %q is not auto or off", o.dataplane)
 	}
 	c.TURNSecret, _ = getenv("TRYST_TURN_SECRET")
+	if c.StateDir == "" {
+		c.StateDir = server.DefaultStateDir(getenv)
+	}
 	c.Version = versionString()
 	return c, nil
 }

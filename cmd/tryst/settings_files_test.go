@@ -89,15 +89,19 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tryst.yaml")
 	secret := filepath.Join(dir, "turn-secret")
+	hubKey := filepath.Join(dir, "hub-key")
+	if err := os.WriteFile(hubKey, []byte("k8s-test-hub-key-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(secret, []byte("k8s-test-secret-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The secret's path is the Secret volume's; the flag (which wins over
-	// the file) points it at a local copy.
-	c, err := parseServe([]string{"--config", path, "--turn-secret-file", secret}, env(nil), io.Discard)
+	// The secrets' paths are the Secret volumes'; the flags (which win over
+	// the file) point them at local copies.
+	c, err := parseServe([]string{"--config", path, "--turn-secret-file", secret, "--hub-key-file", hubKey}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatalf("load the ConfigMap's tryst.yaml: %v", err)
 	}

@@ -42,6 +42,18 @@ type Config struct {
 	// TokenSecretFile (--token-secret-file), when set, turns on access
 	// control: the hub's TokenSecrets, read with hub.ParseTokenSecrets.
 	TokenSecretFile string
+	// HubKeyFile (--hub-key-file) holds the hub keys, one per line (the
+	// first signs resume tokens, all verify): the hub recreates rooms from
+	// the tokens of their members after a restart, and nodes that share
+	// rooms share the file. Reload rereads it. Without it, the key is the
+	// state directory's.
+	HubKeyFile string
+	// StateDir (--state-dir) is serve's own state: the hub key is kept
+	// there (hub-key, 0600; generated on first start) unless HubKeyFile
+	// is set. Empty, or a directory that cannot be written: a random key
+	// for the run (a warning in the log), and rooms do not survive a
+	// restart. `tryst serve` defaults it to DefaultStateDir.
+	StateDir string
 	// TLSCert and TLSKey (--tls-cert, --tls-key) are PEM files for
 	// HTTPS/WSS and TURNS, both or neither; replaced in place, they are
 	// picked up within seconds, and at once by Reload.
@@ -131,6 +143,7 @@ type prepared struct {
 	hub       hub.Config
 	certs     *certReloader // nil without TLS
 	generated bool          // the TURN secret is random, for this run
+	hubKeys   [][]byte      // HubKeyFile's; nil without it
 }
 
 // prepare checks every setting and reads the files. Every error it returns
@@ -157,6 +170,11 @@ func (c Config) prepare() (*prepared, error) {
 			return nil, err
 		}
 	}
+	if c.HubKeyFile != "" {
+		if p.hubKeys, err = readSecretFile("--hub-key-file", c.HubKeyFile, hub.ParseHubKeys, log); err != nil {
+			return nil, err
+		}
+	}
 	var tlsConfig *tls.Config
 	if c.TLSCert != "" {
 		if p.certs, err = newCertReloader(c.TLSCert, c.TLSKey); err != nil {
@@ -167,6 +185,7 @@ func (c Config) prepare() (*prepared, error) {
 	}
 	p.turn = c.turnConfig(turnSecrets, tlsConfig, log)
 	p.hub = c.hubConfig(tokenSecrets, log)
+	p.hub.HubKeys = p.hubKeys
 	// The checks above name the setting; the components' own, which would
 	// catch most of the same mistakes naming only a Config field, are the
 	// backstop for whatever those do not cover.

@@ -108,6 +108,17 @@ func New(cfg Config) (_ *Server, err error) {
 		host = cfg.PublicIP.String()
 	}
 	p.hub.ICE = iceServers(s.turn, host, portOf(s.turn.UDPAddr()), tlsPort, cfg.TURNTTL)
+	keys := cfg.loadHubKeys(p.hubKeys, s.log)
+	switch {
+	case keys.keys == nil:
+		s.log.Warn("no hub key: rooms will not survive a restart; set --hub-key-file, or a --state-dir this user can write",
+			"state_dir", cfg.StateDir, "reason", keys.why)
+	case keys.created:
+		s.log.Info("generated the hub key: keep the state directory, rooms then survive a restart", "file", keys.file)
+	default:
+		s.log.Info("hub key loaded: rooms survive a restart", "file", keys.file)
+	}
+	p.hub.HubKeys = keys.keys
 	if s.hub, err = hub.New(p.hub); err != nil {
 		return nil, fmt.Errorf("start hub: %w", err)
 	}
@@ -352,6 +363,7 @@ func closeListener(ln net.Listener) {
 // current secrets or certificate kept. It may run beside Run.
 func (s *Server) Reload() {
 	s.reloadSecrets()
+	s.reloadHubKeys()
 	if s.certs != nil {
 		s.certs.reload()
 	}
@@ -371,6 +383,23 @@ func (s *Server) reloadSecrets() {
 		return
 	}
 	s.log.Info("reload: TURN secrets reloaded")
+}
+
+// reloadHubKeys rereads --hub-key-file, if set: a new first key signs
+// resume tokens from now on.
+func (s *Server) reloadHubKeys() {
+	if s.cfg.HubKeyFile == "" {
+		return
+	}
+	keys, err := readSecretFile("--hub-key-file", s.cfg.HubKeyFile, hub.ParseHubKeys, s.log)
+	if err == nil {
+		err = s.hub.SetHubKeys(keys)
+	}
+	if err != nil {
+		s.log.Error("reload: hub keys not reloaded; keeping the current ones", "err", err)
+		return
+	}
+	s.log.Info("reload: hub keys reloaded")
 }
 
 // iceServers builds the ICE server list handed to clients: STUN, and TURN

@@ -88,7 +88,9 @@ func startServe(t *testing.T, env []string, args ...string) *serveProcess {
 		"--ready-file", "/dev/fd/3"}, args...)
 	cmd := exec.Command(trystBinary(t), all...)
 	dieWithTest(cmd)
-	cmd.Env = append(os.Environ(), env...)
+	// serve keeps its hub key in a state directory: the test's own, so that
+	// no run writes into the user's ~/.local/state.
+	cmd.Env = append(os.Environ(), append([]string{"XDG_STATE_HOME=" + t.TempDir()}, env...)...)
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -316,6 +316,9 @@ function probePeer(p) {
 }
 
 async function onHubFrame(f) {
+  // The hub re-issues the resume token (resumed, peer-joined, peer-back):
+  // the latest one is what brings the room back after a hub restart.
+  if (f.token && f.type !== "error") { state.token = f.token; saveSession(); }
   switch (f.type) {
     case "offer": if (state.role === "G") await answerOffer(f.data); break;
     case "answer": if (state.role === "H") await acceptAnswer(f.data); break;

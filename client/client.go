@@ -132,6 +132,7 @@ type Client struct {
 	fatal   *latch        // the error that ends the session
 	leaveCh chan struct{} // closed by Leave
 	leaveMu sync.Once
+	leftMu  sync.Once // EventPeerLeft is said once: bye and room-closed both say it
 	running atomic.Bool
 
 	// The hub loop's own (Run's goroutine).
@@ -234,6 +235,10 @@ func (c *Client) emit(ev Event) {
 	}
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
+	}
+	if ev.Kind == EventPeerLeft {
+		c.leftMu.Do(func() { c.cfg.OnEvent(ev) })
+		return
 	}
 	c.cfg.OnEvent(ev)
 }

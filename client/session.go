@@ -247,7 +247,7 @@ func (s *session) frame(c *conn, raw []byte) {
 			s.status.setRTT(time.Since(time.Unix(0, pp.T)))
 		}
 	case msgBye:
-		s.emit(Event{Kind: EventPeerLeft, Text: "the other side left"})
+		s.emit(Event{Kind: EventPeerLeft, Text: "the other side left; the room is closed"})
 		s.fatal.set(ErrPeerLeft)
 	case msgFileAccept, msgFileAck, msgFileResult:
 		s.send.handle(c, typ, payload)

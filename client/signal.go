@@ -131,11 +131,15 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 		return false, fmt.Errorf("hub answered %q to %s", f.Type, req.Type)
 	}
 	_, wasLimited := c.limitedWait()
+	first := !c.attachedOnce
 	if err := c.attached(f); err != nil {
 		return false, err
 	}
-	if c.role == e2e.Host && f.Type == proto.TypeCreated {
+	if c.role == e2e.Host && (f.Type == proto.TypeCreated || first && c.fromState) {
 		c.emit(Event{Kind: EventRoom, Text: f.Room})
+	}
+	if first && c.fromState {
+		c.emit(Event{Kind: EventWaiting, Text: "back in room " + f.Room + ", where the earlier run left off"})
 	}
 	c.status.setHub(true, "")
 	if c.hubLost {
@@ -358,7 +362,7 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame
 		}
 		c.emit(Event{Kind: EventWaiting, Text: "the other side disconnected; waiting for it to come back"})
 	case proto.TypeRoomClosed:
-		c.emit(Event{Kind: EventPeerLeft, Text: "the other side left the room"})
+		c.emit(Event{Kind: EventPeerLeft, Text: "the other side left; the room is closed"})
 		return ErrPeerLeft
 	case proto.TypeError:
 		if f.Code == proto.CodeNoSuchRoom {

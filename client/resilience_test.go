@@ -284,3 +284,34 @@ func assertStateFiles(t *testing.T, dir string, n int) {
 		}
 	}
 }
+
+// TestResilStateUnwritable: a state directory that cannot be written costs
+// only the ability to come back after a crash: one warning, and the
+// session goes on.
+func TestResilStateUnwritable(t *testing.T) {
+	st := startStack(t, nil)
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	warnings := func(evs []client.Event) (n int) {
+		for _, ev := range evs {
+			if ev.Kind == client.EventWarning && strings.HasPrefix(ev.Text, "cannot keep state in ") {
+				n++
+			}
+		}
+		return n
+	}
+	h := startMember(t, client.Config{Hub: st.hubURL, Password: "pw", StateDir: notDir, StateKey: "send-x"})
+	skippedH, room := h.WaitUntil(client.EventRoom)
+	g := startMember(t, client.Config{Hub: st.hubURL, Password: "pw", StateDir: notDir, Room: room.Text})
+	skippedG, _ := g.WaitUntil(client.EventConnected)
+	more, _ := h.WaitUntil(client.EventConnected)
+	if n := warnings(append(skippedH, more...)); n != 1 {
+		t.Errorf("host: %d warnings about the state directory, want 1", n)
+	}
+	if n := warnings(skippedG); n != 1 {
+		t.Errorf("guest: %d warnings about the state directory, want 1", n)
+	}
+	chatBothWays(t, h, g, "without state")
+}

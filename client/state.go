@@ -122,7 +122,8 @@ func openState(dir, key, hub string, warn func(error)) *stateFile {
 	b, err := os.ReadFile(s.path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			s.warnOnce(fmt.Errorf("cannot read %s: %w", s.path, err))
+			s.warnOnce(fmt.Errorf("cannot keep state in %s (%w); if this process dies, rerunning the command will not resume",
+				filepath.Dir(s.path), err))
 		}
 		return s
 	}

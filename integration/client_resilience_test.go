@@ -363,3 +363,37 @@ func TestResilReceiverInterrupted(t *testing.T) {
 		t.Errorf("state left after Ctrl-C: %v", entries)
 	}
 }
+
+// TestResilSenderKilledAndRerun: kill -9 of the sender; `tryst send` run
+// again with the same file comes back to its room (its state is keyed by
+// the hub and the files' absolute paths), offers the file under the same
+// id, and the receiver, which kept running, continues from what it has.
+func TestResilSenderKilledAndRerun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), resilTimeout)
+	defer cancel()
+	srv, pw, src, sum := resilSetup(t)
+	out := t.TempDir()
+	sendState := t.TempDir()
+	send := startPeer(t, "send", peerArgs("send", srv.Addrs.Hub, pw, sendState, src)...)
+	code := strings.TrimPrefix(send.line(ctx, "code: "), "code: ")
+	recv := startPeer(t, "receive", peerArgs("receive", srv.Addrs.Hub, pw, t.TempDir(), "--out", out, code)...)
+	recv.progress(ctx, 30)
+	if err := send.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	send.exited(ctx)
+	again := startPeer(t, "send again", peerArgs("send", srv.Addrs.Hub, pw, sendState, src)...)
+	if got := strings.TrimPrefix(again.line(ctx, "code: "), "code: "); got != code {
+		t.Errorf("the rerun is in room %s, want %s", got, code)
+	}
+	at := again.line(ctx, "* resuming payload.bin at ")
+	t.Logf("sender killed at about 30%%; the rerun resumed at %s", strings.TrimPrefix(at, "* resuming payload.bin at "))
+	if code := again.exited(ctx); code != 0 {
+		t.Fatalf("send again exited %d\n%s", code, again.out.String())
+	}
+	if code := recv.exited(ctx); code != 0 {
+		t.Fatalf("receive exited %d\n%s", code, recv.out.String())
+	}
+	checkFile(t, filepath.Join(out, "payload.bin"), sum)
+	onlyFile(t, out)
+}

@@ -290,23 +290,24 @@ func runSend(ctx context.Context, args []string, std stdio) error {
 	go func() { runErr <- c.Run(ctx) }()
 	idle := make(chan error, 1)
 	go func() { idle <- c.WaitIdle(ctx) }()
+	var delivered bool
 	select {
-	case err := <-runErr:
-		switch {
-		case errors.Is(err, context.Canceled):
-			return errInterrupted
-		case errors.Is(err, client.ErrPeerLeft):
-			return errors.New("the receiver left the room before the files were delivered")
-		case err == nil:
-			return errors.New("the session ended before the files were delivered")
+	case err = <-runErr:
+	case ierr := <-idle:
+		if delivered = ierr == nil; delivered {
+			c.Leave()
 		}
-		return err
-	case <-idle:
+		err = <-runErr
 	}
-	c.Leave()
-	if err := <-runErr; errors.Is(err, context.Canceled) {
+	switch {
+	case delivered && (err == nil || errors.Is(err, client.ErrPeerLeft)):
+	case errors.Is(err, context.Canceled):
 		return errInterrupted
-	} else if err != nil && !errors.Is(err, client.ErrPeerLeft) {
+	case errors.Is(err, client.ErrPeerLeft):
+		return errors.New("the receiver left the room before the files were delivered")
+	case err == nil:
+		return errors.New("the session ended before the files were delivered")
+	default:
 		return err
 	}
 	if failed > 0 {

@@ -41,8 +41,17 @@ type Config struct {
 	// SettingEngine, if set, adjusts pion's settings after the client's own
 	// (benchmarks use it to run over an emulated network).
 	SettingEngine func(*webrtc.SettingEngine)
-	// Logger receives debug logs; nil discards them.
+	// Logger receives debug logs (with the network's own words for what
+	// the events say in sentences); nil discards them.
 	Logger *slog.Logger
+	// StateDir, if set, is where the client keeps what a rerun needs to come
+	// back after this process died: the room, the resume token, and the
+	// files under way (state.go). Run removes it when the room ends.
+	StateDir string
+	// StateKey names this client's state in StateDir. Empty: a guest's is
+	// RoomStateKey(Hub, Room), and a host keeps none (nothing would find it
+	// again); SendStateKey names a sender's.
+	StateKey string
 	// iterations overrides PBKDF2's work factor in tests.
 	iterations int
 }
@@ -63,6 +72,11 @@ const (
 	EventWarning                           // Text
 	EventPeerLeft                          // the other side left the room
 	EventFileResumed                       // File: a cut transfer continues from File.Done
+	// EventHub: Text says what happened to the connection to the hub: it
+	// is unreachable (with when the next try is, and whether the other side
+	// is still connected directly, which needs no hub), or it is back.
+	// Status.Hub is the current state.
+	EventHub
 )
 
 // Event is one thing that happened.
@@ -89,9 +103,11 @@ type FileStatus struct {
 // Status is a snapshot for /status.
 type Status struct {
 	Room      string
-	Connected bool
+	Connected bool // to the other side (directly or through the relay)
 	Path      string
 	RTT       time.Duration
+	Hub       bool   // attached to the hub now
+	HubIssue  string // when not attached, why, in words ("cannot reach the hub at …")
 }
 
 // Client is one member of a room.
@@ -111,10 +127,12 @@ type Client struct {
 	chat    *chat
 	files   *outQueue
 	status  *status
+	state   *stateFile
 	sess    *session
 	fatal   *latch        // the error that ends the session
 	leaveCh chan struct{} // closed by Leave
 	leaveMu sync.Once
+	leftMu  sync.Once // EventPeerLeft is said once: bye and room-closed both say it
 	running atomic.Bool
 
 	// The hub loop's own (Run's goroutine).
@@ -125,6 +143,17 @@ type Client struct {
 	signal *e2e.Signaler
 	ice    *proto.ICEConfig
 	cur    *peer // current connection, nil between connections
+	// curReady: cur passed key confirmation (the session said so).
+	curReady bool
+	// fromState: room, role and token come from an earlier process's state.
+	fromState bool
+	// attachedOnce: the hub has answered a create, join or resume.
+	attachedOnce bool
+	// roomGone: the hub answered no_such_room to a resume while the direct
+	// connection lived; once that connection is gone too, the session ends.
+	roomGone bool
+	// hubLost: an outage of the hub was reported; its end is reported too.
+	hubLost bool
 }
 
 // New checks cfg and returns a Client; Run starts it.
@@ -170,6 +199,7 @@ func New(cfg Config) (*Client, error) {
 		leaveCh: make(chan struct{}),
 		role:    e2e.Host,
 	}
+	key := cfg.StateKey
 	if cfg.Room != "" {
 		code, err := proto.NormalizeRoomCode(cfg.Room)
 		if err != nil {
@@ -177,8 +207,25 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.room, c.role = code, e2e.Guest
 		c.status.setRoom(code)
+		if key == "" {
+			key = RoomStateKey(cfg.Hub, code)
+		}
+	}
+	c.state = openState(cfg.StateDir, key, cfg.Hub, func(err error) {
+		c.emit(Event{Kind: EventWarning, Text: err.Error()})
+	})
+	if room, role, token, ok := c.state.resumable(); ok && (c.room == "" || c.room == room) {
+		// An earlier process of this command died in this room: come back
+		// as the same member.
+		c.room, c.token, c.fromState = room, token, true
+		c.role = e2e.Guest
+		if role == "host" {
+			c.role = e2e.Host
+		}
+		c.status.setRoom(room)
 	}
 	c.sess = newSession(cfg, c.emit, c.fatal, c.status, c.chat, c.files)
+	c.sess.recv.restore(c.state)
 	return c, nil
 }
 
@@ -189,19 +236,24 @@ func (c *Client) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	if ev.Kind == EventPeerLeft {
+		c.leftMu.Do(func() { c.cfg.OnEvent(ev) })
+		return
+	}
 	c.cfg.OnEvent(ev)
 }
 
-// Leave ends the session for good: the peer is told, the room is closed,
-// and Run returns nil.
+// Leave ends the session for good: the peer is told, the room is closed
+// (at the hub too, if it can be reached), the state kept for a rerun is
+// removed, and Run returns nil.
 func (c *Client) Leave() {
 	c.leaveMu.Do(func() { close(c.leaveCh) })
 }
 
 // Status returns the current state.
 func (c *Client) Status() Status {
-	room, t, rtt := c.status.get()
-	s := Status{Room: room, RTT: rtt}
+	room, t, rtt, hub, issue := c.status.get()
+	s := Status{Room: room, RTT: rtt, Hub: hub, HubIssue: issue}
 	if t != nil {
 		s.Connected = true
 		s.Path = t.path()
@@ -221,6 +273,15 @@ func (c *Client) Send(text string) error {
 // Run connects and keeps the session going, reconnecting after failures,
 // until Leave, a fatal error, or ctx ends. It returns once every goroutine
 // it started has finished. A Client runs once.
+//
+// The connection to the other side does not need the hub once it is up:
+// when the hub connection drops, chat and transfers go on over it while
+// the hub loop reconnects in the background. The hub is needed again only
+// when that connection fails (for a new offer), and a room the hub no
+// longer knows ends the session only then.
+//
+// ctx ending is a leave, as Leave is: the other side is told, the room is
+// closed, and Run returns ctx's error. Leave makes it return nil.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("client: Run called twice")
@@ -228,21 +289,53 @@ func (c *Client) Run(ctx context.Context) error {
 	c.sess.start()
 	defer c.sess.stop() // last: the connection is closed by then
 	defer c.setPeer(nil)
+	err := c.loop(ctx)
+	if !errors.Is(err, ErrReplaced) {
+		// Every other way out ends this member's part in the room: nothing
+		// to come back to. (The process that took over keeps the state.)
+		c.state.remove()
+	}
+	return err
+}
+
+// loop runs hub sessions one after another, and waits with backoff between
+// them, until the session ends.
+func (c *Client) loop(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	for {
 		connected, err := c.hubSession(ctx)
-		c.setPeer(nil)
-		if err == nil {
-			return nil
+		c.status.setHub(false, "")
+		if err == nil { // left: Leave, or ctx ended
+			return ctx.Err()
 		}
+		c.log.Debug("hub session ended", "err", err)
 		if ferr := c.fatal.get(); ferr != nil {
 			return ferr
 		}
-		if errors.Is(err, ErrNoSuchRoom) || errors.Is(err, ErrRoomFull) || errors.Is(err, ErrPeerLeft) ||
-			errors.Is(err, ErrPasswordMismatch) || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if ctx.Err() != nil {
+			c.sayGoodbye(nil)
+			return ctx.Err()
+		}
+		switch {
+		case errors.Is(err, ErrNoSuchRoom) && c.peerLive():
+			// The hub restarted and forgot the room, or let it expire:
+			// the direct connection needs no hub, so it goes on, and the
+			// hub loop keeps trying (the room may come back with the hub).
+			c.roomGone = true
+			err = &sentenceError{msg: "the hub no longer knows this room (it restarted, or the room expired)", err: err}
+		case errors.Is(err, ErrNoSuchRoom) && c.fromState && !c.attachedOnce && c.role == e2e.Host:
+			// A rerun of a host (tryst send) whose earlier room is gone:
+			// open a new one for the same files.
+			c.emit(Event{Kind: EventWarning, Text: "the room of the earlier run is gone (it expired, or the hub forgot it); opening a new one"})
+			c.room, c.token, c.fromState = "", "", false
+			c.master, c.signal = nil, nil
+			c.state.forgetRoom()
+			continue
+		case errors.Is(err, ErrNoSuchRoom) && c.attachedOnce:
+			return errRoomForgotten
+		case errors.Is(err, ErrNoSuchRoom) && c.fromState:
+			return errEarlierRoomGone
+		case endsSession(err):
 			return err
 		}
 		if connected {
@@ -256,19 +349,81 @@ func (c *Client) Run(ctx context.Context) error {
 			wait = max(wait, we.after)
 			c.emit(Event{Kind: we.kind, Text: fmt.Sprintf("%v; %s in %v", we.err, we.next, wait)})
 		} else {
-			c.emit(Event{Kind: EventDisconnected, Text: fmt.Sprintf("%v; reconnecting in %v", err, wait)})
+			c.emit(Event{Kind: EventHub, Text: c.hubTrouble(err, wait)})
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-c.leaveCh:
-			t.Stop()
-			return nil
+		if done, err := c.pause(ctx, wait); done {
+			return err
 		}
 		backoff = min(backoff*2, proto.ReconnectBackoffMax)
+	}
+}
+
+// hubTrouble reports a hub connection that ended or could not be made, in
+// words, with what happens next.
+func (c *Client) hubTrouble(err error, wait time.Duration) string {
+	why := err.Error()
+	c.status.setHub(false, why)
+	if c.attachedOnce {
+		c.hubLost = true
+	}
+	if c.peerLive() {
+		return fmt.Sprintf("%s; still connected to the other side, reconnecting to the hub in the background (next try in %v)", why, wait)
+	}
+	return fmt.Sprintf("%s; retrying in %v", why, wait)
+}
+
+// pause waits between two hub sessions. The connection to the other side
+// lives on meanwhile; if it fails, it waits for the hub. It reports whether
+// the session ended, and how.
+func (c *Client) pause(ctx context.Context, wait time.Duration) (bool, error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		var lost <-chan struct{}
+		if c.cur != nil {
+			lost = c.cur.done()
+		}
+		select {
+		case <-t.C:
+			return false, nil
+		case <-ctx.Done():
+			c.sayGoodbye(nil)
+			return true, ctx.Err()
+		case <-c.leaveCh:
+			c.sayGoodbye(nil)
+			return true, nil
+		case <-c.fatal.done():
+			return true, c.fatal.get()
+		case tr := <-c.sess.ready:
+			if c.cur != nil && tr == transport(c.cur) {
+				c.curReady = true
+			}
+		case <-lost:
+			if ferr := c.fatal.get(); ferr != nil {
+				return true, ferr
+			}
+			why := c.cur.err()
+			c.setPeer(nil)
+			if c.roomGone {
+				return true, errRoomForgotten
+			}
+			c.emit(Event{Kind: EventDisconnected, Text: fmt.Sprintf(
+				"%v; reconnecting needs the hub, which is unreachable: waiting for it", why)})
+		}
+	}
+}
+
+// peerLive reports whether the current connection passed key confirmation
+// and has not failed: chat and transfers go over it without the hub.
+func (c *Client) peerLive() bool {
+	if c.cur == nil || !c.curReady {
+		return false
+	}
+	select {
+	case <-c.cur.done():
+		return false
+	default:
+		return true
 	}
 }
 
@@ -276,7 +431,7 @@ func (c *Client) Run(ctx context.Context) error {
 // The session goroutine sees the old one end and stops using it.
 func (c *Client) setPeer(p *peer) {
 	old := c.cur
-	c.cur = p
+	c.cur, c.curReady = p, false
 	if old != nil {
 		old.close()
 	}

@@ -144,6 +144,10 @@ type store interface {
 	publish(part, final string) (string, error)
 	// remove deletes a ".part" file.
 	remove(part string)
+	// reopen opens the ".part" file of an earlier process to continue it:
+	// it keeps at most length bytes (what was verified), writes them to h,
+	// and returns the file positioned at their end, and their number.
+	reopen(part string, length int64, h io.Writer) (partFile, int64, error)
 }
 
 // partFile is the ".part" file a transfer writes.
@@ -200,6 +204,49 @@ func (dirStore) publish(part, final string) (string, error) {
 
 func (dirStore) remove(part string) { _ = os.Remove(part) }
 
+// reopen continues a ".part" file that an earlier process wrote. It must
+// still be a regular file (not a symlink planted since) and is cut to the
+// verified length, whose bytes are hashed again to continue the SHA-256.
+func (dirStore) reopen(part string, length int64, h io.Writer) (partFile, int64, error) {
+	before, err := os.Lstat(part)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !before.Mode().IsRegular() {
+		return nil, 0, errors.New("not a regular file")
+	}
+	f, err := os.OpenFile(part, os.O_RDWR, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	fail := func(err error) (partFile, int64, error) {
+		_ = f.Close()
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if !os.SameFile(before, st) {
+		return fail(errors.New("the file changed while it was opened"))
+	}
+	length = max(0, min(length, st.Size()))
+	if err := f.Truncate(length); err != nil {
+		return fail(err)
+	}
+	n, err := io.Copy(h, io.NewSectionReader(f, 0, length))
+	if err != nil {
+		return fail(err)
+	}
+	if n != length {
+		return fail(io.ErrUnexpectedEOF)
+	}
+	if _, err := f.Seek(length, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	return f, length, nil
+}
+
 // writeJob is one thing a writer does, in the order given.
 type writeJob struct {
 	finish bool   // check the SHA-256, sync, store; otherwise write data
@@ -211,7 +258,7 @@ type writeJob struct {
 type diskReport struct {
 	in    *inFile
 	kind  reportKind
-	end   int64  // wrote: the bytes now in the file
+	end   int64  // wrote: the bytes now in the file; created: the bytes a reopened .part holds
 	block []byte // wrote: the block's memory, for reuse
 	final string // created: the chosen name; stored: the name used
 	err   string // rejected, failed: why
@@ -234,12 +281,12 @@ type writer struct {
 	jobs chan writeJob
 }
 
-func startWriter(wg *sync.WaitGroup, st store, in *inFile, reports chan<- diskReport, quit <-chan struct{}) *writer {
+func startWriter(wg *sync.WaitGroup, st store, state *stateFile, in *inFile, reports chan<- diskReport, quit <-chan struct{}) *writer {
 	w := &writer{jobs: make(chan writeJob, writerQueue)}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.run(st, in, func(r diskReport) {
+		w.run(st, state, in, func(r diskReport) {
 			r.in = in
 			select {
 			case reports <- r:
@@ -250,20 +297,40 @@ func startWriter(wg *sync.WaitGroup, st store, in *inFile, reports chan<- diskRe
 	return w
 }
 
-func (w *writer) run(st store, in *inFile, report func(diskReport)) {
-	final, part, f, err := st.create(in.offer.Name)
-	if err != nil {
-		report(diskReport{kind: reportRejected, err: "cannot store the file: " + err.Error()})
-		for range w.jobs {
-		}
-		return
-	}
-	report(diskReport{kind: reportCreated, final: final})
+func (w *writer) run(st store, state *stateFile, in *inFile, report func(diskReport)) {
 	h := sha256.New()
+	var (
+		final, part string
+		f           partFile
+		have        int64
+		err         error
+	)
+	if r := in.resume; r != nil {
+		// A .part file an earlier process of this member wrote: continue
+		// it from its verified length.
+		if f, have, err = st.reopen(r.Part, r.Length, h); err == nil {
+			final, part = r.Final, r.Part
+		} else {
+			h.Reset()
+		}
+	}
+	if f == nil {
+		final, part, f, err = st.create(in.offer.Name)
+		if err != nil {
+			report(diskReport{kind: reportRejected, err: "cannot store the file: " + err.Error()})
+			for range w.jobs {
+			}
+			return
+		}
+	}
+	o := in.offer
+	state.recvStarted(partState{ID: o.ID, Name: o.Name, Size: o.Size, SHA256: o.SHA256, Final: final, Part: part, Length: have})
+	report(diskReport{kind: reportCreated, final: final, end: have})
 	fail := func(reason string) {
 		_ = f.Close()
 		st.remove(part)
 		f = nil
+		state.recvEnded(fileResult{ID: o.ID, Error: reason})
 		report(diskReport{kind: reportFailed, err: reason})
 	}
 	for job := range w.jobs {
@@ -277,6 +344,7 @@ func (w *writer) run(st store, in *inFile, report func(diskReport)) {
 				fail("write: " + err.Error())
 				continue
 			}
+			state.recvWrote(o.ID, job.end)
 			report(diskReport{kind: reportWrote, end: job.end, block: job.data})
 		case hex.EncodeToString(h.Sum(nil)) != in.offer.SHA256:
 			fail(reasonCorrupted)
@@ -290,9 +358,11 @@ func (w *writer) run(st store, in *inFile, report func(diskReport)) {
 			stored, err := st.publish(part, final)
 			if err != nil {
 				st.remove(part)
+				state.recvEnded(fileResult{ID: o.ID, Error: "store: " + err.Error()})
 				report(diskReport{kind: reportFailed, err: "store: " + err.Error()})
 				continue
 			}
+			state.recvEnded(fileResult{ID: o.ID, OK: true, Name: filepath.Base(stored)})
 			report(diskReport{kind: reportStored, final: stored})
 		}
 	}

@@ -12,7 +12,24 @@ var (
 	ErrRoomFull = errors.New("room is full")
 	// ErrPeerLeft: the other member left the room for good.
 	ErrPeerLeft = errors.New("the other side left")
+	// ErrReplaced: another process resumed this member's place in the room
+	// with its resume token (the same command run again while this one
+	// still ran); this one steps aside without closing the room.
+	ErrReplaced = errors.New("another tryst process took over this room (the same command was run again)")
 )
+
+// errRoomForgotten: the hub answered no_such_room to a resume of a room
+// this member had been in, and no direct connection is left to go on with.
+var errRoomForgotten = &sentenceError{
+	msg: "the hub no longer knows this room (it expired, or the hub restarted and forgot it), and the direct connection is gone",
+	err: ErrNoSuchRoom,
+}
+
+// errEarlierRoomGone: a rerun found the room of the process before it gone.
+var errEarlierRoomGone = &sentenceError{
+	msg: "the room of the earlier run is gone (it expired, or the hub restarted and forgot it)",
+	err: ErrNoSuchRoom,
+}
 
 // Errors the package keeps to itself.
 var (
@@ -21,3 +38,13 @@ var (
 	// errNotOpen: a send before the data channel exists.
 	errNotOpen = errors.New("data channel not open")
 )
+
+// sentenceError says what happened in words for people, and still matches
+// the error it stands for with errors.Is.
+type sentenceError struct {
+	msg string
+	err error
+}
+
+func (e *sentenceError) Error() string { return e.msg }
+func (e *sentenceError) Unwrap() error { return e.err }

@@ -30,7 +30,7 @@ const FastKeyIterations = 1000
 
 // DropPeer cuts the current WebRTC connection, as a network failure would.
 func (c *Client) DropPeer() {
-	if _, t, _ := c.status.get(); t != nil {
+	if _, t, _, _, _ := c.status.get(); t != nil {
 		_ = t.(*peer).pc.Close()
 	}
 }

@@ -111,6 +111,11 @@ func (c *Client) SendFile(path string) error {
 	if err != nil {
 		return err
 	}
+	if abs, err := filepath.Abs(path); err == nil {
+		// Offered under the id an earlier process of this command used, so
+		// that the receiver continues what it has.
+		of.id = c.state.sentID(abs, of.size, of.sha, of.id)
+	}
 	c.files.add(of)
 	return nil
 }
@@ -362,6 +367,7 @@ type inFile struct {
 	handed   int64  // bytes handed to the writer
 	block    []byte // bytes gathered for the next write
 	started  time.Time
+	resume   *partState // the .part an earlier process of this member left, to continue
 }
 
 // receiver receives the files the other side offers, any number at once.
@@ -371,6 +377,7 @@ type receiver struct {
 	disk    *sync.WaitGroup // writers
 	reports chan diskReport // from the writers
 	quit    <-chan struct{} // closed when the session stops: writers stop reporting
+	state   *stateFile      // where the writers record the transfers, for a rerun
 
 	in       map[uint64]*inFile
 	finished map[uint64]fileResult // verdicts sent, for an offer repeated after a reconnect
@@ -388,8 +395,18 @@ type heldJob struct {
 
 func newReceiver(st store, emit func(Event), disk *sync.WaitGroup, reports chan diskReport, quit <-chan struct{}) *receiver {
 	return &receiver{
-		store: st, emit: emit, disk: disk, reports: reports, quit: quit,
+		store: st, emit: emit, disk: disk, reports: reports, quit: quit, state: &stateFile{},
 		in: make(map[uint64]*inFile), finished: make(map[uint64]fileResult),
+	}
+}
+
+// restore takes up what an earlier process of this member recorded in
+// state: the verdicts it gave (said again if the sender asks) and the .part
+// files it left (continued when the sender offers them again).
+func (r *receiver) restore(state *stateFile) {
+	r.state = state
+	for _, res := range state.verdicts() {
+		r.finished[res.ID] = res
 	}
 }
 
@@ -437,7 +454,10 @@ func (r *receiver) offer(l link, o fileOffer) {
 		return
 	}
 	in := &inFile{offer: o, started: time.Now()}
-	in.w = startWriter(r.disk, r.store, in, r.reports, r.quit)
+	if rs, ok := r.state.partial(o); ok {
+		in.resume = &rs
+	}
+	in.w = startWriter(r.disk, r.store, r.state, in, r.reports, r.quit)
 	r.in[o.ID] = in
 }
 
@@ -513,6 +533,11 @@ func (r *receiver) report(l link, rep diskReport) {
 	switch rep.kind {
 	case reportCreated:
 		in.state = recvReceiving
+		in.received, in.handed = rep.end, rep.end
+		if rep.end > 0 {
+			fs := st()
+			r.emit(Event{Kind: EventFileResumed, File: fs})
+		}
 		sendJSON(l, msgFileAccept, fileAccept{ID: id, Offset: in.received})
 	case reportRejected:
 		r.end(in)

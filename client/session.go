@@ -247,7 +247,7 @@ func (s *session) frame(c *conn, raw []byte) {
 			s.status.setRTT(time.Since(time.Unix(0, pp.T)))
 		}
 	case msgBye:
-		s.emit(Event{Kind: EventPeerLeft, Text: "the other side left"})
+		s.emit(Event{Kind: EventPeerLeft, Text: "the other side left; the room is closed"})
 		s.fatal.set(ErrPeerLeft)
 	case msgFileAccept, msgFileAck, msgFileResult:
 		s.send.handle(c, typ, payload)
@@ -298,10 +298,12 @@ func (s *session) keepalive(c *conn, now time.Time) {
 // status is what Status reports, written by the hub loop (the room) and by
 // the session goroutine (the connection, the round trip).
 type status struct {
-	mu   sync.Mutex
-	room string
-	conn transport // confirmed, nil when none
-	rtt  time.Duration
+	mu       sync.Mutex
+	room     string
+	conn     transport // confirmed, nil when none
+	rtt      time.Duration
+	hub      bool   // attached to the hub
+	hubIssue string // why not, in words
 }
 
 func (st *status) setRoom(room string) {
@@ -322,8 +324,14 @@ func (st *status) setRTT(rtt time.Duration) {
 	st.mu.Unlock()
 }
 
-func (st *status) get() (room string, t transport, rtt time.Duration) {
+func (st *status) setHub(up bool, issue string) {
+	st.mu.Lock()
+	st.hub, st.hubIssue = up, issue
+	st.mu.Unlock()
+}
+
+func (st *status) get() (room string, t transport, rtt time.Duration, hub bool, hubIssue string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.room, st.conn, st.rtt
+	return st.room, st.conn, st.rtt, st.hub, st.hubIssue
 }

@@ -63,7 +63,7 @@ func hubError(f proto.Frame) error {
 			}
 		}
 	}
-	return fmt.Errorf("hub: %s", f.Message)
+	return &sentenceError{msg: "the hub refused: " + f.Message, err: fmt.Errorf("hub error %s", f.Code)}
 }
 
 // Notices for ICE without a relay (ice.limited): the hub's budget of TURN
@@ -83,14 +83,25 @@ func (c *Client) limitedWait() (time.Duration, bool) {
 }
 
 // hubSession runs one hub connection: attach (create, join or resume),
-// then signal and keep the peer connection until something breaks. It
-// reports whether a peer connection was established.
+// then signal until something breaks. The peer connection outlives it: a
+// hub connection that ends leaves the current connection to the other side
+// as it is. It reports whether a peer connection was established, and
+// returns nil when this member left (Leave, or ctx ended).
 func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 	hc, err := dialHub(ctx, c.cfg.Hub)
 	if err != nil {
 		return false, err
 	}
 	defer hc.Close()
+	defer func() {
+		// A send that failed because the connection did: say that, not
+		// what the WebSocket library says.
+		if err != nil && hc.Err() != nil && !errors.As(err, new(*lostError)) && !endsSession(err) &&
+			c.fatal.get() == nil {
+			c.log.Debug("hub connection failed", "err", err)
+			err = &lostError{hc.Err()}
+		}
+	}()
 
 	var req proto.Frame
 	switch {
@@ -103,11 +114,14 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 	}
 	req.Version = proto.ProtocolVersion
 	if err := hc.Send(ctx, req); err != nil {
-		return false, err
+		return false, &lostError{err}
 	}
 	f, err := hc.Next(ctx)
 	if err != nil {
-		return false, err
+		if replaced(err) {
+			return false, ErrReplaced
+		}
+		return false, &lostError{err}
 	}
 	switch f.Type {
 	case proto.TypeCreated, proto.TypeJoined, proto.TypeResumed:
@@ -117,12 +131,22 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 		return false, fmt.Errorf("hub answered %q to %s", f.Type, req.Type)
 	}
 	_, wasLimited := c.limitedWait()
+	first := !c.attachedOnce
 	if err := c.attached(f); err != nil {
 		return false, err
 	}
-	if c.role == e2e.Host && f.Type == proto.TypeCreated {
+	if c.role == e2e.Host && (f.Type == proto.TypeCreated || first && c.fromState) {
 		c.emit(Event{Kind: EventRoom, Text: f.Room})
 	}
+	if first && c.fromState {
+		c.emit(Event{Kind: EventWaiting, Text: "back in room " + f.Room + ", where the earlier run left off"})
+	}
+	c.status.setHub(true, "")
+	if c.hubLost {
+		c.hubLost = false
+		c.emit(Event{Kind: EventHub, Text: "reconnected to the hub"})
+	}
+	c.roomGone = false
 	if wait, limited := c.limitedWait(); limited {
 		if c.cfg.Relay {
 			// Relay only and no TURN server: no peer connection can even
@@ -139,14 +163,24 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 			c.emit(Event{Kind: EventWarning, Text: noticeNoRelay})
 		}
 	}
-	if c.role == e2e.Host {
-		// The host always offers after (re)attaching; the offer waits in the
-		// hub's mailbox if the guest is away.
+	live := c.peerLive()
+	switch {
+	case live:
+		// Back on the hub while the connection to the other side lived on:
+		// nothing to signal.
+	case c.role == e2e.Host:
+		// The host offers after (re)attaching without a connection; the
+		// offer waits in the hub's mailbox if the guest is away.
 		if err := c.offer(ctx, hc); err != nil {
 			return false, err
 		}
+	case f.Type == proto.TypeResumed && c.cur == nil && f.Peer != nil && *f.Peer:
+		// The guest came back without a connection (a restarted process,
+		// or it failed while the hub was away) to a host that may think
+		// its own still lives: ask for a fresh offer.
+		c.requestRestart(ctx, hc)
 	}
-	if f.Type != proto.TypeResumed || (f.Peer != nil && !*f.Peer) {
+	if !live && (f.Type != proto.TypeResumed || (f.Peer != nil && !*f.Peer)) {
 		c.emit(Event{Kind: EventWaiting, Text: "waiting for the other side"})
 	}
 
@@ -166,7 +200,7 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 			return connected, c.fatal.get()
 		case t := <-c.sess.ready:
 			if c.cur != nil && t == transport(c.cur) {
-				connected = true
+				connected, c.curReady = true, true
 			}
 		case <-lost:
 			if ferr := c.fatal.get(); ferr != nil {
@@ -192,7 +226,10 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 				c.requestRestart(ctx, hc)
 			}
 		case <-hc.Done():
-			return connected, fmt.Errorf("hub connection lost: %w", hc.Err())
+			if replaced(hc.Err()) {
+				return connected, ErrReplaced
+			}
+			return connected, &lostError{hc.Err()}
 		case f := <-hc.Frames():
 			if err := c.onHubFrame(ctx, hc, f); err != nil {
 				return connected, err
@@ -201,11 +238,28 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 	}
 }
 
+// endsSession reports whether err ends the session whatever the hub does
+// next.
+func endsSession(err error) bool {
+	for _, e := range []error{ErrNoSuchRoom, ErrRoomFull, ErrPeerLeft, ErrPasswordMismatch, ErrReplaced} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // attached records what the hub said on create/join/resume and derives the
 // room secret the first time.
 func (c *Client) attached(f proto.Frame) error {
 	c.token, c.room, c.ice = f.Token, f.Room, f.ICE
+	c.attachedOnce = true
 	c.status.setRoom(f.Room)
+	role := "guest"
+	if c.role == e2e.Host {
+		role = "host"
+	}
+	c.state.setRoom(f.Room, role, f.Token)
 	if c.master != nil {
 		return nil
 	}
@@ -222,18 +276,70 @@ func (c *Client) attached(f proto.Frame) error {
 }
 
 // sayGoodbye tells the other side, then the hub, that this member leaves.
+// hc is the hub connection, nil when there is none: then a fresh one is
+// tried, to close the room, if the hub can be reached at once. The other
+// side is told over the direct connection in any case, which is all it
+// needs while the hub is away.
 func (c *Client) sayGoodbye(hc *hubconn.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	sentBye := false
 	_ = c.sess.call(ctx, func() {
 		if l := c.sess.link(); l != nil {
-			_ = l.send(msgBye, nil)
+			sentBye = l.send(msgBye, nil) == nil
 		}
 	})
-	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeLeave})
+	if c.token != "" {
+		if hc == nil {
+			hc = c.resumeToLeave(ctx)
+			if hc != nil {
+				defer hc.Close()
+			}
+		}
+		if hc != nil {
+			_ = hc.Send(ctx, proto.Frame{Type: proto.TypeLeave})
+		}
+	}
+	if sentBye && c.cur != nil {
+		// The other side closes the connection once it has the bye:
+		// closing it here first could lose the bye on the way.
+		select {
+		case <-c.cur.done():
+		case <-ctx.Done():
+		}
+	}
+}
+
+// resumeToLeave attaches a fresh hub connection to the room, only to leave
+// it; nil if the hub cannot be reached or refuses.
+func (c *Client) resumeToLeave(ctx context.Context) *hubconn.Conn {
+	hc, err := dialHub(ctx, c.cfg.Hub)
+	if err != nil {
+		return nil
+	}
+	if err := hc.Send(ctx, proto.Frame{Type: proto.TypeResume, Token: c.token, Version: proto.ProtocolVersion}); err != nil {
+		hc.Close()
+		return nil
+	}
+	if f, err := hc.Next(ctx); err != nil || f.Type != proto.TypeResumed {
+		hc.Close()
+		return nil
+	}
+	return hc
 }
 
 func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame) error {
+	if f.Token != "" && f.Token != c.token && (f.Type == proto.TypePeerJoined || f.Type == proto.TypePeerBack) {
+		// The hub re-issues the resume token as the room changes: the
+		// latest one is what recreates the room after a hub restart
+		// (docs/PROTOCOL.md, resume tokens and hub restarts).
+		c.token = f.Token
+		role := "guest"
+		if c.role == e2e.Host {
+			role = "host"
+		}
+		c.state.setRoom(c.room, role, f.Token)
+	}
 	switch f.Type {
 	case proto.TypeOffer:
 		if c.role == e2e.Guest {
@@ -253,13 +359,21 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame
 			return c.offer(ctx, hc)
 		}
 	case proto.TypePeerBack:
-		if c.role == e2e.Host {
+		// With a live connection, the other side only lost its hub
+		// connection for a while; if it lost ours too (a restarted
+		// process), its restart request follows.
+		if c.role == e2e.Host && !c.peerLive() {
 			return c.offer(ctx, hc)
 		}
 	case proto.TypePeerLeft:
+		if c.peerLive() {
+			// Its hub connection dropped; ours to it is what counts.
+			c.log.Debug("the other side left the hub; still connected to it directly")
+			break
+		}
 		c.emit(Event{Kind: EventWaiting, Text: "the other side disconnected; waiting for it to come back"})
 	case proto.TypeRoomClosed:
-		c.emit(Event{Kind: EventPeerLeft, Text: "the other side left the room"})
+		c.emit(Event{Kind: EventPeerLeft, Text: "the other side left; the room is closed"})
 		return ErrPeerLeft
 	case proto.TypeError:
 		if f.Code == proto.CodeNoSuchRoom {

@@ -3,7 +3,6 @@ package clienttest_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -20,7 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestWaits(t *testing.T) {
 	// Nothing listens on port 1 of loopback: every dial is refused at once.
 	m := clienttest.Start(t, client.Config{Hub: "http://127.0.0.1:1", Password: "pw"})
-	if ev := m.WaitFor(client.EventDisconnected); !strings.Contains(ev.Text, "reconnecting") {
+	if ev := m.WaitFor(client.EventHub); ev.Text != "cannot reach the hub at http://127.0.0.1:1; retrying in 500ms" {
 		t.Errorf("refused dial reported as %q", ev.Text)
 	}
 	done, cancel := context.WithCancel(context.Background())

@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -24,9 +27,30 @@ type peerFlags struct {
 	out          string
 	chunk        int
 	loopback     bool
+	stateDir     string
+	debug        bool
+	stateKey     string // set by the command: send keys its state by its files
 }
 
-func (p *peerFlags) register(fs *flag.FlagSet, withRoom, withOut bool) {
+// defaultStateDir is where chat, send and receive keep what a rerun needs
+// after the process died: $XDG_STATE_HOME/tryst, else ~/.local/state/tryst
+// (%LocalAppData%\tryst\state on Windows); "" when none of these is set.
+func defaultStateDir(getenv func(string) (string, bool)) string {
+	if d, ok := getenv("XDG_STATE_HOME"); ok && filepath.IsAbs(d) {
+		return filepath.Join(d, "tryst")
+	}
+	if runtime.GOOS == "windows" {
+		if d, ok := getenv("LocalAppData"); ok && d != "" {
+			return filepath.Join(d, "tryst", "state")
+		}
+	}
+	if h, ok := getenv("HOME"); ok && filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "tryst")
+	}
+	return ""
+}
+
+func (p *peerFlags) register(fs *flag.FlagSet, withRoom, withOut bool, stateDir string) {
 	fs.StringVar(&p.hub, "hub", "http://localhost:8080", "hub URL")
 	if withRoom {
 		fs.StringVar(&p.room, "room", "", "room code to join; without it, create a room and print its code")
@@ -38,12 +62,16 @@ func (p *peerFlags) register(fs *flag.FlagSet, withRoom, withOut bool) {
 	}
 	fs.IntVar(&p.chunk, "chunk-size", 16<<10, "file chunk size in bytes (1 KiB to 64 KiB)")
 	fs.BoolVar(&p.loopback, "ice-loopback", false, "gather only loopback ICE candidates (tests and local development)")
+	fs.StringVar(&p.stateDir, "state-dir", stateDir, "where to keep the room and the transfers under way, so that "+
+		"rerunning the command after it died resumes them (empty: keep nothing)")
+	fs.BoolVar(&p.debug, "debug", false, "log what happens on the network in detail, to standard error")
 }
 
-func parsePeerFlags(name string, args []string, withRoom, withOut bool, stderr io.Writer) (*peerFlags, *flag.FlagSet, error) {
+func parsePeerFlags(name string, args []string, withRoom, withOut bool, std stdio) (*peerFlags, *flag.FlagSet, error) {
+	stderr := std.err
 	pf := &peerFlags{}
 	fs := flag.NewFlagSet("tryst "+name, flag.ContinueOnError)
-	pf.register(fs, withRoom, withOut)
+	pf.register(fs, withRoom, withOut, defaultStateDir(std.getenv))
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -62,18 +90,36 @@ func (pf *peerFlags) newClient(std stdio, onEvent func(client.Event)) (*client.C
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.Config{
+	cfg := client.Config{
 		Hub: pf.hub, Room: pf.room, Password: pw, Relay: pf.relay, OutDir: pf.out,
 		ChunkSize: pf.chunk, LoopbackOnly: pf.loopback, OnEvent: onEvent,
-	})
+		StateDir: pf.stateDir, StateKey: pf.stateKey,
+	}
+	if pf.debug {
+		cfg.Logger = slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	c, err := client.New(cfg)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	return c, nil
 }
 
+// errInterrupted is how send and receive end on Ctrl-C: an explicit leave.
+var errInterrupted = errors.New("interrupted: you left the room, and it is closed (nothing to resume)")
+
+// hubEvent prints the events the shared printer does not know; it reports
+// whether ev was one of them.
+func hubEvent(pr *termui.Printer, ev client.Event) bool {
+	if ev.Kind != client.EventHub {
+		return false
+	}
+	pr.Say("* %s", ev.Text)
+	return true
+}
+
 func runChat(ctx context.Context, args []string, std stdio) error {
-	pf, _, err := parsePeerFlags("chat", args, true, true, std.err)
+	pf, _, err := parsePeerFlags("chat", args, true, true, std)
 	if err != nil {
 		return err
 	}
@@ -85,7 +131,9 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 		case client.EventChat:
 			pr.Say("[%s] peer: %s", ev.Time.Format("15:04:05"), ev.Text)
 		default:
-			pr.Event(ev)
+			if !hubEvent(pr, ev) {
+				pr.Event(ev)
+			}
 		}
 	})
 	if err != nil {
@@ -112,28 +160,32 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 	for {
 		select {
 		case err := <-runErr:
-			return chatEnd(err)
+			return chatEnd(pr, err)
 		case line, ok := <-lines:
 			if !ok {
 				// End of input (a script's pipe): deliver what was typed, then leave.
 				if err := c.WaitIdle(ctx); err != nil {
-					return chatEnd(err)
+					return chatEnd(pr, <-runErr)
 				}
 				c.Leave()
-				return chatEnd(<-runErr)
+				return chatEnd(pr, <-runErr)
 			}
 			if quit := chatLine(c, pr, line); quit {
 				c.Leave()
-				return chatEnd(<-runErr)
+				return chatEnd(pr, <-runErr)
 			}
 		}
 	}
 }
 
 // chatEnd maps how a chat ended to the command's result: the other side
-// leaving is a normal end.
-func chatEnd(err error) error {
-	if errors.Is(err, client.ErrPeerLeft) {
+// leaving, and Ctrl-C (which leaves the room), are normal ends.
+func chatEnd(pr *termui.Printer, err error) error {
+	switch {
+	case errors.Is(err, client.ErrPeerLeft):
+		return nil
+	case errors.Is(err, context.Canceled):
+		pr.Say("* you left the room; it is closed")
 		return nil
 	}
 	return err
@@ -147,10 +199,17 @@ func chatLine(c *client.Client, pr *termui.Printer, line string) bool {
 		return true
 	case "/status":
 		st := c.Status()
+		hub := "hub reachable"
+		if !st.Hub {
+			hub = "hub unreachable, reconnecting in the background"
+			if st.HubIssue != "" {
+				hub = "hub unreachable (" + st.HubIssue + "), reconnecting in the background"
+			}
+		}
 		if !st.Connected {
-			pr.Say("* room %s: not connected", st.Room)
+			pr.Say("* room %s: not connected to the other side; %s", st.Room, hub)
 		} else {
-			pr.Say("* room %s: connected, %s, round trip %v", st.Room, st.Path, st.RTT.Round(time.Millisecond/10))
+			pr.Say("* room %s: connected, %s, round trip %v; %s", st.Room, st.Path, st.RTT.Round(time.Millisecond/10), hub)
 		}
 	case "/send":
 		paths := strings.Fields(rest)
@@ -180,13 +239,23 @@ func chatLine(c *client.Client, pr *termui.Printer, line string) bool {
 }
 
 func runSend(ctx context.Context, args []string, std stdio) error {
-	pf, fs, err := parsePeerFlags("send", args, false, false, std.err)
+	pf, fs, err := parsePeerFlags("send", args, false, false, std)
 	if err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usageError{errors.New("send: no files given")}
 	}
+	// A rerun with the same files (and hub) comes back to the same room.
+	var abs []string
+	for _, p := range fs.Args() {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		abs = append(abs, a)
+	}
+	pf.stateKey = client.SendStateKey(pf.hub, abs)
 	pr := termui.NewPrinter(std.out, std.err)
 	failed := 0
 	var mu sync.Mutex
@@ -202,7 +271,9 @@ func runSend(ctx context.Context, args []string, std stdio) error {
 			}
 			pr.Event(ev)
 		default:
-			pr.Event(ev)
+			if !hubEvent(pr, ev) {
+				pr.Event(ev)
+			}
 		}
 	})
 	if err != nil {
@@ -219,19 +290,24 @@ func runSend(ctx context.Context, args []string, std stdio) error {
 	go func() { runErr <- c.Run(ctx) }()
 	idle := make(chan error, 1)
 	go func() { idle <- c.WaitIdle(ctx) }()
+	var delivered bool
 	select {
-	case err := <-runErr:
-		if err == nil {
-			err = errors.New("session ended before the files were delivered")
+	case err = <-runErr:
+	case ierr := <-idle:
+		if delivered = ierr == nil; delivered {
+			c.Leave()
 		}
-		return err
-	case err := <-idle:
-		if err != nil {
-			return err
-		}
+		err = <-runErr
 	}
-	c.Leave()
-	if err := <-runErr; err != nil && !errors.Is(err, client.ErrPeerLeft) {
+	switch {
+	case delivered && (err == nil || errors.Is(err, client.ErrPeerLeft)):
+	case errors.Is(err, context.Canceled):
+		return errInterrupted
+	case errors.Is(err, client.ErrPeerLeft):
+		return errors.New("the receiver left the room before the files were delivered")
+	case err == nil:
+		return errors.New("the session ended before the files were delivered")
+	default:
 		return err
 	}
 	if failed > 0 {
@@ -241,7 +317,7 @@ func runSend(ctx context.Context, args []string, std stdio) error {
 }
 
 func runReceive(ctx context.Context, args []string, std stdio) error {
-	pf, fs, err := parsePeerFlags("receive", args, false, true, std.err)
+	pf, fs, err := parsePeerFlags("receive", args, false, true, std)
 	if err != nil {
 		return err
 	}
@@ -262,12 +338,17 @@ func runReceive(ctx context.Context, args []string, std stdio) error {
 			}
 			mu.Unlock()
 		}
-		pr.Event(ev)
+		if !hubEvent(pr, ev) {
+			pr.Event(ev)
+		}
 	})
 	if err != nil {
 		return err
 	}
 	err = c.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		return errInterrupted
+	}
 	if err != nil && !errors.Is(err, client.ErrPeerLeft) {
 		return err
 	}

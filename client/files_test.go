@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,5 +241,41 @@ func TestHubSeesNoSDP(t *testing.T) {
 				t.Errorf("hub blob contains %q in clear: %.80s", clear, b)
 			}
 		}
+	}
+}
+
+// TestSameFileTwice: sending a file the other side already has, in the same
+// session, is a second transfer (stored as "NAME (1)"), whether or not a
+// state directory remembers what was sent.
+func TestSameFileTwice(t *testing.T) {
+	for _, withState := range []bool{false, true} {
+		t.Run(fmt.Sprintf("state=%v", withState), func(t *testing.T) {
+			st := startStack(t, nil)
+			src, sum := randomFile(t, 64<<10)
+			var hc, gc client.Config
+			gc.OutDir = t.TempDir()
+			if withState {
+				hc.StateDir, gc.StateDir = t.TempDir(), t.TempDir()
+			}
+			h, g := pairUp(t, st, hc, gc)
+			var paths []string
+			for range 2 {
+				if err := h.Client.SendFile(src); err != nil {
+					t.Fatal(err)
+				}
+				if sent := h.WaitFor(client.EventFileSent); !sent.File.OK {
+					t.Fatalf("sender verdict: %+v", sent.File)
+				}
+				got := g.WaitFor(client.EventFileReceived)
+				if !got.File.OK {
+					t.Fatalf("receiver: %+v", got.File)
+				}
+				checkReceived(t, got.File.Path, sum)
+				paths = append(paths, got.File.Path)
+			}
+			if paths[0] == paths[1] {
+				t.Errorf("both stored as %s", paths[0])
+			}
+		})
 	}
 }

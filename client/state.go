@@ -109,6 +109,11 @@ type stateFile struct {
 	warned   bool
 	loaded   bool // the file existed when the client started
 	disabled bool // removed for good: the room ended
+	// claimed lists the ids of Sent taken by a SendFile of this process:
+	// an id stored by an earlier process is offered again once (the
+	// receiver continues that file); sending the same file again in this
+	// process is a new file, with a new id.
+	claimed map[uint64]bool
 }
 
 // openState reads the state file of key in dir, if any. An empty dir or
@@ -171,16 +176,20 @@ func (s *stateFile) forgetRoom() {
 // sentID returns the id a file was offered under before, if it is the same
 // file (path, size and SHA-256), and records it under id otherwise.
 func (s *stateFile) sentID(path string, size int64, sha string, id uint64) uint64 {
-	var got uint64
+	got := id
 	s.update(func(st *roomState) bool {
+		if s.claimed == nil {
+			s.claimed = map[uint64]bool{}
+		}
 		for _, f := range st.Sent {
-			if f.Path == path && f.Size == size && f.SHA256 == sha {
+			if f.Path == path && f.Size == size && f.SHA256 == sha && !s.claimed[f.ID] {
 				got = f.ID
+				s.claimed[got] = true
 				return false
 			}
 		}
 		st.Sent = append(st.Sent, sentState{Path: path, Size: size, SHA256: sha, ID: id})
-		got = id
+		s.claimed[id] = true
 		return true
 	})
 	return got

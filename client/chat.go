@@ -13,6 +13,12 @@ type chat struct {
 	mu      sync.Mutex // Send's goroutine against the session goroutine
 	next    uint64
 	unacked []chatPayload
+	// reserved is the highest id a state file has recorded as possibly
+	// used, and reserve records a new one: ids are taken from the state
+	// file in blocks (chatIDBlock), so that a rerun after kill -9 never
+	// reuses one, at one write per block. nil without a state file.
+	reserved uint64
+	reserve  func(upTo uint64)
 	wake    chan struct{} // signalled when a message is queued
 
 	// The session goroutine's own.
@@ -22,11 +28,28 @@ type chat struct {
 
 func newChat() *chat { return &chat{wake: make(chan struct{}, 1)} }
 
+// chatIDBlock is how many chat ids one write of the state file reserves.
+const chatIDBlock = 64
+
+// persist makes ch number its messages above what an earlier process of
+// this member reserved, and reserve ids through save from now on.
+func (ch *chat) persist(earlier uint64, save func(upTo uint64)) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.next = max(ch.next, earlier)
+	ch.reserved = ch.next
+	ch.reserve = save
+}
+
 // queue numbers text and keeps it until it is acknowledged; the session
 // goroutine sends it.
 func (ch *chat) queue(text string) {
 	ch.mu.Lock()
 	ch.next++
+	if ch.reserve != nil && ch.next > ch.reserved {
+		ch.reserved = ch.next + chatIDBlock - 1
+		ch.reserve(ch.reserved)
+	}
 	ch.unacked = append(ch.unacked, chatPayload{ID: ch.next, Text: text, TS: time.Now().UnixMilli()})
 	ch.mu.Unlock()
 	notify(ch.wake)

@@ -224,6 +224,9 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.status.setRoom(room)
 	}
+	if c.state.keyed() {
+		c.chat.persist(c.state.chatIDs(), c.state.reserveChatIDs)
+	}
 	c.sess = newSession(cfg, c.emit, c.fatal, c.status, c.chat, c.files)
 	c.sess.recv.restore(c.state)
 	return c, nil

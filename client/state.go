@@ -51,6 +51,11 @@ type roomState struct {
 	Sent    []sentState  `json:"sent,omitempty"`
 	Recv    []partState  `json:"recv,omitempty"`
 	Done    []fileResult `json:"done,omitempty"`
+	// ChatIDs is the chat ids this member has reserved: a rerun numbers
+	// its messages above it, since the other side has shown every id up
+	// to what the killed process sent and would take a reused one for a
+	// duplicate (docs/PROTOCOL.md: ids count for the life of the room).
+	ChatIDs uint64 `json:"chat_ids,omitempty"`
 }
 
 // sentState is a file this member sends: a rerun offers it under the same
@@ -164,11 +169,26 @@ func (s *stateFile) setRoom(room, role, token string) {
 	})
 }
 
+// chatIDs is the chat id reservation of an earlier process (0: none).
+func (s *stateFile) chatIDs() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.ChatIDs
+}
+
+// reserveChatIDs records that ids up to upTo may be used.
+func (s *stateFile) reserveChatIDs(upTo uint64) {
+	s.update(func(st *roomState) bool {
+		st.ChatIDs = max(st.ChatIDs, upTo)
+		return true
+	})
+}
+
 // forgetRoom drops the room (it is gone) but keeps the files' ids, so
 // that a fresh room offers them as before.
 func (s *stateFile) forgetRoom() {
 	s.update(func(st *roomState) bool {
-		st.Room, st.Role, st.Token, st.Recv, st.Done = "", "", "", nil, nil
+		st.Room, st.Role, st.Token, st.Recv, st.Done, st.ChatIDs = "", "", "", nil, nil, 0
 		return true
 	})
 }

@@ -206,12 +206,13 @@ func TestChatRestartHub(t *testing.T) {
 	rerun.line(ctx, "* connected: direct")
 	host.lineAfter(ctx, hostMark, "* connected: direct")
 	host.say("host", 31, 40)
+	rerun.say("guest", 31, 40)
 	rerun.waitShown(ctx, "host", 31, 40)
-	// What the rerun types is not checked: it numbers its chat messages
-	// from 1 again, and the host, which has shown the first run's 30,
-	// acknowledges ids up to 30 without showing them (chat ids are kept
-	// per process, not in the state file).
-	t.Logf("after the guest's rerun: the host's 10 messages shown once, in order")
+	// The rerun numbers its chat messages above the ids its first run
+	// reserved in the state file: the host, which showed that run's 30,
+	// shows these too (a reused id would be taken for a duplicate).
+	host.waitShown(ctx, "guest", 1, 40)
+	t.Logf("after the guest's rerun: 10 more messages each way, each shown once, in order")
 
 	// The rerun leaves at the end of its input; the host is told.
 	rerun.in.Close()

@@ -21,6 +21,10 @@ import (
 type Options struct {
 	Store hub.Store    // nil: the hub's in-memory store
 	Web   http.Handler // nil: the hub's placeholder page
+	// HubKeys sign and verify resume tokens (hub.Config.HubKeys): stacks
+	// started one after another with the same keys are one hub restarted.
+	// Nil: a random key for this stack's life.
+	HubKeys [][]byte
 }
 
 // Stack is a running hub and relay; both stop when the test ends.
@@ -49,8 +53,9 @@ func Start(t testing.TB, opt Options) *Stack {
 		t.Fatal(err)
 	}
 	h, err := hub.New(hub.Config{
-		Store: opt.Store,
-		Web:   opt.Web,
+		Store:   opt.Store,
+		Web:     opt.Web,
+		HubKeys: opt.HubKeys,
 		ICE: func(string) proto.ICEConfig {
 			user, pass, _ := ts.Credential("test")
 			addr := ts.UDPAddr().String()

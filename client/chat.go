@@ -19,7 +19,7 @@ type chat struct {
 	// reuses one, at one write per block. nil without a state file.
 	reserved uint64
 	reserve  func(upTo uint64)
-	wake    chan struct{} // signalled when a message is queued
+	wake     chan struct{} // signalled when a message is queued
 
 	// The session goroutine's own.
 	sent   uint64 // the highest id sent on the current connection

@@ -54,6 +54,9 @@ type Config struct {
 	StateKey string
 	// iterations overrides PBKDF2's work factor in tests.
 	iterations int
+	// noRelayRestart: a relay-only guest answers every offer as it comes,
+	// as before relay restart requests (tests measure the difference).
+	noRelayRestart bool
 }
 
 // EventKind says what an Event reports.
@@ -122,7 +125,10 @@ type Status struct {
 type Client struct {
 	cfg Config
 	api *webrtc.API
-	log *slog.Logger
+	// relayAPI is api with relay-only acceptance waits, for a host's
+	// connection to a relay-only guest; made when first needed.
+	relayAPI *webrtc.API
+	log      *slog.Logger
 
 	chat    *chat
 	files   *outQueue
@@ -154,6 +160,19 @@ type Client struct {
 	roomGone bool
 	// hubLost: an outage of the hub was reported; its end is reported too.
 	hubLost bool
+	// relayNext (host): the guest said it is relay-only; the next offer's
+	// connection takes the first relayed pair that works.
+	relayNext bool
+	// relayAsked (guest): a relay restart request went out since the last
+	// answer; the next offer is answered whatever it says.
+	relayAsked bool
+}
+
+// apiOptions are the pion settings for cfg's connections; relayOnly: every
+// pair they can form is relayed (this side's policy or the guest's), so
+// they take the first that works (rtc.Waits).
+func apiOptions(cfg Config, relayOnly bool) rtc.Options {
+	return rtc.Options{LoopbackOnly: cfg.LoopbackOnly, RelayOnly: relayOnly, SettingEngine: cfg.SettingEngine}
 }
 
 // New checks cfg and returns a Client; Run starts it.
@@ -190,7 +209,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg:     cfg,
-		api:     rtc.NewAPI(rtc.Options{LoopbackOnly: cfg.LoopbackOnly, RelayOnly: cfg.Relay, SettingEngine: cfg.SettingEngine}),
+		api:     rtc.NewAPI(apiOptions(cfg, cfg.Relay)),
 		log:     cfg.Logger,
 		chat:    newChat(),
 		files:   newOutQueue(),

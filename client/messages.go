@@ -28,6 +28,10 @@ const (
 type offerPayload struct {
 	SDP   string `json:"sdp"`
 	Nonce []byte `json:"nonce"` // nonce_host, 32 bytes (base64 in JSON)
+	// RelayWait: this offer's connection waits before it accepts a relayed
+	// pair (it may go direct), and its host honours a relay restart
+	// request: a relay-only guest asks for one instead of answering.
+	RelayWait bool `json:"relay_wait,omitempty"`
 }
 
 type answerPayload struct {
@@ -41,6 +45,9 @@ type answerPayload struct {
 // without storing it.
 type controlPayload struct {
 	Restart bool `json:"restart,omitempty"` // guest asks the host for a fresh offer
+	// Relay (with Restart): the guest is relay-only, so the next offer's
+	// connection may take the first relayed pair that works (rtc.Waits).
+	Relay bool `json:"relay,omitempty"`
 }
 
 type chatPayload struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/internal/rtc"
 	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/proto/hubconn"
 )
@@ -356,6 +357,9 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame
 		}
 		var cp controlPayload
 		if json.Unmarshal(pt, &cp) == nil && cp.Restart && c.role == e2e.Host {
+			// A relay-only guest: its candidates are all relayed, so the
+			// next connection need not wait for a direct pair.
+			c.relayNext = cp.Relay
 			return c.offer(ctx, hc)
 		}
 	case proto.TypePeerBack:
@@ -385,8 +389,25 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame
 }
 
 // offer starts a fresh connection as host and posts its sealed offer.
+//
+// A host that may go direct makes connections that wait 2 s before they
+// accept a relayed pair (rtc.Waits), so that a direct one that works wins;
+// as the controlling side, its waits are the ones that count. Against a
+// relay-only guest that wait buys nothing, and the host cannot know the
+// guest's policy before the answer: its offer says relay_wait, and a
+// relay-only guest asks for a relay restart instead of answering
+// (docs/PROTOCOL.md, restart request). The connection offered in reply
+// (relayNext) has relay-only waits, and that offer no relay_wait.
 func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
-	p, err := newPeer(c.api, rtcConfig(c.ice, c.cfg.Relay))
+	api, relayWait := c.api, !c.cfg.Relay
+	if c.relayNext && !c.cfg.Relay {
+		if c.relayAPI == nil {
+			c.relayAPI = rtc.NewAPI(apiOptions(c.cfg, true))
+		}
+		api, relayWait = c.relayAPI, false
+	}
+	c.relayNext = false
+	p, err := newPeer(api, rtcConfig(c.ice, c.cfg.Relay))
 	if err != nil {
 		return err
 	}
@@ -408,7 +429,7 @@ func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 	if err := p.gather(ctx); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(offerPayload{SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost})
+	b, _ := json.Marshal(offerPayload{SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost, RelayWait: relayWait})
 	return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: c.signal.Seal("offer", e2e.Host, b)})
 }
 
@@ -482,6 +503,15 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 		c.emit(Event{Kind: EventWarning, Text: "refused an offer without a DTLS fingerprint"})
 		return nil
 	}
+	if o.RelayWait && c.cfg.Relay && !c.relayAsked && !c.cfg.noRelayRestart {
+		// The host's connection would wait 2 s for a direct pair that
+		// cannot exist: ask for one that takes the relay at once. Once:
+		// the next offer is answered whatever it says.
+		c.log.Debug("relay-only: asking the host for an offer without the relay wait")
+		c.requestRestart(ctx, hc)
+		return nil
+	}
+	c.relayAsked = false
 	p, err := newPeer(c.api, rtcConfig(c.ice, c.cfg.Relay))
 	if err != nil {
 		return err
@@ -523,8 +553,13 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 	return hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: c.signal.Seal("answer", e2e.Guest, b)})
 }
 
-// requestRestart asks the host, through the hub, for a fresh offer.
+// requestRestart asks the host, through the hub, for a fresh offer. A
+// relay-only guest says so, so that the host's next connection does not
+// wait for a direct pair, and answers the offer that follows as it comes
+// (relayAsked).
 func (c *Client) requestRestart(ctx context.Context, hc *hubconn.Conn) {
-	b, _ := json.Marshal(controlPayload{Restart: true})
+	relay := c.cfg.Relay && !c.cfg.noRelayRestart
+	b, _ := json.Marshal(controlPayload{Restart: true, Relay: relay})
+	c.relayAsked = relay
 	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeCandidate, Data: c.signal.Seal("candidate", c.role, b)})
 }

@@ -25,6 +25,10 @@ import (
 const (
 	scConnect      = "connect"       // direct: host candidates, STUN and TURN handed out
 	scConnectRelay = "connect-relay" // both sides relay-only (Config.Relay)
+	// The guest relay-only, the host not (tryst chat --room CODE --relay
+	// with a plain host): the guest's relay restart request makes the
+	// host's connection take the relay without its 2 s wait.
+	scConnectRelayGuest = "connect-relay-guest"
 )
 
 // ConnectResult is one connect scenario's measurement.
@@ -38,8 +42,8 @@ type ConnectResult struct {
 	Ms  []float64 `json:"ms"`
 	P50 float64   `json:"p50_ms"` // nearest rank
 	P99 float64   `json:"p99_ms"` // nearest rank: the slowest below 100 connections
-	// VsDirect (connect-relay) is its P50 over connect's, measured in the
-	// same run, alternately.
+	// VsDirect (connect-relay, connect-relay-guest) is its P50 over
+	// connect's, measured in the same run, alternately.
 	VsDirect float64 `json:"vs_direct,omitempty"`
 }
 
@@ -49,7 +53,7 @@ type ConnectResult struct {
 // goes first. Each pair is closed before the next starts.
 func runConnects(ctx context.Context, env *stack, cfg Config, dir string, log io.Writer) ([]ConnectResult, error) {
 	var scs []string
-	for _, sc := range []string{scConnect, scConnectRelay} {
+	for _, sc := range []string{scConnect, scConnectRelay, scConnectRelayGuest} {
 		if slices.Contains(cfg.Scenarios, sc) {
 			scs = append(scs, sc)
 		}
@@ -75,8 +79,9 @@ func runConnects(ctx context.Context, env *stack, cfg Config, dir string, log io
 	for range cfg.Connects {
 		slices.Reverse(order)
 		for _, i := range order {
-			relay := scs[i] == scConnectRelay
-			p, err := startTrystPair(ctx, env, nil, relay, cfg, dir)
+			hostRelay := scs[i] == scConnectRelay
+			guestRelay := hostRelay || scs[i] == scConnectRelayGuest
+			p, err := startTrystPairWith(ctx, env, nil, hostRelay, guestRelay, cfg, dir)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", scs[i], err)
 			}
@@ -95,8 +100,10 @@ func runConnects(ctx context.Context, env *stack, cfg Config, dir string, log io
 		res[i].P99 = stats.Ms(stats.Percentile(samples[i], 0.99))
 	}
 	if direct := findConnect(res, scConnect); direct != nil && direct.P50 > 0 {
-		if r := findConnect(res, scConnectRelay); r != nil {
-			r.VsDirect = r.P50 / direct.P50
+		for _, sc := range []string{scConnectRelay, scConnectRelayGuest} {
+			if r := findConnect(res, sc); r != nil {
+				r.VsDirect = r.P50 / direct.P50
+			}
 		}
 	}
 	return res, nil

@@ -23,15 +23,15 @@ func TestRunConnects(t *testing.T) {
 	env := &stack{hubURL: st.URL}
 	cfg := DefaultConfig()
 	cfg.Connects = 2
-	cfg.Scenarios = []string{scConnectRelay, scConnect, scRaw}
+	cfg.Scenarios = []string{scConnectRelay, scConnect, scRaw, scConnectRelayGuest}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := runConnects(ctx, env, cfg, t.TempDir(), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 2 || res[0].Scenario != scConnect || res[1].Scenario != scConnectRelay {
-		t.Fatalf("results %+v, want connect then connect-relay", res)
+	if len(res) != 3 || res[0].Scenario != scConnect || res[1].Scenario != scConnectRelay || res[2].Scenario != scConnectRelayGuest {
+		t.Fatalf("results %+v, want connect, connect-relay, connect-relay-guest", res)
 	}
 	relayWait := rtc.Waits(false).Relay
 	for _, r := range res {
@@ -45,10 +45,13 @@ func TestRunConnects(t *testing.T) {
 	if res[1].Path != "relay" || res[1].VsDirect != res[1].P50/res[0].P50 {
 		t.Errorf("connect-relay: %+v", res[1])
 	}
+	if res[2].Path != "relay" || res[2].VsDirect != res[2].P50/res[0].P50 {
+		t.Errorf("connect-relay-guest: %+v", res[2])
+	}
 	if st.RelayedBytes() == 0 {
 		t.Error("the relay relayed nothing")
 	}
-	t.Logf("connect p50 %.0f ms, connect-relay p50 %.0f ms", res[0].P50, res[1].P50)
+	t.Logf("connect p50 %.0f ms, connect-relay p50 %.0f ms, connect-relay-guest p50 %.0f ms", res[0].P50, res[1].P50, res[2].P50)
 
 	cfg.Connects, cfg.Scenarios, cfg.PionWaits = 1, []string{scConnectRelay}, true
 	res, err = runConnects(ctx, env, cfg, t.TempDir(), io.Discard)
@@ -72,9 +75,9 @@ func TestConnectTable(t *testing.T) {
 	want := `tryst bench transfer: time to connect, 2 connections each, alternating; pion's acceptance waits on every connection (--pion-waits: as before issue 13)
 from the guest's join until both Clients are connected (key confirmed over the data channel)
 
-scenario       path             p50 ms   p99 ms vs direct  target
-connect        direct (host)     100.0    120.0         -  
-connect-relay  relay            2100.0   2200.0    21.00x  p50 <= 1.2x direct: NOT MET
+scenario            path             p50 ms   p99 ms vs direct  target
+connect             direct (host)     100.0    120.0         -  
+connect-relay       relay            2100.0   2200.0    21.00x  p50 <= 1.2x direct: NOT MET
 `
 	if out.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", out.String(), want)

@@ -290,6 +290,13 @@ func benchEvents(ch chan client.Event) func(client.Event) {
 }
 
 func startTrystPair(ctx context.Context, env *stack, nets *vnetPair, relay bool, cfg Config, dir string) (*trystPair, error) {
+	return startTrystPairWith(ctx, env, nets, relay, relay, cfg, dir)
+}
+
+// startTrystPairWith is startTrystPair with each side's relay-only policy
+// of its own; the pair must select the relay if either is relay-only.
+func startTrystPairWith(ctx context.Context, env *stack, nets *vnetPair, hostRelay, guestRelay bool, cfg Config, dir string) (*trystPair, error) {
+	relay := hostRelay || guestRelay
 	hubURL := env.hubURL
 	if nets != nil {
 		hubURL = env.bareURL
@@ -306,7 +313,7 @@ func startTrystPair(ctx context.Context, env *stack, nets *vnetPair, relay bool,
 	start := func(room string, side int, events chan client.Event) (*client.Client, error) {
 		lo, hook := peerSettings(nets, side, cfg)
 		c, err := client.New(client.Config{
-			Hub: hubURL, Room: room, Password: fmt.Sprintf("%x", pw), Relay: relay, OutDir: out,
+			Hub: hubURL, Room: room, Password: fmt.Sprintf("%x", pw), Relay: side == 0 && hostRelay || side == 1 && guestRelay, OutDir: out,
 			ChunkSize: cfg.Chunk, LoopbackOnly: lo, SettingEngine: hook, OnEvent: benchEvents(events),
 		})
 		if err != nil {

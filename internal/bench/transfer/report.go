@@ -68,7 +68,7 @@ func (res Result) connectTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "tryst bench transfer: time to connect, %d connections each, alternating%s\n", len(res.Connects[0].Ms), waits)
 	fmt.Fprintf(w, "from the guest's join until both Clients are connected (key confirmed over the data channel)\n\n")
-	fmt.Fprintf(w, "%-14s %-14s %8s %8s %9s  %s\n", "scenario", "path", "p50 ms", "p99 ms", "vs direct", "target")
+	fmt.Fprintf(w, "%-19s %-14s %8s %8s %9s  %s\n", "scenario", "path", "p50 ms", "p99 ms", "vs direct", "target")
 	for _, r := range res.Connects {
 		ratio, target := "-", ""
 		if r.VsDirect > 0 {
@@ -78,7 +78,7 @@ func (res Result) connectTable(w io.Writer) {
 				target = "p50 <= 1.2x direct: NOT MET"
 			}
 		}
-		fmt.Fprintf(w, "%-14s %-14s %8.1f %8.1f %9s  %s\n", r.Scenario, r.Path, r.P50, r.P99, ratio, target)
+		fmt.Fprintf(w, "%-19s %-14s %8.1f %8.1f %9s  %s\n", r.Scenario, r.Path, r.P50, r.P99, ratio, target)
 	}
 }
 

@@ -33,11 +33,11 @@ const (
 )
 
 // Scenarios are the selectable scenarios, in the order they run and are
-// reported: the time two Clients take to connect, direct and relay-only
-// (connect.go); then throughput, of a bare pion data channel (raw) and of
+// reported: the time two Clients take to connect, direct, relay-only, and
+// with a relay-only guest only (connect.go); then throughput, of a bare pion data channel (raw) and of
 // Tryst's encrypted file transfer, direct, through the relay, and over an
 // emulated network with Config.RTT of delay.
-var Scenarios = []string{scConnect, scConnectRelay, scRaw, scTryst, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}
+var Scenarios = []string{scConnect, scConnectRelay, scConnectRelayGuest, scRaw, scTryst, scRawRelay, scTrystRelay, scRawRTT, scTrystRTT}
 
 // runScenarios returns the throughput scenarios of the selection with the
 // pinned baselines they need, in report order.

@@ -69,9 +69,12 @@ type AcceptanceWaits struct {
 // a relay-to-relay pair (two hops through the relay) that succeeded first
 // would win over the one-hop pair to the peer's server-reflexive address.
 //
-// The waits that count are the controlling side's: with a relay-only
-// guest and a host that may go direct, the host (the offerer) still waits
-// 2 s for the guest's relay candidates, the only ones it has.
+// The waits that count are the controlling side's (the offerer, the
+// host): a host that may go direct would wait 2 s for a relay-only guest's
+// relay candidates, the only ones it has. So its offer says so
+// (`relay_wait`), and a relay-only guest asks for a restart with `relay`
+// instead of answering; the host makes that one offer with an API built
+// with RelayOnly (docs/PROTOCOL.md, restart request).
 func Waits(relayOnly bool) AcceptanceWaits {
 	if relayOnly {
 		return AcceptanceWaits{}
@@ -91,9 +94,10 @@ func (w AcceptanceWaits) Apply(se *webrtc.SettingEngine) {
 type Options struct {
 	// LoopbackOnly gathers only loopback candidates: tests and local use.
 	LoopbackOnly bool
-	// RelayOnly says that every connection of this API has
-	// ICETransportPolicyRelay: it then takes the first relayed pair that
-	// works instead of waiting (see Waits).
+	// RelayOnly gives the API's connections the waits of a relay-only
+	// connection (see Waits): all 0, so the first relayed pair that works
+	// is taken. For connections with ICETransportPolicyRelay, and for a
+	// host's offer to a guest that has only relay candidates.
 	RelayOnly bool
 	// SettingEngine, if set, adjusts pion's settings after Tryst's own
 	// (benchmarks use it to run over an emulated network).

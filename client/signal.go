@@ -297,8 +297,15 @@ func (c *Client) sayGoodbye(hc *hubconn.Conn) {
 				defer hc.Close()
 			}
 		}
-		if hc != nil {
-			_ = hc.Send(ctx, proto.Frame{Type: proto.TypeLeave})
+		if hc != nil && hc.Send(ctx, proto.Frame{Type: proto.TypeLeave}) == nil {
+			// The hub closes the connection once it has deleted the room.
+			// Closing it first could lose the leave: a close with unread
+			// data resets the connection, and the hub may then never read
+			// it, keeping the room for its TTL.
+			select {
+			case <-hc.Done():
+			case <-ctx.Done():
+			}
 		}
 	}
 	if sentBye && c.cur != nil {

@@ -47,6 +47,9 @@ func TestSpecPayloads(t *testing.T) {
 	if b, _ := json.Marshal(controlPayload{Restart: true}); string(b) != text("seal-restart", "plaintext") {
 		t.Errorf("restart: %s", b)
 	}
+	if b, _ := json.Marshal(controlPayload{Restart: true, Relay: true}); string(b) != text("seal-restart-relay", "plaintext") {
+		t.Errorf("restart with relay: %s", b)
+	}
 	if b, _ := json.Marshal(chatPayload{ID: 1, Text: "hi", TS: 1800000000000}); string(b) != text("frame-chat", "payload") {
 		t.Errorf("chat: %s", b)
 	}

@@ -92,7 +92,7 @@ func (v specVector) eqText(key, got string) {
 // each has a check in TestSpecVectors.
 var specNames = []string{
 	"room-secret", "signal-key", "seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart",
-	"fingerprint", "session", "frame-hello-0", "frame-hello-1", "frame-confirm-host", "frame-confirm-guest",
+	"seal-restart-relay", "fingerprint", "session", "frame-hello-0", "frame-hello-1", "frame-confirm-host", "frame-confirm-guest",
 	"frame-chat", "frame-chat-ack", "frame-file-chunk", "frame-bye", "file-chunk",
 }
 
@@ -148,7 +148,7 @@ func TestSpecVectors(t *testing.T) {
 	fpHost, fpGuest := ss.text("fp_host"), ss.text("fp_guest")
 
 	plain := map[string][]byte{}
-	for _, name := range []string{"seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart"} {
+	for _, name := range []string{"seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart", "seal-restart-relay"} {
 		v := vs[name]
 		v.eq("master_hex", master)
 		v.eqText("room", room)
@@ -171,7 +171,7 @@ func TestSpecVectors(t *testing.T) {
 	}
 	for name, want := range map[string][2]string{
 		"seal-offer": {"offer", "H"}, "seal-answer": {"answer", "G"},
-		"seal-mismatch": {"answer", "G"}, "seal-restart": {"candidate", "G"},
+		"seal-mismatch": {"answer", "G"}, "seal-restart": {"candidate", "G"}, "seal-restart-relay": {"candidate", "G"},
 	} {
 		if v := vs[name]; v.text("kind") != want[0] || v.text("sender") != want[1] {
 			t.Errorf("%s: kind %s sender %s, want %s %s", name, v.text("kind"), v.text("sender"), want[0], want[1])
@@ -199,6 +199,9 @@ func TestSpecVectors(t *testing.T) {
 	}
 	if m := members(t, "seal-restart", plain["seal-restart"], "restart"); m["restart"] != true {
 		t.Errorf("seal-restart: restart is %v", m["restart"])
+	}
+	if m := members(t, "seal-restart-relay", plain["seal-restart-relay"], "restart", "relay"); m["restart"] != true || m["relay"] != true {
+		t.Errorf("seal-restart-relay: restart %v, relay %v", m["restart"], m["relay"])
 	}
 
 	fv := vs["fingerprint"]

@@ -46,7 +46,7 @@ await check(vectors, {
     const pt = await rawOpen(signalKey, blob.slice(0, 12), blob.slice(12), sig.aad("offer", "H"));
     eq("opened under key", dec.decode(pt), "x");
   },
-  ...Object.fromEntries(["seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart"].map((name) => [name, async (v, eq) => {
+  ...Object.fromEntries(["seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart", "seal-restart-relay"].map((name) => [name, async (v, eq) => {
     eq("master", v.text("master_hex"), c.hex(master));
     const sig = await c.Signaler.create(master, v.text("room"));
     const kind = v.text("kind"), from = v.role("sender");
@@ -87,6 +87,7 @@ await check(vectors, {
     eq("answer fingerprint", c.fingerprintOf(plain["seal-answer"].sdp), c.normalizeFingerprint(fpGuest));
     eq("mismatch", plain["seal-mismatch"].mismatch, true);
     eq("restart", plain["seal-restart"].restart, true);
+    eq("restart-relay", plain["seal-restart-relay"].restart === true && plain["seal-restart-relay"].relay === true, true);
   },
   async "frame-*"(v, eq) {
     const from = v.role("from");

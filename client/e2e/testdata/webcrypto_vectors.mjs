@@ -59,7 +59,7 @@ await check(vectors, {
     eq("master", v.text("master_hex"), hex(master));
     eq("key", hex(await hkdf(master, new Uint8Array(), v.text("info"), 32)), v.text("key_hex"));
   },
-  ...Object.fromEntries(["seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart"].map((name) => [name, async (v, eq) => {
+  ...Object.fromEntries(["seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart", "seal-restart-relay"].map((name) => [name, async (v, eq) => {
     eq("master", v.text("master_hex"), hex(master));
     const k = await hkdf(master, new Uint8Array(), "tryst/v1/signal", 32);
     const aad = `tryst/v1/signal|${v.text("room")}|${v.text("kind")}|${v.role("sender")}`;
@@ -93,6 +93,7 @@ await check(vectors, {
     eq("answer fingerprint", fingerprint(plain["seal-answer"].sdp), v.text("fp_guest"));
     eq("mismatch", JSON.stringify(plain["seal-mismatch"]), '{"mismatch":true}');
     eq("restart", JSON.stringify(plain["seal-restart"]), '{"restart":true}');
+    eq("restart-relay", JSON.stringify(plain["seal-restart-relay"]), '{"restart":true,"relay":true}');
   },
   async "frame-*"(v, eq) {
     const seq = v.int("sequence");

@@ -9,12 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tryst-chat/tryst/client"
+	"github.com/tryst-chat/tryst/internal/settings"
 	"github.com/tryst-chat/tryst/internal/termui"
 )
 
@@ -30,24 +30,6 @@ type peerFlags struct {
 	stateDir     string
 	debug        bool
 	stateKey     string // set by the command: send keys its state by its files
-}
-
-// defaultStateDir is where chat, send and receive keep what a rerun needs
-// after the process died: $XDG_STATE_HOME/tryst, else ~/.local/state/tryst
-// (%LocalAppData%\tryst\state on Windows); "" when none of these is set.
-func defaultStateDir(getenv func(string) (string, bool)) string {
-	if d, ok := getenv("XDG_STATE_HOME"); ok && filepath.IsAbs(d) {
-		return filepath.Join(d, "tryst")
-	}
-	if runtime.GOOS == "windows" {
-		if d, ok := getenv("LocalAppData"); ok && d != "" {
-			return filepath.Join(d, "tryst", "state")
-		}
-	}
-	if h, ok := getenv("HOME"); ok && filepath.IsAbs(h) {
-		return filepath.Join(h, ".local", "state", "tryst")
-	}
-	return ""
 }
 
 func (p *peerFlags) register(fs *flag.FlagSet, withRoom, withOut bool, stateDir string) {
@@ -71,7 +53,7 @@ func parsePeerFlags(name string, args []string, withRoom, withOut bool, std stdi
 	stderr := std.err
 	pf := &peerFlags{}
 	fs := flag.NewFlagSet("tryst "+name, flag.ContinueOnError)
-	pf.register(fs, withRoom, withOut, defaultStateDir(std.getenv))
+	pf.register(fs, withRoom, withOut, settings.StateDir(std.getenv))
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -108,16 +90,6 @@ func (pf *peerFlags) newClient(std stdio, onEvent func(client.Event)) (*client.C
 // errInterrupted is how send and receive end on Ctrl-C: an explicit leave.
 var errInterrupted = errors.New("interrupted: you left the room, and it is closed (nothing to resume)")
 
-// hubEvent prints the events the shared printer does not know; it reports
-// whether ev was one of them.
-func hubEvent(pr *termui.Printer, ev client.Event) bool {
-	if ev.Kind != client.EventHub {
-		return false
-	}
-	pr.Say("* %s", ev.Text)
-	return true
-}
-
 func runChat(ctx context.Context, args []string, std stdio) error {
 	pf, _, err := parsePeerFlags("chat", args, true, true, std)
 	if err != nil {
@@ -131,9 +103,7 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 		case client.EventChat:
 			pr.Say("[%s] peer: %s", ev.Time.Format("15:04:05"), ev.Text)
 		default:
-			if !hubEvent(pr, ev) {
-				pr.Event(ev)
-			}
+			pr.Event(ev)
 		}
 	})
 	if err != nil {
@@ -271,9 +241,7 @@ func runSend(ctx context.Context, args []string, std stdio) error {
 			}
 			pr.Event(ev)
 		default:
-			if !hubEvent(pr, ev) {
-				pr.Event(ev)
-			}
+			pr.Event(ev)
 		}
 	})
 	if err != nil {
@@ -338,9 +306,7 @@ func runReceive(ctx context.Context, args []string, std stdio) error {
 			}
 			mu.Unlock()
 		}
-		if !hubEvent(pr, ev) {
-			pr.Event(ev)
-		}
+		pr.Event(ev)
 	})
 	if err != nil {
 		return err

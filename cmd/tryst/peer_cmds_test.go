@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -201,23 +200,4 @@ func startSend(ctx context.Context, hubURL, pw string, log io.Writer, files ...s
 	}
 	go io.Copy(io.Discard, outR)
 	return code, sendErr
-}
-
-func TestDefaultStateDir(t *testing.T) {
-	for _, tc := range []struct {
-		env  map[string]string
-		want string
-	}{
-		{map[string]string{"XDG_STATE_HOME": "/x/state", "HOME": "/home/u"}, "/x/state/tryst"},
-		{map[string]string{"XDG_STATE_HOME": "relative", "HOME": "/home/u"}, "/home/u/.local/state/tryst"},
-		{map[string]string{"HOME": "/home/u"}, "/home/u/.local/state/tryst"},
-		{nil, ""},
-	} {
-		if runtime.GOOS == "windows" {
-			t.Skip("paths of Unix")
-		}
-		if got := defaultStateDir(env(tc.env)); got != tc.want {
-			t.Errorf("%v: %q, want %q", tc.env, got, tc.want)
-		}
-	}
 }

@@ -133,7 +133,7 @@ func (o *serveOptions) config(getenv func(string) (string, bool), stderr io.Writ
 	}
 	c.TURNSecret, _ = getenv("TRYST_TURN_SECRET")
 	if c.StateDir == "" {
-		c.StateDir = server.DefaultStateDir(getenv)
+		c.StateDir = settings.StateDir(getenv)
 	}
 	c.Version = versionString()
 	return c, nil

@@ -52,7 +52,7 @@ type Config struct {
 	// there (hub-key, 0600; generated on first start) unless HubKeyFile
 	// is set. Empty, or a directory that cannot be written: a random key
 	// for the run (a warning in the log), and rooms do not survive a
-	// restart. `tryst serve` defaults it to DefaultStateDir.
+	// restart. `tryst serve` defaults it to settings.StateDir.
 	StateDir string
 	// TLSCert and TLSKey (--tls-cert, --tls-key) are PEM files for
 	// HTTPS/WSS and TURNS, both or neither; replaced in place, they are

@@ -14,22 +14,6 @@ import (
 // hubKeyName is the hub key's file in the state directory.
 const hubKeyName = "hub-key"
 
-// DefaultStateDir is the state directory of `tryst serve` when --state-dir
-// is not set: $XDG_STATE_HOME/tryst, else ~/.local/state/tryst (HOME, or
-// USERPROFILE on Windows), or "" when none of them is set. An XDG_STATE_HOME
-// that is not absolute is ignored, as the XDG specification says.
-func DefaultStateDir(getenv func(string) (string, bool)) string {
-	if x, ok := getenv("XDG_STATE_HOME"); ok && filepath.IsAbs(x) {
-		return filepath.Join(x, "tryst")
-	}
-	for _, v := range []string{"HOME", "USERPROFILE"} {
-		if h, ok := getenv(v); ok && h != "" {
-			return filepath.Join(h, ".local", "state", "tryst")
-		}
-	}
-	return ""
-}
-
 // hubKeys are the keys the hub signs resume tokens with, and where they
 // came from, for the log.
 type hubKeys struct {

@@ -17,25 +17,6 @@ import (
 	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
-func TestDefaultStateDir(t *testing.T) {
-	for _, c := range []struct {
-		env  map[string]string
-		want string
-	}{
-		{map[string]string{"XDG_STATE_HOME": "/x/state", "HOME": "/home/u"}, filepath.Join("/x/state", "tryst")},
-		{map[string]string{"XDG_STATE_HOME": "relative", "HOME": "/home/u"}, filepath.Join("/home/u", ".local", "state", "tryst")},
-		{map[string]string{"HOME": "/home/u"}, filepath.Join("/home/u", ".local", "state", "tryst")},
-		{map[string]string{"USERPROFILE": `C:\Users\u`}, filepath.Join(`C:\Users\u`, ".local", "state", "tryst")},
-		{map[string]string{"HOME": ""}, ""},
-		{nil, ""},
-	} {
-		getenv := func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }
-		if got := DefaultStateDir(getenv); got != c.want {
-			t.Errorf("DefaultStateDir(%v) = %q, want %q", c.env, got, c.want)
-		}
-	}
-}
-
 // roomOn creates and joins a room on s and returns the guest's resume
 // token; the two connections are closed again.
 func roomOn(t *testing.T, s *Server) (room, guestToken string) {

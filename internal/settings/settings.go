@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -200,4 +202,27 @@ func Names(fs *flag.FlagSet) []string {
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	sort.Strings(names)
 	return names
+}
+
+// StateDir is where tryst keeps state between runs when no flag says
+// otherwise: serve's hub key, and what chat, send and receive need to come
+// back after the process died. It is $XDG_STATE_HOME/tryst (an
+// XDG_STATE_HOME that is not absolute is ignored, as the XDG specification
+// says), else %LocalAppData%\tryst\state on Windows, else
+// ~/.local/state/tryst under HOME (or USERPROFILE); "" when none is set.
+func StateDir(getenv func(string) (string, bool)) string {
+	if x, ok := getenv("XDG_STATE_HOME"); ok && filepath.IsAbs(x) {
+		return filepath.Join(x, "tryst")
+	}
+	if runtime.GOOS == "windows" {
+		if d, ok := getenv("LocalAppData"); ok && d != "" {
+			return filepath.Join(d, "tryst", "state")
+		}
+	}
+	for _, v := range []string{"HOME", "USERPROFILE"} {
+		if h, ok := getenv(v); ok && h != "" {
+			return filepath.Join(h, ".local", "state", "tryst")
+		}
+	}
+	return ""
 }

@@ -112,3 +112,22 @@ func TestArgsRoundTrip(t *testing.T) {
 		t.Errorf("EnvName: %q", got)
 	}
 }
+
+func TestStateDir(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"XDG_STATE_HOME": "/x/state", "HOME": "/home/u"}, filepath.Join("/x/state", "tryst")},
+		{map[string]string{"XDG_STATE_HOME": "relative", "HOME": "/home/u"}, filepath.Join("/home/u", ".local", "state", "tryst")},
+		{map[string]string{"HOME": "/home/u"}, filepath.Join("/home/u", ".local", "state", "tryst")},
+		{map[string]string{"USERPROFILE": `C:\Users\u`}, filepath.Join(`C:\Users\u`, ".local", "state", "tryst")},
+		{map[string]string{"HOME": ""}, ""},
+		{nil, ""},
+	} {
+		getenv := func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }
+		if got := StateDir(getenv); got != c.want {
+			t.Errorf("StateDir(%v) = %q, want %q", c.env, got, c.want)
+		}
+	}
+}

@@ -127,7 +127,7 @@ func (p *Printer) Event(ev client.Event) bool {
 		p.Say("* connection lost: %s", ev.Text)
 	case client.EventWarning:
 		p.Say("* warning: %s", ev.Text)
-	case client.EventPeerLeft:
+	case client.EventPeerLeft, client.EventHub:
 		p.Say("* %s", ev.Text)
 	case client.EventProgress:
 		p.prog.Update(ev.File)

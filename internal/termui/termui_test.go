@@ -56,6 +56,7 @@ func TestPrinterEvents(t *testing.T) {
 		{client.Event{Kind: client.EventWaiting, Text: "waiting for the other side"}, "* waiting for the other side\n"},
 		{client.Event{Kind: client.EventConnected, Path: "direct"}, "* connected: direct\n"},
 		{client.Event{Kind: client.EventWarning, Text: "x"}, "* warning: x\n"},
+		{client.Event{Kind: client.EventHub, Text: "reconnected to the hub"}, "* reconnected to the hub\n"},
 		{client.Event{Kind: client.EventFileSent, File: &client.FileStatus{Name: "f", Size: 2000, OK: true}}, "* sent f (2.0 KB), verified by the receiver\n"},
 		{client.Event{Kind: client.EventFileReceived, File: &client.FileStatus{Name: "f", Err: "bad hash"}}, "* refused or failed f: bad hash\n"},
 	} {

@@ -35,6 +35,7 @@ const (
 	ruleAbsolute  nameRule = "names a drive or an absolute path"
 	ruleControl   nameRule = "contains control characters"
 	ruleInvisible nameRule = "contains invisible or direction-changing characters"
+	ruleWindows   nameRule = "is a device name or ends with a dot or a space, which Windows cannot store"
 )
 
 func (r nameRule) Error() string { return "file name " + string(r) }
@@ -71,7 +72,29 @@ func ValidateFileName(name string) error {
 			return ruleInvisible
 		}
 	}
+	if windowsReserved(name) {
+		return ruleWindows
+	}
 	return nil
+}
+
+// windowsReserved reports a name Windows cannot create as a plain file:
+// a device name (CON, PRN, AUX, NUL, COM1–COM9, LPT1–LPT9, in any case,
+// with or without an extension: "con.txt" is the console) or one ending
+// in a dot or a space (silently stripped, so "a.exe." would become
+// "a.exe"). Refused on every system, so that both clients refuse the same
+// names wherever the receiver runs.
+func windowsReserved(name string) bool {
+	if strings.HasSuffix(name, ".") || strings.HasSuffix(name, " ") {
+		return true
+	}
+	stem, _, _ := strings.Cut(name, ".")
+	stem = strings.ToUpper(strings.TrimRight(stem, " "))
+	switch stem {
+	case "CON", "PRN", "AUX", "NUL":
+		return true
+	}
+	return len(stem) == 4 && (strings.HasPrefix(stem, "COM") || strings.HasPrefix(stem, "LPT")) && '1' <= stem[3] && stem[3] <= '9'
 }
 
 // UnsafeRune reports whether r must never reach a person's screen as it is:

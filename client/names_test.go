@@ -32,6 +32,14 @@ func TestNameRules(t *testing.T) {
 		"C:evil.exe":                     ruleAbsolute, // a drive on every system, not only on Windows
 		"z:x":                            ruleAbsolute,
 		"1:x":                            nil,
+		"CON":                            ruleWindows,
+		"con.txt":                        ruleWindows, // the console, whatever the extension
+		"Lpt9.tar.gz":                    ruleWindows,
+		"nul .txt":                       ruleWindows,
+		"report.pdf.":                    ruleWindows, // Windows strips the dot
+		"report ":                        ruleWindows,
+		"com10":                          nil,
+		"console.log":                    nil,
 		"bad\x00name":                    ruleControl,
 		"new\nline":                      ruleControl,
 		"\x1b[2J.txt":                    ruleControl,

@@ -32,6 +32,8 @@ func TestBrowserNameRulesMatchGo(t *testing.T) {
 		strings.Repeat("é", 128), "a/b", `a\b`, "C:evil", "c:\\x", "bell\a.txt", "esc\x1b[2J.txt", "tab\t.txt",
 		"c1\u0085.txt", "del\x7f.txt", "invoice\u202efdp.exe", "zw\u200b.txt", "bom\ufeff.txt", "lrm\u200e.txt",
 		"shy\u00ad.txt", "tag\U000e0041.txt", "ls\u2028.txt", "bad\ufffd.txt",
+		"CON", "con.txt", "Aux.tar.gz", "nul ", "com1", "COM9.log", "lpt3.x", "com0", "COM10", "console", "a.exe.", "a ",
+		"connect.txt", "prn2", ". a",
 	}
 	want := map[string]string{}
 	for _, n := range names {

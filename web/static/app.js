@@ -728,6 +728,9 @@ function nameProblem(name) {
   if (/^[A-Za-z]:/.test(name)) return "names a drive or an absolute path";
   if (/\p{Cc}/u.test(name)) return "contains control characters";
   if (/[\p{Cf}\u2028\u2029]/u.test(name)) return "contains invisible or direction-changing characters";
+  if (/[. ]$/.test(name) || /^(con|prn|aux|nul|com[1-9]|lpt[1-9]) *(\.|$)/i.test(name)) {
+    return "is a device name or ends with a dot or a space, which Windows cannot store";
+  }
   return "";
 }
 

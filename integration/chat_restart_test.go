@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,44 +23,7 @@ type chatProcess struct {
 // receive, with a pipe for standard input.
 func startChat(t *testing.T, name string, args ...string) *chatProcess {
 	t.Helper()
-	cmd := exec.Command(trystBinary(t), append([]string{"chat"}, args...)...)
-	dieWithTest(cmd)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &peerProcess{t: t, name: name, cmd: cmd, out: &lines{changed: make(chan struct{})}, exit: make(chan error, 1)}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.out.wg.Add(2)
-	go p.out.collect(stdout)
-	go p.out.collect(stderr)
-	go func() {
-		p.out.wg.Wait()
-		err := cmd.Wait()
-		p.out.mu.Lock()
-		p.out.ended = true
-		close(p.out.changed)
-		p.out.changed = make(chan struct{})
-		p.out.mu.Unlock()
-		p.exit <- err
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		p.wait(context.Background())
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.out.String())
-		}
-	})
+	p, in := startProcess(t, name, true, append([]string{"chat"}, args...))
 	return &chatProcess{peerProcess: p, in: in}
 }
 

@@ -101,8 +101,22 @@ func (l *lines) wait(ctx context.Context, from int, match func(string) bool) (st
 // ends, and its output shown if the test failed.
 func startPeer(t *testing.T, name string, args ...string) *peerProcess {
 	t.Helper()
+	p, _ := startProcess(t, name, false, args)
+	return p
+}
+
+// startProcess is startPeer, with a pipe for standard input when withIn.
+func startProcess(t *testing.T, name string, withIn bool, args []string) (*peerProcess, io.WriteCloser) {
+	t.Helper()
 	cmd := exec.Command(trystBinary(t), args...)
 	dieWithTest(cmd)
+	var in io.WriteCloser
+	if withIn {
+		var err error
+		if in, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +149,7 @@ func startPeer(t *testing.T, name string, args ...string) *peerProcess {
 			t.Logf("%s output:\n%s", name, p.out.String())
 		}
 	})
-	return p
+	return p, in
 }
 
 // wait waits for the process to exit and returns Wait's error.

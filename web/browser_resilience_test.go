@@ -214,11 +214,7 @@ const statusJS = `document.getElementById("status").textContent`
 func TestBrowserResilienceHubOutage(t *testing.T) {
 	st := startStack(t)
 	gate := newHubGate(t, st.url)
-	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	link := a.host(gate.url, "pw", false, false)
-	b.join(link, "pw", false)
-	a.connected()
-	b.connected()
+	a, b := connectedPages(t, gate.url)
 	a.say("before the outage")
 	b.waitMessage("before the outage")
 	for _, br := range []*browser{a, b} {
@@ -283,11 +279,7 @@ func TestBrowserResilienceHubOutage(t *testing.T) {
 func TestBrowserResilienceRoomGone(t *testing.T) {
 	st := startStack(t)
 	gate := newHubGate(t, st.url)
-	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	link := a.host(gate.url, "pw", false, false)
-	b.join(link, "pw", false)
-	a.connected()
-	b.connected()
+	a, b := connectedPages(t, gate.url)
 	// A round trip shown, to see it cleared at the end.
 	a.waitJS(`document.getElementById("rtt").textContent.includes("round trip")`)
 
@@ -331,11 +323,7 @@ func TestBrowserResilienceRoomGone(t *testing.T) {
 // and skipped; the messages after it arrive on the same connection.
 func TestBrowserMalformedMessage(t *testing.T) {
 	st := startStack(t)
-	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	link := a.host(st.url, "pw", false, false)
-	b.join(link, "pw", false)
-	a.connected()
-	b.connected()
+	a, b := connectedPages(t, st.url)
 	b.markPeer("first")
 
 	// Sealed with the connection's keys and queued on its send chain, so
@@ -372,11 +360,7 @@ func TestBrowserMalformedMessage(t *testing.T) {
 // so the host offers afresh well before the silence timeout would.
 func TestBrowserResiliencePeerBackProbe(t *testing.T) {
 	st := startStack(t)
-	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	link := a.host(st.url, "pw", false, false)
-	b.join(link, "pw", false)
-	a.connected()
-	b.connected()
+	a, b := connectedPages(t, st.url)
 	a.markPeer("old")
 
 	// The guest forgets its connection without closing it (the host's end
@@ -392,4 +376,16 @@ func TestBrowserResiliencePeerBackProbe(t *testing.T) {
 	b.waitJS(statusJS + ` === "Connected"`)
 	a.say("after the probe")
 	b.waitMessage("after the probe")
+}
+
+// connectedPages opens a host page on hubURL and a guest page that joins it
+// with the same password, and returns once both are connected.
+func connectedPages(t *testing.T, hubURL string) (host, guest *browser) {
+	t.Helper()
+	host, guest = newBrowser(t, "host"), newBrowser(t, "guest")
+	link := host.host(hubURL, "pw", false, false)
+	guest.join(link, "pw", false)
+	host.connected()
+	guest.connected()
+	return host, guest
 }

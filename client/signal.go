@@ -256,11 +256,7 @@ func (c *Client) attached(f proto.Frame) error {
 	c.token, c.room, c.ice = f.Token, f.Room, f.ICE
 	c.attachedOnce = true
 	c.status.setRoom(f.Room)
-	role := "guest"
-	if c.role == e2e.Host {
-		role = "host"
-	}
-	c.state.setRoom(f.Room, role, f.Token)
+	c.saveRoom()
 	if c.master != nil {
 		return nil
 	}
@@ -342,11 +338,7 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame
 		// latest one is what recreates the room after a hub restart
 		// (docs/PROTOCOL.md, resume tokens and hub restarts).
 		c.token = f.Token
-		role := "guest"
-		if c.role == e2e.Host {
-			role = "host"
-		}
-		c.state.setRoom(c.room, role, f.Token)
+		c.saveRoom()
 	}
 	switch f.Type {
 	case proto.TypeOffer:
@@ -569,4 +561,13 @@ func (c *Client) requestRestart(ctx context.Context, hc *hubconn.Conn) {
 	b, _ := json.Marshal(controlPayload{Restart: true, Relay: relay})
 	c.relayAsked = relay
 	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeCandidate, Data: c.signal.Seal("candidate", c.role, b)})
+}
+
+// saveRoom records the room, role and latest resume token for a rerun.
+func (c *Client) saveRoom() {
+	role := "guest"
+	if c.role == e2e.Host {
+		role = "host"
+	}
+	c.state.setRoom(c.room, role, c.token)
 }

@@ -155,8 +155,9 @@ func TestBenchHubAbuse(t *testing.T) {
 	if a.Errors != 0 || len(a.DialRefused) != 0 {
 		t.Errorf("%d other failures (first: %s), connections refused %v", a.Errors, a.FirstErr, a.DialRefused)
 	}
-	// The honest client leaves its rooms.
-	if rooms := a.After["tryst_hub_rooms"]; rooms > maxRooms {
+	// The honest client leaves its rooms, but one of its pairings may be
+	// under way when the hub's metrics are read.
+	if rooms := a.After["tryst_hub_rooms"]; rooms > maxRooms+1 {
 		t.Errorf("%v rooms kept", rooms)
 	}
 	if b := a.After["tryst_hub_mailbox_bytes"]; b > maxRooms*60_000 {

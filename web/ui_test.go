@@ -179,6 +179,7 @@ type fixtureScreen struct {
 	Hub                 string
 	Alert, Action       string
 	JoinCode, JoinError string
+	Note                string // #password-note
 	Copied, ShowInvite  bool
 	Messages, Files     bool
 	Drop                bool
@@ -204,7 +205,7 @@ var fixtureScreens = []fixtureScreen{
 		StateText: "Reconnecting…", Path: "relayed", RTT: 48, Hub: "Hub unreachable, retrying", Messages: true},
 	{Name: "mismatch", Sections: []string{"password"}, Room: true, State: "mismatch", StateText: "Password mismatch",
 		Alert:  "Password mismatch: the other person typed a different password. Nothing was decrypted or sent.",
-		Action: "Try another password"},
+		Action: "Try another password", Note: "Agree on the password again with the other person, then connect."},
 	{Name: "ended", Sections: []string{"chat"}, Room: true, State: "ended", StateText: "Room ended",
 		Alert: "The room is gone: the hub no longer knows it.", Action: "Start a new room", Messages: true},
 	{Name: "drop", Sections: []string{"chat"}, Room: true, State: "connected", StateText: "Connected",
@@ -255,6 +256,12 @@ func TestUIFixture(t *testing.T) {
 		b.eval(`document.styleSheets.length`, &sheets)
 		if sheets != 1 {
 			t.Fatalf("%s: %d style sheets loaded, want style.css", s.Name, sheets)
+		}
+		if s.Shows("share") {
+			// The client's own QR drawing (qr.js, a module from this
+			// origin, so the CSP allows it), for a true picture.
+			b.eval(`import("/qr.js").then(m => m.drawQR(document.getElementById("qr"),
+				document.getElementById("share-link").value))`, nil)
 		}
 		checkScreen(t, b, s.Name)
 	}

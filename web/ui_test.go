@@ -314,6 +314,25 @@ func TestUIScreens(t *testing.T) {
 	checkScreen(t, host, "chat")
 	checkScreen(t, guest, "chat")
 
+	// Files dragged over the window (a synthetic drag: headless Chromium
+	// has no pointer to drag with). The first-generation page has no
+	// overlay.
+	var overlay bool
+	host.eval(`(() => {
+		if (!document.getElementById("drop-overlay")) return false;
+		const dt = new DataTransfer();
+		dt.items.add(new File(["x"], "x.txt"));
+		document.body.dispatchEvent(new DragEvent("dragenter", {bubbles: true, dataTransfer: dt}));
+		return true; })()`, &overlay)
+	if overlay {
+		host.waitJS(`!document.getElementById("drop-overlay").hidden`)
+		checkScreen(t, host, "drop")
+		host.eval(`document.body.dispatchEvent(new DragEvent("dragleave", {bubbles: true}))`, nil)
+		host.waitJS(`document.getElementById("drop-overlay").hidden`)
+	} else {
+		t.Log("no #drop-overlay on this page: drop screen not checked")
+	}
+
 	host.run(chromedp.Reload(), chromedp.WaitVisible("#resume-btn", chromedp.ByID))
 	checkScreen(t, host, "resume")
 }

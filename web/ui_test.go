@@ -394,3 +394,22 @@ func TestVendoredFilesArePinned(t *testing.T) {
 		}
 	}
 }
+
+// TestUIScreensMismatch checks the alert the client shows both people when
+// their passwords differ (with its next step on the gen 2 page).
+func TestUIScreensMismatch(t *testing.T) {
+	s := startStack(t)
+	host, guest := newBrowser(t, "host"), newBrowser(t, "guest")
+	host.run(chromedp.Navigate(s.url), chromedp.WaitVisible("#new-room", chromedp.ByID),
+		chromedp.Click("#new-room", chromedp.ByID), chromedp.WaitVisible("#password-input", chromedp.ByID))
+	host.waitJS(`document.getElementById("share-link").value.includes("#")`)
+	var link string
+	host.run(chromedp.Value("#share-link", &link, chromedp.ByID),
+		chromedp.SendKeys("#password-input", "right", chromedp.ByID), chromedp.Click("#connect", chromedp.ByID))
+	guest.run(chromedp.Navigate(link), chromedp.WaitVisible("#password-input", chromedp.ByID),
+		chromedp.SendKeys("#password-input", "wrong", chromedp.ByID), chromedp.Click("#connect", chromedp.ByID))
+	for _, b := range []*browser{host, guest} {
+		b.waitJS(`!document.getElementById("alert").hidden && document.getElementById("alert").textContent.includes("Password mismatch")`)
+		checkScreen(t, b, "mismatch")
+	}
+}

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -11,18 +13,27 @@ import (
 var static embed.FS
 
 // csp allows only the page's own scripts, styles and connections: no inline
-// script, no third party, no framing. blob: is for received-file downloads
-// and data: for the QR code image.
+// script, no third party, no framing. script-src 'self' also covers the
+// module worker that stores received files (worker-src falls back to
+// script-src). blob: is for received-file downloads and data: for the QR
+// code image.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 	"connect-src 'self'; media-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 // Handler serves the browser client.
+//
+// Every file is served with Cache-Control: no-cache and an ETag (a hash of
+// its content): a browser revalidates each load, so a new release's modules
+// are never mixed with stale cached ones, and an unchanged file costs a 304.
+// /favicon.ico, which browsers fetch by themselves, is served from
+// favicon.ico.
 func Handler() http.Handler {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		// The embedded tree is fixed at build time; this cannot happen.
 		return http.NotFoundHandler()
 	}
+	etags := contentTags(sub)
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -32,14 +43,41 @@ func Handler() http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-		if r.URL.Path == "/" || strings.HasSuffix(r.URL.Path, ".html") {
-			h.Set("Cache-Control", "no-cache")
-		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+			h.Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if name == "" || strings.HasSuffix(name, "/") {
+			name += "index.html"
+		}
+		if tag, ok := etags[name]; ok {
+			h.Set("Cache-Control", "no-cache")
+			h.Set("ETag", tag)
+			if strings.HasSuffix(name, ".ico") {
+				// Not in Go's built-in MIME table; /etc/mime.types varies.
+				h.Set("Content-Type", "image/x-icon")
+			}
+		}
 		files.ServeHTTP(w, r)
 	})
+}
+
+// contentTags returns a strong ETag for every embedded file, by its path.
+func contentTags(fsys fs.FS) map[string]string {
+	tags := make(map[string]string)
+	fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		data, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return nil
+		}
+		sum := sha256.Sum256(data)
+		tags[path] = `"` + hex.EncodeToString(sum[:16]) + `"`
+		return nil
+	})
+	return tags
 }

@@ -9,7 +9,10 @@ import (
 	"strings"
 )
 
-//go:embed static
+// all: embeds the vendored library's _md.js and _u64.js too (a plain
+// pattern skips names that start with _ or .).
+//
+//go:embed all:static
 var static embed.FS
 
 // csp allows only the page's own scripts, styles and connections: no inline

@@ -386,8 +386,8 @@ type receiver struct {
 }
 
 // heldJob is a write the writer had no room for. While one waits the
-// session takes no frames: this is where a slow disk turns into
-// backpressure on the data channel instead of memory.
+// session takes no bulk frames (control goes on): this is where a slow disk
+// turns into backpressure on the bulk channel instead of memory.
 type heldJob struct {
 	in  *inFile
 	job writeJob

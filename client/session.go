@@ -15,7 +15,7 @@ import (
 // session is the goroutine that owns a running Client's conversation with
 // the other member: the current connection, chat, file transfers and the
 // keepalive. Everything reaches it through channels (frames from the
-// connection's bounded inbox, connections from the hub loop, chat and files
+// connection's bounded inboxes, connections from the hub loop, chat and files
 // queued through the API, reports from the disk goroutines), so it needs no
 // lock for what it owns, and it never waits for the network or the disk:
 // a ping is answered while a file is being synced.

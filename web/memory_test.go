@@ -130,8 +130,7 @@ func TestBrowserMemoryFlat(t *testing.T) {
 		if r.rssSamples == 0 {
 			t.Errorf("%d MiB: no memory sample during the transfer", mib)
 		}
-		// Remove the sources now: the page keeps the file it sent open, not
-		// its bytes.
+		// The sender has its verdict: free the disk for the next file.
 		os.Remove(path)
 		os.Remove(src)
 	}

@@ -77,9 +77,9 @@ func sizeName(n int) string {
 }
 
 // mbps is 10^6 bytes per second.
-func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
+func benchMBps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
 
-func median(xs []float64) float64 {
+func benchMedian(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
@@ -95,7 +95,7 @@ func median(xs []float64) float64 {
 
 // chrome is one headless Chromium with a fresh profile, for the benchmarks
 // and the memory test (any testing.TB; web's browser tests have their own).
-type chrome struct {
+type benchChrome struct {
 	tb   testing.TB
 	name string
 	ctx  context.Context
@@ -121,7 +121,7 @@ func needChromium(tb testing.TB) string {
 	return path
 }
 
-func startChrome(tb testing.TB, name string) *chrome {
+func startChrome(tb testing.TB, name string) *benchChrome {
 	tb.Helper()
 	exe := needChromium(tb)
 	profile, err := os.MkdirTemp("", "tryst-bench-chromium-")
@@ -156,7 +156,7 @@ func startChrome(tb testing.TB, name string) *chrome {
 	if err := chromedp.Run(ctx); err != nil {
 		tb.Fatalf("start chromium: %v", err)
 	}
-	c := &chrome{tb: tb, name: name, ctx: ctx}
+	c := &benchChrome{tb: tb, name: name, ctx: ctx}
 	if p := chromedp.FromContext(ctx).Browser.Process(); p != nil {
 		c.pid = p.Pid
 	}
@@ -164,7 +164,7 @@ func startChrome(tb testing.TB, name string) *chrome {
 }
 
 // do runs actions within limit (a hang, not a wait).
-func (c *chrome) do(limit time.Duration, actions ...chromedp.Action) error {
+func (c *benchChrome) do(limit time.Duration, actions ...chromedp.Action) error {
 	ctx, cancel := context.WithTimeout(c.ctx, limit)
 	defer cancel()
 	if err := chromedp.Run(ctx, actions...); err != nil {
@@ -173,7 +173,7 @@ func (c *chrome) do(limit time.Duration, actions ...chromedp.Action) error {
 	return nil
 }
 
-func (c *chrome) must(limit time.Duration, actions ...chromedp.Action) {
+func (c *benchChrome) must(limit time.Duration, actions ...chromedp.Action) {
 	c.tb.Helper()
 	if err := c.do(limit, actions...); err != nil {
 		c.tb.Fatal(err)
@@ -181,11 +181,11 @@ func (c *chrome) must(limit time.Duration, actions ...chromedp.Action) {
 }
 
 // eval evaluates js, awaiting a promise, within limit.
-func (c *chrome) eval(limit time.Duration, js string, out any) error {
+func (c *benchChrome) eval(limit time.Duration, js string, out any) error {
 	return c.do(limit, chromedp.Evaluate(js, out, func(p *runtimeEvaluateParams) *runtimeEvaluateParams { return p.WithAwaitPromise(true) }))
 }
 
-func (c *chrome) mustEval(limit time.Duration, js string, out any) {
+func (c *benchChrome) mustEval(limit time.Duration, js string, out any) {
 	c.tb.Helper()
 	if err := c.eval(limit, js, out); err != nil {
 		c.tb.Fatal(err)
@@ -193,7 +193,7 @@ func (c *chrome) mustEval(limit time.Duration, js string, out any) {
 }
 
 // poll waits until js is truthy in the page and stores its value in out.
-func (c *chrome) poll(limit time.Duration, js string, out any) error {
+func (c *benchChrome) poll(limit time.Duration, js string, out any) error {
 	return c.do(limit, chromedp.Poll(js, out, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(limit)))
 }
 
@@ -227,7 +227,7 @@ func benchPages(tb testing.TB) benchEnv {
 	return benchEnv{url: srv.URL + "/", ice: `[{"urls": ["stun:` + st.TURN.UDPAddr().String() + `"]}]`}
 }
 
-func (c *chrome) openBench(env benchEnv) {
+func (c *benchChrome) openBench(env benchEnv) {
 	c.tb.Helper()
 	c.must(time.Minute, chromedp.Navigate(env.url))
 	var ok bool
@@ -240,7 +240,7 @@ func transferLimit(n int64) time.Duration { return time.Minute + time.Duration(n
 // pagePair is two peers, each a page of its own Chromium, or both in one
 // page when one is true.
 type pagePair struct {
-	send, recv *chrome
+	send, recv *benchChrome
 }
 
 func newPagePair(tb testing.TB, env benchEnv, onePage bool) *pagePair {
@@ -257,9 +257,9 @@ func newPagePair(tb testing.TB, env benchEnv, onePage bool) *pagePair {
 		p.recv = b
 		var offer, answer, state string
 		a.mustEval(time.Minute, `bench.offer("a", `+env.ice+`)`, &offer)
-		b.mustEval(time.Minute, `bench.answer("b", `+jsQuote(offer)+`, `+env.ice+`)`, &answer)
+		b.mustEval(time.Minute, `bench.answer("b", `+benchJSString(offer)+`, `+env.ice+`)`, &answer)
 		var ok bool
-		a.mustEval(time.Minute, `bench.accept("a", `+jsQuote(answer)+`)`, &ok)
+		a.mustEval(time.Minute, `bench.accept("a", `+benchJSString(answer)+`)`, &ok)
 		a.mustEval(time.Minute, `bench.opened("a")`, &state)
 		b.mustEval(time.Minute, `bench.opened("b")`, &state)
 	}
@@ -272,7 +272,7 @@ func newPagePair(tb testing.TB, env benchEnv, onePage bool) *pagePair {
 	return p
 }
 
-func jsQuote(s string) string {
+func benchJSString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
@@ -302,7 +302,7 @@ func (p *pagePair) transfer(n int64, size int) (time.Duration, error) {
 // pionPeer is a bare pion data channel (internal/rtc's settings, as the
 // Go client has them) connected to a bare page's peer "a".
 type pionPeer struct {
-	page    *chrome
+	page    *benchChrome
 	pc      *webrtc.PeerConnection
 	dc      *webrtc.DataChannel
 	got     atomic.Int64
@@ -363,7 +363,7 @@ func newPionPeer(tb testing.TB, env benchEnv) *pionPeer {
 		tb.Fatal(err)
 	}
 	var ok bool
-	page.mustEval(time.Minute, `bench.accept("a", `+jsQuote(string(answerJSON))+`)`, &ok)
+	page.mustEval(time.Minute, `bench.accept("a", `+benchJSString(string(answerJSON))+`)`, &ok)
 	var state, path string
 	page.mustEval(time.Minute, `bench.opened("a")`, &state)
 	page.mustEval(time.Minute, `bench.path("a")`, &path)
@@ -483,11 +483,11 @@ func BenchmarkBrowserRaw(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						rates = append(rates, mbps(n, d))
+						rates = append(rates, benchMBps(n, d))
 					}
 				}
-				b.Logf("%s, %d MiB, %s messages: %.1f MB/s (runs %s)", kind, n>>20, sizeName(size), median(rates), fmtRates(rates))
-				b.ReportMetric(median(rates), "MB/s")
+				b.Logf("%s, %d MiB, %s messages: %.1f MB/s (runs %s)", kind, n>>20, sizeName(size), benchMedian(rates), fmtRates(rates))
+				b.ReportMetric(benchMedian(rates), "MB/s")
 				b.ReportMetric(slices.Min(rates), "min-MB/s")
 				b.ReportMetric(slices.Max(rates), "max-MB/s")
 			})
@@ -538,7 +538,7 @@ func jsFileState(dir, name string) string {
 	for (const d of document.querySelectorAll(".transfer .ok")) if (d.textContent.includes("Sent " + name + ":")) return "verified";
 	for (const d of document.querySelectorAll(".transfer .bad")) if (d.textContent.includes(name)) return "failed: " + d.textContent;
 	return "";
-})(%s, %s)`, jsQuote(dir), jsQuote(name))
+})(%s, %s)`, benchJSString(dir), benchJSString(name))
 }
 
 // jsRTT is the last keepalive round trip in ms (#rtt data-ms; the first
@@ -552,7 +552,7 @@ const jsRTT = `(() => {
 })()`
 
 // clientVersion is 2 for a page with the second client's DOM, else 1.
-func (c *chrome) clientVersion() int {
+func (c *benchChrome) clientVersion() int {
 	c.tb.Helper()
 	var v2 bool
 	c.mustEval(time.Minute, `document.getElementById("room-state") !== null`, &v2)
@@ -570,7 +570,7 @@ func clientMessageSize(version int) int {
 	return 16 << 10
 }
 
-func (c *chrome) hostRoom(url, password string) string {
+func (c *benchChrome) hostRoom(url, password string) string {
 	c.tb.Helper()
 	var link string
 	c.must(time.Minute, chromedp.Navigate(url), chromedp.WaitVisible("#new-room", chromedp.ByID), chromedp.Click("#new-room", chromedp.ByID),
@@ -582,19 +582,19 @@ func (c *chrome) hostRoom(url, password string) string {
 	return link
 }
 
-func (c *chrome) typePassword(password string) {
+func (c *benchChrome) typePassword(password string) {
 	c.tb.Helper()
 	c.must(time.Minute, chromedp.WaitVisible("#password-input", chromedp.ByID), chromedp.SendKeys("#password-input", password, chromedp.ByID),
 		chromedp.Click("#connect", chromedp.ByID))
 }
 
-func (c *chrome) joinRoom(link, password string) {
+func (c *benchChrome) joinRoom(link, password string) {
 	c.tb.Helper()
 	c.must(time.Minute, chromedp.Navigate(link))
 	c.typePassword(password)
 }
 
-func (c *chrome) waitConnected() {
+func (c *benchChrome) waitConnected() {
 	c.tb.Helper()
 	var ok bool
 	if err := c.poll(2*time.Minute, jsConnected, &ok); err != nil {
@@ -603,7 +603,7 @@ func (c *chrome) waitConnected() {
 }
 
 // waitFile waits until the file card of name in direction dir is verified.
-func (c *chrome) waitFile(limit time.Duration, dir, name string) error {
+func (c *benchChrome) waitFile(limit time.Duration, dir, name string) error {
 	var state string
 	if err := c.poll(limit, jsFileState(dir, name), &state); err != nil {
 		return err
@@ -618,8 +618,8 @@ func (c *chrome) waitFile(limit time.Duration, dir, name string) error {
 // client (what `tryst send` and `tryst receive` run).
 type clientPair struct {
 	tb      testing.TB
-	sender  *chrome // nil: the Go client sends
-	recv    *chrome // nil: the Go client receives
+	sender  *benchChrome // nil: the Go client sends
+	recv    *benchChrome // nil: the Go client receives
 	goPeer  *clienttest.Member
 	version int
 }
@@ -677,7 +677,7 @@ func (p *clientPair) transfer(path string, size int64) (clientRun, error) {
 		defer func() { sampled <- s }()
 		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
-		last := map[*chrome]float64{}
+		last := map[*benchChrome]float64{}
 		for {
 			select {
 			case <-stop:
@@ -688,7 +688,7 @@ func (p *clientPair) transfer(path string, size int64) (clientRun, error) {
 				s.rssPeak = max(s.rssPeak, treeRSS(p.recv.pid))
 				s.rssSamples++
 			}
-			for _, c := range []*chrome{p.sender, p.recv} {
+			for _, c := range []*benchChrome{p.sender, p.recv} {
 				if c == nil {
 					continue
 				}
@@ -820,12 +820,12 @@ func BenchmarkBrowserClient(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					rawRates = append(rawRates, mbps(n, d))
+					rawRates = append(rawRates, benchMBps(n, d))
 					r, err := p.transfer(linkAs(b, src, fmt.Sprintf("bench-%d.bin", i+1)), n)
 					if err != nil {
 						b.Fatal(err)
 					}
-					rates = append(rates, mbps(n, r.d))
+					rates = append(rates, benchMBps(n, r.d))
 					ratios = append(ratios, rates[i]/rawRates[i])
 					rtts = append(rtts, r.rtts...)
 					if p.recv != nil {
@@ -836,13 +836,13 @@ func BenchmarkBrowserClient(b *testing.B) {
 				}
 			}
 			b.Logf("%s, client v%d, %d MiB, raw %s at %s: client %.1f MB/s (%s), raw %.1f MB/s (%s), ratio %.2f",
-				k.name, p.version, n>>20, k.baseline, sizeName(size), median(rates), fmtRates(rates), median(rawRates), fmtRates(rawRates), median(ratios))
-			b.ReportMetric(median(rates), "MB/s")
-			b.ReportMetric(median(rawRates), "raw-MB/s")
-			b.ReportMetric(median(ratios), "x-raw")
+				k.name, p.version, n>>20, k.baseline, sizeName(size), benchMedian(rates), fmtRates(rates), benchMedian(rawRates), fmtRates(rawRates), benchMedian(ratios))
+			b.ReportMetric(benchMedian(rates), "MB/s")
+			b.ReportMetric(benchMedian(rawRates), "raw-MB/s")
+			b.ReportMetric(benchMedian(ratios), "x-raw")
 			if len(rtts) > 0 {
 				b.ReportMetric(slices.Max(rtts), "rtt-max-ms")
-				b.ReportMetric(median(rtts), "rtt-p50-ms")
+				b.ReportMetric(benchMedian(rtts), "rtt-p50-ms")
 			}
 			if len(growth) > 0 {
 				b.ReportMetric(slices.Max(growth), "rss-growth-MB")

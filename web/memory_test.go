@@ -126,7 +126,7 @@ func TestBrowserMemoryFlat(t *testing.T) {
 		}
 		growth[mib] = float64(r.rssPeak - r.rssBefore)
 		t.Logf("%d MiB in %.1f s (%.1f MB/s): receiving browser's processes %.0f MB before, peak %.0f MB (+%.0f MB; %d samples)",
-			mib, r.d.Seconds(), mbps(size, r.d), float64(r.rssBefore)/1e6, float64(r.rssPeak)/1e6, growth[mib]/1e6, r.rssSamples)
+			mib, r.d.Seconds(), benchMBps(size, r.d), float64(r.rssBefore)/1e6, float64(r.rssPeak)/1e6, growth[mib]/1e6, r.rssSamples)
 		if r.rssSamples == 0 {
 			t.Errorf("%d MiB: no memory sample during the transfer", mib)
 		}
@@ -154,5 +154,5 @@ func jsReceivedSHA(name string) string {
 	}
 	for (const a of document.querySelectorAll("a.download")) if (a.download === name) return a.dataset.sha256 || "";
 	return "";
-})(%s)`, jsQuote(name))
+})(%s)`, benchJSString(name))
 }

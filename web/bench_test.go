@@ -723,7 +723,7 @@ func (p *clientPair) send(path string, size int64) (time.Duration, error) {
 	}
 	var d time.Duration
 	if p.recv != nil {
-		if err := p.recv.waitFile(limit, "in", name); err != nil {
+		if err := p.waitReceived(limit, name); err != nil {
 			return 0, err
 		}
 		d = time.Since(start)
@@ -756,6 +756,41 @@ func (p *clientPair) send(path string, size int64) (time.Duration, error) {
 		return 0, fmt.Errorf("Go sender: %s", ev.File.Err)
 	}
 	return d, nil
+}
+
+// waitReceived polls the receiving page until it shows name verified,
+// and the sending page, if any, so that a file the sender gave up on fails
+// at once rather than at the deadline.
+func (p *clientPair) waitReceived(limit time.Duration, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var in, out string
+		if err := p.recv.eval(30*time.Second, jsFileState("in", name), &in); err != nil {
+			return err
+		}
+		switch {
+		case in == "verified":
+			return nil
+		case in != "":
+			return fmt.Errorf("%s: file %s: %s", p.recv.name, name, in)
+		}
+		if p.sender != nil {
+			if err := p.sender.eval(30*time.Second, jsFileState("out", name), &out); err != nil {
+				return err
+			}
+			if strings.HasPrefix(out, "failed") {
+				return fmt.Errorf("%s: file %s: %s", p.sender.name, name, out)
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: file %s not verified within %v", p.recv.name, name, limit)
+		}
+	}
 }
 
 // benchRandomFile writes n random bytes to a new file in dir and returns

@@ -69,6 +69,11 @@ func keepConsole(b *browser) {
 		lines = append(lines, line)
 		mu.Unlock()
 	})
+	b.logs = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), lines...)
+	}
 	b.t.Cleanup(func() {
 		if !b.t.Failed() {
 			return

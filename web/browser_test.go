@@ -58,6 +58,18 @@ type browser struct {
 	t    *testing.T
 	name string
 	ctx  context.Context
+	logs func() []string // what the page logged (keepConsole)
+}
+
+// problems is what the page logged as errors or threw.
+func (b *browser) problems() []string {
+	var out []string
+	for _, l := range b.logs() {
+		if strings.HasPrefix(l, "exception") || strings.HasPrefix(l, "error") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func newBrowser(t *testing.T, name string) *browser {
@@ -354,6 +366,13 @@ func (b *browser) instrument() {
 			document.addEventListener("tryst-test-close-pc", () => { if (pcs.length) pcs[pcs.length - 1].close(); });
 			document.addEventListener("tryst-test-freeze", () => { for (const c of seen) frozen.add(c); });
 			document.addEventListener("tryst-test-drop-ws", () => { for (const s of sockets) s.close(); });
+			// Every PBKDF2 derivation counted on <html data-kdf>, so a test
+			// sees whether the slow KDF ran.
+			const deriveBits = SubtleCrypto.prototype.deriveBits;
+			SubtleCrypto.prototype.deriveBits = function (alg, ...rest) {
+				if (alg && alg.name === "PBKDF2") document.documentElement.dataset.kdf = String(Number(document.documentElement.dataset.kdf || 0) + 1);
+				return deriveBits.call(this, alg, ...rest);
+			};
 			// A chat message whose text holds __malformed_json__ or
 			// __malformed_null__ is sealed with "{not json" or "null" as its
 			// payload instead: well sealed, not the JSON it should be.
@@ -373,6 +392,20 @@ func (b *browser) instrument() {
 }
 
 // fire dispatches one of instrument's events in the page.
+// tab opens another tab of the same browser (the same profile: its
+// IndexedDB and localStorage, not its sessionStorage).
+func (b *browser) tab(name string) *browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Run(ctx); err != nil {
+		b.t.Fatalf("new tab: %v", err)
+	}
+	nb := &browser{t: b.t, name: name, ctx: ctx}
+	keepConsole(nb)
+	return nb
+}
+
 func (b *browser) fire(event string) {
 	b.t.Helper()
 	var ok bool

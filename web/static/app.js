@@ -336,13 +336,12 @@ function showInvite() {
 }
 
 // mismatch: the two passwords differ. Nothing was decrypted or sent; the
-// room stays, so either person can try another password in it.
+// room stays, so either person can try another password in it. This side
+// keeps its key: it may be the right one, and the other person's retry
+// then connects without a word from this one.
 function mismatch() {
   closePeer();
   s.mismatched = true;
-  s.master = null;
-  s.signaler = null;
-  storage.dropMaster();
   ui.state("mismatch", "Password mismatch");
   ui.alert("Password mismatch: the other person typed a different password. Nothing was decrypted or sent. " +
     "Agree on the password again, then try it here.", "Try another password", () => askPassword());

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // chat is the reliable chat of docs/PROTOCOL.md: messages are numbered from
@@ -77,7 +79,7 @@ func (ch *chat) flush(l link) {
 	ch.mu.Unlock()
 	for _, m := range todo {
 		b, _ := json.Marshal(m)
-		if l.send(msgChat, b) != nil {
+		if l.send(proto.MsgChat, b) != nil {
 			return // the link is gone; the next one gets them all again
 		}
 		ch.sent = m.ID
@@ -96,7 +98,7 @@ func (ch *chat) receive(l link, payload []byte, show func(chatPayload)) {
 		show(m)
 	}
 	b, _ := json.Marshal(ackPayload{ID: m.ID})
-	_ = l.send(msgChatAck, b)
+	_ = l.send(proto.MsgChatAck, b)
 }
 
 // acked drops what an acknowledgement covers; it reports whether the

@@ -16,6 +16,10 @@ import (
 	"github.com/tryst-chat/tryst/proto"
 )
 
+// MinChunkSize is the smallest Config.ChunkSize: smaller chunks would cost
+// more in frames than they carry.
+const MinChunkSize = 1 << 10
+
 // Config configures a Client.
 type Config struct {
 	// Hub is the hub's URL (http://host:8080, https://host, ws://…).
@@ -28,7 +32,9 @@ type Config struct {
 	Relay bool
 	// OutDir receives files (default ".").
 	OutDir string
-	// ChunkSize is the file chunk size (default 16 KiB, at most 64 KiB).
+	// ChunkSize is the file data per chunk: default proto.DefaultChunkData
+	// (255 KiB), from 1 KiB to proto.MaxChunkData, the most whose frame
+	// fits the largest data-channel message a browser takes.
 	ChunkSize int
 	// PingInterval and PeerTimeout drive the encrypted keepalive
 	// (default 5 s and 15 s).
@@ -190,16 +196,16 @@ func New(cfg Config) (*Client, error) {
 		cfg.OutDir = "."
 	}
 	if cfg.ChunkSize == 0 {
-		cfg.ChunkSize = 16 << 10
+		cfg.ChunkSize = proto.DefaultChunkData
 	}
-	if cfg.ChunkSize < 1<<10 || cfg.ChunkSize > 64<<10 {
-		return nil, fmt.Errorf("client: chunk size %d outside 1 KiB..64 KiB", cfg.ChunkSize)
+	if cfg.ChunkSize < MinChunkSize || cfg.ChunkSize > proto.MaxChunkData {
+		return nil, fmt.Errorf("client: chunk size %d outside %d..%d bytes", cfg.ChunkSize, MinChunkSize, proto.MaxChunkData)
 	}
 	if cfg.PingInterval == 0 {
-		cfg.PingInterval = 5 * time.Second
+		cfg.PingInterval = proto.PingInterval
 	}
 	if cfg.PeerTimeout == 0 {
-		cfg.PeerTimeout = 15 * time.Second
+		cfg.PeerTimeout = proto.PeerTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -285,8 +291,8 @@ func (c *Client) Status() Status {
 
 // Send queues a chat message; it is delivered once, even across reconnects.
 func (c *Client) Send(text string) error {
-	if len(text) > maxChatBytes {
-		return fmt.Errorf("message of %d bytes exceeds %d", len(text), maxChatBytes)
+	if len(text) > proto.MaxChatText {
+		return fmt.Errorf("message of %d bytes exceeds %d", len(text), proto.MaxChatText)
 	}
 	c.chat.queue(text)
 	return nil

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // Disk I/O runs on goroutines of its own, one per transfer and direction,
@@ -19,12 +21,14 @@ import (
 
 // readBlock is how much a reader reads ahead per batch (one system call per
 // readBlock instead of one per chunk), and writeBlock how much a receiver
-// gathers per write: 64 system calls of 16 KiB become one of 1 MiB. A
-// block is written, and its bytes acknowledged, at least at every ack, so
-// an ack still means the bytes are in the file.
+// gathers per write: one system call of 1 MiB instead of four of 255 KiB
+// chunks (or 64 of 16 KiB ones). A block is written, and its bytes
+// acknowledged, at least at every ack, so an ack still means the bytes are
+// in the file. A block holds less than writeBlock plus one chunk
+// (proto.MaxChunkData at most), which is what its memory is sized for.
 const (
 	readBlock  = 1 << 20
-	writeBlock = ackEvery
+	writeBlock = proto.AckEvery
 )
 
 // readAhead is how many batches a reader may have read before the sender
@@ -36,7 +40,7 @@ const (
 )
 
 // reader reads one outgoing file from an offset, as batches of chunk frames
-// ready to send (each chunkHeader bytes, then the data read straight into
+// ready to send (each proto.ChunkHeader bytes, then the data read straight into
 // the frame).
 type reader struct {
 	out  chan readBatch // the open outcome first, then the batches; closed at the end
@@ -80,7 +84,7 @@ func (r *reader) run(of *outFile, off int64, chunkSize int) {
 	}
 	br := bufio.NewReaderSize(f, readBlock)
 	perBatch := max(1, readBlock/chunkSize)
-	size := perBatch * (chunkHeader + chunkSize)
+	size := perBatch * (proto.ChunkHeader + chunkSize)
 	for off < of.size {
 		var buf []byte
 		select {
@@ -92,8 +96,8 @@ func (r *reader) run(of *outFile, off int64, chunkSize int) {
 		pos := 0
 		for len(frames) < perBatch && off < of.size {
 			n := int(min(int64(chunkSize), of.size-off))
-			frame := buf[pos : pos+chunkHeader+n]
-			if _, err := io.ReadFull(br, frame[chunkHeader:]); err != nil {
+			frame := buf[pos : pos+proto.ChunkHeader+n]
+			if _, err := io.ReadFull(br, frame[proto.ChunkHeader:]); err != nil {
 				r.put(readBatch{fail: "read: " + err.Error()})
 				return
 			}

@@ -8,14 +8,11 @@ import (
 // Hooks for the package's external tests (package client_test), which drive
 // a Client through its exported API and reach inside only here.
 
-// Frame types the tamper tests forge.
-const (
-	MsgChat = msgChat
-	MsgPing = msgPing
-)
-
 // NoticeNoRelay is the warning for ICE without a relay.
 const NoticeNoRelay = noticeNoRelay
+
+// NoticeOldPeer is the warning about a peer that speaks protocol version 1.
+const NoticeOldPeer = noticeOldPeer
 
 // FastKeys returns cfg with a PBKDF2 work factor that tests can afford; both
 // members of a room need the same.
@@ -35,11 +32,20 @@ func (c *Client) DropPeer() {
 	}
 }
 
-// SendRaw hands frames straight to the current data channel, bypassing the
-// sealing order: tests use it to replay, reorder and tamper with frames.
-// make gets the connection's keys to seal with. It runs on the session
+// RawFrame is a sealed frame and the data channel it goes on
+// (proto.ControlChannel, proto.BulkChannel).
+type RawFrame struct {
+	Channel int
+	Frame   []byte
+}
+
+// SendRaw hands frames straight to the current data channels, bypassing
+// the sealing order and the choice of channel: tests use it to replay,
+// reorder and tamper with frames, and to send them on the wrong channel.
+// make gets the connection's keys to seal with: seal(ch, …) seals the next
+// frame of channel ch and addresses it to ch. It runs on the session
 // goroutine, which owns the keys.
-func (c *Client) SendRaw(t interface{ Fatal(...any) }, make func(seal func(typ byte, payload []byte) []byte) [][]byte) {
+func (c *Client) SendRaw(t interface{ Fatal(...any) }, make func(seal func(ch int, typ byte, payload []byte) RawFrame) []RawFrame) {
 	var err error
 	if cerr := c.sess.call(context.Background(), func() {
 		cur := c.sess.cur
@@ -47,11 +53,11 @@ func (c *Client) SendRaw(t interface{ Fatal(...any) }, make func(seal func(typ b
 			err = errors.New("not connected")
 			return
 		}
-		frames := make(func(typ byte, payload []byte) []byte {
-			return cur.keys.Seal(typ, payload)
+		frames := make(func(ch int, typ byte, payload []byte) RawFrame {
+			return RawFrame{Channel: ch, Frame: cur.chans[ch].Seal(typ, payload)}
 		})
 		for _, f := range frames {
-			if err = cur.t.sendFrame(f); err != nil {
+			if err = cur.t.sendFrame(f.Channel, f.Frame); err != nil {
 				return
 			}
 		}

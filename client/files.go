@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tryst-chat/tryst/internal/rtc"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // File transfer (docs/PROTOCOL.md, "Data channel messages") is two state
@@ -23,10 +24,9 @@ import (
 // the files the other side offers. They survive reconnects: a new link
 // resumes what the last one cut.
 
-// ackEvery is how many bytes a receiver writes between cumulative acks.
-// Acks drive the sender's progress and its resume point, not its pace: the
-// pace comes from the data channel's buffer, so there is no stop-and-wait.
-const ackEvery = 1 << 20
+// A receiver acks every proto.AckEvery bytes written. Acks drive the
+// sender's progress and its resume point, not its pace: the pace comes from
+// the bulk channel's buffer, so there is no stop-and-wait.
 
 // pumpBudget bounds the bytes a sender sends in one go, so that the
 // session goroutine turns to what else arrived (a ping, chat) at least
@@ -203,7 +203,7 @@ func (s *sender) start(l link) {
 		return
 	}
 	b, _ := json.Marshal(fileOffer{ID: of.id, Name: of.name, Size: of.size, SHA256: of.sha})
-	if l.send(msgFileOffer, b) != nil {
+	if l.send(proto.MsgFileOffer, b) != nil {
 		return // the link is gone; the next one offers it
 	}
 	s.state, s.cur = sendOffered, of
@@ -222,7 +222,7 @@ func (s *sender) stop() {
 // file-result.
 func (s *sender) handle(l link, typ byte, payload []byte) {
 	switch typ {
-	case msgFileAccept:
+	case proto.MsgFileAccept:
 		var a fileAccept
 		if decodeJSON(payload, &a) != nil || s.state != sendOffered || a.ID != s.cur.id {
 			return
@@ -236,7 +236,7 @@ func (s *sender) handle(l link, typ byte, payload []byte) {
 			s.state, s.offset = sendOpening, a.Offset
 			s.rd = startReader(s.disk, s.cur, a.Offset, s.chunkSize)
 		}
-	case msgFileAck:
+	case proto.MsgFileAck:
 		var a fileAck
 		if decodeJSON(payload, &a) != nil {
 			return
@@ -247,7 +247,7 @@ func (s *sender) handle(l link, typ byte, payload []byte) {
 			}
 			s.emit(Event{Kind: EventProgress, File: &FileStatus{Name: of.name, Size: of.size, Done: of.acked, Started: of.started}})
 		}
-	case msgFileResult:
+	case proto.MsgFileResult:
 		var r fileResult
 		if decodeJSON(payload, &r) != nil || s.state == sendIdle || r.ID != s.cur.id {
 			return
@@ -278,7 +278,7 @@ func (s *sender) read(l link, b readBatch, ok bool) {
 		// Every chunk went out.
 		s.rd = nil
 		d, _ := json.Marshal(fileDone{ID: s.cur.id})
-		if l.send(msgFileDone, d) != nil {
+		if l.send(proto.MsgFileDone, d) != nil {
 			return
 		}
 		s.state = sendDoneSent
@@ -315,7 +315,7 @@ func (s *sender) pump(l link) {
 			return
 		}
 		f := s.batch.frames[s.next]
-		if l.send(msgFileChunk, f) != nil {
+		if l.send(proto.MsgFileChunk, f) != nil {
 			s.stop() // the link is gone; the next one resumes
 			return
 		}
@@ -414,16 +414,16 @@ func (r *receiver) restore(state *stateFile) {
 // file-done. l is nil while no link is up.
 func (r *receiver) handle(l link, typ byte, payload []byte) {
 	switch typ {
-	case msgFileOffer:
+	case proto.MsgFileOffer:
 		var o fileOffer
 		if decodeJSON(payload, &o) == nil {
 			r.offer(l, o)
 		}
-	case msgFileChunk:
+	case proto.MsgFileChunk:
 		if id, off, data, err := decodeChunk(payload); err == nil {
 			r.chunk(id, off, data)
 		}
-	case msgFileDone:
+	case proto.MsgFileDone:
 		var d fileDone
 		if decodeJSON(payload, &d) == nil {
 			r.done(d.ID)
@@ -434,14 +434,14 @@ func (r *receiver) handle(l link, typ byte, payload []byte) {
 func (r *receiver) offer(l link, o fileOffer) {
 	if res, ok := r.finished[o.ID]; ok {
 		// The verdict was lost in a reconnect: say it again.
-		sendJSON(l, msgFileAccept, fileAccept{ID: o.ID, Offset: o.Size})
-		sendJSON(l, msgFileResult, res)
+		sendJSON(l, proto.MsgFileAccept, fileAccept{ID: o.ID, Offset: o.Size})
+		sendJSON(l, proto.MsgFileResult, res)
 		return
 	}
 	if in, ok := r.in[o.ID]; ok {
 		if in.state != recvCreating {
 			// Resume: continue from what was received.
-			sendJSON(l, msgFileAccept, fileAccept{ID: o.ID, Offset: in.received})
+			sendJSON(l, proto.MsgFileAccept, fileAccept{ID: o.ID, Offset: in.received})
 		}
 		return
 	}
@@ -465,7 +465,7 @@ func (r *receiver) offer(l link, o fileOffer) {
 // sender is told peer, a fixed text (names.go) that names no local path.
 func (r *receiver) reject(l link, o fileOffer, local, peer string) {
 	r.emit(Event{Kind: EventFileReceived, File: &FileStatus{Name: o.Name, Size: o.Size, Incoming: true, Err: local}})
-	sendJSON(l, msgFileAccept, fileAccept{ID: o.ID, Reject: peer})
+	sendJSON(l, proto.MsgFileAccept, fileAccept{ID: o.ID, Reject: peer})
 }
 
 func (r *receiver) chunk(id uint64, off int64, data []byte) {
@@ -478,7 +478,7 @@ func (r *receiver) chunk(id uint64, off int64, data []byte) {
 	}
 	in.block = append(in.block, data...)
 	in.received += int64(len(data))
-	if in.received-in.handed >= ackEvery || in.received == in.offer.Size {
+	if in.received-in.handed >= proto.AckEvery || in.received == in.offer.Size {
 		r.queue(in, writeJob{data: in.block, end: in.received})
 		in.handed, in.block = in.received, nil
 	}
@@ -538,7 +538,7 @@ func (r *receiver) report(l link, rep diskReport) {
 			fs := st()
 			r.emit(Event{Kind: EventFileResumed, File: fs})
 		}
-		sendJSON(l, msgFileAccept, fileAccept{ID: id, Offset: in.received})
+		sendJSON(l, proto.MsgFileAccept, fileAccept{ID: id, Offset: in.received})
 	case reportRejected:
 		r.end(in)
 		r.reject(l, in.offer, rep.err, reasonNoCreate)
@@ -546,7 +546,7 @@ func (r *receiver) report(l link, rep diskReport) {
 		if len(r.blocks) < writerQueue {
 			r.blocks = append(r.blocks, rep.block[:0])
 		}
-		sendJSON(l, msgFileAck, fileAck{ID: id, Offset: rep.end})
+		sendJSON(l, proto.MsgFileAck, fileAck{ID: id, Offset: rep.end})
 		fs := st()
 		fs.Done = rep.end
 		r.emit(Event{Kind: EventProgress, File: fs})
@@ -554,7 +554,7 @@ func (r *receiver) report(l link, rep diskReport) {
 		r.end(in)
 		res := fileResult{ID: id, OK: false, Error: peerReason(rep.err)}
 		r.finished[id] = res
-		sendJSON(l, msgFileResult, res)
+		sendJSON(l, proto.MsgFileResult, res)
 		fs := st()
 		fs.Started, fs.Err = time.Time{}, rep.err
 		r.emit(Event{Kind: EventFileReceived, File: fs})
@@ -562,7 +562,7 @@ func (r *receiver) report(l link, rep diskReport) {
 		r.end(in)
 		res := fileResult{ID: id, OK: true, Name: filepath.Base(rep.final)}
 		r.finished[id] = res
-		sendJSON(l, msgFileResult, res)
+		sendJSON(l, proto.MsgFileResult, res)
 		fs := st()
 		fs.Path, fs.OK = rep.final, true
 		r.emit(Event{Kind: EventFileReceived, File: fs})
@@ -584,7 +584,9 @@ func (r *receiver) newBlock() []byte {
 		r.blocks = r.blocks[:n-1]
 		return b
 	}
-	return make([]byte, 0, writeBlock+64<<10)
+	// A block is handed on once it holds writeBlock bytes or more, so
+	// with one chunk more than that it never grows past its capacity.
+	return make([]byte, 0, writeBlock+proto.MaxChunkData)
 }
 
 // close ends every transfer under way when the client stops: what was
@@ -614,7 +616,7 @@ func sendJSON(l link, typ byte, v any) {
 }
 
 // putChunkHeader writes the header of a file chunk (id and offset; see
-// chunkHeader) into the first chunkHeader bytes of frame.
+// proto.ChunkHeader) into the first proto.ChunkHeader bytes of frame.
 func putChunkHeader(frame []byte, id uint64, offset int64) {
 	binary.BigEndian.PutUint64(frame[0:8], id)
 	binary.BigEndian.PutUint64(frame[8:16], uint64(offset))

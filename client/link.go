@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // link is a connection to the other member as chat and file transfer see
@@ -16,7 +17,8 @@ type link interface {
 	// error means the link is gone: the session learns it from the link's
 	// transport and detaches it.
 	send(typ byte, payload []byte) error
-	// buffered reports the bytes accepted by send and not yet on the wire.
+	// buffered reports the file data accepted by send and not yet on the
+	// wire: the bulk channel's buffered amount.
 	buffered() uint64
 	// lowWater is signalled when buffered falls to rtc.LowWater or below
 	// after having been above it; a bulk sender waits for it.
@@ -25,17 +27,20 @@ type link interface {
 	close(err error)
 }
 
-// transport carries the sealed frames of one connection: a WebRTC data
-// channel (peer) in production, a pipe in tests. Its own goroutines (pion's)
-// only record what happened, in the channels below, and the session
-// goroutine reads them: nothing flows from a transport into the client by a
-// call.
+// transport carries the sealed frames of one connection on its two data
+// channels, control and bulk (proto.ControlChannel, proto.BulkChannel): a
+// WebRTC connection (peer) in production, a pipe in tests. Its own
+// goroutines (pion's) only record what happened, in the channels below, and
+// the session goroutine reads them: nothing flows from a transport into the
+// client by a call.
 type transport interface {
-	// frames delivers the frames received, in order, through an inbox.
-	frames() <-chan []byte
-	// opened is closed once frames can be sent.
+	// frames delivers the frames received on channel ch, in order, through
+	// an inbox of its own: the session stops taking bulk frames while its
+	// disk is behind without stopping control.
+	frames(ch int) <-chan []byte
+	// opened is closed once frames can be sent on both channels.
 	opened() <-chan struct{}
-	// lowWater: see link.
+	// lowWater: see link (the bulk channel's).
 	lowWater() <-chan struct{}
 	// done is closed when the transport failed or was closed; err then
 	// says why.
@@ -43,21 +48,38 @@ type transport interface {
 	err() error
 	// fail ends the transport; the first error is the one kept.
 	fail(err error)
-	// sendFrame sends one frame; frame may be reused once it returns.
-	sendFrame(frame []byte) error
-	// bufferedAmount reports the bytes sent and not yet on the wire.
+	// sendFrame sends one frame on channel ch; frame may be reused once it
+	// returns.
+	sendFrame(ch int, frame []byte) error
+	// bufferedAmount reports the bytes sent on the bulk channel and not yet
+	// on the wire: what flow control paces file data by.
 	bufferedAmount() uint64
 	// path describes the network path: "direct (host)", "relay", …
 	path() string
 }
 
-// inboxSize bounds the frames waiting between a transport and the session
-// goroutine: 2 MiB of 16 KiB chunks, enough to ride out a moment of work on
-// the session goroutine without stopping the data channel.
-const inboxSize = 128
+// channelOf is the data channel a message type travels on: file data
+// (file-chunk, and file-done, which must come after the file's last chunk)
+// on bulk, everything else on control, so that no chat message, ping or
+// file handshake waits behind megabytes of file data.
+func channelOf(typ byte) int {
+	if typ == proto.MsgFileChunk || typ == proto.MsgFileDone {
+		return proto.BulkChannel
+	}
+	return proto.ControlChannel
+}
 
-// inbox is the bounded queue from a transport's goroutines to the session
-// goroutine.
+// Inbox sizes, in frames. Control frames are small (a chat message is at
+// most proto.MaxChatText); the bulk inbox holds 8 MiB of default-size
+// chunks, enough to ride out a moment of work on the session goroutine
+// without stopping the data channel.
+const (
+	controlInboxSize = 64
+	bulkInboxSize    = 32
+)
+
+// inbox is a bounded queue from a transport's goroutines to the session
+// goroutine, one per channel.
 //
 // When it is full, push blocks: the data channel's reader stops, SCTP's
 // receive window closes, and the other side's buffered amount rises until
@@ -72,8 +94,17 @@ type inbox struct {
 	done <-chan struct{}
 }
 
-func newInbox(done <-chan struct{}) inbox {
-	return inbox{ch: make(chan []byte, inboxSize), done: done}
+func newInbox(done <-chan struct{}, size int) inbox {
+	return inbox{ch: make(chan []byte, size), done: done}
+}
+
+// newInboxes returns a transport's control and bulk inboxes, indexed by
+// channel number.
+func newInboxes(done <-chan struct{}) [2]inbox {
+	var in [2]inbox
+	in[proto.ControlChannel] = newInbox(done, controlInboxSize)
+	in[proto.BulkChannel] = newInbox(done, bulkInboxSize)
+	return in
 }
 
 // push queues frame, waiting while the inbox is full; it reports false if
@@ -127,15 +158,16 @@ func (l *latch) get() error {
 }
 
 // conn is one connection as the session goroutine uses it: a transport,
-// the connection's keys (docs/PROTOCOL.md, "Per-connection keys") and key
-// confirmation. It is a link. Only the session goroutine uses it, so it
-// has no lock.
+// the connection's keys (docs/PROTOCOL.md, "Per-connection keys"), a
+// sealer and opener per channel, and key confirmation. It is a link. Only
+// the session goroutine uses it, so it has no lock.
 type conn struct {
-	t    transport
-	keys *e2e.Session
-	role e2e.Role
+	t     transport
+	keys  *e2e.Session
+	chans [2]*e2e.Channel // indexed by channel number
+	role  e2e.Role
 
-	confirmSent bool // this side's confirmation went out as frame 0
+	confirmSent bool // this side's confirmation went out as control frame 0
 	confirmed   bool // the other side's confirmation checked out
 	// sealBuf is reused for every frame: a transport copies a frame before
 	// sendFrame returns (pion's SCTP into its own chunks), so one buffer
@@ -143,33 +175,43 @@ type conn struct {
 	sealBuf []byte
 }
 
-// send seals and sends one message, after this side's confirmation.
+func newConn(t transport, keys *e2e.Session, role e2e.Role) *conn {
+	c := &conn{t: t, keys: keys, role: role}
+	for _, ch := range []int{proto.ControlChannel, proto.BulkChannel} {
+		c.chans[ch] = keys.Channel(uint32(ch))
+	}
+	return c
+}
+
+// send seals and sends one message on its channel, after this side's
+// confirmation.
 func (c *conn) send(typ byte, payload []byte) error {
 	if err := c.confirm(); err != nil {
 		return err
 	}
-	return c.seal(typ, payload)
+	return c.seal(channelOf(typ), typ, payload)
 }
 
-// confirm sends this side's key confirmation, once, as the first frame. The
-// session calls it when the transport opens, and send calls it first: pion
-// reports the opening on a goroutine of its own, so the other side's
-// confirmation, and with it this side's first message, can come before the
-// session hears of the opening.
+// confirm sends this side's key confirmation, once, as the first frame on
+// control. The session calls it when the transport opens, and send calls it
+// first: pion reports the opening on a goroutine of its own, so the other
+// side's confirmation, and with it this side's first message, can come
+// before the session hears of the opening.
 func (c *conn) confirm() error {
 	if c.confirmSent {
 		return nil
 	}
 	c.confirmSent = true
-	return c.seal(msgConfirm, c.keys.Confirmation(c.role))
+	return c.seal(proto.ControlChannel, proto.MsgConfirm, c.keys.Confirmation(c.role))
 }
 
-// seal sends one sealed frame. A frame that failed to go out still used up
-// its sequence number, so nothing sealed after it would open at the other
-// side: a failed send fails the transport, and a reconnect follows.
-func (c *conn) seal(typ byte, payload []byte) error {
-	c.sealBuf = c.keys.SealTo(c.sealBuf[:0], typ, payload)
-	if err := c.t.sendFrame(c.sealBuf); err != nil {
+// seal sends one sealed frame on channel ch. A frame that failed to go out
+// still used up its sequence number, so nothing sealed after it would open
+// at the other side: a failed send fails the transport, and a reconnect
+// follows.
+func (c *conn) seal(ch int, typ byte, payload []byte) error {
+	c.sealBuf = c.chans[ch].SealTo(c.sealBuf[:0], typ, payload)
+	if err := c.t.sendFrame(ch, c.sealBuf); err != nil {
 		err = fmt.Errorf("send: %w", err)
 		c.t.fail(err)
 		return err

@@ -5,23 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-)
 
-// Frame types on the data channel (docs/PROTOCOL.md, "Data channel
-// messages"). Control payloads are JSON; file chunks are binary.
-const (
-	msgConfirm    byte = 1
-	msgChat       byte = 2
-	msgChatAck    byte = 3
-	msgPing       byte = 4
-	msgPong       byte = 5
-	msgFileOffer  byte = 6
-	msgFileAccept byte = 7
-	msgFileChunk  byte = 8
-	msgFileAck    byte = 9
-	msgFileDone   byte = 10
-	msgFileResult byte = 11
-	msgBye        byte = 12
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // Signaling payloads, sealed into hub blobs.
@@ -32,6 +17,10 @@ type offerPayload struct {
 	// pair (it may go direct), and its host honours a relay restart
 	// request: a relay-only guest asks for one instead of answering.
 	RelayWait bool `json:"relay_wait,omitempty"`
+	// Version is the data channel's protocol version the host speaks
+	// (proto.ProtocolVersion); absent (0) from a version-1 host, which
+	// knows one channel only.
+	Version int `json:"version,omitempty"`
 }
 
 type answerPayload struct {
@@ -39,7 +28,20 @@ type answerPayload struct {
 	Nonce      []byte `json:"nonce,omitempty"`       // nonce_guest
 	OfferNonce []byte `json:"offer_nonce,omitempty"` // the offer this answers
 	Mismatch   bool   `json:"mismatch,omitempty"`
+	// Version: as in offerPayload. A mismatch answer carries none.
+	Version int `json:"version,omitempty"`
 }
+
+// minPeerVersion is the oldest protocol version a peer may speak on the
+// data channel: version 1 has one channel, so a version-1 peer would take
+// the bulk channel's frames for an attack (docs/PROTOCOL.md, "Versions").
+const minPeerVersion = 2
+
+// noticeOldPeer is what a user is told when the other side's client
+// speaks protocol version 1: nothing ends, the room waits for it to be
+// updated.
+const noticeOldPeer = "the other person's Tryst speaks protocol version 1; it must be updated " +
+	"(reload the page, or install a newer tryst)"
 
 // controlPayload travels as a sealed "candidate" blob: the hub relays it
 // without storing it.
@@ -93,9 +95,6 @@ type fileResult struct {
 	Error string `json:"error,omitempty"`
 }
 
-// maxChatBytes bounds one chat message.
-const maxChatBytes = 32 << 10
-
 func decodeJSON(b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("malformed message: %w", err)
@@ -103,18 +102,20 @@ func decodeJSON(b []byte, v any) error {
 	return nil
 }
 
-// A file chunk payload is id (8) | offset (8) | data, big endian.
-const chunkHeader = 16
+var errBadChunk = errors.New("malformed file chunk")
 
-var errShortChunk = errors.New("malformed file chunk")
-
+// decodeChunk splits a file-chunk payload: id (8) | offset (8) | data, big
+// endian. It refuses one with more than proto.MaxChunkData bytes of data:
+// no correct sender makes it (its frame would pass proto.MaxMessageSize),
+// and a receiver that took it would gather more than it sized its blocks
+// for.
 func decodeChunk(b []byte) (id uint64, offset int64, data []byte, err error) {
-	if len(b) < chunkHeader {
-		return 0, 0, nil, errShortChunk
+	if len(b) < proto.ChunkHeader || len(b) > proto.ChunkHeader+proto.MaxChunkData {
+		return 0, 0, nil, errBadChunk
 	}
 	off := binary.BigEndian.Uint64(b[8:16])
 	if off > 1<<62 {
-		return 0, 0, nil, errShortChunk
+		return 0, 0, nil, errBadChunk
 	}
-	return binary.BigEndian.Uint64(b[:8]), int64(off), b[chunkHeader:], nil
+	return binary.BigEndian.Uint64(b[:8]), int64(off), b[proto.ChunkHeader:], nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // session is the goroutine that owns a running Client's conversation with
@@ -117,7 +118,7 @@ func (s *session) run() {
 	for {
 		c := s.cur
 		var (
-			frames              <-chan []byte
+			control, bulk       <-chan []byte
 			opened, low, lost   <-chan struct{}
 			pump                <-chan struct{}
 			tick                <-chan time.Time
@@ -129,8 +130,11 @@ func (s *session) run() {
 			if !c.confirmSent {
 				opened = c.t.opened()
 			}
+			control = c.t.frames(proto.ControlChannel)
 			if !s.recv.holding() {
-				frames = c.t.frames()
+				// A write waits for the disk: file data waits with it,
+				// control (a ping, chat) does not.
+				bulk = c.t.frames(proto.BulkChannel)
 			}
 			if c.confirmed {
 				tick = s.ticker.C
@@ -156,8 +160,10 @@ func (s *session) run() {
 			s.detach()
 		case <-opened:
 			_ = c.confirm() // a failure fails the transport: lost is next
-		case f := <-frames:
-			s.frame(c, f)
+		case f := <-control:
+			s.frame(c, proto.ControlChannel, f)
+		case f := <-bulk:
+			s.frame(c, proto.BulkChannel, f)
 		case <-low:
 			s.send.lowWater()
 		case <-pump:
@@ -197,8 +203,8 @@ func (s *session) shutdown() {
 	s.disk.Wait()
 }
 
-// frame takes one frame from c's inbox.
-func (s *session) frame(c *conn, raw []byte) {
+// frame takes one frame from c's inbox of channel ch.
+func (s *session) frame(c *conn, ch int, raw []byte) {
 	select {
 	case <-c.t.done():
 		// Once a frame was rejected (or the connection failed), nothing
@@ -207,7 +213,15 @@ func (s *session) frame(c *conn, raw []byte) {
 		return
 	default:
 	}
-	typ, payload, err := c.keys.OpenInPlace(raw)
+	if ch == proto.BulkChannel && !c.confirmed {
+		// File data follows a file-accept, which this side sends only once
+		// the connection is ready: no correct peer sends it earlier.
+		s.emit(Event{Kind: EventWarning, Text: "dropped the connection: file data arrived before key confirmation"})
+		c.close(errors.New("file data before key confirmation"))
+		s.detach()
+		return
+	}
+	typ, payload, err := c.chans[ch].OpenInPlace(raw)
 	if err != nil {
 		if !c.confirmed && errors.Is(err, e2e.ErrMismatch) {
 			s.mismatch(c)
@@ -223,35 +237,42 @@ func (s *session) frame(c *conn, raw []byte) {
 	}
 	s.lastRecv = time.Now()
 	if !c.confirmed {
-		if typ != msgConfirm || c.keys.CheckConfirmation(payload) != nil {
+		if typ != proto.MsgConfirm || c.keys.CheckConfirmation(payload) != nil {
 			s.mismatch(c)
 			return
 		}
 		s.confirmed(c)
 		return
 	}
+	if channelOf(typ) != ch {
+		// A known type on the wrong channel is ignored (opened first, so
+		// that the sequences stay in step): bulk carries file data only, and
+		// file data on control could overtake or trail the file's other
+		// chunks.
+		return
+	}
 	switch typ {
-	case msgChat:
+	case proto.MsgChat:
 		s.chat.receive(c, payload, func(m chatPayload) {
 			s.emit(Event{Kind: EventChat, Text: m.Text, Time: time.UnixMilli(m.TS)})
 		})
-	case msgChatAck:
+	case proto.MsgChatAck:
 		if s.chat.acked(payload) {
 			notify(s.progress)
 		}
-	case msgPing:
-		_ = c.send(msgPong, payload)
-	case msgPong:
+	case proto.MsgPing:
+		_ = c.send(proto.MsgPong, payload)
+	case proto.MsgPong:
 		var pp pingPayload
 		if decodeJSON(payload, &pp) == nil {
 			s.status.setRTT(time.Since(time.Unix(0, pp.T)))
 		}
-	case msgBye:
+	case proto.MsgBye:
 		s.emit(Event{Kind: EventPeerLeft, Text: "the other side left; the room is closed"})
 		s.fatal.set(ErrPeerLeft)
-	case msgFileAccept, msgFileAck, msgFileResult:
+	case proto.MsgFileAccept, proto.MsgFileAck, proto.MsgFileResult:
 		s.send.handle(c, typ, payload)
-	case msgFileOffer, msgFileChunk, msgFileDone:
+	case proto.MsgFileOffer, proto.MsgFileChunk, proto.MsgFileDone:
 		s.recv.handle(c, typ, payload)
 	}
 }
@@ -292,7 +313,7 @@ func (s *session) keepalive(c *conn, now time.Time) {
 		return
 	}
 	b, _ := json.Marshal(pingPayload{T: time.Now().UnixNano()})
-	_ = c.send(msgPing, b)
+	_ = c.send(proto.MsgPing, b)
 }
 
 // status is what Status reports, written by the hub loop (the room) and by

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // The session goroutine over an in-memory transport, with real keys: the
@@ -20,37 +21,43 @@ import (
 
 // pipe is a transport in memory.
 type pipe struct {
-	in    inbox
+	in    [2]inbox
 	open  chan struct{}
 	low   chan struct{}
 	ended *latch
+	bulk  atomic.Uint64 // what bufferedAmount reports: tests hold the bulk channel full
 
 	mu   sync.Mutex
-	sent [][]byte      // frames the session sent, not yet read by the test
+	sent []sentFrame   // frames the session sent, not yet read by the test
 	more chan struct{} // signalled when sent grows
+}
+
+type sentFrame struct {
+	ch    int
+	frame []byte
 }
 
 func newPipe() *pipe {
 	p := &pipe{open: make(chan struct{}), low: make(chan struct{}, 1), ended: newLatch(), more: make(chan struct{}, 1)}
-	p.in = newInbox(p.ended.done())
+	p.in = newInboxes(p.ended.done())
 	return p
 }
 
-func (p *pipe) frames() <-chan []byte     { return p.in.ch }
-func (p *pipe) opened() <-chan struct{}   { return p.open }
-func (p *pipe) lowWater() <-chan struct{} { return p.low }
-func (p *pipe) done() <-chan struct{}     { return p.ended.done() }
-func (p *pipe) err() error                { return p.ended.get() }
-func (p *pipe) fail(err error)            { p.ended.set(err) }
-func (p *pipe) bufferedAmount() uint64    { return 0 }
-func (p *pipe) path() string              { return "pipe" }
+func (p *pipe) frames(ch int) <-chan []byte { return p.in[ch].ch }
+func (p *pipe) opened() <-chan struct{}     { return p.open }
+func (p *pipe) lowWater() <-chan struct{}   { return p.low }
+func (p *pipe) done() <-chan struct{}       { return p.ended.done() }
+func (p *pipe) err() error                  { return p.ended.get() }
+func (p *pipe) fail(err error)              { p.ended.set(err) }
+func (p *pipe) bufferedAmount() uint64      { return p.bulk.Load() }
+func (p *pipe) path() string                { return "pipe" }
 
-func (p *pipe) sendFrame(frame []byte) error {
+func (p *pipe) sendFrame(ch int, frame []byte) error {
 	if err := p.err(); err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.sent = append(p.sent, bytes.Clone(frame))
+	p.sent = append(p.sent, sentFrame{ch, bytes.Clone(frame)})
 	p.mu.Unlock()
 	notify(p.more)
 	return nil
@@ -63,51 +70,86 @@ type remote struct {
 	keys *e2e.Session
 }
 
-// send seals and queues a frame for the session; it blocks while the
-// session's inbox is full.
+// send seals and queues a message for the session on its channel; it
+// blocks while the session's inbox is full.
 func (r *remote) send(typ byte, payload []byte) bool {
-	return r.p.in.push(r.keys.Seal(typ, payload))
+	return r.sendOn(channelOf(typ), typ, payload)
 }
 
-// expect returns the payload of the next frame the session sent, skipping
-// pings, and fails unless it is of type typ.
-func (r *remote) expect(typ byte) []byte {
+// sendOn is send on channel ch, whatever the type.
+func (r *remote) sendOn(ch int, typ byte, payload []byte) bool {
+	return r.p.in[ch].push(r.keys.Channel(uint32(ch)).Seal(typ, payload))
+}
+
+// next returns the next frame the session sent, opened, and its channel,
+// skipping pings; false if none came within the wait (which fails the test
+// unless quiet).
+func (r *remote) next(wait time.Duration, quiet bool) (ch int, typ byte, payload []byte, ok bool) {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for {
 		r.p.mu.Lock()
-		var frame []byte
+		var f sentFrame
 		if len(r.p.sent) > 0 {
-			frame, r.p.sent = r.p.sent[0], r.p.sent[1:]
+			f, r.p.sent = r.p.sent[0], r.p.sent[1:]
 		}
 		r.p.mu.Unlock()
-		if frame == nil {
+		if f.frame == nil {
 			select {
 			case <-r.p.more:
 				continue
 			case <-ctx.Done():
-				r.t.Fatalf("timed out waiting for a frame of type %d", typ)
+				if !quiet {
+					r.t.Fatal("timed out waiting for a frame")
+				}
+				return 0, 0, nil, false
 			}
 		}
-		got, payload, err := r.keys.Open(frame)
+		got, payload, err := r.keys.Channel(uint32(f.ch)).Open(f.frame)
 		if err != nil {
-			r.t.Fatal(err)
+			r.t.Fatalf("channel %d: %v", f.ch, err)
 		}
-		if got == msgPing {
+		if channelOf(got) != f.ch {
+			r.t.Fatalf("a frame of type %d on channel %d", got, f.ch)
+		}
+		if got == proto.MsgPing {
 			continue
 		}
-		if got != typ {
-			r.t.Fatalf("got a frame of type %d (%s), want %d", got, payload, typ)
-		}
-		return payload
+		return f.ch, got, payload, true
 	}
+}
+
+// expect returns the payload of the next frame the session sent, skipping
+// pings, and fails unless it is of type typ (on typ's channel).
+func (r *remote) expect(typ byte) []byte {
+	r.t.Helper()
+	_, got, payload, _ := r.next(30*time.Second, false)
+	if got != typ {
+		r.t.Fatalf("got a frame of type %d (%.100q), want %d", got, payload, typ)
+	}
+	return payload
 }
 
 // testSession runs a session (as the host) whose connection is a pipe, and
 // completes key confirmation with the remote at its far end. The caller
 // stops the session.
 func testSession(t *testing.T, cfg Config, st store) (*session, *remote, chan Event) {
+	t.Helper()
+	s, r, events := startSession(t, cfg, st)
+	if err := r.keys.CheckConfirmation(r.expect(proto.MsgConfirm)); err != nil {
+		t.Fatal(err)
+	}
+	r.send(proto.MsgConfirm, r.keys.Confirmation(e2e.Guest))
+	if ev := nextEvent(t, events, EventConnected); ev.Path != "pipe" {
+		t.Errorf("connected over %q", ev.Path)
+	}
+	return s, r, events
+}
+
+// startSession is testSession up to the opening of the pipe, before key
+// confirmation either way.
+func startSession(t *testing.T, cfg Config, st store) (*session, *remote, chan Event) {
 	t.Helper()
 	events := make(chan Event, 1024)
 	cfg.ChunkSize = 16 << 10
@@ -134,17 +176,10 @@ func testSession(t *testing.T, cfg Config, st store) (*session, *remote, chan Ev
 		t.Fatal(err)
 	}
 	r := &remote{t: t, p: newPipe(), keys: guestKeys}
-	if err := s.attach(context.Background(), &conn{t: r.p, keys: hostKeys, role: e2e.Host}); err != nil {
+	if err := s.attach(context.Background(), newConn(r.p, hostKeys, e2e.Host)); err != nil {
 		t.Fatal(err)
 	}
 	close(r.p.open)
-	if err := guestKeys.CheckConfirmation(r.expect(msgConfirm)); err != nil {
-		t.Fatal(err)
-	}
-	r.send(msgConfirm, guestKeys.Confirmation(e2e.Guest))
-	if ev := nextEvent(t, events, EventConnected); ev.Path != "pipe" {
-		t.Errorf("connected over %q", ev.Path)
-	}
 	return s, r, events
 }
 
@@ -169,9 +204,9 @@ func nextEvent(t *testing.T, events chan Event, kind EventKind) Event {
 func (r *remote) offerFile(id uint64, name string, data []byte) {
 	r.t.Helper()
 	b, _ := json.Marshal(fileOffer{ID: id, Name: name, Size: int64(len(data)), SHA256: sha256Hex(data)})
-	r.send(msgFileOffer, b)
+	r.send(proto.MsgFileOffer, b)
 	var a fileAccept
-	if err := json.Unmarshal(r.expect(msgFileAccept), &a); err != nil || a.ID != id || a.Offset != 0 || a.Reject != "" {
+	if err := json.Unmarshal(r.expect(proto.MsgFileAccept), &a); err != nil || a.ID != id || a.Offset != 0 || a.Reject != "" {
 		r.t.Fatalf("accept %+v (%v)", a, err)
 	}
 }
@@ -179,11 +214,11 @@ func (r *remote) offerFile(id uint64, name string, data []byte) {
 // sendChunks sends data[from:to] as 16 KiB chunks of file id; it reports
 // false if the transport ended first.
 func (r *remote) sendChunks(id uint64, data []byte, from, to int) bool {
-	frame := make([]byte, chunkHeader+16<<10)
+	frame := make([]byte, proto.ChunkHeader+16<<10)
 	for off := from; off < to; off += 16 << 10 {
-		n := copy(frame[chunkHeader:], data[off:min(off+16<<10, to)])
+		n := copy(frame[proto.ChunkHeader:], data[off:min(off+16<<10, to)])
 		putChunkHeader(frame, id, int64(off))
-		if !r.send(msgFileChunk, frame[:chunkHeader+n]) {
+		if !r.send(proto.MsgFileChunk, frame[:proto.ChunkHeader+n]) {
 			return false
 		}
 	}
@@ -206,28 +241,28 @@ func TestKeepaliveAnsweredWhileDiskWriteBlocked(t *testing.T) {
 	waitSignal(t, gs.entered, "the first write to reach the disk")
 
 	// The write cannot return before the gate opens, below.
-	r.send(msgPing, []byte(`{"t":42}`))
-	if got := r.expect(msgPong); string(got) != `{"t":42}` {
+	r.send(proto.MsgPing, []byte(`{"t":42}`))
+	if got := r.expect(proto.MsgPong); string(got) != `{"t":42}` {
 		t.Errorf("pong %s, want the ping's payload", got)
 	}
 	chat, _ := json.Marshal(chatPayload{ID: 1, Text: "still there?", TS: 1})
-	r.send(msgChat, chat)
+	r.send(proto.MsgChat, chat)
 	if ev := nextEvent(t, events, EventChat); ev.Text != "still there?" {
 		t.Errorf("chat %q", ev.Text)
 	}
-	r.expect(msgChatAck)
+	r.expect(proto.MsgChatAck)
 
 	gs.open()
 	var ack fileAck
-	if err := json.Unmarshal(r.expect(msgFileAck), &ack); err != nil || ack.Offset != 1<<20 {
+	if err := json.Unmarshal(r.expect(proto.MsgFileAck), &ack); err != nil || ack.Offset != 1<<20 {
 		t.Errorf("ack %+v (%v), want 1 MiB written", ack, err)
 	}
 	r.sendChunks(9, data, 1<<20, len(data))
 	done, _ := json.Marshal(fileDone{ID: 9})
-	r.send(msgFileDone, done)
-	r.expect(msgFileAck)
+	r.send(proto.MsgFileDone, done)
+	r.expect(proto.MsgFileAck)
 	var res fileResult
-	if err := json.Unmarshal(r.expect(msgFileResult), &res); err != nil || !res.OK || res.Name != "slow.bin" {
+	if err := json.Unmarshal(r.expect(proto.MsgFileResult), &res); err != nil || !res.OK || res.Name != "slow.bin" {
 		t.Errorf("verdict %+v (%v)", res, err)
 	}
 	checkStored(t, nextEvent(t, events, EventFileReceived).File, data)
@@ -253,19 +288,19 @@ func TestSlowDiskIsNotSilence(t *testing.T) {
 		var pushed atomic.Int64
 		burst := make(chan bool, 1)
 		go func() {
-			frame := make([]byte, chunkHeader+16<<10)
+			frame := make([]byte, proto.ChunkHeader+16<<10)
 			ok := true
 			for off := 0; off < size && ok; off += 16 << 10 {
-				copy(frame[chunkHeader:], data[off:off+16<<10])
+				copy(frame[proto.ChunkHeader:], data[off:off+16<<10])
 				putChunkHeader(frame, 5, int64(off))
-				ok = r.send(msgFileChunk, frame)
+				ok = r.send(proto.MsgFileChunk, frame)
 				pushed.Add(16 << 10)
 			}
 			burst <- ok
 		}()
 		synctest.Wait()
-		if n := len(r.p.in.ch); n != inboxSize {
-			t.Errorf("inbox holds %d frames while the disk is stuck, want it full (%d)", n, inboxSize)
+		if n := len(r.p.in[proto.BulkChannel].ch); n != bulkInboxSize {
+			t.Errorf("bulk inbox holds %d frames while the disk is stuck, want it full (%d)", n, bulkInboxSize)
 		}
 		if pushed.Load() >= size {
 			t.Fatal("the whole burst went in while the disk was stuck")
@@ -280,7 +315,7 @@ func TestSlowDiskIsNotSilence(t *testing.T) {
 			t.Fatal("the connection ended during the burst")
 		}
 		done, _ := json.Marshal(fileDone{ID: 5})
-		r.send(msgFileDone, done)
+		r.send(proto.MsgFileDone, done)
 		checkStored(t, nextEvent(t, events, EventFileReceived).File, data)
 
 		// Now the other side says nothing at all.

@@ -283,7 +283,7 @@ func (c *Client) sayGoodbye(hc *hubconn.Conn) {
 	sentBye := false
 	_ = c.sess.call(ctx, func() {
 		if l := c.sess.link(); l != nil {
-			sentBye = l.send(msgBye, nil) == nil
+			sentBye = l.send(proto.MsgBye, nil) == nil
 		}
 	})
 	if c.token != "" {
@@ -411,12 +411,10 @@ func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 		return err
 	}
 	p.nonceHost = e2e.NewNonce()
-	dc, err := p.pc.CreateDataChannel("tryst", nil)
-	if err != nil {
+	if err := p.createChannels(); err != nil {
 		p.close()
-		return fmt.Errorf("create data channel: %w", err)
+		return err
 	}
-	p.bind(dc)
 	c.setPeer(p)
 	sdp, err := p.pc.CreateOffer(nil)
 	if err == nil {
@@ -428,7 +426,9 @@ func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 	if err := p.gather(ctx); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(offerPayload{SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost, RelayWait: relayWait})
+	b, _ := json.Marshal(offerPayload{
+		SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost, RelayWait: relayWait, Version: proto.ProtocolVersion,
+	})
 	return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: c.signal.Seal("offer", e2e.Host, b)})
 }
 
@@ -456,6 +456,13 @@ func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
 	if p == nil || string(a.OfferNonce) != string(p.nonceHost) {
 		return nil // an answer to an older offer
 	}
+	if a.Version < minPeerVersion {
+		// A version-1 guest would take the bulk channel's frames for
+		// forgeries. Not a mismatch: the room stays, and the offer made
+		// on its peer-back (once it is updated) connects.
+		c.emit(Event{Kind: EventWarning, Text: noticeOldPeer})
+		return nil
+	}
 	fpHost, err := e2e.Fingerprint(p.pc.LocalDescription().SDP)
 	if err != nil {
 		return err
@@ -473,7 +480,7 @@ func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
 	if err != nil {
 		return nil
 	}
-	if err := c.sess.attach(ctx, &conn{t: p, keys: keys, role: e2e.Host}); err != nil {
+	if err := c.sess.attach(ctx, newConn(p, keys, e2e.Host)); err != nil {
 		return err
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
@@ -497,6 +504,12 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 		c.emit(Event{Kind: EventWarning, Text: "ignored a malformed offer"})
 		return nil
 	}
+	if o.Version < minPeerVersion {
+		// Not answered: a version-1 host has one data channel. The room
+		// stays; an updated host offers again when it comes back.
+		c.emit(Event{Kind: EventWarning, Text: noticeOldPeer})
+		return nil
+	}
 	fpHost, err := e2e.Fingerprint(o.SDP)
 	if err != nil {
 		c.emit(Event{Kind: EventWarning, Text: "refused an offer without a DTLS fingerprint"})
@@ -517,7 +530,7 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 	}
 	p.nonceHost = o.Nonce
 	nonceGuest := e2e.NewNonce()
-	p.pc.OnDataChannel(p.bind)
+	p.pc.OnDataChannel(p.accept)
 	c.setPeer(p)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
 		p.fail(fmt.Errorf("apply offer: %w", err))
@@ -545,10 +558,10 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 	}
 	// The data channel cannot open before the host has this answer, so
 	// the session has the keys before the first frame.
-	if err := c.sess.attach(ctx, &conn{t: p, keys: keys, role: e2e.Guest}); err != nil {
+	if err := c.sess.attach(ctx, newConn(p, keys, e2e.Guest)); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(answerPayload{SDP: local, Nonce: nonceGuest, OfferNonce: o.Nonce})
+	b, _ := json.Marshal(answerPayload{SDP: local, Nonce: nonceGuest, OfferNonce: o.Nonce, Version: proto.ProtocolVersion})
 	return hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: c.signal.Seal("answer", e2e.Guest, b)})
 }
 

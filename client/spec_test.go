@@ -9,6 +9,7 @@ import (
 
 	"github.com/tryst-chat/tryst/client/e2e"
 	"github.com/tryst-chat/tryst/client/e2e/specvectors"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // TestSpecPayloads checks the Go client's own encoders against
@@ -31,6 +32,9 @@ func TestSpecPayloads(t *testing.T) {
 	if b, _ := json.Marshal(o); string(b) != text("seal-offer", "plaintext") {
 		t.Errorf("offer: %s", b)
 	}
+	if o.Version != proto.ProtocolVersion {
+		t.Errorf("offer version %d, want %d", o.Version, proto.ProtocolVersion)
+	}
 	if fp, _ := e2e.Fingerprint(o.SDP); fp != text("session", "fp_host") {
 		t.Errorf("offer fingerprint %s", fp)
 	}
@@ -40,6 +44,9 @@ func TestSpecPayloads(t *testing.T) {
 	}
 	if b, _ := json.Marshal(a); string(b) != text("seal-answer", "plaintext") {
 		t.Errorf("answer: %s", b)
+	}
+	if a.Version != proto.ProtocolVersion {
+		t.Errorf("answer version %d, want %d", a.Version, proto.ProtocolVersion)
 	}
 	if b, _ := json.Marshal(answerPayload{Mismatch: true}); string(b) != text("seal-mismatch", "plaintext") {
 		t.Errorf("mismatch: %s", b)
@@ -59,9 +66,9 @@ func TestSpecPayloads(t *testing.T) {
 	id, _ := strconv.ParseUint(text("file-chunk", "id"), 10, 64)
 	off, _ := strconv.ParseInt(text("file-chunk", "offset"), 10, 64)
 	data := hexv("file-chunk", "data_hex")
-	frame := make([]byte, chunkHeader+len(data))
+	frame := make([]byte, proto.ChunkHeader+len(data))
 	putChunkHeader(frame, id, off)
-	copy(frame[chunkHeader:], data)
+	copy(frame[proto.ChunkHeader:], data)
 	if want := hexv("file-chunk", "payload_hex"); !bytes.Equal(frame, want) {
 		t.Errorf("chunk %s", hex.EncodeToString(frame))
 	}

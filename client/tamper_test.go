@@ -34,24 +34,33 @@ func TestLiveTamperReplayReorder(t *testing.T) {
 	h.WaitFor(client.EventConnected)
 	g.WaitFor(client.EventConnected)
 
-	attacks := map[string]func(seal func(byte, []byte) []byte) [][]byte{
+	type sealer = func(ch int, typ byte, payload []byte) client.RawFrame
+	const ctl = proto.ControlChannel
+	attacks := map[string]func(seal sealer) []client.RawFrame{
 		// Pings, so that the one legitimate copy changes no chat state.
-		"replayed": func(seal func(byte, []byte) []byte) [][]byte {
-			f := seal(client.MsgPing, []byte(`{"t":1}`))
-			return [][]byte{f, bytes.Clone(f)}
+		"replayed": func(seal sealer) []client.RawFrame {
+			f := seal(ctl, proto.MsgPing, []byte(`{"t":1}`))
+			return []client.RawFrame{f, {Channel: ctl, Frame: bytes.Clone(f.Frame)}}
 		},
-		"reordered": func(seal func(byte, []byte) []byte) [][]byte {
-			a := seal(client.MsgChat, chatFrame(2000, "first"))
-			b := seal(client.MsgChat, chatFrame(2001, "second"))
-			return [][]byte{b, a}
+		"reordered": func(seal sealer) []client.RawFrame {
+			a := seal(ctl, proto.MsgChat, chatFrame(2000, "first"))
+			b := seal(ctl, proto.MsgChat, chatFrame(2001, "second"))
+			return []client.RawFrame{b, a}
 		},
-		"modified": func(seal func(byte, []byte) []byte) [][]byte {
-			f := seal(client.MsgChat, chatFrame(3000, "tampered"))
-			f[len(f)-20] ^= 1
-			return [][]byte{f}
+		"modified": func(seal sealer) []client.RawFrame {
+			f := seal(ctl, proto.MsgChat, chatFrame(3000, "tampered"))
+			f.Frame[len(f.Frame)-20] ^= 1
+			return []client.RawFrame{f}
+		},
+		// A frame sealed for bulk, sent on control: out of control's
+		// sequence, and under bulk's nonce.
+		"cross-channel": func(seal sealer) []client.RawFrame {
+			f := seal(proto.BulkChannel, proto.MsgChat, chatFrame(4000, "crossed"))
+			f.Channel = ctl
+			return []client.RawFrame{f}
 		},
 	}
-	for _, name := range []string{"replayed", "reordered", "modified"} {
+	for _, name := range []string{"replayed", "reordered", "modified", "cross-channel"} {
 		t.Logf("attack %s", name)
 		h.Client.SendRaw(t, attacks[name])
 		for {
@@ -64,7 +73,7 @@ func TestLiveTamperReplayReorder(t *testing.T) {
 		h.Client.Send("after " + name)
 		for {
 			ev := g.WaitFor(client.EventChat)
-			if ev.Text == "tampered" || ev.Text == "first" || ev.Text == "second" {
+			if ev.Text == "tampered" || ev.Text == "first" || ev.Text == "second" || ev.Text == "crossed" {
 				t.Fatalf("%s: a forged or out-of-order frame was shown: %q", name, ev.Text)
 			}
 			if ev.Text == "after "+name {
@@ -120,6 +129,7 @@ func TestAnswerWithoutFingerprintRefused(t *testing.T) {
 		"sdp":         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n",
 		"nonce":       e2e.NewNonce(),
 		"offer_nonce": o.Nonce,
+		"version":     proto.ProtocolVersion,
 	})
 	if err := hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, answer)}); err != nil {
 		t.Fatal(err)

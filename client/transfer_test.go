@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // The file-transfer state machines (sender, receiver) over an in-memory
@@ -184,9 +186,9 @@ func (e *endpoint) step() bool {
 		m := e.link.take()
 		*e.trace = append(*e.trace, fmt.Sprintf("%s<-%d", e.name, m.typ))
 		switch m.typ {
-		case msgFileAccept, msgFileAck, msgFileResult:
+		case proto.MsgFileAccept, proto.MsgFileAck, proto.MsgFileResult:
 			e.send.handle(e.link, m.typ, m.payload)
-		case msgFileOffer, msgFileChunk, msgFileDone:
+		case proto.MsgFileOffer, proto.MsgFileChunk, proto.MsgFileDone:
 			e.recv.handle(e.link, m.typ, m.payload)
 		}
 		return true
@@ -500,20 +502,20 @@ func TestTransferBurstBackpressure(t *testing.T) {
 	data := make([]byte, size)
 	rand.Read(data)
 	offer, _ := json.Marshal(fileOffer{ID: 7, Name: "burst.bin", Size: size, SHA256: sha256Hex(data)})
-	a.link.send(msgFileOffer, offer)
+	a.link.send(proto.MsgFileOffer, offer)
 	drive(t, a, b, func() bool { return len(a.link.queue) > 0 }, nil) // the accept
-	if m := a.link.take(); m.typ != msgFileAccept || !strings.Contains(string(m.payload), `"offset":0`) {
+	if m := a.link.take(); m.typ != proto.MsgFileAccept || !strings.Contains(string(m.payload), `"offset":0`) {
 		t.Fatalf("answer %d %s", m.typ, m.payload)
 	}
 	const chunk = 16 << 10
-	frame := make([]byte, chunkHeader+chunk)
+	frame := make([]byte, proto.ChunkHeader+chunk)
 	for off := 0; off < size; off += chunk {
-		copy(frame[chunkHeader:], data[off:off+chunk])
+		copy(frame[proto.ChunkHeader:], data[off:off+chunk])
 		putChunkHeader(frame, 7, int64(off))
-		a.link.send(msgFileChunk, frame)
+		a.link.send(proto.MsgFileChunk, frame)
 	}
 	done, _ := json.Marshal(fileDone{ID: 7})
-	a.link.send(msgFileDone, done)
+	a.link.send(proto.MsgFileDone, done)
 
 	atGate, checked := false, false
 	drive(t, a, b, b.has(EventFileReceived, 1), func() {
@@ -531,7 +533,7 @@ func TestTransferBurstBackpressure(t *testing.T) {
 		// Stuck: one write at the gate, a queue full of them, one held;
 		// the rest of the burst still on the link.
 		checked = true
-		if want := (writerQueue + 2) * ackEvery; in.received != int64(want) {
+		if want := (writerQueue + 2) * proto.AckEvery; in.received != int64(want) {
 			t.Errorf("took %d bytes from the link while the disk was stuck, want %d", in.received, want)
 		}
 		if left := len(b.link.queue); left == 0 {
@@ -594,12 +596,12 @@ func TestTransferSecondFile(t *testing.T) {
 	offers, results := 0, 0
 	for _, ev := range *trace {
 		switch ev {
-		case fmt.Sprintf("b<-%d", msgFileOffer):
+		case fmt.Sprintf("b<-%d", proto.MsgFileOffer):
 			offers++
 			if offers != results+1 {
 				t.Fatalf("offer %d before the verdict on file %d: %v", offers, offers-1, *trace)
 			}
-		case fmt.Sprintf("a<-%d", msgFileResult):
+		case fmt.Sprintf("a<-%d", proto.MsgFileResult):
 			results++
 		}
 	}

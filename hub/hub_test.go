@@ -899,6 +899,15 @@ func TestProtocolVersion(t *testing.T) {
 	g := dial(t, th.url, nil)
 	g.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
 	g.expect(proto.TypeJoined)
+	// Every version from the oldest served is served: the hub's frames are
+	// the same in all of them (version 2 changed the data channel only).
+	for v := proto.MinProtocolVersion; v <= proto.ProtocolVersion; v++ {
+		c := dial(t, th.url, nil)
+		c.send(proto.Frame{Type: proto.TypeCreate, Version: v})
+		if f := c.expect(proto.TypeCreated); f.Version != proto.ProtocolVersion {
+			t.Errorf("version %d: created announces version %d", v, f.Version)
+		}
+	}
 	if got := th.rejections("unsupported_version"); got != 2 {
 		t.Errorf("unsupported_version rejections = %v, want 2", got)
 	}

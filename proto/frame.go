@@ -9,12 +9,16 @@ import (
 	"unicode/utf8"
 )
 
-// ProtocolVersion is the version of the hub protocol this package
-// implements (docs/PROTOCOL.md, "Versions"). Clients announce theirs in
-// create, join and resume; the hub serves MinProtocolVersion up to
-// ProtocolVersion and answers any other with CodeUnsupportedVersion.
+// ProtocolVersion is the version of the protocol this package implements
+// (docs/PROTOCOL.md, "Versions"): the hub's frames, and the data channel
+// between the clients, whose offers and answers carry it too. Clients
+// announce theirs in create, join and resume; the hub serves
+// MinProtocolVersion up to ProtocolVersion and answers any other with
+// CodeUnsupportedVersion. Version 2 changed only the data channel (two
+// channels), so the hub serves version-1 clients as before; two clients of
+// different versions find out from each other's offer or answer.
 const (
-	ProtocolVersion    = 1
+	ProtocolVersion    = 2
 	MinProtocolVersion = 1
 )
 

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Iterations is the PBKDF2-HMAC-SHA256 work factor: OWASP's minimum for
@@ -180,22 +181,16 @@ func NewNonce() []byte {
 }
 
 // Session holds one connection's keys: one AES-256-GCM key per direction
-// and a confirmation key, all fresh for every connection.
+// and a confirmation key, all fresh for every connection. Frames are sealed
+// and opened per data channel (Channel), each with sequences of its own.
 type Session struct {
 	role    Role
 	send    cipher.AEAD
 	recv    cipher.AEAD
 	confirm []byte
-	sendSeq uint64
-	recvSeq uint64
 
-	// Scratch for the header and nonces: passed to the AEAD interface
-	// they would escape, costing two allocations per frame. Sealing and
-	// opening may run concurrently, each on its own scratch; each is
-	// serialised by its caller (sequence numbers require it anyway).
-	sendHdr   [headerLen]byte
-	sendNonce [12]byte
-	recvNonce [12]byte
+	mu       sync.Mutex
+	channels map[uint32]*Channel
 }
 
 // NewSession derives a connection's keys from the master secret, both
@@ -215,7 +210,7 @@ func NewSession(master []byte, role Role, nonceHost, nonceGuest []byte, fpHost, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{role: role, confirm: okm[64:96]}
+	s := &Session{role: role, confirm: okm[64:96], channels: map[uint32]*Channel{}}
 	if role == Host {
 		s.send, s.recv = h2g, g2h
 	} else {
@@ -293,10 +288,13 @@ func (s *Session) CheckConfirmation(got []byte) error {
 //
 //	version (1) | type (1) | sequence (8, big endian) | AES-GCM ciphertext ‖ tag (16)
 //
-// The first 10 bytes are the associated data; the 12-byte nonce is four zero
-// bytes and the sequence. Sequences start at 0 for each direction of each
-// connection and increase by one, so a nonce is never reused under a key,
-// and the receiver accepts only the next sequence number.
+// The first 10 bytes are the associated data; the 12-byte nonce is the
+// channel number (4 bytes, big endian) and the sequence. Sequences start at
+// 0 for each channel and direction of each connection and increase by one,
+// and the channel number keeps two channels' equal sequences apart, so a
+// nonce is never reused under a key; the receiver accepts only the next
+// sequence number of the channel. Channel 0 (control) gives the nonces of
+// protocol version 1, which had one channel.
 const (
 	frameVersion = 1
 	headerLen    = 10
@@ -304,42 +302,75 @@ const (
 	Overhead = headerLen + 16
 )
 
-// Seal encrypts payload as the next frame of type typ.
-func (s *Session) Seal(typ byte, payload []byte) []byte {
-	return s.SealTo(nil, typ, payload)
+// Channel seals and opens the frames of one data channel of a Session: its
+// own send and receive sequences, under the session's direction keys.
+// Sealing and opening may run concurrently; each is serialised by its
+// caller (the sequences require it anyway).
+type Channel struct {
+	send, recv       cipher.AEAD
+	sendSeq, recvSeq uint64
+
+	// Scratch for the header and nonces: passed to the AEAD interface
+	// they would escape, costing two allocations per frame. The nonces'
+	// first four bytes hold the channel number.
+	sendHdr   [headerLen]byte
+	sendNonce [12]byte
+	recvNonce [12]byte
+}
+
+// Channel returns the sealer and opener of data channel id (0 control,
+// 1 bulk: proto.ControlChannel, proto.BulkChannel); the same one on every
+// call, so that its sequences carry on.
+func (s *Session) Channel(id uint32) *Channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.channels[id]; ok {
+		return c
+	}
+	c := &Channel{send: s.send, recv: s.recv}
+	binary.BigEndian.PutUint32(c.sendNonce[:4], id)
+	binary.BigEndian.PutUint32(c.recvNonce[:4], id)
+	s.channels[id] = c
+	return c
+}
+
+// Seal encrypts payload as the channel's next frame of type typ.
+func (c *Channel) Seal(typ byte, payload []byte) []byte {
+	return c.SealTo(nil, typ, payload)
 }
 
 // SealTo is Seal appending to dst, which lets callers reuse buffers.
-func (s *Session) SealTo(dst []byte, typ byte, payload []byte) []byte {
-	seq := s.sendSeq
-	s.sendSeq++
-	hdr, nonce := &s.sendHdr, &s.sendNonce
+func (c *Channel) SealTo(dst []byte, typ byte, payload []byte) []byte {
+	seq := c.sendSeq
+	c.sendSeq++
+	hdr, nonce := &c.sendHdr, &c.sendNonce
 	hdr[0], hdr[1] = frameVersion, typ
 	binary.BigEndian.PutUint64(hdr[2:], seq)
-	binary.BigEndian.PutUint64(nonce[4:], seq) // nonce[:4] stays zero
+	binary.BigEndian.PutUint64(nonce[4:], seq)
 	dst = append(dst, hdr[:]...)
-	return s.send.Seal(dst, nonce[:], payload, hdr[:])
+	return c.send.Seal(dst, nonce[:], payload, hdr[:])
 }
 
-// Open authenticates and decrypts the next frame, returning its type and
-// payload. A frame out of sequence is ErrReplay; one that fails to
-// authenticate is ErrMismatch. Neither advances the sequence.
-func (s *Session) Open(frame []byte) (typ byte, payload []byte, err error) {
-	return s.open(nil, frame)
+// Open authenticates and decrypts the channel's next frame, returning its
+// type and payload. A frame out of sequence is ErrReplay; one that fails to
+// authenticate (a frame of another channel among them) is ErrMismatch.
+// Neither advances the sequence.
+func (c *Channel) Open(frame []byte) (typ byte, payload []byte, err error) {
+	return c.open(nil, frame)
 }
 
 // OpenInPlace is Open decrypting into frame's own storage: the payload
 // aliases frame, whose ciphertext it overwrites (also when it fails). It
 // saves an allocation and a copy per frame for callers that own frame,
 // which matters at file-transfer rates.
-func (s *Session) OpenInPlace(frame []byte) (typ byte, payload []byte, err error) {
+func (c *Channel) OpenInPlace(frame []byte) (typ byte, payload []byte, err error) {
 	if len(frame) < headerLen {
-		return s.open(nil, frame)
+		return c.open(nil, frame)
 	}
-	return s.open(frame[headerLen:headerLen], frame)
+	return c.open(frame[headerLen:headerLen], frame)
 }
 
-func (s *Session) open(dst, frame []byte) (typ byte, payload []byte, err error) {
+func (c *Channel) open(dst, frame []byte) (typ byte, payload []byte, err error) {
 	if len(frame) < Overhead {
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes", ErrMalformed, len(frame))
 	}
@@ -347,15 +378,15 @@ func (s *Session) open(dst, frame []byte) (typ byte, payload []byte, err error) 
 		return 0, nil, fmt.Errorf("%w: frame version %d", ErrMalformed, frame[0])
 	}
 	seq := binary.BigEndian.Uint64(frame[2:headerLen])
-	if seq != s.recvSeq {
-		return 0, nil, fmt.Errorf("%w: got %d, want %d", ErrReplay, seq, s.recvSeq)
+	if seq != c.recvSeq {
+		return 0, nil, fmt.Errorf("%w: got %d, want %d", ErrReplay, seq, c.recvSeq)
 	}
-	nonce := &s.recvNonce
-	binary.BigEndian.PutUint64(nonce[4:], seq) // nonce[:4] stays zero
-	pt, err := s.recv.Open(dst, nonce[:], frame[headerLen:], frame[:headerLen])
+	nonce := &c.recvNonce
+	binary.BigEndian.PutUint64(nonce[4:], seq)
+	pt, err := c.recv.Open(dst, nonce[:], frame[headerLen:], frame[:headerLen])
 	if err != nil {
 		return 0, nil, ErrMismatch
 	}
-	s.recvSeq++
+	c.recvSeq++
 	return frame[1], pt, nil
 }

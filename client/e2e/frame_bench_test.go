@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 func benchSessions(b *testing.B) (host, guest *e2e.Session) {
@@ -23,21 +24,21 @@ func benchSessions(b *testing.B) (host, guest *e2e.Session) {
 	return host, guest
 }
 
-// BenchmarkSealFrame is the sender's cost per 16 KiB file chunk, reusing
+// BenchmarkSealFrame is the sender's cost per file chunk of the default size, reusing
 // the output buffer as the client does.
 func BenchmarkSealFrame(b *testing.B) {
 	host, _ := benchSessions(b)
-	payload := make([]byte, 16<<10+16)
+	payload := make([]byte, proto.DefaultChunkData+proto.ChunkHeader)
 	var buf []byte
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = host.SealTo(buf[:0], 8, payload)
+		buf = host.Channel(1).SealTo(buf[:0], 8, payload)
 	}
 }
 
 // BenchmarkOpenFrame compares opening into a fresh buffer with opening in
-// place, the receiver's cost per 16 KiB file chunk.
+// place, the receiver's cost per file chunk of the default size.
 func BenchmarkOpenFrame(b *testing.B) {
 	for _, inPlace := range []bool{false, true} {
 		name := "alloc"
@@ -46,7 +47,7 @@ func BenchmarkOpenFrame(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			host, guest := benchSessions(b)
-			payload := make([]byte, 16<<10+16)
+			payload := make([]byte, proto.DefaultChunkData+proto.ChunkHeader)
 			var frame []byte
 			work := make([]byte, len(payload)+e2e.Overhead)
 			b.SetBytes(int64(len(payload)))
@@ -56,14 +57,14 @@ func BenchmarkOpenFrame(b *testing.B) {
 				// the receiver, outside the measured cost as far as
 				// possible (sealing is measured above).
 				b.StopTimer()
-				frame = host.SealTo(frame[:0], 8, payload)
+				frame = host.Channel(1).SealTo(frame[:0], 8, payload)
 				copy(work, frame)
 				b.StartTimer()
 				var err error
 				if inPlace {
-					_, _, err = guest.OpenInPlace(work)
+					_, _, err = guest.Channel(1).OpenInPlace(work)
 				} else {
-					_, _, err = guest.Open(work)
+					_, _, err = guest.Channel(1).Open(work)
 				}
 				if err != nil {
 					b.Fatal(err)

@@ -93,7 +93,7 @@ func (v specVector) eqText(key, got string) {
 var specNames = []string{
 	"room-secret", "signal-key", "seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart",
 	"seal-restart-relay", "fingerprint", "session", "frame-hello-0", "frame-hello-1", "frame-confirm-host", "frame-confirm-guest",
-	"frame-chat", "frame-chat-ack", "frame-file-chunk", "frame-bye", "file-chunk",
+	"frame-chat", "frame-chat-ack", "frame-file-chunk", "frame-bye", "frame-bulk-chunk", "frame-bulk-done", "file-chunk",
 }
 
 func loadSpec(t testing.TB) map[string]specVector {
@@ -180,12 +180,16 @@ func TestSpecVectors(t *testing.T) {
 
 	// The offer and the answer: their members, standard base64 nonces,
 	// and the session's nonces and fingerprints.
-	offer := members(t, "seal-offer", plain["seal-offer"], "sdp", "nonce")
+	offer := members(t, "seal-offer", plain["seal-offer"], "sdp", "nonce", "version")
 	checkNonce(t, "seal-offer nonce", offer["nonce"], nonceHost)
 	if fp, err := Fingerprint(offer["sdp"].(string)); err != nil || fp != NormalizeFingerprint(fpHost) {
 		t.Errorf("seal-offer: SDP fingerprint %q (%v), the session's fp_host %q", fp, err, fpHost)
 	}
-	answer := members(t, "seal-answer", plain["seal-answer"], "sdp", "nonce", "offer_nonce")
+	answer := members(t, "seal-answer", plain["seal-answer"], "sdp", "nonce", "offer_nonce", "version")
+	// Both speak protocol version 2 (the data channel's two channels).
+	if offer["version"] != float64(2) || answer["version"] != float64(2) {
+		t.Errorf("the offer's version is %v, the answer's %v, want 2", offer["version"], answer["version"])
+	}
 	checkNonce(t, "seal-answer nonce", answer["nonce"], nonceGuest)
 	checkNonce(t, "seal-answer offer_nonce", answer["offer_nonce"], nonceHost)
 	if answer["offer_nonce"] != offer["nonce"] {
@@ -241,19 +245,46 @@ func TestSpecVectors(t *testing.T) {
 			continue
 		}
 		v := vs[name]
-		from, seq, typ, payload := v.role("from"), v.int("sequence"), byte(v.int("type")), v.payload()
-		s := session(from)
+		from, ch, seq, typ, payload := v.role("from"), v.int("channel"), v.int("sequence"), byte(v.int("type")), v.payload()
+		if ch > 1 {
+			t.Fatalf("%s: channel %d is neither control (0) nor bulk (1)", name, ch)
+		}
+		s := session(from).Channel(uint32(ch))
 		s.sendSeq = seq
 		v.eq("frame_hex", s.Seal(typ, payload))
 		frame := v.hex("frame_hex")
 		if len(frame) != Overhead+len(payload) || frame[0] != 1 || frame[1] != typ || binary.BigEndian.Uint64(frame[2:10]) != seq {
 			t.Errorf("%s: header %x is not version 1, type %d, sequence %d", name, frame[:min(len(frame), 10)], typ, seq)
 		}
-		r := session(from.Other())
+		r := session(from.Other()).Channel(uint32(ch))
 		r.recvSeq = seq
 		if gotTyp, got, err := r.Open(frame); err != nil || gotTyp != typ || !bytes.Equal(got, payload) {
 			t.Errorf("%s: the other side opens type %d %q (%v)", name, gotTyp, got, err)
 		}
+		// The channel is part of the nonce: the frame does not open as
+		// the other channel's at the same sequence.
+		other := session(from.Other()).Channel(uint32(1 - ch))
+		other.recvSeq = seq
+		if _, _, err := other.Open(frame); !errors.Is(err, ErrMismatch) {
+			t.Errorf("%s: opens on channel %d too (%v)", name, 1-ch, err)
+		}
+	}
+	// Version 2's bulk channel carries file-chunk (8) and file-done (10),
+	// the host's first two bulk frames; frame-file-chunk is the chunk as
+	// version 1 sent it, on its one channel.
+	for name, want := range map[string][3]uint64{"frame-bulk-chunk": {1, 0, 8}, "frame-bulk-done": {1, 1, 10}, "frame-file-chunk": {0, 2, 8}} {
+		v := vs[name]
+		if got := [3]uint64{v.int("channel"), v.int("sequence"), v.int("type")}; got != want || v.role("from") != Host {
+			t.Errorf("%s: channel, sequence, type %v from %s, want %v from H", name, got, v.text("from"), want)
+		}
+	}
+	for _, name := range specNames {
+		if v := vs[name]; strings.HasPrefix(name, "frame-") && !strings.HasPrefix(name, "frame-bulk-") && name != "frame-file-chunk" && v.int("channel") != 0 {
+			t.Errorf("%s: a control message on channel %d", name, v.int("channel"))
+		}
+	}
+	if m := members(t, "frame-bulk-done", vs["frame-bulk-done"].payload(), "id"); m["id"] != float64(vs["file-chunk"].int("id")) {
+		t.Errorf("frame-bulk-done: id %v is not the file-chunk vector's", m["id"])
 	}
 	if p := vs["frame-confirm-host"].payload(); !bytes.Equal(p, ss.hex("confirm_host_hex")) {
 		t.Error("frame-confirm-host does not carry the session's confirm_host")
@@ -269,8 +300,10 @@ func TestSpecVectors(t *testing.T) {
 	chunk = binary.BigEndian.AppendUint64(chunk, fc.int("offset"))
 	chunk = append(chunk, fc.hex("data_hex")...)
 	fc.eq("payload_hex", chunk)
-	if !bytes.Equal(vs["frame-file-chunk"].payload(), chunk) {
-		t.Error("frame-file-chunk does not carry the file-chunk vector's payload")
+	for _, name := range []string{"frame-file-chunk", "frame-bulk-chunk"} {
+		if !bytes.Equal(vs[name].payload(), chunk) {
+			t.Errorf("%s does not carry the file-chunk vector's payload", name)
+		}
 	}
 	if id := fc.int("id"); id >= 1<<53 {
 		t.Errorf("file-chunk: id %d is not below 2^53", id)

@@ -54,11 +54,11 @@ func TestSessionRoundTripAndConfirmation(t *testing.T) {
 		t.Error("reflected confirmation accepted")
 	}
 	for i := range 3 {
-		typ, pt, err := g.Open(h.Seal(byte(i+2), []byte("to guest")))
+		typ, pt, err := g.Channel(0).Open(h.Channel(0).Seal(byte(i+2), []byte("to guest")))
 		if err != nil || typ != byte(i+2) || string(pt) != "to guest" {
 			t.Fatalf("h->g %d: %v %q", i, err, pt)
 		}
-		if _, pt, err := h.Open(g.Seal(3, []byte("to host"))); err != nil || string(pt) != "to host" {
+		if _, pt, err := h.Channel(0).Open(g.Channel(0).Seal(3, []byte("to host"))); err != nil || string(pt) != "to host" {
 			t.Fatalf("g->h %d: %v", i, err)
 		}
 	}
@@ -70,7 +70,7 @@ func TestWrongPasswordIsMismatch(t *testing.T) {
 	if err := g.CheckConfirmation(h.Confirmation(Host)); !errors.Is(err, ErrMismatch) {
 		t.Errorf("confirmation: %v", err)
 	}
-	if _, _, err := g.Open(h.Seal(2, []byte("x"))); !errors.Is(err, ErrMismatch) {
+	if _, _, err := g.Channel(0).Open(h.Channel(0).Seal(2, []byte("x"))); !errors.Is(err, ErrMismatch) {
 		t.Errorf("open: %v", err)
 	}
 	s1, _ := NewSignaler(fastMaster(t, "right"), tvRoom)
@@ -83,41 +83,78 @@ func TestWrongPasswordIsMismatch(t *testing.T) {
 func TestTamperReplayReorderRejected(t *testing.T) {
 	t.Parallel()
 	h, g := pair(t, "pw", "pw")
-	f0 := h.Seal(2, []byte("zero"))
-	f1 := h.Seal(2, []byte("one"))
-	f2 := h.Seal(2, []byte("two"))
+	f0 := h.Channel(0).Seal(2, []byte("zero"))
+	f1 := h.Channel(0).Seal(2, []byte("one"))
+	f2 := h.Channel(0).Seal(2, []byte("two"))
 
 	// Reordered: frame 1 before frame 0.
-	if _, _, err := g.Open(f1); !errors.Is(err, ErrReplay) {
+	if _, _, err := g.Channel(0).Open(f1); !errors.Is(err, ErrReplay) {
 		t.Errorf("reordered frame: %v", err)
 	}
 	// Modified: each byte of frame 0 flipped in turn (header, body, tag).
 	for i := range f0 {
 		bad := bytes.Clone(f0)
 		bad[i] ^= 0x40
-		if _, _, err := g.Open(bad); err == nil {
+		if _, _, err := g.Channel(0).Open(bad); err == nil {
 			t.Fatalf("frame with byte %d modified accepted", i)
 		}
 	}
 	// The untouched frame still opens: failures did not advance the state.
-	if _, pt, err := g.Open(f0); err != nil || string(pt) != "zero" {
+	if _, pt, err := g.Channel(0).Open(f0); err != nil || string(pt) != "zero" {
 		t.Fatalf("frame 0 after rejections: %v", err)
 	}
 	// Replayed.
-	if _, _, err := g.Open(f0); !errors.Is(err, ErrReplay) {
+	if _, _, err := g.Channel(0).Open(f0); !errors.Is(err, ErrReplay) {
 		t.Errorf("replayed frame: %v", err)
 	}
 	// A frame with its type changed fails (the type is authenticated).
 	retyped := bytes.Clone(f1)
 	retyped[1] = 9
-	if _, _, err := g.Open(retyped); !errors.Is(err, ErrMismatch) {
+	if _, _, err := g.Channel(0).Open(retyped); !errors.Is(err, ErrMismatch) {
 		t.Errorf("retyped frame: %v", err)
 	}
-	g.Open(f1)
-	g.Open(f2)
+	g.Channel(0).Open(f1)
+	g.Channel(0).Open(f2)
 	// A frame reflected back to its sender does not open.
-	if _, _, err := h.Open(h.Seal(2, nil)); err == nil {
+	if _, _, err := h.Channel(0).Open(h.Channel(0).Seal(2, nil)); err == nil {
 		t.Error("reflected frame accepted")
+	}
+}
+
+// TestChannelsAreSeparate: each channel has its own sequences, and a frame
+// of one channel does not open on another, though both start at sequence 0
+// under the same direction key (the channel number is in the nonce).
+func TestChannelsAreSeparate(t *testing.T) {
+	t.Parallel()
+	h, g := pair(t, "pw", "pw")
+	c0 := h.Channel(0).Seal(2, []byte("control"))
+	b0 := h.Channel(1).Seal(8, []byte("bulk"))
+	if bytes.Equal(c0[:10], b0[:10]) || !bytes.Equal(c0[2:10], b0[2:10]) {
+		t.Fatalf("headers %x and %x: both should carry sequence 0", c0[:10], b0[:10])
+	}
+	if _, _, err := g.Channel(1).Open(c0); !errors.Is(err, ErrMismatch) {
+		t.Errorf("a control frame opened on bulk: %v", err)
+	}
+	if _, _, err := g.Channel(0).Open(b0); !errors.Is(err, ErrMismatch) {
+		t.Errorf("a bulk frame opened on control: %v", err)
+	}
+	// The failures advanced nothing: both open on their own channel.
+	if typ, pt, err := g.Channel(1).Open(b0); err != nil || typ != 8 || string(pt) != "bulk" {
+		t.Errorf("bulk frame: %d %q %v", typ, pt, err)
+	}
+	if typ, pt, err := g.Channel(0).Open(c0); err != nil || typ != 2 || string(pt) != "control" {
+		t.Errorf("control frame: %d %q %v", typ, pt, err)
+	}
+	// Sequences go on per channel, and Channel returns the same channel.
+	b1 := h.Channel(1).Seal(10, nil)
+	if seq := b1[2:10]; !bytes.Equal(seq, []byte{0, 0, 0, 0, 0, 0, 0, 1}) {
+		t.Errorf("second bulk frame has sequence %x", seq)
+	}
+	if _, _, err := g.Channel(1).Open(b1); err != nil {
+		t.Errorf("second bulk frame: %v", err)
+	}
+	if c1 := h.Channel(0).Seal(2, nil); !bytes.Equal(c1[2:10], []byte{0, 0, 0, 0, 0, 0, 0, 1}) {
+		t.Errorf("second control frame has sequence %x", c1[2:10])
 	}
 }
 
@@ -126,7 +163,7 @@ func TestFreshKeysPerConnection(t *testing.T) {
 	m := fastMaster(t, "pw")
 	a, _ := NewSession(m, Host, NewNonce(), NewNonce(), tvFPHost, tvFPGuest)
 	b, _ := NewSession(m, Host, NewNonce(), NewNonce(), tvFPHost, tvFPGuest)
-	if bytes.Equal(a.Seal(2, []byte("same")), b.Seal(2, []byte("same"))) {
+	if bytes.Equal(a.Channel(0).Seal(2, []byte("same")), b.Channel(0).Seal(2, []byte("same"))) {
 		t.Fatal("two connections produced the same ciphertext for the same first frame")
 	}
 	// Different DTLS fingerprints (a hub in the middle) give different keys.
@@ -169,12 +206,12 @@ func TestNormalizeFingerprint(t *testing.T) {
 
 func FuzzOpenFrame(f *testing.F) {
 	h, _ := pair(f, "pw", "pw")
-	f.Add(h.Seal(2, []byte("hello")))
+	f.Add(h.Channel(0).Seal(2, []byte("hello")))
 	f.Add([]byte{1, 2, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, g := pair(t, "pw", "pw")
-		typ, pt, err := g.Open(b)
+		typ, pt, err := g.Channel(0).Open(b)
 		if err == nil && (typ != 2 || string(pt) != "hello") {
 			t.Fatalf("forged frame accepted: type %d %q", typ, pt)
 		}

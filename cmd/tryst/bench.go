@@ -17,6 +17,7 @@ import (
 	"github.com/tryst-chat/tryst/internal/bench/transfer"
 	"github.com/tryst-chat/tryst/internal/bench/turnload"
 	"github.com/tryst-chat/tryst/internal/settings"
+	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/turnserver"
 )
 
@@ -144,7 +145,7 @@ func runBenchTransfer(ctx context.Context, args []string, std stdio) error {
 	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "runs per scenario; the median is reported")
 	fs.IntVar(&cfg.Connects, "connects", cfg.Connects, "connections made for each of the connect scenarios")
 	fs.BoolVar(&cfg.PionWaits, "pion-waits", false, "give every connection pion's own ICE acceptance waits, relay-only ones included (how Tryst connected before issue 13), for comparison")
-	fs.IntVar(&cfg.Chunk, "chunk", cfg.Chunk, "chunk (message) size in `bytes`, 1 KiB..64 KiB")
+	fs.IntVar(&cfg.Chunk, "chunk", cfg.Chunk, fmt.Sprintf("file data per chunk (the raw scenarios' message size) in `bytes`, %d..%d", transfer.MinChunk, proto.MaxChunkData))
 	fs.DurationVar(&cfg.RTT, "rtt", cfg.RTT, "emulated round-trip time (pion vnet)")
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the temporary files (default: the system's)")
 	fs.StringVar(&scenarios, "scenarios", strings.Join(cfg.Scenarios, ","), "comma-separated scenarios to run")

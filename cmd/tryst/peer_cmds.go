@@ -16,6 +16,7 @@ import (
 	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/internal/settings"
 	"github.com/tryst-chat/tryst/internal/termui"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // peerFlags are the flags chat, send and receive share.
@@ -42,7 +43,8 @@ func (p *peerFlags) register(fs *flag.FlagSet, withRoom, withOut bool, stateDir 
 	if withOut {
 		fs.StringVar(&p.out, "out", ".", "directory for received files")
 	}
-	fs.IntVar(&p.chunk, "chunk-size", 16<<10, "file chunk size in bytes (1 KiB to 64 KiB)")
+	fs.IntVar(&p.chunk, "chunk-size", proto.DefaultChunkData,
+		fmt.Sprintf("file data per chunk in bytes (%d to %d)", client.MinChunkSize, proto.MaxChunkData))
 	fs.BoolVar(&p.loopback, "ice-loopback", false, "gather only loopback ICE candidates (tests and local development)")
 	fs.StringVar(&p.stateDir, "state-dir", stateDir, "where to keep the room and the transfers under way, so that "+
 		"rerunning the command after it died resumes them (empty: keep nothing)")

@@ -26,6 +26,15 @@ const (
 	LowWater  = 2 << 20
 )
 
+// MaxReceiveMessage is the largest data-channel message a connection takes,
+// and says so in its SDP (a=max-message-size); a larger one closes the
+// channel. pion's default is 1 GiB, all of it buffered before the client
+// sees a byte: this bounds what a hostile peer can make this side hold per
+// message. It is four times proto.MaxMessageSize, the most a correct peer
+// sends, so that a message somewhat over that still arrives and is judged
+// (and ignored) by the client, as docs/PROTOCOL.md says.
+const MaxReceiveMessage = 1 << 20
+
 // udpSocketBuffer is the kernel receive and send buffer asked for on each
 // ICE socket. SCTP sends a whole congestion window in a burst; with Linux's
 // default 208 KiB receive buffer a burst of a few hundred 1.2 KB packets
@@ -115,6 +124,7 @@ func NewAPI(opt Options) *webrtc.API {
 	// SCTP receive window: large enough for the bandwidth-delay product of
 	// a fast path at 50 ms (the default 1 MiB caps it near 20 MB/s).
 	se.SetSCTPMaxReceiveBufferSize(16 << 20)
+	se.SetSCTPMaxMessageSize(MaxReceiveMessage)
 	Waits(opt.RelayOnly).Apply(&se)
 	// Larger UDP socket buffers for every ICE socket (host candidates and
 	// the TURN client's).

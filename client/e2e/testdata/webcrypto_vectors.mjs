@@ -89,6 +89,8 @@ await check(vectors, {
     eq("offer nonce", plain["seal-offer"].nonce, b64std(nonceHost));
     eq("answer nonce", plain["seal-answer"].nonce, b64std(nonceGuest));
     eq("answer offer_nonce", plain["seal-answer"].offer_nonce, plain["seal-offer"].nonce);
+    eq("offer version", plain["seal-offer"].version, 2);
+    eq("answer version", plain["seal-answer"].version, 2);
     eq("offer fingerprint", fingerprint(plain["seal-offer"].sdp), v.text("fp_host"));
     eq("answer fingerprint", fingerprint(plain["seal-answer"].sdp), v.text("fp_guest"));
     eq("mismatch", JSON.stringify(plain["seal-mismatch"]), '{"mismatch":true}');
@@ -96,18 +98,31 @@ await check(vectors, {
     eq("restart-relay", JSON.stringify(plain["seal-restart-relay"]), '{"restart":true,"relay":true}');
   },
   async "frame-*"(v, eq) {
+    // channel: 0 control, 1 bulk; the nonce is channel (4 bytes) ‖ sequence
+    // (8 bytes), both big endian.
+    const channel = Number(v.int("channel"));
+    if (channel > 1) throw new Error(`vector ${v.name}: channel ${channel} is neither 0 nor 1`);
     const seq = v.int("sequence");
     const type = Number(v.int("type"));
+    // Version 2: file-chunk (8) and file-done (10) travel on bulk, the rest
+    // on control; frame-file-chunk is the chunk as version 1 sent it.
+    if (v.name !== "frame-file-chunk") eq("channel of the type", channel, type === 8 || type === 10 ? 1 : 0);
     const key = v.role("from") === "H" ? okm.slice(0, 32) : okm.slice(32, 64);
     const hdr = new Uint8Array(10);
     hdr[0] = 1; hdr[1] = type;
     new DataView(hdr.buffer).setBigUint64(2, seq);
     const nonce = new Uint8Array(12);
+    new DataView(nonce.buffer).setUint32(0, channel);
     new DataView(nonce.buffer).setBigUint64(4, seq);
     const payload = v.payload();
     eq("frame", hex(cat(hdr, await seal(key, nonce, payload, hdr))), v.text("frame_hex"));
     const f = v.bytes("frame_hex");
     eq("opened", hex(await open(key, nonce, f.slice(10), f.slice(0, 10))), hex(payload));
+    // On the other channel, at the same sequence, it does not open.
+    const wrong = nonce.slice();
+    new DataView(wrong.buffer).setUint32(0, 1 - channel);
+    const refused = await open(key, wrong, f.slice(10), f.slice(0, 10)).then(() => false, () => true);
+    eq("refused on the other channel", refused, true);
   },
   async "file-chunk"(v, eq) {
     const hdr = new Uint8Array(16);

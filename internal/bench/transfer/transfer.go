@@ -21,7 +21,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/internal/bench/stats"
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // Config is one run. Start from DefaultConfig. Validate's messages name the
@@ -51,7 +53,8 @@ type Config struct {
 	// relay-only one included: how Tryst connected before issue 13, for
 	// comparison (--pion-waits; see rtc.Waits).
 	PionWaits bool
-	// Chunk is the chunk (message) size in bytes, 1 KiB..64 KiB (--chunk).
+	// Chunk is the file data per chunk in bytes, and the raw scenarios'
+	// message size, MinChunk..proto.MaxChunkData (--chunk).
 	Chunk int
 	// RTT is the emulated round-trip time, 2ms..2s (--rtt).
 	RTT time.Duration
@@ -74,6 +77,9 @@ type Config struct {
 	Log io.Writer
 }
 
+// MinChunk is the smallest Config.Chunk, the client's smallest chunk.
+const MinChunk = client.MinChunkSize
+
 // DefaultConfig returns the settings `tryst bench transfer` starts from.
 func DefaultConfig() Config {
 	return Config{
@@ -81,7 +87,7 @@ func DefaultConfig() Config {
 		RTTSizeMiB:   64,
 		Repeats:      3,
 		Connects:     20,
-		Chunk:        16 << 10,
+		Chunk:        proto.DefaultChunkData,
 		RTT:          50 * time.Millisecond,
 		Scenarios:    slices.Clone(Scenarios),
 		Timeout:      5 * time.Minute,
@@ -106,8 +112,8 @@ func (c Config) Validate() error {
 		return errors.New("bench transfer: --repeats must be 1..100")
 	case c.Connects < 1 || c.Connects > 1000:
 		return errors.New("bench transfer: --connects must be 1..1000")
-	case c.Chunk < 1<<10 || c.Chunk > 64<<10:
-		return errors.New("bench transfer: --chunk must be 1024..65536")
+	case c.Chunk < MinChunk || c.Chunk > proto.MaxChunkData:
+		return fmt.Errorf("bench transfer: --chunk must be %d..%d", MinChunk, proto.MaxChunkData)
 	case c.RTT < 2*time.Millisecond || c.RTT > 2*time.Second:
 		return errors.New("bench transfer: --rtt must be 2ms..2s")
 	case c.Timeout <= 0:

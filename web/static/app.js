@@ -40,8 +40,11 @@ const hub = new Hub({
   onFatal: (text) => end(text, true),
   onToken: () => saveRoom(),
   onReplaced: () => {
+    // This tab is no longer the room's: nothing to type here.
     closePeer();
-    showState();
+    s.ended = true;
+    ui.ended();
+    ui.invite(false, false);
     ui.state("ended", "Opened in another tab");
     ui.alert("This room is now open in another tab of this browser. Chat goes on there.", "Reconnect", () => location.reload());
   },
@@ -431,7 +434,13 @@ async function onPasswordSubmit(ev) {
       await hub.attach({ type: "join", room: s.room });
     }
   } catch (e) {
-    hub.failure(e);
+    const code = e && e.code;
+    if (!hub.token && !["no_such_room", "room_full", "unsupported_version"].includes(code)) {
+      // Nothing to resume yet: say what happened, and offer the next step.
+      ui.state("idle", "Not connected");
+      const why = code === "closed" ? "the hub could not be reached" : "the hub said: " + shown(String(e.message || code).slice(0, 300));
+      ui.alert(`Could not join the room (${why}). Try again in a moment.`, "Reconnect", () => location.reload());
+    } else hub.failure(e);
   } finally {
     $("connect").disabled = false;
   }

@@ -26,6 +26,8 @@ export class OldPeerError extends Error {
 // bulk sender reads its next slice while earlier chunks are being sealed,
 // without queueing a file's worth of them.
 const SEND_WINDOW = 4;
+// At most this many received file-data frames are being opened at once.
+const RECV_WINDOW = 4;
 
 export class Peer {
   // h: onReady(peer), onMessage(peer, type, payload) (may return a
@@ -118,6 +120,7 @@ export class Peer {
   // consume opens a channel's frames one at a time, in arrival order: one
   // loop per channel, not a promise chain per frame.
   async consume(ch) {
+    if (ch === BULK_CHANNEL && this.confirmed) return this.consumeBulk();
     const q = this.in[ch];
     q.running = true;
     try {
@@ -127,6 +130,44 @@ export class Peer {
         } catch (e) {
           // A frame that opened (it is the other side's) but could not be
           // read: reported and skipped, the next one goes on.
+          if (!this.closed) this.h.onMalformed(this, e);
+        }
+      }
+    } finally {
+      q.running = false;
+    }
+  }
+
+  // consumeBulk is consume for file data once the connection is ready:
+  // it starts opening up to RECV_WINDOW frames at once (open takes each
+  // frame's sequence number in arrival order) and hands them on in that
+  // order, so decryption overlaps the handling of the frames before.
+  async consumeBulk() {
+    const q = this.in[BULK_CHANNEL];
+    q.running = true;
+    const opening = [];
+    try {
+      while ((q.items.length || opening.length) && !this.closed) {
+        while (q.items.length && opening.length < RECV_WINDOW) {
+          const data = q.items.shift();
+          if (typeof data === "string" || data.byteLength > MAX_MESSAGE_SIZE) {
+            this.fail("the other side sent a message that is not a frame");
+            return;
+          }
+          opening.push(this.sess.open(BULK_CHANNEL, data).then((m) => ({ m }), (e) => ({ e })));
+        }
+        const r = await opening.shift();
+        if (this.closed) return;
+        if (r.e) {
+          this.fail("a message failed verification; reconnecting with fresh keys");
+          return;
+        }
+        this.lastRecv = Date.now();
+        // A known type of the other channel is ignored, as in onFrame.
+        if (channelOf(r.m.type) !== BULK_CHANNEL) continue;
+        try {
+          await this.h.onMessage(this, r.m.type, r.m.payload);
+        } catch (e) {
           if (!this.closed) this.h.onMalformed(this, e);
         }
       }

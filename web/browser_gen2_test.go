@@ -396,6 +396,9 @@ func TestBrowserSenderReloadResumes(t *testing.T) {
 	b.eval(`Number(`+card+`.dataset.done)`, &had)
 	a.run(chromedp.Reload())
 	a.connected()
+	// The reloaded page shows the unfinished file and what to do about it.
+	a.waitJS(`(() => { const c = ` + cardJS("out", "again.bin") + `; return !!c && c.dataset.status === "waiting" && ` +
+		`c.querySelector(".detail").textContent.includes("Choose this file again"); })()`)
 	a.sendFile(path)
 	if got := b.receivedSHA("again.bin"); got != sum {
 		t.Errorf("SHA-256 %s, want %s", got, sum)

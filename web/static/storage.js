@@ -187,8 +187,11 @@ export async function allIncoming(room) {
   return (await tx(["incoming"], "readonly", (s) => req(s.incoming.getAll(IDBKeyRange.bound([room], [room, []]))))) || [];
 }
 export async function putOutgoing(room, rec) { await put("outgoing", [room, rec.id], rec); }
+export async function allOutgoing(room) {
+  return (await tx(["outgoing"], "readonly", (s) => req(s.outgoing.getAll(IDBKeyRange.bound([room], [room, []]))))) || [];
+}
 export async function findOutgoing(room, name, size, lastModified) {
-  const all = (await tx(["outgoing"], "readonly", (s) => req(s.outgoing.getAll(IDBKeyRange.bound([room], [room, []]))))) || [];
+  const all = await allOutgoing(room);
   return all.find((r) => r.name === name && r.size === size && r.lastModified === lastModified && !r.done) || null;
 }
 

@@ -90,6 +90,13 @@ export class Transfers {
       else if (rec.status === "failed") card.set({ status: "failed", done: rec.flushed, detail: rec.error });
       else card.set({ status: "waiting", done: rec.flushed, detail: "Waiting for the other person to resume" });
     }
+    // A page cannot keep a File across a reload: files it was sending wait
+    // to be chosen again, and then resume (queue keeps their ids).
+    for (const rec of await storage.allOutgoing(this.room)) {
+      if (rec.done) continue;
+      this.ui.fileCard(rec.id, "out", rec.name, rec.size)
+        .set({ status: "waiting", detail: "Choose this file again to finish sending it." });
+    }
   }
 
   // ---- outgoing ----

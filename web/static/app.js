@@ -251,8 +251,7 @@ async function onReady(p) {
   showInvite();
   showState();
   $("message").focus();
-  const { unacked } = await storage.chatState(s.room);
-  for (const m of unacked) p.sendJSON(MSG.CHAT, m);
+  flushChat(p).catch((e) => console.error(e));
   s.transfers.attach(p);
   const path = await p.path();
   if (p === s.peer && !p.closed) ui.path(path);
@@ -319,7 +318,32 @@ async function sendChat(text) {
   const m = await storage.newChat(s.room, text, Date.now());
   ui.message("me", text, new Date(m.ts), m.id);
   storage.appendHistory(s.room, { kind: "me", text, ts: m.ts, id: m.id }).catch(() => {});
-  if (peerUp()) s.peer.sendJSON(MSG.CHAT, m);
+  if (peerUp()) await flushChat(s.peer);
+}
+
+// flushChat sends p the unacknowledged messages it has not had yet, in
+// id order, from the list in IndexedDB. Everything goes through here, one
+// flush at a time per connection: a message written while a new
+// connection resends the older ones must not overtake them (the receiver
+// would then drop the older ones as already shown).
+async function flushChat(p) {
+  if (p.chatFlushing) { p.chatFlushAgain = true; return; }
+  p.chatFlushing = true;
+  try {
+    do {
+      p.chatFlushAgain = false;
+      const { unacked } = await storage.chatState(s.room);
+      for (const m of unacked) {
+        if (p !== s.peer || !p.up()) return;
+        if (m.id > (p.chatSent || 0)) {
+          p.sendJSON(MSG.CHAT, m);
+          p.chatSent = m.id;
+        }
+      }
+    } while (p.chatFlushAgain);
+  } finally {
+    p.chatFlushing = false;
+  }
 }
 
 // ---------- the room's life ----------

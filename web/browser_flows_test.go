@@ -10,12 +10,12 @@ import (
 func TestBrowserToBrowser(t *testing.T) {
 	st := startStack(t)
 	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	link := a.host(st.url, "correct horse", false, false)
+	link := a.host(st.url, "correct horse", false)
 	if !strings.Contains(link, "#") || strings.Contains(link, "?") {
 		t.Fatalf("share link %q should carry the code in the fragment", link)
 	}
 	b.join(link, "correct horse", false)
-	if p := a.connected(); !strings.HasPrefix(p, "Direct") {
+	if p := a.connected(); p != "direct" {
 		t.Errorf("host path %q, want direct", p)
 	}
 	b.connected()
@@ -38,10 +38,10 @@ func TestBrowserToBrowser(t *testing.T) {
 func TestBrowserWrongPassword(t *testing.T) {
 	st := startStack(t)
 	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	link := a.host(st.url, "right", false, false)
+	link := a.host(st.url, "right", false)
 	b.join(link, "wrong", false)
 	for _, br := range []*browser{a, b} {
-		br.waitJS(`!document.getElementById("alert").hidden && document.getElementById("alert").textContent.includes("Password mismatch")`)
+		br.waitJS(stateJS + ` === "mismatch" && ` + alertJS + `.includes("Password mismatch") && document.getElementById("alert-action").textContent === "Try another password"`)
 		br.shot("mismatch")
 	}
 }
@@ -52,7 +52,7 @@ func TestBrowserReloadReconnects(t *testing.T) {
 	// A password with characters base64url never uses, so finding it in
 	// storage cannot be a coincidence.
 	const pw = "p@ss w0rd!"
-	link := a.host(st.url, pw, false, true)
+	link := a.host(st.url, pw, false)
 	b.join(link, pw, false)
 	a.connected()
 	b.connected()
@@ -69,10 +69,8 @@ func TestBrowserReloadReconnects(t *testing.T) {
 	if typedPassword {
 		t.Error("reload asked for the password again")
 	}
-	var stored string
-	a.eval(`sessionStorage.getItem("tryst.key") || ""`, &stored)
-	if stored == "" || strings.Contains(stored, pw) {
-		t.Errorf("sessionStorage key %q", stored)
+	if kept := a.storedText(); strings.Contains(kept, pw) {
+		t.Errorf("the page's storage holds the password: %q", kept)
 	}
 	b.say("after reload")
 	a.waitMessage("after reload")
@@ -82,21 +80,26 @@ func TestBrowserReloadReconnects(t *testing.T) {
 
 	// "Leave and forget": the other side is told, and nothing is kept.
 	a.run(chromedp.Click("#leave", chromedp.ByID))
-	b.waitJS(`document.getElementById("status").textContent.includes("left the room")`)
-	a.run(chromedp.WaitVisible("#new-room", chromedp.ByID))
-	var kept string
-	a.eval(`(localStorage.getItem("tryst.session") || "") + (sessionStorage.getItem("tryst.key") || "")`, &kept)
-	if kept != "" {
+	b.waitJS(stateJS + ` === "ended" && ` + alertJS + `.includes("left the room") && document.getElementById("alert-action").textContent === "Start a new room"`)
+	a.waitJS(`document.readyState === "complete" && document.getElementById("start")?.hidden === false`)
+	if kept := a.storedText(); strings.Contains(kept, "sessionStorage") || strings.Contains(kept, " rooms ") ||
+		strings.Contains(kept, " history ") || strings.Contains(kept, " chat ") {
 		t.Errorf("left the room but kept %q", kept)
+	}
+	// The other side's next step: a new room, the old one forgotten.
+	b.run(chromedp.Click("#alert-action", chromedp.ByID))
+	b.waitJS(`document.readyState === "complete" && document.getElementById("start")?.hidden === false && document.getElementById("leave").hidden`)
+	if kept := b.storedText(); strings.Contains(kept, " rooms ") || strings.Contains(kept, " history ") {
+		t.Errorf("started a new room but kept %q", kept)
 	}
 }
 
 func TestBrowserRelayedFile(t *testing.T) {
 	st := startStack(t)
 	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	link := a.host(st.url, "pw", true, false)
+	link := a.host(st.url, "pw", true)
 	b.join(link, "pw", true)
-	if p := a.connected(); p != "Relayed through TURN" {
+	if p := a.connected(); p != "relayed" {
 		t.Errorf("path %q, want relayed", p)
 	}
 	b.connected()

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -171,41 +172,20 @@ func (b *browser) waitJSWithin(cond string, d time.Duration) {
 		chromedp.WithPollingTimeout(d)))
 	if err != nil {
 		b.shot("failure")
-		var status string
-		chromedp.Run(b.ctx, chromedp.Text("#status", &status, chromedp.ByQuery))
 		if errors.Is(err, chromedp.ErrPollingTimeout) {
-			b.t.Fatalf("%s: not within %v: %s (status: %q)", b.name, d, cond, status)
+			b.t.Fatalf("%s: not within %v: %s (state: %s)", b.name, d, cond, b.stateLine())
 		}
-		b.t.Fatalf("%s: %v (status: %q)", b.name, err, status)
+		b.t.Fatalf("%s: %v (state: %s)", b.name, err, b.stateLine())
 	}
 }
 
-// markPeer tags the page's current peer connection, so that samePeer can
-// tell later whether it is still the one in use.
-func (b *browser) markPeer(mark string) {
-	b.t.Helper()
-	var ok bool
-	b.eval(`(() => { const p = window.tryst.peer; if (!p) return false; p.mark = `+jsString(mark)+`; return true; })()`, &ok)
-	if !ok {
-		b.t.Fatalf("%s: no peer connection to mark", b.name)
-	}
-}
+// hubUnreachable: the page says the hub is down, and the chat is usable.
+const hubUnreachable = hubJS + ` === "down" && document.getElementById("hub-state").textContent.includes("Hub unreachable") && ` +
+	stateJS + ` === "connected" && !document.getElementById("message").disabled`
 
-func (b *browser) samePeer(mark string) bool {
-	b.t.Helper()
-	var same bool
-	b.eval(`!!window.tryst.peer && window.tryst.peer.mark === `+jsString(mark), &same)
-	return same
-}
-
-func (b *browser) status() string {
-	b.t.Helper()
-	var s string
-	b.run(chromedp.Text("#status", &s, chromedp.ByID))
-	return s
-}
-
-const statusJS = `document.getElementById("status").textContent`
+// backToNormal: connected directly, the hub up, nothing said about it.
+const backToNormal = hubJS + ` === "up" && document.getElementById("hub-state").textContent === "" && ` + stateJS +
+	` === "connected" && ` + pathJS + ` === "direct"`
 
 // TestBrowserResilienceHubOutage: once two browsers are connected, the hub
 // going away stops neither chat nor a transfer, the pages say the hub is
@@ -214,16 +194,14 @@ const statusJS = `document.getElementById("status").textContent`
 func TestBrowserResilienceHubOutage(t *testing.T) {
 	st := startStack(t)
 	gate := newHubGate(t, st.url)
-	a, b := connectedPages(t, gate.url)
+	a, b := connectedPages(t, gate.url, true)
 	a.say("before the outage")
 	b.waitMessage("before the outage")
-	for _, br := range []*browser{a, b} {
-		br.markPeer("before the outage")
-	}
+	conns := map[*browser]int{a: a.conn(), b: b.conn()}
 
 	gate.cut()
 	for _, br := range []*browser{a, b} {
-		br.waitJS(statusJS + `.includes("hub unreachable") && !document.getElementById("message").disabled`)
+		br.waitJS(hubUnreachable)
 		br.shot("hub-down")
 	}
 	a.say("while the hub is down")
@@ -237,10 +215,12 @@ func TestBrowserResilienceHubOutage(t *testing.T) {
 	}
 	b.waitSent("outage.bin")
 	for _, br := range []*browser{a, b} {
-		if s := br.status(); !strings.Contains(s, "hub unreachable") {
-			t.Errorf("%s: status %q while the hub is still down", br.name, s)
+		var down bool
+		br.eval(hubUnreachable, &down)
+		if !down {
+			t.Errorf("%s: state %s while the hub is still down", br.name, br.stateLine())
 		}
-		if !br.samePeer("before the outage") {
+		if br.conn() != conns[br] {
 			t.Errorf("%s: the peer connection was replaced while the hub was down", br.name)
 		}
 	}
@@ -248,24 +228,21 @@ func TestBrowserResilienceHubOutage(t *testing.T) {
 	gate.open(st.url)
 	for _, br := range []*browser{a, b} {
 		// Reconnecting waits at most the backoff's cap.
-		br.waitJSWithin(`window.tryst.hub === "up" && `+statusJS+` === "Connected" && document.getElementById("path").textContent.startsWith("Direct")`,
-			proto.ReconnectBackoffMax+10*time.Second)
+		br.waitJSWithin(backToNormal, proto.ReconnectBackoffMax+10*time.Second)
 	}
 	a.say("after the outage")
 	b.waitMessage("after the outage")
 	for _, br := range []*browser{a, b} {
-		if !br.samePeer("before the outage") {
+		if br.conn() != conns[br] {
 			t.Errorf("%s: resuming replaced a live peer connection", br.name)
 		}
 	}
 
-	// A step that needs the room: the guest drops its connection, and a new
+	// A step that needs the room: the guest's connection breaks, and a new
 	// one is signalled through the hub it resumed.
-	var closed bool
-	b.eval(`(() => { window.tryst.peer.pc.close(); return true; })()`, &closed)
+	b.fire("tryst-test-close-pc")
 	for _, br := range []*browser{a, b} {
-		br.waitJS(`!!window.tryst.peer && window.tryst.peer.confirmed && window.tryst.peer.mark === undefined && ` +
-			statusJS + ` === "Connected"`)
+		br.waitJS(fmt.Sprintf(`Number(document.getElementById("room-state").dataset.conn) > %d && %s`, conns[br], backToNormal))
 	}
 	b.say("on a new connection")
 	a.waitMessage("on a new connection")
@@ -275,36 +252,35 @@ func TestBrowserResilienceHubOutage(t *testing.T) {
 // TestBrowserResilienceRoomGone: the hub comes back without the room (a
 // restart that kept nothing). While the peer connection lives, chat goes
 // on and the pages say so; once it is gone too, the page shows the end:
-// no message box, no stale path or round-trip line.
+// no message box, no stale path or round-trip line, and the next step.
 func TestBrowserResilienceRoomGone(t *testing.T) {
 	st := startStack(t)
 	gate := newHubGate(t, st.url)
-	a, b := connectedPages(t, gate.url)
+	a, b := connectedPages(t, gate.url, true)
 	// A round trip shown, to see it cleared at the end.
-	a.waitJS(`document.getElementById("rtt").textContent.includes("round trip")`)
+	a.waitJS(`document.getElementById("rtt").dataset.ms !== undefined`)
 
 	gate.cut()
 	gate.open(roomlessHub(t))
 	for _, br := range []*browser{a, b} {
-		br.waitJS(`window.tryst.hub === "gone" && ` + statusJS + `.includes("no longer knows this room")`)
+		br.waitJS(hubJS + ` === "gone" && document.getElementById("hub-state").textContent.includes("no longer knows this room") && ` +
+			stateJS + ` === "connected"`)
 	}
 	a.say("the room is gone")
 	b.waitMessage("the room is gone")
 	b.say("but we are not")
 	a.waitMessage("but we are not")
 	var enabled bool
-	a.eval(`!document.getElementById("message").disabled && !window.tryst.ended`, &enabled)
+	a.eval(`!document.getElementById("message").disabled && `+stateJS+` !== "ended"`, &enabled)
 	if !enabled {
 		t.Error("the session ended while the peer connection was up")
 	}
 	a.shot("room-gone")
 
-	// The guest's connection goes away (a tab closed would take it too, but
-	// the host would notice only after the 15 s of silence): nothing can
-	// bring it back.
-	var closed bool
-	b.eval(`(() => { window.tryst.peer.pc.close(); return true; })()`, &closed)
-	a.waitJS(`window.tryst.ended && ` + statusJS + `.includes("no longer knows this room")`)
+	// The guest's connection goes away: nothing can bring it back.
+	b.fire("tryst-test-close-pc")
+	a.waitJS(stateJS + ` === "ended" && ` + alertJS + `.includes("no longer knows this room") && ` +
+		`document.getElementById("alert-action").textContent === "Start a new room" && !document.getElementById("alert-action").hidden`)
 	var ui struct {
 		Disabled bool   `json:"disabled"`
 		Path     string `json:"path"`
@@ -318,30 +294,22 @@ func TestBrowserResilienceRoomGone(t *testing.T) {
 	a.shot("ended")
 }
 
-// TestBrowserMalformedMessage: a control message whose payload is not the
-// JSON it should be (and a file chunk too short for its header) is reported
-// and skipped; the messages after it arrive on the same connection.
+// TestBrowserMalformedMessage: control messages whose payload is not the
+// JSON it should be are reported (once) and skipped; the messages after
+// them arrive on the same connection. The sender's page seals them with
+// its real keys: instrument's Web Crypto hook swaps the plaintext of a chat
+// message whose text holds a marker.
 func TestBrowserMalformedMessage(t *testing.T) {
 	st := startStack(t)
-	a, b := connectedPages(t, st.url)
-	b.markPeer("first")
-
-	// Sealed with the connection's keys and queued on its send chain, so
-	// that they open and arrive in sequence: only their payloads are wrong.
-	var sent bool
-	a.eval(`(() => {
-		const p = window.tryst.peer, e = new TextEncoder();
-		const raw = (type, payload) => { p.sendChain = p.sendChain.then(async () => p.dc.send(await p.sess.seal(type, payload))); };
-		raw(2, e.encode("{not json"));       // chat
-		raw(5, e.encode("null"));            // pong
-		raw(8, new Uint8Array([1, 2, 3]));   // file chunk
-		return true; })()`, &sent)
+	a, b := connectedPages(t, st.url, true)
+	first := b.conn()
+	a.say("__malformed_json__")
+	a.say("__malformed_null__")
 	a.say("after the malformed ones")
-	// Well within the 15 s after which a silent connection is replaced (and
-	// unacknowledged chat sent again on the new one).
-	b.waitJSWithin(`[...document.querySelectorAll("#messages li.peer")].some(li => li.textContent.endsWith("after the malformed ones"))`,
+	// Well within the 15 s after which a silent connection is replaced.
+	b.waitJSWithin(`[...document.querySelectorAll("#messages li.peer .text")].some(e => e.textContent === "after the malformed ones")`,
 		8*time.Second)
-	if !b.samePeer("first") {
+	if b.conn() != first {
 		t.Error("the message came on a new connection: the malformed ones broke the first")
 	}
 	var notes int
@@ -354,36 +322,41 @@ func TestBrowserMalformedMessage(t *testing.T) {
 }
 
 // TestBrowserResiliencePeerBackProbe: the guest comes back to the hub
-// without its old connection, which the host's side still holds open (a
-// killed tab leaves it so until the 15 s of silence). The host, told
-// peer-back, keeps a live connection but probes it: this one stays silent,
-// so the host offers afresh well before the silence timeout would.
+// while its old connection, which the host's side still holds open,
+// carries nothing from it any more (a killed tab leaves it so until the
+// 15 s of silence). The host, told peer-back, keeps a live connection but
+// probes it: this one stays silent, so the host offers afresh well before
+// the silence timeout would.
 func TestBrowserResiliencePeerBackProbe(t *testing.T) {
 	st := startStack(t)
-	a, b := connectedPages(t, st.url)
-	a.markPeer("old")
+	a, b := connectedPages(t, st.url, true)
+	hostConn := a.conn()
 
-	// The guest forgets its connection without closing it (the host's end
-	// stays open and hears nothing more), then drops its hub connection and
-	// resumes.
-	var done bool
-	b.eval(`(() => { const s = window.tryst, p = s.peer; p.closed = true; clearInterval(p.timer); s.peer = null;
-		s.ws.close(); return true; })()`, &done)
+	// The guest's page stops sending on its connection (frozen, not
+	// closed: the host hears nothing, not a close), then loses its hub
+	// connection and resumes.
+	b.fire("tryst-test-freeze")
+	b.fire("tryst-test-drop-ws")
 	// The probe takes 5 s; the silence timeout would take 10 to 20 s (15 s
 	// after the guest's last ping, checked every 5 s).
-	a.waitJSWithin(`!!window.tryst.peer && window.tryst.peer.mark === undefined && window.tryst.peer.confirmed`,
+	a.waitJSWithin(fmt.Sprintf(`Number(document.getElementById("room-state").dataset.conn) > %d && %s === "connected"`, hostConn, stateJS),
 		10*time.Second)
-	b.waitJS(statusJS + ` === "Connected"`)
+	b.waitJS(stateJS + ` === "connected"`)
 	a.say("after the probe")
 	b.waitMessage("after the probe")
 }
 
 // connectedPages opens a host page on hubURL and a guest page that joins it
-// with the same password, and returns once both are connected.
-func connectedPages(t *testing.T, hubURL string) (host, guest *browser) {
+// with the same password, and returns once both are connected;
+// instrumented pages can be broken by the test (instrument).
+func connectedPages(t *testing.T, hubURL string, instrumented bool) (host, guest *browser) {
 	t.Helper()
 	host, guest = newBrowser(t, "host"), newBrowser(t, "guest")
-	link := host.host(hubURL, "pw", false, false)
+	if instrumented {
+		host.instrument()
+		guest.instrument()
+	}
+	link := host.host(hubURL, "pw", false)
 	guest.join(link, "pw", false)
 	host.connected()
 	guest.connected()

@@ -25,7 +25,7 @@ var (
 // hub restarted.
 func startKeyedStack(t *testing.T, key []byte) *stack {
 	t.Helper()
-	st := teststack.Start(t, teststack.Options{Web: Handler(), HubKeys: [][]byte{key}})
+	st := teststack.Start(t, teststack.Options{Web: testHandler(), HubKeys: [][]byte{key}})
 	return &stack{url: st.URL, st: st}
 }
 
@@ -69,6 +69,11 @@ func keepConsole(b *browser) {
 		lines = append(lines, line)
 		mu.Unlock()
 	})
+	b.logs = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), lines...)
+	}
 	b.t.Cleanup(func() {
 		if !b.t.Failed() {
 			return
@@ -100,7 +105,7 @@ func (n *numbered) say(from *browser, k int) {
 func (n *numbered) check(to, from *browser) {
 	n.t.Helper()
 	prefix := jsString("from " + from.name + " #")
-	shown := `[...document.querySelectorAll("#messages li.peer")].map(li => li.lastChild.textContent).filter(s => s.startsWith(` +
+	shown := `[...document.querySelectorAll("#messages li.peer .text")].map(e => e.textContent).filter(s => s.startsWith(` +
 		prefix + `)).map(s => Number(s.slice(` + prefix + `.length)))`
 	want := n.sent[from]
 	// Bounded; a timeout is reported below with the numbers shown.
@@ -115,7 +120,7 @@ func (n *numbered) check(to, from *browser) {
 		ok = got[i] == i+1
 	}
 	if !ok {
-		n.t.Errorf("%s shows %s's messages %v, want 1…%d each once in order (status: %q)", to.name, from.name, got, want, to.status())
+		n.t.Errorf("%s shows %s's messages %v, want 1…%d each once in order (state: %s)", to.name, from.name, got, want, to.stateLine())
 	}
 }
 
@@ -135,22 +140,14 @@ func (n *numbered) exchange(a, b *browser, k int) {
 func TestBrowserRestart(t *testing.T) {
 	st := startKeyedStack(t, restartHubKey)
 	gate := newHubGate(t, st.url)
-	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	keepConsole(a)
-	keepConsole(b)
-	link := a.host(gate.url, "pw", false, false)
-	b.join(link, "pw", false)
-	a.connected()
-	b.connected()
+	a, b := connectedPages(t, gate.url, true)
 	chat := &numbered{t: t, sent: map[*browser]int{}}
 	chat.exchange(a, b, 3)
-	for _, br := range []*browser{a, b} {
-		br.markPeer("before the restart")
-	}
+	conns := map[*browser]int{a: a.conn(), b: b.conn()}
 
 	crash(t, gate, st)
 	for _, br := range []*browser{a, b} {
-		br.waitJS(statusJS + `.includes("hub unreachable") && !document.getElementById("message").disabled`)
+		br.waitJS(hubUnreachable)
 	}
 	chat.exchange(a, b, 2)
 
@@ -159,13 +156,12 @@ func TestBrowserRestart(t *testing.T) {
 	for _, br := range []*browser{a, b} {
 		// Reconnecting waits at most the backoff's cap; "up" means the
 		// restarted hub took the token (it would say "gone" otherwise).
-		br.waitJSWithin(`window.tryst.hub === "up" && `+statusJS+` === "Connected" && document.getElementById("path").textContent.startsWith("Direct")`,
-			proto.ReconnectBackoffMax+30*time.Second)
+		br.waitJSWithin(backToNormal, proto.ReconnectBackoffMax+30*time.Second)
 		br.shot("resumed")
 	}
 	chat.exchange(a, b, 3)
 	for _, br := range []*browser{a, b} {
-		if !br.samePeer("before the restart") {
+		if br.conn() != conns[br] {
 			t.Errorf("%s: resuming after the restart replaced a live peer connection", br.name)
 		}
 	}
@@ -173,13 +169,11 @@ func TestBrowserRestart(t *testing.T) {
 	// A step that needs the room: the guest drops its connection, and a new
 	// one is signalled through the restarted hub. What either side says
 	// meanwhile goes on the new connection, once.
-	var closed bool
-	b.eval(`(() => { window.tryst.peer.pc.close(); return true; })()`, &closed)
+	b.fire("tryst-test-close-pc")
 	chat.say(b, 2)
 	chat.say(a, 2)
 	for _, br := range []*browser{a, b} {
-		br.waitJS(`!!window.tryst.peer && window.tryst.peer.confirmed && window.tryst.peer.mark === undefined && ` +
-			statusJS + ` === "Connected" && window.tryst.hub === "up"`)
+		br.waitJS(fmt.Sprintf(`Number(document.getElementById("room-state").dataset.conn) > %d && %s`, conns[br], backToNormal))
 	}
 	chat.check(b, a)
 	chat.check(a, b)
@@ -196,26 +190,20 @@ func TestBrowserRestart(t *testing.T) {
 func TestBrowserRestartOtherKey(t *testing.T) {
 	st := startKeyedStack(t, restartHubKey)
 	gate := newHubGate(t, st.url)
-	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
-	keepConsole(a)
-	keepConsole(b)
-	link := a.host(gate.url, "pw", false, false)
-	b.join(link, "pw", false)
-	a.connected()
-	b.connected()
+	a, b := connectedPages(t, gate.url, false)
 	chat := &numbered{t: t, sent: map[*browser]int{}}
 	chat.exchange(a, b, 2)
 
 	crash(t, gate, st)
 	gate.open(startKeyedStack(t, otherHubKey).url)
 	for _, br := range []*browser{a, b} {
-		br.waitJSWithin(`window.tryst.hub === "gone" && `+statusJS+`.includes("no longer knows this room")`,
+		br.waitJSWithin(hubJS+` === "gone" && document.getElementById("hub-state").textContent.includes("no longer knows this room")`,
 			proto.ReconnectBackoffMax+30*time.Second)
 		br.shot("other-key")
 	}
 	chat.exchange(a, b, 2)
 	var enabled bool
-	a.eval(`!document.getElementById("message").disabled && !window.tryst.ended`, &enabled)
+	a.eval(`!document.getElementById("message").disabled && `+stateJS+` === "connected"`, &enabled)
 	if !enabled {
 		t.Error("the session ended while the peer connection was up")
 	}

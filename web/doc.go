@@ -1,4 +1,17 @@
 // Package web serves Tryst's browser client: plain HTML, CSS and JavaScript
-// embedded in the binary, using Web Crypto for the same end-to-end
-// encryption as the Go client. No third-party requests, no build step.
+// ES modules embedded in the binary (no build step), using Web Crypto for
+// the same end-to-end encryption as the Go client. No third-party requests.
+//
+// The modules in static mirror the Go client: protocol.js (constants, held
+// equal to package proto's by TestProtocolConstantsMatchGo), crypto.js,
+// hub.js, peer.js, transfer.js, store-worker.js (received files in the
+// origin-private file system, incremental SHA-256), storage.js
+// (IndexedDB), ui.js (all DOM work, the DOM contract the tests read) and
+// app.js (wiring only).
+//
+// Manual check (headless Chromium cannot answer a file picker): in a
+// desktop Chromium, receive a file, press Save, choose a place in the
+// save dialog (showSaveFilePicker), and compare the saved file's SHA-256
+// with the sender's; in Firefox or Safari (no picker) Save downloads the
+// file instead. The tests cover the download path's source, the OPFS file.
 package web

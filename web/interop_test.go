@@ -24,7 +24,7 @@ func startGoPeer(t *testing.T, cfg client.Config) *clienttest.Member {
 func TestBrowserWithGoClient(t *testing.T) {
 	st := startStack(t)
 	br := newBrowser(t, "browser")
-	link := br.host(st.url, "shared secret", false, false)
+	link := br.host(st.url, "shared secret", false)
 	code := link[strings.Index(link, "#")+1:]
 	out := t.TempDir()
 	g := startGoPeer(t, client.Config{Hub: st.url, Room: code, Password: "shared secret", OutDir: out})
@@ -71,11 +71,11 @@ func TestBrowserWithGoClient(t *testing.T) {
 func TestBrowserGoWrongPassword(t *testing.T) {
 	st := startStack(t)
 	br := newBrowser(t, "browser")
-	link := br.host(st.url, "one", false, false)
+	link := br.host(st.url, "one", false)
 	code := link[strings.Index(link, "#")+1:]
 	g := startGoPeer(t, client.Config{Hub: st.url, Room: code, Password: "two"})
 	if err := g.WaitResult(); err != client.ErrPasswordMismatch {
 		t.Errorf("Go client: %v", err)
 	}
-	br.waitJS(`document.getElementById("alert").textContent.includes("Password mismatch")`)
+	br.waitJS(stateJS + ` === "mismatch" && ` + alertJS + `.includes("Password mismatch")`)
 }

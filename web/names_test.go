@@ -2,9 +2,7 @@ package web
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -12,20 +10,12 @@ import (
 	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
-// TestBrowserNameRulesMatchGo runs app.js's nameProblem under Node on the
+// TestBrowserNameRulesMatchGo runs protocol.js's nameProblem under Node on the
 // names the Go client's rules are tested with: both clients refuse the same
 // offered names, for the same stated rule (docs/PROTOCOL.md, "Receiving
 // safely").
 func TestBrowserNameRulesMatchGo(t *testing.T) {
 	node := testenv.Tool(t, "node", "nodejs")
-	src, err := os.ReadFile("static/app.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fn := regexp.MustCompile(`(?s)\nfunction nameProblem\(name\) \{.*?\n\}\n`).Find(src)
-	if fn == nil {
-		t.Fatal("app.js has no function nameProblem(name)")
-	}
 	names := []string{
 		"report.pdf", "a b (1).txt", "日本語.txt", "émoji 🎉.png", ".hidden", "..a", "a..b",
 		"", ".", "..", strings.Repeat("a", 255), strings.Repeat("a", 256), strings.Repeat("é", 127) + "a",
@@ -47,7 +37,7 @@ func TestBrowserNameRulesMatchGo(t *testing.T) {
 		}
 	}
 	in, _ := json.Marshal(names)
-	script := string(fn) + `
+	script := `import { nameProblem } from "./static/protocol.js";
 const names = JSON.parse(process.argv[1]);
 console.log(JSON.stringify(Object.fromEntries(names.map((n) => [n, nameProblem(n)]))));`
 	out, err := exec.Command(node, "--input-type=module", "-e", script, string(in)).Output()

@@ -74,6 +74,9 @@ export class Signaler {
   static async create(master, roomCode) {
     const s = new Signaler();
     s.room = roomCode;
+    // The room key, for the per-connection keys (module state only; never
+    // on window).
+    s.master = master;
     s.key = await aesKey(await hkdf(master, new Uint8Array(), "tryst/v1/signal", 32), ["encrypt", "decrypt"]);
     return s;
   }
@@ -110,8 +113,20 @@ export function fingerprintOf(sdp) {
   throw new Error("SDP has no DTLS fingerprint");
 }
 
-// Session: one connection's keys. seal() takes its sequence number
-// synchronously, so callers must send frames in the order they called it.
+// frameNonce is a sealed frame's nonce: channel (4 bytes) ‖ sequence (8
+// bytes), both big endian. Channel 0 (control) gives version 1's nonces.
+function frameNonce(channel, seq) {
+  const nonce = new Uint8Array(12);
+  const dv = new DataView(nonce.buffer);
+  dv.setUint32(0, channel);
+  dv.setBigUint64(4, seq);
+  return nonce;
+}
+
+// Session: one connection's keys. Each channel (0 control, 1 bulk) has its
+// own send and receive sequence. seal() takes its sequence number
+// synchronously, so a channel's frames must be sent in the order seal was
+// called; open() must be called in arrival order per channel.
 export class Session {
   static async create(master, role, nonceHost, nonceGuest, fpHost, fpGuest) {
     if (nonceHost.length !== NONCE_SIZE || nonceGuest.length !== NONCE_SIZE) throw new Error("bad connection nonces");
@@ -123,8 +138,8 @@ export class Session {
     const g2h = await aesKey(okm.slice(32, 64), ["encrypt", "decrypt"]);
     [s.sendKey, s.recvKey] = role === "H" ? [h2g, g2h] : [g2h, h2g];
     s.confirmKey = await subtle.importKey("raw", okm.slice(64, 96), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
-    s.sendSeq = 0n;
-    s.recvSeq = 0n;
+    s.sendSeq = [0n, 0n];
+    s.recvSeq = [0n, 0n];
     return s;
   }
   async confirmation(role) {
@@ -135,27 +150,26 @@ export class Session {
     const ok = await subtle.verify("HMAC", this.confirmKey, got, enc.encode("tryst/v1/confirm|" + other));
     if (!ok) throw new MismatchError();
   }
-  seal(type, payload) {
-    const seq = this.sendSeq++;
+  seal(channel, type, payload) {
+    const seq = this.sendSeq[channel]++;
     const hdr = new Uint8Array(10);
     hdr[0] = 1; hdr[1] = type;
     new DataView(hdr.buffer).setBigUint64(2, seq);
-    const nonce = new Uint8Array(12);
-    new DataView(nonce.buffer).setBigUint64(4, seq);
-    return subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: hdr }, this.sendKey, payload)
+    return subtle.encrypt({ name: "AES-GCM", iv: frameNonce(channel, seq), additionalData: hdr }, this.sendKey, payload)
       .then((ct) => concat(hdr, new Uint8Array(ct)));
   }
-  // open must be called in arrival order; it checks the sequence at once
-  // and decrypts asynchronously.
-  open(frame) {
-    frame = new Uint8Array(frame);
+  // open checks the sequence at once (a frame out of sequence does not
+  // advance it) and decrypts asynchronously.
+  open(channel, frame) {
+    frame = frame instanceof Uint8Array ? frame : new Uint8Array(frame);
     if (frame.length < 26 || frame[0] !== 1) return Promise.reject(new Error("malformed frame"));
     const seq = new DataView(frame.buffer, frame.byteOffset).getBigUint64(2);
-    if (seq !== this.recvSeq) return Promise.reject(new ReplayError(`frame out of sequence: got ${seq}, want ${this.recvSeq}`));
-    this.recvSeq++;
-    const nonce = new Uint8Array(12);
-    new DataView(nonce.buffer).setBigUint64(4, seq);
-    return subtle.decrypt({ name: "AES-GCM", iv: nonce, additionalData: frame.slice(0, 10) }, this.recvKey, frame.slice(10))
+    if (seq !== this.recvSeq[channel]) {
+      return Promise.reject(new ReplayError(`frame out of sequence: got ${seq}, want ${this.recvSeq[channel]}`));
+    }
+    this.recvSeq[channel]++;
+    return subtle.decrypt({ name: "AES-GCM", iv: frameNonce(channel, seq), additionalData: frame.subarray(0, 10) },
+      this.recvKey, frame.subarray(10))
       .then((pt) => ({ type: frame[1], payload: new Uint8Array(pt) }), () => { throw new MismatchError("frame failed to authenticate"); });
   }
 }

@@ -3,6 +3,7 @@
 // Run by spec_vectors_test.go as `node spec_vectors.mjs PATH/TO/PROTOCOL.md`;
 // prints "checked NAME" per vector, then "ok", or throws.
 import * as c from "../static/crypto.js";
+import * as p from "../static/protocol.js";
 import { check, loadVectors } from "../../client/e2e/testdata/specvectors.mjs";
 
 const { subtle } = globalThis.crypto;
@@ -91,30 +92,43 @@ await check(vectors, {
   },
   async "frame-*"(v, eq) {
     const from = v.role("from");
+    // Protocol version 2's frames name their channel (0 control, 1 bulk);
+    // a block without one is a control frame, as every frame of version 1.
+    const channel = v.has("channel") ? Number(v.int("channel")) : 0;
     const seq = v.int("sequence");
     const type = Number(v.int("type"));
     const payload = v.payload();
     const s = await session(from);
-    s.sendSeq = seq;
-    eq("frame", c.hex(await s.seal(type, payload)), v.text("frame_hex"));
+    s.sendSeq[channel] = seq;
+    eq("frame", c.hex(await s.seal(channel, type, payload)), v.text("frame_hex"));
     const frame = v.bytes("frame_hex");
     const r = await session(from === "H" ? "G" : "H");
-    r.recvSeq = seq;
-    const m = await r.open(frame);
+    r.recvSeq[channel] = seq;
+    const m = await r.open(channel, frame);
     eq("opened type", m.type, type);
     eq("opened payload", c.hex(m.payload), c.hex(payload));
-    // The direction's key in the document's okm opens it too.
+    // The sequence of the other channel does not open it.
+    const other = await session(from === "H" ? "G" : "H");
+    other.recvSeq[1 - channel] = seq;
+    if (!await throws(() => other.open(1 - channel, frame))) throw new Error("opened on the other channel");
+    // The direction's key in the document's okm opens it too, under the
+    // nonce channel ‖ sequence.
     const key = from === "H" ? okm.slice(0, 32) : okm.slice(32, 64);
     const iv = new Uint8Array(12);
+    new DataView(iv.buffer).setUint32(0, channel);
     new DataView(iv.buffer).setBigUint64(4, seq);
     eq("opened under okm", c.hex(await rawOpen(key, iv, frame.slice(10), frame.slice(0, 10))), c.hex(payload));
+    // A bulk frame's type is one that travels on bulk (protocol.js). (The
+    // file-chunk vector of version 1 is a control frame: it checks the
+    // sealing, not the channel.)
+    if (channel === p.BULK_CHANNEL) eq("channel of type", p.channelOf(type), channel);
   },
   async "file-chunk"(v, eq) {
-    // The layout app.js writes (its encoder is inline there).
-    const hdr = new Uint8Array(16);
-    const dv = new DataView(hdr.buffer);
-    dv.setBigUint64(0, v.int("id"));
-    dv.setBigUint64(8, v.int("offset"));
-    eq("payload", c.hex(c.concat(hdr, v.bytes("data_hex"))), v.text("payload_hex"));
+    // protocol.js's encoder and decoder.
+    const id = Number(v.int("id")), offset = Number(v.int("offset"));
+    const data = v.bytes("data_hex");
+    eq("payload", c.hex(p.encodeChunk(id, offset, data)), v.text("payload_hex"));
+    const d = p.decodeChunk(v.bytes("payload_hex"));
+    eq("decoded", `${d.id} ${d.offset} ${c.hex(d.data)}`, `${id} ${offset} ${c.hex(data)}`);
   },
 });

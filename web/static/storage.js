@@ -1,0 +1,212 @@
+// What the browser client keeps, in IndexedDB (database "tryst"), shared
+// by every tab of the profile:
+//
+//   keys      the random, non-extractable AES-GCM keys: "wrap" (wraps the
+//             room key in sessionStorage) and "history" (encrypts the chat
+//             history). Non-extractable: a script can use them while the
+//             page is open but cannot read them out.
+//   rooms     "current": the room's code, role, latest resume token and
+//             reconnect-on-reload setting.
+//   chat      per room: the next chat id to send, the last id shown, the
+//             unacknowledged messages. Every change is one readwrite
+//             transaction, so two tabs of the same room never take the
+//             same id and a reopened tab continues the numbering.
+//   history   the room's messages as shown, each sealed under "history".
+//   incoming  partial and finished incoming files: offer, bytes flushed,
+//             verdict. The bytes are in OPFS (store-worker.js).
+//   outgoing  files offered: id, name, size, lastModified, SHA-256, so that
+//             choosing the same file again after a reload resumes it.
+//
+// Nothing here is derived from the password except the room key, which is
+// in sessionStorage (this tab only), wrapped under "wrap". Until the PAKE
+// issue replaces the password-derived key, that wrapped key is as strong a
+// password verifier as a sealed offer seen by the hub is, and no stronger;
+// the history and everything else are under random keys, so they let no
+// one test password guesses offline.
+
+import { b64url, randomBytes, unb64url, concat } from "./crypto.js";
+
+const DB = "tryst";
+const STORES = ["keys", "rooms", "chat", "history", "incoming", "outgoing"];
+const SESSION_KEY = "tryst.key";
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+let dbPromise = null;
+
+function db() {
+  if (!dbPromise) {
+    dbPromise = new Promise((res, rej) => {
+      const r = indexedDB.open(DB, 2);
+      r.onupgradeneeded = () => {
+        const d = r.result;
+        for (const s of STORES) if (!d.objectStoreNames.contains(s)) d.createObjectStore(s);
+      };
+      r.onsuccess = () => {
+        const d = r.result;
+        // Another tab upgrading the database: let it.
+        d.onversionchange = () => { d.close(); dbPromise = null; };
+        res(d);
+      };
+      r.onerror = () => rej(r.error);
+      r.onblocked = () => rej(new Error("the browser's storage is in use by an older Tryst tab; close it and reload"));
+    });
+  }
+  return dbPromise;
+}
+
+// tx runs fn(stores) in one transaction over names and resolves with what
+// fn returned once the transaction committed.
+async function tx(names, mode, fn) {
+  const d = await db();
+  return new Promise((res, rej) => {
+    const t = d.transaction(names, mode);
+    const stores = Object.fromEntries(names.map((n) => [n, t.objectStore(n)]));
+    let out;
+    t.oncomplete = () => res(out);
+    t.onerror = () => rej(t.error);
+    t.onabort = () => rej(t.error || new Error("storage transaction aborted"));
+    Promise.resolve(fn(stores)).then((v) => { out = v; }, (e) => { try { t.abort(); } catch { /* done */ } rej(e); });
+  });
+}
+
+const req = (r) => new Promise((res, rej) => { r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+
+async function get(store, key) { return tx([store], "readonly", (s) => req(s[store].get(key))); }
+async function put(store, key, val) { return tx([store], "readwrite", (s) => { s[store].put(val, key); }); }
+
+// key returns the named random AES-GCM key, creating it once.
+async function key(name) {
+  let k = await get("keys", name);
+  if (!k) {
+    const fresh = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+    // Two tabs may race to create it: the first one stored wins.
+    k = await tx(["keys"], "readwrite", async (s) => {
+      const had = await req(s.keys.get(name));
+      if (had) return had;
+      s.keys.put(fresh, name);
+      return fresh;
+    });
+  }
+  return k;
+}
+
+async function seal(name, bytes) {
+  const iv = randomBytes(12);
+  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await key(name), bytes);
+  return concat(iv, new Uint8Array(ct));
+}
+async function unseal(name, raw) {
+  return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: raw.slice(0, 12) }, await key(name), raw.slice(12)));
+}
+
+// ---- the room ----
+
+export async function loadRoom() { return (await get("rooms", "current")) || null; }
+export async function saveRoom(r) { await put("rooms", "current", { room: r.room, role: r.role, token: r.token, auto: r.auto }); }
+
+// ---- the room key, this tab only ----
+
+export async function saveMaster(master) { sessionStorage.setItem(SESSION_KEY, b64url(await seal("wrap", master))); }
+export async function loadMaster() {
+  const s = sessionStorage.getItem(SESSION_KEY);
+  if (!s) return null;
+  try { return await unseal("wrap", unb64url(s)); } catch { return null; }
+}
+export function dropMaster() { sessionStorage.removeItem(SESSION_KEY); }
+
+// "Relay only" belongs to one room: kept for a reload of it, in this tab,
+// never carried to a later room.
+const RELAY_KEY = "tryst.relay";
+export function setRelayOnly(room, yes) {
+  if (yes) sessionStorage.setItem(RELAY_KEY, room);
+  else sessionStorage.removeItem(RELAY_KEY);
+}
+export function relayOnly(room) { return sessionStorage.getItem(RELAY_KEY) === room; }
+
+// ---- chat numbering ----
+
+const freshChat = () => ({ next: 1, lastIn: 0, unacked: [] });
+
+export async function chatState(room) { return (await get("chat", room)) || freshChat(); }
+
+// newChat numbers a message to send and keeps it until acked.
+export async function newChat(room, text, ts) {
+  return tx(["chat"], "readwrite", async (s) => {
+    const c = (await req(s.chat.get(room))) || freshChat();
+    const m = { id: c.next++, text, ts };
+    c.unacked.push(m);
+    s.chat.put(c, room);
+    return m;
+  });
+}
+
+// ackChat forgets every message up to id (acks are cumulative).
+export async function ackChat(room, id) {
+  return tx(["chat"], "readwrite", async (s) => {
+    const c = (await req(s.chat.get(room))) || freshChat();
+    c.unacked = c.unacked.filter((m) => m.id > id);
+    s.chat.put(c, room);
+  });
+}
+
+// acceptChat reports whether a received message is new (its id above the
+// last shown), and records it as shown.
+export async function acceptChat(room, id) {
+  return tx(["chat"], "readwrite", async (s) => {
+    const c = (await req(s.chat.get(room))) || freshChat();
+    if (!(id > c.lastIn)) return false;
+    c.lastIn = id;
+    s.chat.put(c, room);
+    return true;
+  });
+}
+
+// ---- history ----
+
+export async function appendHistory(room, entry) {
+  const sealed = await seal("history", enc.encode(JSON.stringify(entry)));
+  await tx(["history"], "readwrite", (s) => { s.history.put(sealed, [room, Date.now(), Math.random()]); });
+}
+
+export async function loadHistory(room) {
+  const rows = await tx(["history"], "readonly", (s) =>
+    req(s.history.getAll(IDBKeyRange.bound([room], [room, []]))));
+  const out = [];
+  for (const raw of rows || []) {
+    try { out.push(JSON.parse(dec.decode(await unseal("history", raw)))); } catch { /* a key from before: skip */ }
+  }
+  return out;
+}
+
+// ---- transfers ----
+
+export async function getIncoming(room, id) { return (await get("incoming", [room, id])) || null; }
+export async function putIncoming(room, rec) { await put("incoming", [room, rec.id], rec); }
+export async function allIncoming(room) {
+  return (await tx(["incoming"], "readonly", (s) => req(s.incoming.getAll(IDBKeyRange.bound([room], [room, []]))))) || [];
+}
+export async function putOutgoing(room, rec) { await put("outgoing", [room, rec.id], rec); }
+export async function allOutgoing(room) {
+  return (await tx(["outgoing"], "readonly", (s) => req(s.outgoing.getAll(IDBKeyRange.bound([room], [room, []]))))) || [];
+}
+export async function findOutgoing(room, name, size, lastModified) {
+  const all = await allOutgoing(room);
+  return all.find((r) => r.name === name && r.size === size && r.lastModified === lastModified && !r.done) || null;
+}
+
+// forget wipes everything kept about room (its files are the store
+// worker's to remove).
+export async function forget(room) {
+  dropMaster();
+  sessionStorage.removeItem(RELAY_KEY);
+  await tx(["rooms", "chat", "history", "incoming", "outgoing"], "readwrite", (s) => {
+    s.rooms.delete("current");
+    if (!room) return;
+    s.chat.delete(room);
+    const range = IDBKeyRange.bound([room], [room, []]);
+    s.history.delete(range);
+    s.incoming.delete(range);
+    s.outgoing.delete(range);
+  });
+}

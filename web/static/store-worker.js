@@ -1,0 +1,171 @@
+// The store worker: a dedicated module worker that owns the files of
+// transfers, so that neither the page nor any single buffer ever holds a
+// whole file.
+//
+// - Incoming files go to the origin-private file system (OPFS), one file
+//   per transfer at tryst/<room>/in-<id>, through createSyncAccessHandle
+//   (only workers have it: synchronous writes at an offset, with no copy
+//   through a stream). An incremental SHA-256 (the vendored @noble/hashes)
+//   follows the bytes as they are written; flush() makes them durable
+//   before the page acks them, so an ack is a true resume point. After a
+//   reload, open() with a resume offset cuts the file to what was flushed
+//   and rebuilds the hash by reading that part back.
+// - Outgoing files are hashed here too, read in slices of the File (a
+//   disk-backed Blob), never as one ArrayBuffer.
+//
+// Requests are {op, rid, ...}; every answer is {rid, ok, ...} or
+// {rid, ok: false, error}. Requests are handled one at a time in arrival
+// order (the queue below), so a flush answers after every write before it.
+import { sha256 } from "./vendor/noble-hashes-2.4.0/sha2.js";
+
+const SLICE = 4 << 20; // hashing reads the File 4 MiB at a time
+const open = new Map(); // key -> {handle, hash, size, written}
+
+function hex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function roomDir(room, create = true) {
+  const root = await navigator.storage.getDirectory();
+  const top = await root.getDirectoryHandle("tryst", { create });
+  return top.getDirectoryHandle(room, { create });
+}
+
+// syncHandle opens a sync access handle, waiting a little while a handle
+// of the page before a reload is still being released by the browser.
+async function syncHandle(fh) {
+  for (let i = 0; ; i++) {
+    try {
+      return await fh.createSyncAccessHandle();
+    } catch (e) {
+      if (i >= 40 || e.name !== "NoModificationAllowedError") throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+const ops = {
+  // open starts or resumes an incoming file. offset is how many bytes the
+  // page knows were flushed (0 for a new transfer); the answer's offset is
+  // what the file really holds up to that, the resume point.
+  async open({ room, id, size, offset }) {
+    const key = `${room}/${id}`;
+    let f = open.get(key);
+    if (f) return { offset: f.written };
+    const dir = await roomDir(room);
+    const fh = await dir.getFileHandle(`in-${id}`, { create: true });
+    const handle = await syncHandle(fh);
+    let have = Math.min(handle.getSize(), offset || 0, size);
+    handle.truncate(have);
+    const hash = sha256.create();
+    const buf = new Uint8Array(Math.min(SLICE, Math.max(have, 1)));
+    for (let at = 0; at < have;) {
+      const n = handle.read(buf.subarray(0, Math.min(buf.length, have - at)), { at });
+      if (n <= 0) { have = at; handle.truncate(have); break; }
+      hash.update(buf.subarray(0, n));
+      at += n;
+    }
+    f = { handle, hash, size, written: have };
+    open.set(key, f);
+    return { offset: have };
+  },
+  // write puts one chunk at the end of what was written: the page passes
+  // only chunks whose offset it checked, in order.
+  write({ room, id, offset, data }) {
+    const f = open.get(`${room}/${id}`);
+    if (!f || offset !== f.written) throw new Error("write out of order");
+    const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+    const n = f.handle.write(bytes, { at: offset });
+    if (n !== bytes.length) throw new Error("short write");
+    f.hash.update(bytes);
+    f.written += n;
+    return { written: f.written };
+  },
+  flush({ room, id }) {
+    const f = open.get(`${room}/${id}`);
+    if (!f) throw new Error("no such transfer");
+    f.handle.flush();
+    return { written: f.written };
+  },
+  // finish flushes and closes the file and gives its SHA-256.
+  finish({ room, id }) {
+    const key = `${room}/${id}`;
+    const f = open.get(key);
+    if (!f) throw new Error("no such transfer");
+    f.handle.flush();
+    f.handle.close();
+    open.delete(key);
+    return { written: f.written, sha256: hex(f.hash.digest()) };
+  },
+  // close lets go of an open file (a connection ended; the part stays).
+  close({ room, id }) {
+    const key = `${room}/${id}`;
+    const f = open.get(key);
+    if (f) {
+      try { f.handle.flush(); } finally { f.handle.close(); open.delete(key); }
+    }
+    return {};
+  },
+  async discard({ room, id }) {
+    await ops.close({ room, id });
+    const dir = await roomDir(room);
+    await dir.removeEntry(`in-${id}`).catch(() => {});
+    return {};
+  },
+  async forgetRoom({ room }) {
+    for (const key of [...open.keys()]) {
+      if (key.startsWith(room + "/")) ops.close({ room, id: key.slice(room.length + 1) });
+    }
+    const root = await navigator.storage.getDirectory();
+    const top = await root.getDirectoryHandle("tryst", { create: true });
+    await top.removeEntry(room, { recursive: true }).catch(() => {});
+    return {};
+  },
+  // hashFile hashes an outgoing File in slices, telling the page how far
+  // it got now and then.
+  async hashFile({ file, rid }) {
+    const hash = sha256.create();
+    let last = 0;
+    for (let at = 0; at < file.size; at += SLICE) {
+      hash.update(new Uint8Array(await file.slice(at, at + SLICE).arrayBuffer()));
+      if (performance.now() - last > 200) {
+        last = performance.now();
+        postMessage({ rid, progress: Math.min(at + SLICE, file.size) });
+      }
+    }
+    return { sha256: hex(hash.digest()) };
+  },
+};
+
+const queue = [];
+let busy = false;
+
+async function pump() {
+  if (busy) return;
+  busy = true;
+  while (queue.length) {
+    const req = queue.shift();
+    try {
+      const op = ops[req.op];
+      if (!op) throw new Error("unknown operation " + req.op);
+      const res = await op(req);
+      postMessage({ rid: req.rid, ok: true, ...res });
+    } catch (e) {
+      postMessage({ rid: req.rid, ok: false, error: String(e && e.message || e) });
+    }
+  }
+  busy = false;
+}
+
+self.onmessage = (ev) => {
+  const req = ev.data;
+  if (req.op === "hashFile") {
+    // Hashing an outgoing file touches no open file: it runs beside the
+    // queue, so that receiving does not wait for it.
+    ops.hashFile(req).then((res) => postMessage({ rid: req.rid, ok: true, ...res }),
+      (e) => postMessage({ rid: req.rid, ok: false, error: String(e && e.message || e) }));
+    return;
+  }
+  queue.push(req);
+  pump();
+};

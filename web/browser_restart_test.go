@@ -25,7 +25,7 @@ var (
 // hub restarted.
 func startKeyedStack(t *testing.T, key []byte) *stack {
 	t.Helper()
-	st := teststack.Start(t, teststack.Options{Web: testHandler(), HubKeys: [][]byte{key}})
+	st := teststack.Start(t, teststack.Options{Web: Handler(), HubKeys: [][]byte{key}})
 	return &stack{url: st.URL, st: st}
 }
 

@@ -27,7 +27,7 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	st := teststack.Start(t, teststack.Options{Web: testHandler()})
+	st := teststack.Start(t, teststack.Options{Web: Handler()})
 	return &stack{url: st.URL, st: st}
 }
 

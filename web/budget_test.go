@@ -24,7 +24,7 @@ func TestBrowserAtCredentialBudget(t *testing.T) {
 	st := startStack(t)
 	clock := testclock.New(time.Now())
 	h, err := hub.New(hub.Config{
-		Web: testHandler(), CredentialBurst: 1, CredentialRate: rate.Every(3 * time.Second), Now: clock.Now,
+		Web: Handler(), CredentialBurst: 1, CredentialRate: rate.Every(3 * time.Second), Now: clock.Now,
 		ICE: func(string) proto.ICEConfig {
 			user, pass, _ := st.st.TURN.Credential("test")
 			addr := st.st.TURN.UDPAddr().String()

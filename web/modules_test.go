@@ -43,9 +43,9 @@ func moduleGraph(t *testing.T, fsys fs.FS) []string {
 }
 
 // TestStaticModulesServed: every module the page and its store worker
-// import is served by Handler, as JavaScript. (go:embed leaves out names
-// that begin with "_" unless they are named: the vendored @noble/hashes
-// has _md.js and _u64.js.)
+// import is served by Handler, as JavaScript. (A plain go:embed pattern
+// leaves out names that begin with "_": the vendored @noble/hashes has
+// _md.js and _u64.js, so web.go embeds all:static.)
 func TestStaticModulesServed(t *testing.T) {
 	files := moduleGraph(t, os.DirFS("static"))
 	for _, want := range []string{"protocol.js", "crypto.js", "hub.js", "peer.js", "transfer.js", "store-worker.js",
@@ -66,28 +66,4 @@ func TestStaticModulesServed(t *testing.T) {
 			t.Errorf("GET /%s: %d %s", f, rec.Code, rec.Header().Get("Content-Type"))
 		}
 	}
-}
-
-// testHandler is Handler for the browser tests, with the vendored files
-// whose names begin with "_" served from disk while web.go's go:embed
-// does not include them (TestStaticModulesServed fails until it does).
-func testHandler() http.Handler {
-	h := Handler()
-	disk := os.DirFS("static")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(path.Base(r.URL.Path), "_") {
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			if rec.Code == http.StatusNotFound {
-				for k, v := range rec.Header() {
-					if k != "Content-Length" && k != "Content-Type" && !strings.HasPrefix(k, "X-Content-Type") {
-						w.Header()[k] = v
-					}
-				}
-				http.ServeFileFS(w, r, disk, strings.TrimPrefix(r.URL.Path, "/"))
-				return
-			}
-		}
-		h.ServeHTTP(w, r)
-	})
 }

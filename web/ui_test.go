@@ -277,11 +277,10 @@ func TestUIScreens(t *testing.T) {
 	host.run(chromedp.Navigate(s.url), chromedp.WaitVisible("#new-room", chromedp.ByID))
 	checkScreen(t, host, "start")
 
-	// A code that cannot be one: an error next to the field (or, on the
-	// first-generation page, in the alert region).
+	// A code that cannot be one: an error next to the field.
 	host.run(chromedp.SendKeys("#join-code", "K7Q-MX2\n", chromedp.ByID))
-	host.waitJS(`(() => { const e = document.getElementById("join-error"), a = document.getElementById("alert");
-		return !!(e && e.textContent.trim() && e.checkVisibility()) || !!(a && !a.hidden && a.textContent.trim()); })()`)
+	host.waitJS(`(() => { const e = document.getElementById("join-error");
+		return !!(e && e.textContent.trim() && e.checkVisibility()); })()`)
 	checkScreen(t, host, "start-bad-code")
 
 	host.run(chromedp.Navigate(s.url), chromedp.WaitVisible("#new-room", chromedp.ByID),
@@ -309,29 +308,21 @@ func TestUIScreens(t *testing.T) {
 	host.waitMessage("שלום! Thanks.")
 	file, _ := randomFile(t, "photo.jpg", 300<<10)
 	host.sendFile(file)
-	guest.waitJS(`document.querySelector('.file-card[data-dir="in"][data-status="verified"], a.download') !== null`)
-	host.waitJS(`document.querySelector('.file-card[data-dir="out"][data-status="verified"], .transfer .ok') !== null`)
+	guest.waitJS(`document.querySelector('.file-card[data-dir="in"][data-status="verified"]') !== null`)
+	host.waitJS(`document.querySelector('.file-card[data-dir="out"][data-status="verified"]') !== null`)
 	checkScreen(t, host, "chat")
 	checkScreen(t, guest, "chat")
 
 	// Files dragged over the window (a synthetic drag: headless Chromium
-	// has no pointer to drag with). The first-generation page has no
-	// overlay.
-	var overlay bool
+	// has no pointer to drag with).
 	host.eval(`(() => {
-		if (!document.getElementById("drop-overlay")) return false;
 		const dt = new DataTransfer();
 		dt.items.add(new File(["x"], "x.txt"));
-		document.body.dispatchEvent(new DragEvent("dragenter", {bubbles: true, dataTransfer: dt}));
-		return true; })()`, &overlay)
-	if overlay {
-		host.waitJS(`!document.getElementById("drop-overlay").hidden`)
-		checkScreen(t, host, "drop")
-		host.eval(`document.body.dispatchEvent(new DragEvent("dragleave", {bubbles: true}))`, nil)
-		host.waitJS(`document.getElementById("drop-overlay").hidden`)
-	} else {
-		t.Log("no #drop-overlay on this page: drop screen not checked")
-	}
+		document.body.dispatchEvent(new DragEvent("dragenter", {bubbles: true, dataTransfer: dt})); })()`, nil)
+	host.waitJS(`!document.getElementById("drop-overlay").hidden`)
+	checkScreen(t, host, "drop")
+	host.eval(`document.body.dispatchEvent(new DragEvent("dragleave", {bubbles: true}))`, nil)
+	host.waitJS(`document.getElementById("drop-overlay").hidden`)
 
 	host.run(chromedp.Reload(), chromedp.WaitVisible("#resume-btn", chromedp.ByID))
 	checkScreen(t, host, "resume")

@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -50,8 +49,9 @@ const (
 )
 
 // benchMessageSizes are the raw baselines' message sizes: the first
-// client's chunk (16 KiB) and protocol v2's (proto.DefaultChunkData).
-var benchMessageSizes = []int{16 << 10, proto.DefaultChunkData}
+// client's chunk (16 KiB), the second browser client's (64 KiB) and the Go
+// client's (proto.DefaultChunkData).
+var benchMessageSizes = []int{16 << 10, 64 << 10, proto.DefaultChunkData}
 
 func benchEnvInt(tb testing.TB, name string, def int) int {
 	tb.Helper()
@@ -102,48 +102,14 @@ type benchChrome struct {
 	pid  int // the browser process; its descendants are the rest of it
 }
 
-func needChromium(tb testing.TB) string {
-	tb.Helper()
-	ci := os.Getenv("CI") == "true"
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if ci {
-			tb.Fatal("chromium is required in CI (Debian package chromium)")
-		}
-		tb.Skip("chromium not installed: skipping browser benchmarks")
-	}
-	if !isolated {
-		if ci {
-			tb.Fatal("browser tests need a network namespace (run as root with unshare)")
-		}
-		tb.Skip("not in an isolated network namespace (needs root and unshare): skipping browser benchmarks")
-	}
-	return path
-}
-
 func startChrome(tb testing.TB, name string) *benchChrome {
 	tb.Helper()
-	exe := needChromium(tb)
-	profile, err := os.MkdirTemp("", "tryst-bench-chromium-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+	opts, profile := chromiumOptions(tb, "tryst-bench-chromium-", 1280, 800)
+	opts = append(opts,
 		// A page in a tab nobody looks at must not be throttled.
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.WindowSize(1280, 800),
-	}
+	)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	tb.Cleanup(func() {
@@ -562,12 +528,19 @@ func (c *benchChrome) clientVersion() int {
 	return 1
 }
 
-// clientMessageSize is the chunk size the client sends.
-func clientMessageSize(version int) int {
-	if version >= 2 {
+// sendChunk is the chunk size the sending client uses: the Go client's
+// default, or what the page's protocol.js says it sends (16 KiB for the
+// first client, which has no such export).
+func (p *clientPair) sendChunk() int {
+	if p.sender == nil {
 		return proto.DefaultChunkData
 	}
-	return 16 << 10
+	if p.version < 2 {
+		return 16 << 10
+	}
+	var n int
+	p.sender.mustEval(time.Minute, `import("/protocol.js").then((m) => m.SEND_CHUNK_DATA)`, &n)
+	return n
 }
 
 func (c *benchChrome) hostRoom(url, password string) string {
@@ -844,7 +817,7 @@ func BenchmarkBrowserClient(b *testing.B) {
 		b.Run(k.name, func(b *testing.B) {
 			n, runs := benchSize(b), benchRuns(b)
 			p := startClientPair(b, k.goGuest, k.goSend)
-			size := clientMessageSize(p.version)
+			size := p.sendChunk()
 			raw := newRawLink(b, k.baseline, benchPages(b))
 			src, _ := benchRandomFile(b, b.TempDir(), n)
 			var rates, rawRates, ratios, rtts []float64

@@ -33,23 +33,52 @@ func startStack(t *testing.T) *stack {
 
 func (s *stack) relayed() float64 { return s.st.RelayedBytes() }
 
-func needBrowser(t *testing.T) string {
-	t.Helper()
+func needBrowser(tb testing.TB) string {
+	tb.Helper()
 	ci := os.Getenv("CI") == "true"
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		if ci {
-			t.Fatal("chromium is required in CI (Debian package chromium)")
+			tb.Fatal("chromium is required in CI (Debian package chromium)")
 		}
-		t.Skip("chromium not installed: skipping browser tests")
+		tb.Skip("chromium not installed: skipping browser tests")
 	}
 	if !isolated {
 		if ci {
-			t.Fatal("browser tests need a network namespace (run as root with unshare)")
+			tb.Fatal("browser tests need a network namespace (run as root with unshare)")
 		}
-		t.Skip("not in an isolated network namespace (needs root and unshare): skipping browser tests")
+		tb.Skip("not in an isolated network namespace (needs root and unshare): skipping browser tests")
 	}
 	return path
+}
+
+// chromiumOptions are the flags every headless Chromium of web's tests and
+// benchmarks starts with, over a fresh profile directory (the caller
+// removes it). Not t.TempDir: Chromium's helper processes may still be
+// writing to the profile for a moment after the browser is stopped, and a
+// failed removal would fail the test.
+func chromiumOptions(tb testing.TB, prefix string, width, height int) ([]chromedp.ExecAllocatorOption, string) {
+	tb.Helper()
+	exe := needBrowser(tb)
+	profile, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.UserDataDir(profile),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		// WebRTC on loopback, with real addresses rather than mDNS names
+		// (the Go client does not resolve mDNS on loopback).
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		chromedp.WindowSize(width, height),
+	}, profile
 }
 
 // browser is one headless Chromium with its own profile (its own
@@ -74,29 +103,7 @@ func (b *browser) problems() []string {
 
 func newBrowser(t *testing.T, name string) *browser {
 	t.Helper()
-	exe := needBrowser(t)
-	// Not t.TempDir: Chromium's helper processes may still be writing to
-	// the profile for a moment after the browser is stopped, and a failed
-	// removal would fail the test.
-	profile, err := os.MkdirTemp("", "tryst-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// WebRTC on loopback, with real addresses rather than mDNS names
-		// (the Go client does not resolve mDNS on loopback).
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-		chromedp.WindowSize(420, 860),
-	}
+	opts, profile := chromiumOptions(t, "tryst-chromium-", 420, 860)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	t.Cleanup(func() {

@@ -10,7 +10,7 @@
 // receiving page: the partial file stays in OPFS, its record in IndexedDB).
 
 import {
-  ACK_EVERY, DEFAULT_CHUNK_DATA, MAX_SAFE_ID, MSG, TEXT_CANNOT_STORE, TEXT_CORRUPTED, TEXT_WRITE_FAILED,
+  ACK_EVERY, MAX_SAFE_ID, SEND_CHUNK_DATA, MSG, TEXT_CANNOT_STORE, TEXT_CORRUPTED, TEXT_WRITE_FAILED,
   decodeChunk, encodeChunk, nameProblem, shown,
 } from "./protocol.js";
 import { jsonOf } from "./peer.js";
@@ -19,6 +19,8 @@ import * as storage from "./storage.js";
 
 // How many chunks may be queued for sealing ahead of the data channel.
 const CHUNKS_AHEAD = 4;
+// READ_BLOCK is how much of an outgoing File one read takes (64 chunks).
+const READ_BLOCK = 64 * SEND_CHUNK_DATA;
 // How many incoming files may be open at once; a sender sends one at a
 // time, so more means a misbehaving one.
 const MAX_OPEN_INCOMING = 16;
@@ -182,17 +184,23 @@ export class Transfers {
     f.card.set({ status: "sending", done: off, started: performance.now(), from: off,
       detail: off > 0 ? `Resumed at ${Math.round(off / 1e5) / 10} MB` : "", resumedAt: off > 0 ? off : null });
     const ahead = [];
+    // The File is read a block of chunks at a time: each read is a round
+    // trip to the browser process.
+    let block = new Uint8Array(0), blockAt = off;
     while (off < f.size) {
       if (!await p.bulkReady()) return false;
-      let data;
-      try {
-        data = new Uint8Array(await f.file.slice(off, off + DEFAULT_CHUNK_DATA).arrayBuffer());
-      } catch (e) {
-        this.finishOut(f, "failed", "This browser could not read the file any more: " + e.message);
-        return true;
+      if (off >= blockAt + block.length) {
+        try {
+          block = new Uint8Array(await f.file.slice(off, off + READ_BLOCK).arrayBuffer());
+        } catch (e) {
+          this.finishOut(f, "failed", "This browser could not read the file any more: " + e.message);
+          return true;
+        }
+        blockAt = off;
+        if (p.closed) return false;
+        if (block.length === 0) { this.finishOut(f, "failed", "The file got shorter while it was being sent."); return true; }
       }
-      if (p.closed) return false;
-      if (data.length === 0) { this.finishOut(f, "failed", "The file got shorter while it was being sent."); return true; }
+      const data = block.subarray(off - blockAt, off - blockAt + SEND_CHUNK_DATA);
       ahead.push(p.send(MSG.FILE_CHUNK, encodeChunk(f.id, off, data)));
       off += data.length;
       f.sent = off;

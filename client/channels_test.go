@@ -124,18 +124,7 @@ func TestControlFlowsWhileBulkInboxFull(t *testing.T) {
 			t.Fatalf("bulk inbox holds %d frames, want it full (%d)", n, bulkInboxSize)
 		}
 
-		for range 3 {
-			r.send(proto.MsgPing, []byte(`{"t":7}`))
-			if got := r.expect(proto.MsgPong); string(got) != `{"t":7}` {
-				t.Errorf("pong %s", got)
-			}
-		}
-		chat, _ := json.Marshal(chatPayload{ID: 1, Text: "hello", TS: 1})
-		r.send(proto.MsgChat, chat)
-		if ev := nextEvent(t, events, EventChat); ev.Text != "hello" {
-			t.Errorf("chat %q", ev.Text)
-		}
-		r.expect(proto.MsgChatAck)
+		expectControlFlows(t, r, events, 3, 1, "hello")
 		select {
 		case <-burst:
 			t.Fatal("the whole file went in while the disk was stuck")

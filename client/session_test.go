@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,6 +184,25 @@ func startSession(t *testing.T, cfg Config, st store) (*session, *remote, chan E
 	return s, r, events
 }
 
+// expectControlFlows checks that the session answers pings (each pong
+// carries its ping's payload) and shows and acks a chat message with id.
+func expectControlFlows(t *testing.T, r *remote, events chan Event, pings int, id uint64, text string) {
+	t.Helper()
+	for i := range pings {
+		ping := fmt.Appendf(nil, `{"t":%d}`, 42+i)
+		r.send(proto.MsgPing, ping)
+		if got := r.expect(proto.MsgPong); string(got) != string(ping) {
+			t.Errorf("pong %s, want the ping's payload %s", got, ping)
+		}
+	}
+	chat, _ := json.Marshal(chatPayload{ID: id, Text: text, TS: 1})
+	r.send(proto.MsgChat, chat)
+	if ev := nextEvent(t, events, EventChat); ev.Text != text {
+		t.Errorf("chat %q, want %q", ev.Text, text)
+	}
+	r.expect(proto.MsgChatAck)
+}
+
 func nextEvent(t *testing.T, events chan Event, kind EventKind) Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -241,16 +261,7 @@ func TestKeepaliveAnsweredWhileDiskWriteBlocked(t *testing.T) {
 	waitSignal(t, gs.entered, "the first write to reach the disk")
 
 	// The write cannot return before the gate opens, below.
-	r.send(proto.MsgPing, []byte(`{"t":42}`))
-	if got := r.expect(proto.MsgPong); string(got) != `{"t":42}` {
-		t.Errorf("pong %s, want the ping's payload", got)
-	}
-	chat, _ := json.Marshal(chatPayload{ID: 1, Text: "still there?", TS: 1})
-	r.send(proto.MsgChat, chat)
-	if ev := nextEvent(t, events, EventChat); ev.Text != "still there?" {
-		t.Errorf("chat %q", ev.Text)
-	}
-	r.expect(proto.MsgChatAck)
+	expectControlFlows(t, r, events, 1, 1, "still there?")
 
 	gs.open()
 	var ack fileAck

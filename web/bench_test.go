@@ -31,6 +31,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tryst-chat/tryst/internal/bench/stats"
+
 	"github.com/chromedp/chromedp"
 	"github.com/pion/webrtc/v4"
 
@@ -78,18 +80,6 @@ func sizeName(n int) string {
 
 // mbps is 10^6 bytes per second.
 func benchMBps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
-
-func benchMedian(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
 
 // --- Chromium -------------------------------------------------------------
 
@@ -452,8 +442,8 @@ func BenchmarkBrowserRaw(b *testing.B) {
 						rates = append(rates, benchMBps(n, d))
 					}
 				}
-				b.Logf("%s, %d MiB, %s messages: %.1f MB/s (runs %s)", kind, n>>20, sizeName(size), benchMedian(rates), fmtRates(rates))
-				b.ReportMetric(benchMedian(rates), "MB/s")
+				b.Logf("%s, %d MiB, %s messages: %.1f MB/s (runs %s)", kind, n>>20, sizeName(size), stats.Median(rates), fmtRates(rates))
+				b.ReportMetric(stats.Median(rates), "MB/s")
 				b.ReportMetric(slices.Min(rates), "min-MB/s")
 				b.ReportMetric(slices.Max(rates), "max-MB/s")
 			})
@@ -844,13 +834,13 @@ func BenchmarkBrowserClient(b *testing.B) {
 				}
 			}
 			b.Logf("%s, client v%d, %d MiB, raw %s at %s: client %.1f MB/s (%s), raw %.1f MB/s (%s), ratio %.2f",
-				k.name, p.version, n>>20, k.baseline, sizeName(size), benchMedian(rates), fmtRates(rates), benchMedian(rawRates), fmtRates(rawRates), benchMedian(ratios))
-			b.ReportMetric(benchMedian(rates), "MB/s")
-			b.ReportMetric(benchMedian(rawRates), "raw-MB/s")
-			b.ReportMetric(benchMedian(ratios), "x-raw")
+				k.name, p.version, n>>20, k.baseline, sizeName(size), stats.Median(rates), fmtRates(rates), stats.Median(rawRates), fmtRates(rawRates), stats.Median(ratios))
+			b.ReportMetric(stats.Median(rates), "MB/s")
+			b.ReportMetric(stats.Median(rawRates), "raw-MB/s")
+			b.ReportMetric(stats.Median(ratios), "x-raw")
 			if len(rtts) > 0 {
 				b.ReportMetric(slices.Max(rtts), "rtt-max-ms")
-				b.ReportMetric(benchMedian(rtts), "rtt-p50-ms")
+				b.ReportMetric(stats.Median(rtts), "rtt-p50-ms")
 			}
 			if len(growth) > 0 {
 				b.ReportMetric(slices.Max(growth), "rss-growth-MB")

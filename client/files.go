@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tryst-chat/tryst/internal/rtc"
 	"github.com/tryst-chat/tryst/proto"
 )
 
@@ -174,7 +173,6 @@ const (
 type sender struct {
 	q         *outQueue
 	chunkSize int
-	highWater uint64 // flow control: wait for low water above this (rtc.HighWater)
 	emit      func(Event)
 	progress  func()          // a file got its verdict
 	disk      *sync.WaitGroup // readers
@@ -185,12 +183,12 @@ type sender struct {
 	rd      *reader
 	batch   *readBatch // frames in hand; next is the first not sent
 	next    int
-	waitLow bool        // the link's buffer is above highWater
+	waitLow bool        // the link's bulk buffer is full
 	verdict *fileResult // a file-result that came before file-done went out
 }
 
 func newSender(q *outQueue, chunkSize int, emit func(Event), progress func(), disk *sync.WaitGroup) *sender {
-	return &sender{q: q, chunkSize: chunkSize, highWater: rtc.HighWater, emit: emit, progress: progress, disk: disk}
+	return &sender{q: q, chunkSize: chunkSize, emit: emit, progress: progress, disk: disk}
 }
 
 // start offers the next queued file on l, unless a file is under way.
@@ -306,11 +304,11 @@ func (s *sender) waitingLow() bool { return s.waitLow }
 // lowWater is the link's signal that its buffer drained.
 func (s *sender) lowWater() { s.waitLow = false }
 
-// pump sends chunks while the link's buffer is under the high-water mark,
-// up to pumpBudget bytes.
+// pump sends chunks while the link's buffer is not full, up to pumpBudget
+// bytes.
 func (s *sender) pump(l link) {
 	for budget := pumpBudget; budget > 0; {
-		if l.buffered() > s.highWater {
+		if l.full() {
 			s.waitLow = true
 			return
 		}

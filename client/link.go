@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tryst-chat/tryst/client/e2e"
 	"github.com/tryst-chat/tryst/proto"
@@ -17,11 +18,12 @@ type link interface {
 	// error means the link is gone: the session learns it from the link's
 	// transport and detaches it.
 	send(typ byte, payload []byte) error
-	// buffered reports the file data accepted by send and not yet on the
-	// wire: the bulk channel's buffered amount.
-	buffered() uint64
-	// lowWater is signalled when buffered falls to rtc.LowWater or below
-	// after having been above it; a bulk sender waits for it.
+	// full reports whether the bulk channel holds as much file data as it
+	// should now (see pacer); a bulk sender then waits for lowWater.
+	full() bool
+	// lowWater is signalled when the bulk channel's buffer drained to half
+	// of what full allows, after having been above that; a bulk sender
+	// waits for it.
 	lowWater() <-chan struct{}
 	// close ends the link, saying why.
 	close(err error)
@@ -52,8 +54,14 @@ type transport interface {
 	// returns.
 	sendFrame(ch int, frame []byte) error
 	// bufferedAmount reports the bytes sent on the bulk channel and not yet
-	// on the wire: what flow control paces file data by.
+	// acknowledged by the other side: what flow control paces file data by.
 	bufferedAmount() uint64
+	// setLowWater sets the buffered amount at or below which lowWater is
+	// signalled.
+	setLowWater(n uint64)
+	// pathRTT is the path's smoothed round-trip time as SCTP measures it,
+	// or 0 while unknown.
+	pathRTT() time.Duration
 	// path describes the network path: "direct (host)", "relay", …
 	path() string
 }
@@ -169,6 +177,8 @@ type conn struct {
 
 	confirmSent bool // this side's confirmation went out as control frame 0
 	confirmed   bool // the other side's confirmation checked out
+	pace        *pacer
+	lowSet      uint64 // the low-water mark last set on the transport
 	// sealBuf is reused for every frame: a transport copies a frame before
 	// sendFrame returns (pion's SCTP into its own chunks), so one buffer
 	// per connection saves allocating a whole chunk per frame.
@@ -176,7 +186,7 @@ type conn struct {
 }
 
 func newConn(t transport, keys *e2e.Session, role e2e.Role) *conn {
-	c := &conn{t: t, keys: keys, role: role}
+	c := &conn{t: t, keys: keys, role: role, pace: newPacer()}
 	for _, ch := range []int{proto.ControlChannel, proto.BulkChannel} {
 		c.chans[ch] = keys.Channel(uint32(ch))
 	}
@@ -216,9 +226,24 @@ func (c *conn) seal(ch int, typ byte, payload []byte) error {
 		c.t.fail(err)
 		return err
 	}
+	if ch == proto.BulkChannel {
+		c.pace.sentBytes(len(c.sealBuf))
+	}
 	return nil
 }
 
-func (c *conn) buffered() uint64          { return c.t.bufferedAmount() }
+// full asks the pacer for the bulk channel's limit now, and moves the
+// transport's low-water mark to half of it, so that a waiting sender
+// resumes with half a limit still buffered and the path never idles.
+func (c *conn) full() bool {
+	buffered := c.t.bufferedAmount()
+	limit := c.pace.observe(time.Now(), buffered, c.t.pathRTT())
+	if low := limit / 2; low != c.lowSet {
+		c.lowSet = low
+		c.t.setLowWater(low)
+	}
+	return buffered > limit
+}
+
 func (c *conn) lowWater() <-chan struct{} { return c.t.lowWater() }
 func (c *conn) close(err error)           { c.t.fail(err) }

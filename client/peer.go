@@ -28,7 +28,7 @@ type peer struct {
 
 	dcs     [2]atomic.Pointer[webrtc.DataChannel] // indexed by channel number
 	in      [2]inbox
-	low     chan struct{} // signalled: bulk's send buffer drained to rtc.LowWater
+	low     chan struct{} // signalled: bulk's send buffer drained to its low-water mark
 	open    chan struct{} // closed when both data channels opened
 	opening sync.Mutex
 	nOpen   int // channels opened; guarded by opening
@@ -111,7 +111,7 @@ func (p *peer) bind(ch int, dc *webrtc.DataChannel) {
 
 func (p *peer) wire(ch int, dc *webrtc.DataChannel) {
 	if ch == proto.BulkChannel {
-		dc.SetBufferedAmountLowThreshold(rtc.LowWater)
+		dc.SetBufferedAmountLowThreshold(pacerStart / 2) // until the pacer knows better
 		dc.OnBufferedAmountLow(func() { notify(p.low) })
 	}
 	var once sync.Once
@@ -164,6 +164,16 @@ func (p *peer) bufferedAmount() uint64 {
 		return 0
 	}
 	return dc.BufferedAmount()
+}
+
+func (p *peer) setLowWater(n uint64) {
+	if dc := p.dcs[proto.BulkChannel].Load(); dc != nil {
+		dc.SetBufferedAmountLowThreshold(n)
+	}
+}
+
+func (p *peer) pathRTT() time.Duration {
+	return time.Duration(p.pc.SCTP().Stats().SmoothedRoundTripTime * float64(time.Second))
 }
 
 // close tears the connection down. The inbox gives up first, so that a

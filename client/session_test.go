@@ -51,6 +51,8 @@ func (p *pipe) done() <-chan struct{}       { return p.ended.done() }
 func (p *pipe) err() error                  { return p.ended.get() }
 func (p *pipe) fail(err error)              { p.ended.set(err) }
 func (p *pipe) bufferedAmount() uint64      { return p.bulk.Load() }
+func (p *pipe) setLowWater(uint64)          {}
+func (p *pipe) pathRTT() time.Duration      { return 0 }
 func (p *pipe) path() string                { return "pipe" }
 
 func (p *pipe) sendFrame(ch int, frame []byte) error {

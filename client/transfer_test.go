@@ -29,22 +29,24 @@ type memMsg struct {
 }
 
 // memLink is one end of an in-memory link. What one end sends waits, in
-// order, in the other end's queue until the driver delivers it; buffered is
-// what the other end has not taken yet, and lowWater is signalled when that
-// falls to lowMark after having been above it, as a data channel does.
+// order, in the other end's queue until the driver delivers it; pending is
+// what the other end has not taken yet, full reports it above highMark, and
+// lowWater is signalled when it falls to lowMark after having been above
+// it, as a data channel does.
 type memLink struct {
-	peer    *memLink
-	queue   []memMsg // sent by peer, not yet delivered here
-	pending uint64   // bytes sent by this end, not yet delivered at peer
-	lowMark uint64
-	low     chan struct{}
-	lows    int // times low water was signalled
-	err     error
+	peer     *memLink
+	queue    []memMsg // sent by peer, not yet delivered here
+	pending  uint64   // bytes sent by this end, not yet delivered at peer
+	lowMark  uint64
+	highMark uint64
+	low      chan struct{}
+	lows     int // times low water was signalled
+	err      error
 }
 
-func newMemLinks(lowMark uint64) (a, b *memLink) {
-	a = &memLink{lowMark: lowMark, low: make(chan struct{}, 1)}
-	b = &memLink{lowMark: lowMark, low: make(chan struct{}, 1), peer: a}
+func newMemLinks() (a, b *memLink) {
+	a = &memLink{lowMark: testLowWater, highMark: testHighWater, low: make(chan struct{}, 1)}
+	b = &memLink{lowMark: testLowWater, highMark: testHighWater, low: make(chan struct{}, 1), peer: a}
 	a.peer = b
 	return a, b
 }
@@ -58,7 +60,7 @@ func (l *memLink) send(typ byte, payload []byte) error {
 	return nil
 }
 
-func (l *memLink) buffered() uint64          { return l.pending }
+func (l *memLink) full() bool                { return l.pending > l.highMark }
 func (l *memLink) lowWater() <-chan struct{} { return l.low }
 
 // close cuts both ends; what was in flight is lost, as on a dead data
@@ -114,7 +116,6 @@ func newEndpoint(t *testing.T, name string, trace *[]string, st func(dir string)
 	}
 	record := func(ev Event) { e.events = append(e.events, ev) }
 	e.send = newSender(e.q, 16<<10, record, func() {}, &e.disk)
-	e.send.highWater = testHighWater
 	var s store = dirStore{e.dir}
 	if st != nil {
 		s = st(e.dir)
@@ -170,7 +171,7 @@ func (e *endpoint) queueFile(t *testing.T, name string, size int) []byte {
 // connect gives a and b a fresh link, as a reconnect does, and lets a's
 // sender start.
 func connect(a, b *endpoint) {
-	a.link, b.link = newMemLinks(testLowWater)
+	a.link, b.link = newMemLinks()
 	a.send.start(a.link)
 	b.send.start(b.link)
 }
@@ -496,7 +497,7 @@ func TestTransferBurstBackpressure(t *testing.T) {
 	var gs gatedStore
 	a, b, _ := pair(t, func(dir string) store { gs = newGatedStore(dir); return gs })
 	t.Cleanup(gs.open) // before the endpoints stop: their writers wait at the gate
-	a.link, b.link = newMemLinks(testLowWater)
+	a.link, b.link = newMemLinks()
 
 	const size = 16 << 20
 	data := make([]byte, size)

@@ -57,7 +57,7 @@ const (
 	// DefaultChunkData is the chunk size both clients send: the largest
 	// whole KiB under MaxChunkData. Fewer, larger messages cost less per
 	// byte on both ends (docs/BENCHMARKS.md).
-	DefaultChunkData = 255 << 10
+	DefaultChunkData = 64 << 10
 	// MaxChatText is the longest chat text, in bytes of UTF-8.
 	MaxChatText = 32 << 10
 	// AckEvery is how many more bytes a receiver writes before it acks.

@@ -664,7 +664,18 @@ func (p *clientPair) transfer(path string, size int64) (clientRun, error) {
 			}
 		}
 	}()
+	pages := []*benchChrome{}
+	if dir := benchProfileDir(); dir != "" {
+		for _, c := range []*benchChrome{p.sender, p.recv} {
+			if c != nil && c.startProfile() == nil {
+				pages = append(pages, c)
+			}
+		}
+	}
 	d, err := p.send(path, size)
+	for _, c := range pages {
+		c.stopProfile(p.tb, filepath.Join(benchProfileDir(), fmt.Sprintf("%s-%s.cpuprofile", filepath.Base(path), c.name)))
+	}
 	close(stop)
 	r = <-sampled
 	r.d = d

@@ -33,7 +33,7 @@ type Config struct {
 	// OutDir receives files (default ".").
 	OutDir string
 	// ChunkSize is the file data per chunk: default proto.DefaultChunkData
-	// (255 KiB), from 1 KiB to proto.MaxChunkData, the most whose frame
+	// (64 KiB), from 1 KiB to proto.MaxChunkData, the most whose frame
 	// fits the largest data-channel message a browser takes.
 	ChunkSize int
 	// PingInterval and PeerTimeout drive the encrypted keepalive

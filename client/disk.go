@@ -21,7 +21,7 @@ import (
 
 // readBlock is how much a reader reads ahead per batch (one system call per
 // readBlock instead of one per chunk), and writeBlock how much a receiver
-// gathers per write: one system call of 1 MiB instead of four of 255 KiB
+// gathers per write: one system call of 1 MiB instead of sixteen of 64 KiB
 // chunks (or 64 of 16 KiB ones). A block is written, and its bytes
 // acknowledged, at least at every ack, so an ack still means the bytes are
 // in the file. A block holds less than writeBlock plus one chunk

@@ -83,7 +83,8 @@ func TestPacerFillsThePathAndKeepsTheQueueShort(t *testing.T) {
 			// the path holds in flight.
 			queued := maxBuf - c.capacity*c.rtt.Seconds()
 			wait := time.Duration(queued / c.capacity * float64(time.Second))
-			floorWait := time.Duration(float64(pacerFloor) / c.capacity * float64(time.Second))
+			// At the floor, a sender may put one more chunk on top.
+			floorWait := time.Duration(float64(pacerFloor+proto.DefaultChunkData) / c.capacity * float64(time.Second))
 			if wait > max(c.rtt+2*pacerQueueDelay, floorWait) {
 				t.Errorf("a control message waits up to %v behind file data (buffer up to %.0f KiB)", wait, maxBuf/1024)
 			}

@@ -51,9 +51,10 @@ const (
 )
 
 // benchMessageSizes are the raw baselines' message sizes: the first
-// client's chunk (16 KiB), the second browser client's (64 KiB) and the Go
-// client's (proto.DefaultChunkData).
-var benchMessageSizes = []int{16 << 10, 64 << 10, proto.DefaultChunkData}
+// client's chunk (16 KiB), the second's (proto.DefaultChunkData, 64 KiB,
+// both clients) and Chromium's largest message (255 KiB, what the Go client
+// sent until 2026-12-05).
+var benchMessageSizes = []int{16 << 10, proto.DefaultChunkData, 255 << 10}
 
 func benchEnvInt(tb testing.TB, name string, def int) int {
 	tb.Helper()
@@ -529,7 +530,7 @@ func (p *clientPair) sendChunk() int {
 		return 16 << 10
 	}
 	var n int
-	p.sender.mustEval(time.Minute, `import("/protocol.js").then((m) => m.SEND_CHUNK_DATA)`, &n)
+	p.sender.mustEval(time.Minute, `import("/protocol.js").then((m) => m.DEFAULT_CHUNK_DATA)`, &n)
 	return n
 }
 

@@ -51,11 +51,6 @@ func TestProtocolConstantsMatchGo(t *testing.T) {
 			t.Errorf("protocol.js %s = %v, Go %v", k, js[k], v)
 		}
 	}
-	// The browser's own chunk size is its choice, within what the other
-	// side must accept.
-	if n, ok := js["SEND_CHUNK_DATA"].(float64); !ok || n < 1 || n > proto.MaxChunkData {
-		t.Errorf("protocol.js SEND_CHUNK_DATA = %v, want 1..%d", js["SEND_CHUNK_DATA"], proto.MaxChunkData)
-	}
 	msgs := map[string]int{
 		"CONFIRM": proto.MsgConfirm, "CHAT": proto.MsgChat, "CHAT_ACK": proto.MsgChatAck, "PING": proto.MsgPing,
 		"PONG": proto.MsgPong, "FILE_OFFER": proto.MsgFileOffer, "FILE_ACCEPT": proto.MsgFileAccept,

@@ -16,11 +16,14 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Flow control: a bulk sender waits while more than HighWater bytes sit in
-// the data channel's send buffer and resumes when it drains below LowWater
-// (the channel's buffered-amount-low threshold). Several megabytes in
-// flight keep a long, fast path full (bandwidth-delay product: 20 MB/s ×
-// 50 ms = 1 MB) without stop-and-wait.
+// Flow control of the benchmark's bare channels: a bulk sender waits while
+// more than HighWater bytes sit in the data channel's send buffer and
+// resumes when it drains below LowWater (the channel's
+// buffered-amount-low threshold). Several megabytes in flight keep a long,
+// fast path full (bandwidth-delay product: 20 MB/s × 50 ms = 1 MB) without
+// stop-and-wait. The client paces its buffer to the path (client/pacer.go)
+// with HighWater as the ceiling, so that control messages do not wait
+// behind it.
 const (
 	HighWater = 8 << 20
 	LowWater  = 2 << 20

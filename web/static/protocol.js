@@ -40,14 +40,13 @@ export const FRAME_OVERHEAD = 26;
 export const CHUNK_HEADER = 16;
 export const MAX_MESSAGE_SIZE = 256 * 1024;
 export const MAX_CHUNK_DATA = MAX_MESSAGE_SIZE - FRAME_OVERHEAD - CHUNK_HEADER;
-export const DEFAULT_CHUNK_DATA = 255 * 1024;
-// SEND_CHUNK_DATA is the chunk size this client sends (it accepts up to
-// MAX_CHUNK_DATA). Smaller than the Go client's DEFAULT_CHUNK_DATA on
-// purpose: Chromium's SCTP takes the two channels' messages in turn but never
-// splits one, so a ping or a chat message waits for the chunk being sent;
-// 64 KiB is about 13 ms of a 5 MB/s transfer, 255 KiB about 50 ms, for the
-// same throughput within the noise (docs/BENCHMARKS.md, Browser transfers).
-export const SEND_CHUNK_DATA = 64 * 1024;
+// DEFAULT_CHUNK_DATA is the chunk size both clients send (each accepts up
+// to MAX_CHUNK_DATA). SCTP without message interleaving never splits a
+// message between channels, so a ping or a chat message waits for the chunk
+// being sent: 64 KiB is about 13 ms of a 5 MB/s transfer, 255 KiB about
+// 50 ms, for the same throughput within the noise (docs/BENCHMARKS.md,
+// Browser transfers).
+export const DEFAULT_CHUNK_DATA = 64 * 1024;
 export const MAX_CHAT_TEXT = 32 * 1024;
 export const ACK_EVERY = 1024 * 1024;
 

@@ -10,7 +10,7 @@
 // receiving page: the partial file stays in OPFS, its record in IndexedDB).
 
 import {
-  ACK_EVERY, MAX_SAFE_ID, SEND_CHUNK_DATA, MSG, TEXT_CANNOT_STORE, TEXT_CORRUPTED, TEXT_WRITE_FAILED,
+  ACK_EVERY, DEFAULT_CHUNK_DATA, MAX_SAFE_ID, MSG, TEXT_CANNOT_STORE, TEXT_CORRUPTED, TEXT_WRITE_FAILED,
   decodeChunk, encodeChunk, nameProblem, shown,
 } from "./protocol.js";
 import { jsonOf } from "./peer.js";
@@ -20,7 +20,7 @@ import * as storage from "./storage.js";
 // How many chunks may be queued for sealing ahead of the data channel.
 const CHUNKS_AHEAD = 4;
 // READ_BLOCK is how much of an outgoing File one read takes (64 chunks).
-const READ_BLOCK = 64 * SEND_CHUNK_DATA;
+const READ_BLOCK = 64 * DEFAULT_CHUNK_DATA;
 // How many incoming files may be open at once; a sender sends one at a
 // time, so more means a misbehaving one.
 const MAX_OPEN_INCOMING = 16;
@@ -200,7 +200,7 @@ export class Transfers {
         if (p.closed) return false;
         if (block.length === 0) { this.finishOut(f, "failed", "The file got shorter while it was being sent."); return true; }
       }
-      const data = block.subarray(off - blockAt, off - blockAt + SEND_CHUNK_DATA);
+      const data = block.subarray(off - blockAt, off - blockAt + DEFAULT_CHUNK_DATA);
       ahead.push(p.send(MSG.FILE_CHUNK, encodeChunk(f.id, off, data)));
       off += data.length;
       f.sent = off;

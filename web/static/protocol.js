@@ -52,7 +52,10 @@ export const ACK_EVERY = 1024 * 1024;
 
 // Bulk flow control: chunks are written while the bulk channel's
 // bufferedAmount is under HIGH_WATER, then the sender waits for
-// bufferedamountlow at LOW_WATER (the same marks as the Go client).
+// bufferedamountlow at LOW_WATER. Chromium's SCTP sends the two channels'
+// messages in turn, so a full bulk buffer does not hold control back; the
+// Go client, on pion, keeps its buffer to what the path needs instead
+// (client/pacer.go).
 export const HIGH_WATER = 8 * 1024 * 1024;
 export const LOW_WATER = 2 * 1024 * 1024;
 

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -671,6 +672,23 @@ func (p *clientPair) transfer(path string, size int64) (clientRun, error) {
 			if c != nil && c.startProfile() == nil {
 				pages = append(pages, c)
 			}
+		}
+	}
+	var tracing sync.WaitGroup
+	defer tracing.Wait()
+	if dir := benchTraceDir(); dir != "" {
+		// Mid-transfer: the sender has been sending for a while.
+		for _, c := range []*benchChrome{p.sender, p.recv} {
+			if c == nil {
+				continue
+			}
+			tracing.Go(func() {
+				select {
+				case <-time.After(4 * time.Second):
+					c.trace(p.tb, traceWindow, filepath.Join(dir, fmt.Sprintf("%s-%s.trace.json", filepath.Base(path), c.name)))
+				case <-stop:
+				}
+			})
 		}
 	}
 	d, err := p.send(path, size)

@@ -18,9 +18,10 @@ var static embed.FS
 // csp allows only the page's own scripts, styles and connections: no inline
 // script, no third party, no framing. script-src 'self' also covers the
 // module worker that stores received files (worker-src falls back to
-// script-src). blob: is for received-file downloads and data: for the QR
-// code image.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+// script-src). 'wasm-unsafe-eval' lets that worker compile the vendored
+// WebAssembly SHA-256 (hash-wasm); it allows no JavaScript eval. blob: is
+// for received-file downloads and data: for the QR code image.
+const csp = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; " +
 	"connect-src 'self'; media-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 // Handler serves the browser client.

@@ -5,7 +5,10 @@
 // - Incoming files go to the origin-private file system (OPFS), one file
 //   per transfer at tryst/<room>/in-<id>, through createSyncAccessHandle
 //   (only workers have it: synchronous writes at an offset, with no copy
-//   through a stream). An incremental SHA-256 (the vendored @noble/hashes)
+//   through a stream). An incremental SHA-256 (the vendored hash-wasm,
+//   WebAssembly: 360 MB/s in Chromium here, where @noble/hashes' plain
+//   JavaScript managed 55 MB/s and held a core busy at a browser's transfer
+//   rate; docs/BENCHMARKS.md)
 //   follows the bytes as they are written; flush() makes them durable
 //   before the page acks them, so an ack is a true resume point. After a
 //   reload, open() with a resume offset cuts the file to what was flushed
@@ -16,14 +19,14 @@
 // Requests are {op, rid, ...}; every answer is {rid, ok, ...} or
 // {rid, ok: false, error}. Requests are handled one at a time in arrival
 // order (the queue below), so a flush answers after every write before it.
-import { sha256 } from "./vendor/noble-hashes-2.4.0/sha2.js";
+// hash-wasm ships as a UMD script: imported as a module it defines
+// hashwasm on the worker's global (the page's window never sees it).
+import "./vendor/hash-wasm-4.13.0/sha256.umd.min.js";
+
+const { createSHA256 } = globalThis.hashwasm;
 
 const SLICE = 4 << 20; // hashing reads the File 4 MiB at a time
 const open = new Map(); // key -> {handle, hash, size, written}
-
-function hex(bytes) {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 async function roomDir(room, create = true) {
   const root = await navigator.storage.getDirectory();
@@ -57,7 +60,8 @@ const ops = {
     const handle = await syncHandle(fh);
     let have = Math.min(handle.getSize(), offset || 0, size);
     handle.truncate(have);
-    const hash = sha256.create();
+    const hash = await createSHA256();
+    hash.init();
     const buf = new Uint8Array(Math.min(SLICE, Math.max(have, 1)));
     for (let at = 0; at < have;) {
       const n = handle.read(buf.subarray(0, Math.min(buf.length, have - at)), { at });
@@ -95,7 +99,7 @@ const ops = {
     f.handle.flush();
     f.handle.close();
     open.delete(key);
-    return { written: f.written, sha256: hex(f.hash.digest()) };
+    return { written: f.written, sha256: f.hash.digest("hex") };
   },
   // close lets go of an open file (a connection ended; the part stays).
   close({ room, id }) {
@@ -124,7 +128,8 @@ const ops = {
   // hashFile hashes an outgoing File in slices, telling the page how far
   // it got now and then.
   async hashFile({ file, rid }) {
-    const hash = sha256.create();
+    const hash = await createSHA256();
+    hash.init();
     let last = 0;
     for (let at = 0; at < file.size; at += SLICE) {
       hash.update(new Uint8Array(await file.slice(at, at + SLICE).arrayBuffer()));
@@ -133,7 +138,7 @@ const ops = {
         postMessage({ rid, progress: Math.min(at + SLICE, file.size) });
       }
     }
-    return { sha256: hex(hash.digest()) };
+    return { sha256: hash.digest("hex") };
   },
 };
 

@@ -424,7 +424,7 @@ func (r *receiver) handle(l link, typ byte, payload []byte) {
 	case proto.MsgFileDone:
 		var d fileDone
 		if decodeJSON(payload, &d) == nil {
-			r.done(d.ID)
+			r.done(d)
 		}
 	}
 }
@@ -447,7 +447,7 @@ func (r *receiver) offer(l link, o fileOffer) {
 		r.reject(l, o, refusedName(err), refusedName(err))
 		return
 	}
-	if o.Size < 0 || len(o.SHA256) != 64 {
+	if o.Size < 0 || o.SHA256 != "" && !isSHA256Hex(o.SHA256) {
 		r.reject(l, o, reasonMalformed, reasonMalformed)
 		return
 	}
@@ -482,13 +482,34 @@ func (r *receiver) chunk(id uint64, off int64, data []byte) {
 	}
 }
 
-func (r *receiver) done(id uint64) {
-	in, ok := r.in[id]
+func (r *receiver) done(d fileDone) {
+	in, ok := r.in[d.ID]
 	if !ok || in.state != recvReceiving || in.received != in.offer.Size {
 		return // unknown, finishing already, or chunks still missing (cut before a resume): the sender resends
 	}
+	// The file is checked against the offer's SHA-256, or, where the
+	// sender hashed while sending, file-done's. With neither, nothing can
+	// vouch for the bytes: the writer fails the file as corrupted.
+	want := in.offer.SHA256
+	if want == "" && isSHA256Hex(d.SHA256) {
+		want = d.SHA256
+	}
 	in.state = recvFinishing
-	r.queue(in, writeJob{finish: true})
+	r.queue(in, writeJob{finish: true, sha256: want})
+}
+
+// isSHA256Hex reports whether s is a SHA-256 as the protocol writes it: 64
+// lowercase hex digits.
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // queue hands job to in's writer, or holds it if the writer has no room.

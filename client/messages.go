@@ -67,10 +67,12 @@ type pingPayload struct {
 }
 
 type fileOffer struct {
-	ID     uint64 `json:"id"`
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"` // hex
+	ID   uint64 `json:"id"`
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// SHA256 is the whole file's, in hex, or empty: a sender that hashes
+	// while sending (the browser) gives it in file-done instead.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 type fileAccept struct {
@@ -86,6 +88,8 @@ type fileAck struct {
 
 type fileDone struct {
 	ID uint64 `json:"id"`
+	// SHA256 is the whole file's, in hex, when the offer did not carry it.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 type fileResult struct {

@@ -42,6 +42,9 @@ type memLink struct {
 	low      chan struct{}
 	lows     int // times low water was signalled
 	err      error
+	// edit, if set, rewrites what this end sends (a test playing another
+	// implementation).
+	edit func(typ byte, payload []byte) []byte
 }
 
 func newMemLinks() (a, b *memLink) {
@@ -55,7 +58,11 @@ func (l *memLink) send(typ byte, payload []byte) error {
 	if l.err != nil {
 		return l.err
 	}
-	l.peer.queue = append(l.peer.queue, memMsg{typ, bytes.Clone(payload)})
+	payload = bytes.Clone(payload)
+	if l.edit != nil {
+		payload = l.edit(typ, payload)
+	}
+	l.peer.queue = append(l.peer.queue, memMsg{typ, payload})
 	l.pending += uint64(len(payload))
 	return nil
 }
@@ -397,6 +404,65 @@ func TestTransferWrongHash(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(b.dir); len(entries) != 0 {
 		t.Errorf("left in the output directory: %v", entries)
+	}
+}
+
+// TestTransferSHA256InDone: a sender that hashes while sending (the
+// browser) leaves the SHA-256 out of file-offer and gives it in file-done;
+// the receiver checks the file against it. With no SHA-256 anywhere, or a
+// wrong one, the file fails as corrupted and nothing stays on disk; an
+// offer's SHA-256 is the one that counts when both carry one.
+func TestTransferSHA256InDone(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		offer, done func(right string) string
+		ok          bool
+	}{
+		{"in file-done", func(string) string { return "" }, func(r string) string { return r }, true},
+		{"nowhere", func(string) string { return "" }, func(string) string { return "" }, false},
+		{"wrong in file-done", func(string) string { return "" }, func(string) string { return strings.Repeat("0", 64) }, false},
+		{"upper case in file-done", func(string) string { return "" }, strings.ToUpper, false},
+		{"in both, file-done's wrong", func(r string) string { return r }, func(string) string { return strings.Repeat("0", 64) }, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b, _ := pair(t, nil)
+			data := a.queueFile(t, "hashed-late.bin", 3<<20+11)
+			a.link, b.link = newMemLinks() // connect, with the edit in place before the offer
+			var right string
+			a.link.edit = func(typ byte, payload []byte) []byte {
+				switch typ {
+				case proto.MsgFileOffer:
+					var o fileOffer
+					if err := json.Unmarshal(payload, &o); err != nil {
+						t.Fatal(err)
+					}
+					right, o.SHA256 = o.SHA256, c.offer(o.SHA256)
+					payload, _ = json.Marshal(o)
+				case proto.MsgFileDone:
+					var d fileDone
+					if err := json.Unmarshal(payload, &d); err != nil {
+						t.Fatal(err)
+					}
+					d.SHA256 = c.done(right)
+					payload, _ = json.Marshal(d)
+				}
+				return payload
+			}
+			a.send.start(a.link)
+			b.send.start(b.link)
+			drive(t, a, b, a.has(EventFileSent, 1), nil)
+			got := b.verdicts(EventFileReceived)[0]
+			if c.ok {
+				checkStored(t, got, data)
+				return
+			}
+			if got.OK || got.Err != reasonCorrupted {
+				t.Errorf("receiver verdict %+v, want %q", got, reasonCorrupted)
+			}
+			if entries, _ := os.ReadDir(b.dir); len(entries) != 0 {
+				t.Errorf("left in the output directory: %v", entries)
+			}
+		})
 	}
 }
 

@@ -13,12 +13,17 @@
 //   before the page acks them, so an ack is a true resume point. After a
 //   reload, open() with a resume offset cuts the file to what was flushed
 //   and rebuilds the hash by reading that part back.
-// - Outgoing files are hashed here too, read in slices of the File (a
-//   disk-backed Blob), never as one ArrayBuffer.
+// - Outgoing files are hashed here too, while they are sent: the page hands
+//   over each block of the File it has read and sent (transferred, not
+//   copied), so the File is read once; a file resumed at an offset first
+//   hashes what came before it, read in slices of the File (a disk-backed
+//   Blob), never as one ArrayBuffer.
 //
 // Requests are {op, rid, ...}; every answer is {rid, ok, ...} or
 // {rid, ok: false, error}. Requests are handled one at a time in arrival
-// order (the queue below), so a flush answers after every write before it.
+// order, in two queues: the incoming files' (so a flush answers after every
+// write before it) and the outgoing hashes' (so that receiving never waits
+// for a resumed file's prefix to be hashed).
 // hash-wasm ships as a UMD script: imported as a module it defines
 // hashwasm on the worker's global (the page's window never sees it).
 import "./vendor/hash-wasm-4.13.0/sha256.umd.min.js";
@@ -125,52 +130,72 @@ const ops = {
     await top.removeEntry(room, { recursive: true }).catch(() => {});
     return {};
   },
-  // hashFile hashes an outgoing File in slices, telling the page how far
-  // it got now and then.
-  async hashFile({ file, rid }) {
+};
+
+// The outgoing hashes, by the page's hash id.
+const hashes = new Map();
+
+const hashOps = {
+  // hashStart begins the hash of an outgoing file whose sending starts at
+  // upto: the bytes before it are read from the File here.
+  async hashStart({ hid, file, upto }) {
     const hash = await createSHA256();
     hash.init();
-    let last = 0;
-    for (let at = 0; at < file.size; at += SLICE) {
-      hash.update(new Uint8Array(await file.slice(at, at + SLICE).arrayBuffer()));
-      if (performance.now() - last > 200) {
-        last = performance.now();
-        postMessage({ rid, progress: Math.min(at + SLICE, file.size) });
-      }
+    for (let at = 0; at < upto; at += SLICE) {
+      hash.update(new Uint8Array(await file.slice(at, Math.min(at + SLICE, upto)).arrayBuffer()));
     }
+    // Only a complete prefix makes a hash: after a failed read, the
+    // updates and the end fail too, rather than give a wrong SHA-256.
+    hashes.set(hid, hash);
+    return {};
+  },
+  // hashUpdate adds the next block the page sent.
+  hashUpdate({ hid, data }) {
+    const hash = hashes.get(hid);
+    if (!hash) throw new Error("no such hash");
+    hash.update(data instanceof Uint8Array ? data : new Uint8Array(data));
+    return {};
+  },
+  hashEnd({ hid }) {
+    const hash = hashes.get(hid);
+    if (!hash) throw new Error("no such hash");
+    hashes.delete(hid);
     return { sha256: hash.digest("hex") };
+  },
+  hashDrop({ hid }) {
+    hashes.delete(hid);
+    return {};
   },
 };
 
-const queue = [];
-let busy = false;
-
-async function pump() {
-  if (busy) return;
-  busy = true;
-  while (queue.length) {
-    const req = queue.shift();
-    try {
-      const op = ops[req.op];
-      if (!op) throw new Error("unknown operation " + req.op);
-      const res = await op(req);
-      postMessage({ rid: req.rid, ok: true, ...res });
-    } catch (e) {
-      postMessage({ rid: req.rid, ok: false, error: String(e && e.message || e) });
+// serial runs the requests given to it one at a time, in order, each with
+// an operation of table.
+function serial(table) {
+  const queue = [];
+  let busy = false;
+  async function pump() {
+    if (busy) return;
+    busy = true;
+    while (queue.length) {
+      const req = queue.shift();
+      try {
+        const op = table[req.op];
+        if (!op) throw new Error("unknown operation " + req.op);
+        const res = await op(req);
+        postMessage({ rid: req.rid, ok: true, ...res });
+      } catch (e) {
+        postMessage({ rid: req.rid, ok: false, error: String(e && e.message || e) });
+      }
     }
+    busy = false;
   }
-  busy = false;
+  return (req) => { queue.push(req); pump(); };
 }
+
+const files = serial(ops);
+const hashing = serial(hashOps);
 
 self.onmessage = (ev) => {
   const req = ev.data;
-  if (req.op === "hashFile") {
-    // Hashing an outgoing file touches no open file: it runs beside the
-    // queue, so that receiving does not wait for it.
-    ops.hashFile(req).then((res) => postMessage({ rid: req.rid, ok: true, ...res }),
-      (e) => postMessage({ rid: req.rid, ok: false, error: String(e && e.message || e) }));
-    return;
-  }
-  queue.push(req);
-  pump();
+  (hashOps[req.op] ? hashing : files)(req);
 };

@@ -35,7 +35,6 @@ export class Store {
       const m = ev.data;
       const p = this.pending.get(m.rid);
       if (!p) return;
-      if ("progress" in m) { if (p.progress) p.progress(m.progress); return; }
       this.pending.delete(m.rid);
       if (m.ok) p.res(m); else p.rej(new Error(m.error));
     };
@@ -49,11 +48,11 @@ export class Store {
       this.pending.clear();
     };
   }
-  call(op, args = {}, transfer = [], progress = null) {
+  call(op, args = {}, transfer = []) {
     if (this.broken) return Promise.reject(this.broken);
     const rid = ++this.rid;
     return new Promise((res, rej) => {
-      this.pending.set(rid, { res, rej, progress });
+      this.pending.set(rid, { res, rej });
       this.w.postMessage({ op, rid, ...args }, transfer);
     });
   }
@@ -67,6 +66,7 @@ function randomID() {
 }
 
 const isID = (v) => Number.isSafeInteger(v) && v >= 0 && v < MAX_SAFE_ID;
+const isSHA256 = (v) => typeof v === "string" && /^[0-9a-f]{64}$/.test(v);
 
 export class Transfers {
   // ui: the ui module's file-card functions; note(text) tells the user.
@@ -80,6 +80,7 @@ export class Transfers {
     this.peer = null;
     this.wakeSender = null;
     this.ended = false;
+    this.hid = 0; // the last outgoing hash's id in the store worker
   }
 
   // restore shows what IndexedDB says about this room's incoming files
@@ -103,26 +104,25 @@ export class Transfers {
 
   // ---- outgoing ----
 
+  // queue adds files to send. Each is hashed while it is sent (its
+  // SHA-256 goes in file-done), so sending starts at once and the File is
+  // read once.
   async queue(files) {
     for (const file of files) {
       if (this.ended) return;
       // The same file chosen again after a reload (same name, size and
-      // modification time) keeps its id, so the receiver resumes it.
+      // modification time) keeps its id, so the receiver resumes it. A file
+      // changed in place without a new modification time fails the
+      // receiver's SHA-256 check at the end, and is discarded there.
       const known = await storage.findOutgoing(this.room, file.name, file.size, file.lastModified).catch(() => null);
       const f = { id: known ? known.id : randomID(), file, name: file.name, size: file.size, sha: null, ready: false,
         done: false, accept: null, result: null, waiters: {} };
       f.card = this.ui.fileCard(f.id, "out", f.name, f.size);
       this.out.push(f);
-      f.card.set({ status: "hashing", done: 0, detail: "Computing the SHA-256…" });
       try {
-        const started = performance.now();
-        const { sha256 } = await this.store.call("hashFile", { file }, [], (n) => f.card.set({ status: "hashing", done: n, started }));
-        if (known && known.sha256 !== sha256) f.id = randomID(); // changed in place: a new file
-        f.sha = sha256;
-        await storage.putOutgoing(this.room, { id: f.id, name: f.name, size: f.size, lastModified: file.lastModified, sha256, done: false });
+        await storage.putOutgoing(this.room, { id: f.id, name: f.name, size: f.size, lastModified: file.lastModified, done: false });
       } catch (e) {
-        this.finishOut(f, "failed", "This browser could not read the file: " + e.message);
-        continue;
+        console.error("storage:", e); // only a resume after a reload needs it
       }
       f.ready = true;
       f.card.set({ status: "queued", done: 0, detail: "" });
@@ -168,7 +168,7 @@ export class Transfers {
     f.accept = null;
     f.result = null;
     f.card.set({ status: "waiting", detail: "Waiting for the other person to accept" });
-    p.sendJSON(MSG.FILE_OFFER, { id: f.id, name: f.name, size: f.size, sha256: f.sha });
+    p.sendJSON(MSG.FILE_OFFER, { id: f.id, name: f.name, size: f.size });
     const acc = await this.waitFor(f, "accept", p);
     if (!acc) return false;
     if (typeof acc.reject === "string" && acc.reject) {
@@ -183,30 +183,28 @@ export class Transfers {
     const resumed = off;
     f.card.set({ status: "sending", done: off, started: performance.now(), from: off,
       detail: off > 0 ? `Resumed at ${Math.round(off / 1e5) / 10} MB` : "", resumedAt: off > 0 ? off : null });
-    const ahead = [];
-    // The File is read a block of chunks at a time: each read is a round
-    // trip to the browser process.
-    let block = new Uint8Array(0), blockAt = off;
-    while (off < f.size) {
-      if (!await p.bulkReady()) return false;
-      if (off >= blockAt + block.length) {
-        try {
-          block = new Uint8Array(await f.file.slice(off, off + READ_BLOCK).arrayBuffer());
-        } catch (e) {
-          this.finishOut(f, "failed", "This browser could not read the file any more: " + e.message);
-          return true;
-        }
-        blockAt = off;
-        if (p.closed) return false;
-        if (block.length === 0) { this.finishOut(f, "failed", "The file got shorter while it was being sent."); return true; }
-      }
-      const data = block.subarray(off - blockAt, off - blockAt + DEFAULT_CHUNK_DATA);
-      ahead.push(p.send(MSG.FILE_CHUNK, encodeChunk(f.id, off, data)));
-      off += data.length;
-      f.sent = off;
-      if (ahead.length >= CHUNKS_AHEAD && !await ahead.shift()) return false;
+    // The store worker hashes the file beside the sending: what comes
+    // before the offset from the File, then every block sent, handed over.
+    const hid = ++this.hid;
+    const hashed = this.store.call("hashStart", { hid, file: f.file, upto: off });
+    hashed.catch(() => {}); // hashEnd reports it
+    const sent = await this.sendFrom(p, f, off, hid);
+    if (sent !== true) {
+      this.store.call("hashDrop", { hid }).catch(() => {});
+      if (sent === false) return false;
+      this.finishOut(f, "failed", sent);
+      return true;
     }
-    if (!await p.sendJSON(MSG.FILE_DONE, { id: f.id })) return false;
+    let sha;
+    try {
+      await hashed;
+      ({ sha256: sha } = await this.store.call("hashEnd", { hid }));
+    } catch (e) {
+      this.finishOut(f, "failed", "This browser could not read the file any more: " + e.message);
+      return true;
+    }
+    f.sha = sha;
+    if (!await p.sendJSON(MSG.FILE_DONE, { id: f.id, sha256: sha })) return false;
     f.card.set({ status: "verifying", detail: resumed ? `Resumed at ${Math.round(resumed / 1e5) / 10} MB; waiting for the verdict` : "Waiting for the verdict" });
     const res = await this.waitFor(f, "result", p);
     if (!res) return false;
@@ -215,10 +213,40 @@ export class Transfers {
     return true;
   }
 
+  // sendFrom sends f's chunks from off on p, handing each block to the
+  // hash hid once its chunks are out: true when every chunk went, false if
+  // the connection ended first, or a sentence saying why the file failed.
+  async sendFrom(p, f, off, hid) {
+    const ahead = [];
+    // The File is read a block of chunks at a time: each read is a round
+    // trip to the browser process.
+    while (off < f.size) {
+      let block;
+      try {
+        block = new Uint8Array(await f.file.slice(off, off + READ_BLOCK).arrayBuffer());
+      } catch (e) {
+        return "This browser could not read the file any more: " + e.message;
+      }
+      if (p.closed) return false;
+      if (block.length === 0) return "The file got shorter while it was being sent.";
+      for (let i = 0; i < block.length; i += DEFAULT_CHUNK_DATA) {
+        if (!await p.bulkReady()) return false;
+        // encodeChunk copies the data, so the block is free once its
+        // chunks are encoded.
+        ahead.push(p.send(MSG.FILE_CHUNK, encodeChunk(f.id, off + i, block.subarray(i, i + DEFAULT_CHUNK_DATA))));
+        if (ahead.length >= CHUNKS_AHEAD && !await ahead.shift()) return false;
+      }
+      off += block.length;
+      this.store.call("hashUpdate", { hid, data: block }, [block.buffer]).catch(() => {}); // hashEnd reports it
+    }
+    for (const a of ahead) if (!await a) return false;
+    return true;
+  }
+
   finishOut(f, status, detail) {
     f.done = true;
     f.card.set({ status, done: status === "verified" ? f.size : undefined, detail });
-    if (f.sha) storage.putOutgoing(this.room, { id: f.id, name: f.name, size: f.size, lastModified: f.file.lastModified, sha256: f.sha, done: true }).catch(() => {});
+    storage.putOutgoing(this.room, { id: f.id, name: f.name, size: f.size, lastModified: f.file.lastModified, sha256: f.sha, done: true }).catch(() => {});
   }
 
   onAck(msg) {
@@ -244,16 +272,19 @@ export class Transfers {
     };
     const problem = nameProblem(o.name);
     if (problem) { refuse(`refused file name: ${problem}`); return; }
-    if (!Number.isSafeInteger(o.size) || o.size < 0 || typeof o.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(o.sha256)) {
+    // sha256 may be left out by a sender that hashes while sending (then it
+    // comes in file-done).
+    if (!Number.isSafeInteger(o.size) || o.size < 0 || o.sha256 !== undefined && !isSHA256(o.sha256)) {
       refuse("malformed file offer");
       return;
     }
+    const osha = o.sha256 || null;
     let f = this.inc.get(id);
-    if (f && (f.offer.size !== o.size || f.offer.sha256 !== o.sha256)) { refuse("malformed file offer"); return; }
+    if (f && (f.offer.size !== o.size || (f.offer.sha256 || null) !== osha)) { refuse("malformed file offer"); return; }
     if (!f) {
       if (this.inc.size >= MAX_OPEN_INCOMING) { refuse(TEXT_CANNOT_STORE, "too many files at once"); return; }
       if (!rec && !await this.hasRoomFor(o.size)) { refuse(TEXT_CANNOT_STORE, "not enough storage space in this browser"); return; }
-      const offer = { id, name: o.name, size: o.size, sha256: o.sha256 };
+      const offer = { id, name: o.name, size: o.size, sha256: osha };
       f = { offer, written: 0, acked: 0, failed: false, opening: true, card: null };
       this.inc.set(id, f);
       f.card = this.ui.fileCard(id, "in", offer.name, offer.size);
@@ -337,7 +368,10 @@ export class Transfers {
       return;
     }
     const id = msg.id;
-    if (sha === f.offer.sha256) {
+    // The offer's SHA-256 counts; without one, file-done's. With neither,
+    // nothing vouches for the bytes.
+    const want = f.offer.sha256 || (isSHA256(msg.sha256) ? msg.sha256 : null);
+    if (want && sha === want) {
       const rec = { id, offer: f.offer, flushed: f.written, status: "verified", sha256: sha };
       await storage.putIncoming(this.room, rec);
       this.verifiedCard(f.card, rec);

@@ -416,3 +416,40 @@ func TestBrowserSenderReloadResumes(t *testing.T) {
 	}
 	t.Logf("sender reloaded with %d of %d bytes at the receiver; resumed at %d", had, size, resumedAt)
 }
+
+// TestBrowserBulkWorkerAndPage: file data goes through the store worker
+// where the browser can hand it the bulk channel (Chromium can), and
+// through the page where it cannot (?bulk=page stands in for such a
+// browser); the two interoperate, both ways: the host keeps file data on
+// its page, the guest in its worker.
+func TestBrowserBulkWorkerAndPage(t *testing.T) {
+	st := startStack(t)
+	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
+	link := a.create(st.url + "/?bulk=page")
+	a.password("pw", false)
+	b.join(strings.Replace(link, "?bulk=page", "", 1), "pw", false)
+	a.connected()
+	b.connected()
+	for _, c := range []struct {
+		br   *browser
+		want string
+	}{{a, "page"}, {b, "worker"}} {
+		var got string
+		c.br.eval(`document.body.dataset.bulk || ""`, &got)
+		if got != c.want {
+			t.Errorf("%s handles file data in the %q, want the %q", c.br.name, got, c.want)
+		}
+	}
+	toGuest, sumG := randomFile(t, "to-guest.bin", 5<<20+3)
+	toHost, sumH := randomFile(t, "to-host.bin", 3<<20+5)
+	a.sendFile(toGuest)
+	b.sendFile(toHost)
+	if got := b.receivedSHA("to-guest.bin"); got != sumG {
+		t.Errorf("guest received SHA-256 %s, want %s", got, sumG)
+	}
+	if got := a.receivedSHA("to-host.bin"); got != sumH {
+		t.Errorf("host received SHA-256 %s, want %s", got, sumH)
+	}
+	a.waitSent("to-guest.bin")
+	b.waitSent("to-host.bin")
+}

@@ -166,6 +166,7 @@ function probe(p) {
 const handlers = {
   onReady,
   onMessage,
+  onBulkEvent: (p, m) => { if (p === s.peer) s.transfers.onBulkEvent(p, m); },
   onFail: failPeer,
   onMismatch: () => mismatch(),
   onRtt: (p, ms) => { if (p === s.peer) ui.rtt(ms); },
@@ -179,7 +180,7 @@ const handlers = {
 
 function newPeer(role) {
   closePeer();
-  s.peer = new Peer(role, { iceServers: s.ice && s.ice.iceServers, relayOnly: s.relayOnly }, handlers);
+  s.peer = new Peer(role, { iceServers: s.ice && s.ice.iceServers, relayOnly: s.relayOnly, store: s.store, room: s.room }, handlers);
   showState();
   return s.peer;
 }
@@ -253,6 +254,9 @@ async function onReady(p) {
   $("message").focus();
   flushChat(p).catch((e) => console.error(e));
   s.transfers.attach(p);
+  // Where file data is handled, for tests and diagnosis: the store worker
+  // (the bulk channel was handed to it) or the page.
+  document.body.dataset.bulk = p.bulkRemote ? "worker" : "page";
   const path = await p.path();
   if (p === s.peer && !p.closed) ui.path(path);
   p.ping();
@@ -353,6 +357,9 @@ function startRoom() {
   if (s.transfers) return;
   ui.roomExists(true);
   s.store = new Store();
+  // ?bulk=page keeps file data on the page's main thread, as in a browser
+  // that cannot hand a data channel to a worker (for tests and comparison).
+  s.store.bulkInPage = new URLSearchParams(location.search).get("bulk") === "page";
   s.transfers = new Transfers(s.room, s.store, ui, note);
 }
 

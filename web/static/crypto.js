@@ -123,6 +123,33 @@ function frameNonce(channel, seq) {
   return nonce;
 }
 
+// sealFrame seals one frame (docs/PROTOCOL.md, "Sealed frames") under key
+// with the given channel and sequence number: version ‖ type ‖ seq, then
+// the AES-GCM ciphertext of payload with that header as associated data.
+// The store worker seals file data with it, off the page's main thread.
+export async function sealFrame(key, channel, seq, type, payload) {
+  const hdr = new Uint8Array(10);
+  hdr[0] = 1; hdr[1] = type;
+  new DataView(hdr.buffer).setBigUint64(2, seq);
+  const ct = await subtle.encrypt({ name: "AES-GCM", iv: frameNonce(channel, seq), additionalData: hdr }, key, payload);
+  return concat(hdr, new Uint8Array(ct));
+}
+
+// frameSeq reads a frame's sequence number, or returns -1n for a frame too
+// short or of another version.
+export function frameSeq(frame) {
+  if (frame.length < 26 || frame[0] !== 1) return -1n;
+  return new DataView(frame.buffer, frame.byteOffset).getBigUint64(2);
+}
+
+// openFrame decrypts a frame whose sequence number the caller checked:
+// {type, payload}, or a MismatchError.
+export function openFrame(key, channel, seq, frame) {
+  return subtle.decrypt({ name: "AES-GCM", iv: frameNonce(channel, seq), additionalData: frame.subarray(0, 10) },
+    key, frame.subarray(10))
+    .then((pt) => ({ type: frame[1], payload: new Uint8Array(pt) }), () => { throw new MismatchError("frame failed to authenticate"); });
+}
+
 // Session: one connection's keys. Each channel (0 control, 1 bulk) has its
 // own send and receive sequence. seal() takes its sequence number
 // synchronously, so a channel's frames must be sent in the order seal was
@@ -151,25 +178,18 @@ export class Session {
     if (!ok) throw new MismatchError();
   }
   seal(channel, type, payload) {
-    const seq = this.sendSeq[channel]++;
-    const hdr = new Uint8Array(10);
-    hdr[0] = 1; hdr[1] = type;
-    new DataView(hdr.buffer).setBigUint64(2, seq);
-    return subtle.encrypt({ name: "AES-GCM", iv: frameNonce(channel, seq), additionalData: hdr }, this.sendKey, payload)
-      .then((ct) => concat(hdr, new Uint8Array(ct)));
+    return sealFrame(this.sendKey, channel, this.sendSeq[channel]++, type, payload);
   }
   // open checks the sequence at once (a frame out of sequence does not
   // advance it) and decrypts asynchronously.
   open(channel, frame) {
     frame = frame instanceof Uint8Array ? frame : new Uint8Array(frame);
-    if (frame.length < 26 || frame[0] !== 1) return Promise.reject(new Error("malformed frame"));
-    const seq = new DataView(frame.buffer, frame.byteOffset).getBigUint64(2);
+    const seq = frameSeq(frame);
+    if (seq < 0n) return Promise.reject(new Error("malformed frame"));
     if (seq !== this.recvSeq[channel]) {
       return Promise.reject(new ReplayError(`frame out of sequence: got ${seq}, want ${this.recvSeq[channel]}`));
     }
     this.recvSeq[channel]++;
-    return subtle.decrypt({ name: "AES-GCM", iv: frameNonce(channel, seq), additionalData: frame.subarray(0, 10) },
-      this.recvKey, frame.subarray(10))
-      .then((pt) => ({ type: frame[1], payload: new Uint8Array(pt) }), () => { throw new MismatchError("frame failed to authenticate"); });
+    return openFrame(this.recvKey, channel, seq, frame);
   }
 }

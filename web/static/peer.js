@@ -26,6 +26,13 @@ export class OldPeerError extends Error {
 // bulk sender reads its next slice while earlier chunks are being sealed,
 // without queueing a file's worth of them.
 const SEND_WINDOW = 4;
+
+// Connection ids, unique in the page: what the store worker knows a
+// connection's bulk channel by.
+let lastCid = 0;
+// REMOTE stands in channels[] for a bulk channel that lives in the store
+// worker.
+const REMOTE = Object.freeze({ readyState: "remote" });
 // At most this many received file-data frames are being opened at once.
 const RECV_WINDOW = 4;
 
@@ -33,8 +40,15 @@ export class Peer {
   // h: onReady(peer), onMessage(peer, type, payload) (may return a
   // promise: the channel's next frame waits for it), onFail(peer, reason),
   // onMismatch(peer), onRtt(peer, ms), onMalformed(peer, error).
-  constructor(role, { iceServers, relayOnly }, h) {
+  // store, if given, is the page's store worker (transfer.js Store): the
+  // bulk channel goes there, where the browser can transfer it, with room
+  // (whose incoming files it writes).
+  constructor(role, { iceServers, relayOnly, store, room }, h) {
     this.role = role;
+    this.store = store || null;
+    this.room = room;
+    this.cid = ++lastCid;
+    this.bulkRemote = false; // the bulk channel lives in the store worker
     this.h = h;
     this.pc = new RTCPeerConnection({ iceServers: iceServers || [], iceTransportPolicy: relayOnly ? "relay" : "all" });
     this.channels = [null, null];
@@ -78,10 +92,41 @@ export class Peer {
     this.wake();
     for (const w of this.closeWaiters.splice(0)) w();
     for (const q of this.out) for (const it of q.items.splice(0)) it.done(false);
+    if (this.bulkRemote) this.store.detachBulk(this.cid);
     try { this.pc.close(); } catch { /* already closed */ }
   }
 
   // onClose runs fn once the connection closed (at once if it has).
+  // onBulk takes what the store worker reports about the bulk channel it
+  // holds (see store-worker.js).
+  onBulk(m) {
+    if (this.closed) return;
+    switch (m.ev) {
+      case "open":
+        this.lastRecv = Date.now();
+        for (const w of this.openWaiters.splice(0)) w();
+        return;
+      case "close": this.fail("data channel closed"); return;
+      case "fail": this.fail(m.reason); return;
+      case "done":
+        this.lastRecv = Date.now();
+        Promise.resolve(this.h.onMessage(this, MSG.FILE_DONE, m.payload))
+          .catch((e) => { if (!this.closed) this.h.onMalformed(this, e); });
+        return;
+      default:
+        if (m.ev === "flushed") this.lastRecv = Date.now();
+        this.h.onBulkEvent(this, m);
+    }
+  }
+
+  // keysReady hands the bulk channel's keys to the store worker, once both
+  // the keys and the channel exist (the host creates the channel first, the
+  // guest makes its keys first).
+  keysReady() {
+    if (!this.bulkRemote) return;
+    this.store.call("bulkKeys", { cid: this.cid, sendKey: this.sess.sendKey, recvKey: this.sess.recvKey }).catch(() => {});
+  }
+
   onClose(fn) { if (this.closed) fn(); else this.closeWaiters.push(fn); }
 
   fail(reason) {
@@ -95,6 +140,16 @@ export class Peer {
   }
 
   attach(ch, dc) {
+    // The bulk channel goes to the store worker if this browser can
+    // transfer it; that must happen in the task that created or announced
+    // the channel, before any of its events.
+    if (ch === BULK_CHANNEL && this.store && this.store.attachBulk(this, dc)) {
+      this.bulkRemote = true;
+      this.channels[ch] = REMOTE;
+      // The guest hears of the channel after its keys were made.
+      if (this.sess) this.keysReady();
+      return;
+    }
     this.channels[ch] = dc;
     dc.binaryType = "arraybuffer";
     if (ch === BULK_CHANNEL) {
@@ -338,6 +393,7 @@ export async function openAnswer(p, signaler, blob) {
   if (typeof a.sdp !== "string" || typeof a.nonce !== "string") return { stale: true };
   p.sess = await c.Session.create(signaler.master, "H", p.nonceHost, c.unb64std(a.nonce),
     c.fingerprintOf(p.pc.localDescription.sdp), c.fingerprintOf(a.sdp));
+  p.keysReady();
   await p.pc.setRemoteDescription({ type: "answer", sdp: a.sdp });
   return {};
 }
@@ -362,6 +418,7 @@ export async function answer(p, signaler, o) {
   if (p.closed) return null;
   const local = p.pc.localDescription.sdp;
   p.sess = await c.Session.create(signaler.master, "G", p.nonceHost, nonceGuest, c.fingerprintOf(o.sdp), c.fingerprintOf(local));
+  p.keysReady();
   const body = { sdp: local, nonce: c.b64std(nonceGuest), offer_nonce: o.nonce, version: PROTOCOL_VERSION };
   return signaler.seal("answer", "G", enc.encode(JSON.stringify(body)));
 }

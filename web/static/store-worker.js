@@ -27,6 +27,10 @@
 // hash-wasm ships as a UMD script: imported as a module it defines
 // hashwasm on the worker's global (the page's window never sees it).
 import "./vendor/hash-wasm-4.13.0/sha256.umd.min.js";
+import { frameSeq, openFrame, sealFrame } from "./crypto.js";
+import {
+  ACK_EVERY, BULK_CHANNEL, DEFAULT_CHUNK_DATA, HIGH_WATER, LOW_WATER, MAX_MESSAGE_SIZE, MSG, decodeChunk, encodeChunk,
+} from "./protocol.js";
 
 const { createSHA256 } = globalThis.hashwasm;
 
@@ -74,7 +78,7 @@ const ops = {
       hash.update(buf.subarray(0, n));
       at += n;
     }
-    f = { handle, hash, size, written: have };
+    f = { handle, hash, size, written: have, acked: have, failed: false };
     open.set(key, f);
     return { offset: have };
   },
@@ -139,11 +143,7 @@ const hashOps = {
   // hashStart begins the hash of an outgoing file whose sending starts at
   // upto: the bytes before it are read from the File here.
   async hashStart({ hid, file, upto }) {
-    const hash = await createSHA256();
-    hash.init();
-    for (let at = 0; at < upto; at += SLICE) {
-      hash.update(new Uint8Array(await file.slice(at, Math.min(at + SLICE, upto)).arrayBuffer()));
-    }
+    const hash = await hashPrefix(file, upto);
     // Only a complete prefix makes a hash: after a failed read, the
     // updates and the end fail too, rather than give a wrong SHA-256.
     hashes.set(hid, hash);
@@ -167,6 +167,202 @@ const hashOps = {
     return {};
   },
 };
+
+// ---- the bulk channel, where the page could hand it over ----
+//
+// A connection's bulk data channel lives here when the page could transfer
+// it (RTCDataChannel is transferable to dedicated workers in Chromium and
+// WebKit). Then file data never touches the page's main thread: this worker
+// reads the File, hashes it, seals and sends every chunk and file-done,
+// and opens, checks and writes every chunk received, flushing before it
+// tells the page to acknowledge. The page keeps the file handshake on the
+// control channel and hears of the bulk channel only as events:
+// {bulk: cid, ev: "open" | "close" | "fail" (reason) | "flushed" (id, at) |
+// "writefail" (id, error) | "done" (payload: file-done's plaintext)}.
+// The worker owns the bulk channel's frame sequences both ways.
+
+const bulks = new Map(); // cid -> connection
+const READ_BLOCK = 64 * DEFAULT_CHUNK_DATA; // one read of the File per 64 chunks
+const SEAL_AHEAD = 4; // chunks being sealed while earlier ones go out
+const OPEN_AHEAD = 4; // frames being opened while earlier ones are written
+// HASH_BEHIND is how many blocks a resumed file's sending may run ahead of
+// the hash of what came before the resume offset (memory: 16 MiB).
+const HASH_BEHIND = 4;
+
+function bulkEvent(b, ev, extra = {}, transfer = []) {
+  if (!b.detached) postMessage({ bulk: b.cid, ev, ...extra }, transfer);
+}
+
+// bulkFail ends a connection's bulk channel for good, saying why.
+function bulkFail(b, reason) {
+  if (b.closed) return;
+  b.closed = true;
+  b.inq.length = 0;
+  b.wake();
+  bulkEvent(b, "fail", { reason });
+}
+
+// bulkReceive opens the frames received, in order, OPEN_AHEAD at a time.
+async function bulkReceive(b) {
+  if (b.receiving) return;
+  b.receiving = true;
+  const opening = [];
+  try {
+    while ((b.inq.length || opening.length) && !b.closed) {
+      while (b.inq.length && opening.length < OPEN_AHEAD) {
+        const data = b.inq.shift();
+        if (typeof data === "string" || data.byteLength > MAX_MESSAGE_SIZE) {
+          bulkFail(b, "the other side sent a message that is not a frame");
+          return;
+        }
+        if (!b.recvKey) {
+          bulkFail(b, "file data before the connection was ready");
+          return;
+        }
+        const frame = new Uint8Array(data);
+        const seq = frameSeq(frame);
+        if (seq !== b.recvSeq) {
+          bulkFail(b, "a message failed verification; reconnecting with fresh keys");
+          return;
+        }
+        b.recvSeq++;
+        opening.push(openFrame(b.recvKey, BULK_CHANNEL, seq, frame).then((m) => ({ m }), (e) => ({ e })));
+      }
+      const r = await opening.shift();
+      if (b.closed) return;
+      if (r.e) {
+        bulkFail(b, "a message failed verification; reconnecting with fresh keys");
+        return;
+      }
+      if (r.m.type === MSG.FILE_CHUNK) bulkChunk(b, r.m.payload);
+      else if (r.m.type === MSG.FILE_DONE) bulkEvent(b, "done", { payload: r.m.payload }, [r.m.payload.buffer]);
+      // Anything else does not belong on bulk: ignored, as the page does.
+    }
+  } finally {
+    b.receiving = false;
+  }
+}
+
+// bulkChunk writes one chunk of a file the page accepted, if it is the
+// next one; anything else (a chunk from before a resume, past the size, of
+// a file not open) is ignored, as docs/PROTOCOL.md says.
+function bulkChunk(b, payload) {
+  const ch = decodeChunk(payload);
+  if (!ch) return;
+  const f = open.get(`${b.room}/${ch.id}`);
+  if (!f || f.failed || ch.offset !== f.written || f.written + ch.data.length > f.size) return;
+  try {
+    const n = f.handle.write(ch.data, { at: ch.offset });
+    if (n !== ch.data.length) throw new Error("short write");
+    f.hash.update(ch.data);
+    f.written += n;
+    if (f.written - f.acked >= ACK_EVERY || f.written === f.size) {
+      f.handle.flush();
+      f.acked = f.written;
+      bulkEvent(b, "flushed", { id: ch.id, at: f.written });
+    }
+  } catch (e) {
+    f.failed = true;
+    bulkEvent(b, "writefail", { id: ch.id, error: String(e && e.message || e) });
+  }
+}
+
+const bulkOps = {
+  bulkAttach({ cid, room, dc }) {
+    const b = { cid, room, dc, sendKey: null, recvKey: null, sendSeq: 0n, recvSeq: 0n, waiters: [], inq: [],
+      receiving: false, closed: false, detached: false };
+    // wake lets every waiter (for open, for low water) look again.
+    b.wake = () => { for (const w of b.waiters.splice(0)) w(); };
+    bulks.set(cid, b);
+    dc.binaryType = "arraybuffer";
+    dc.bufferedAmountLowThreshold = LOW_WATER;
+    dc.onbufferedamountlow = b.wake;
+    dc.onopen = () => { b.wake(); bulkEvent(b, "open"); };
+    dc.onclose = () => { b.closed = true; b.wake(); bulkEvent(b, "close"); };
+    dc.onmessage = (e) => {
+      if (b.closed) return;
+      b.inq.push(e.data);
+      bulkReceive(b);
+    };
+    return {};
+  },
+  bulkKeys({ cid, sendKey, recvKey }) {
+    const b = bulks.get(cid);
+    if (b) { b.sendKey = sendKey; b.recvKey = recvKey; bulkReceive(b); }
+    return {};
+  },
+  bulkDetach({ cid }) {
+    const b = bulks.get(cid);
+    if (b) {
+      b.closed = b.detached = true;
+      b.inq.length = 0;
+      b.wake();
+      bulks.delete(cid);
+    }
+    return {};
+  },
+  // bulkSend sends file (id) from offset, hashing it as it goes, then
+  // file-done with its SHA-256: {sent: true, sha256}. {sent: false} if the
+  // channel closed first (the page offers the file again on the next
+  // connection); {failed: sentence} if the File could not be read.
+  async bulkSend({ cid, file, id, offset }) {
+    const b = bulks.get(cid);
+    if (!b || !b.sendKey) return { sent: false };
+    const ready = async () => {
+      while (!b.closed && (b.dc.readyState === "connecting" || b.dc.readyState === "open" && b.dc.bufferedAmount >= HIGH_WATER)) {
+        await new Promise((r) => b.waiters.push(r));
+      }
+      return !b.closed && b.dc.readyState === "open";
+    };
+    const sealing = [];
+    const drain = async (keep) => {
+      while (sealing.length > keep) {
+        const frame = await sealing.shift();
+        if (!await ready()) return false;
+        b.dc.send(frame);
+      }
+      return true;
+    };
+    // What came before a resume offset is hashed from the File beside the
+    // sending; the blocks sent wait for it (at most HASH_BEHIND of them).
+    let hash = null, behind = [];
+    const prefix = hashPrefix(file, offset).then((h) => { hash = h; for (const blk of behind) hash.update(blk); behind = []; });
+    prefix.catch(() => {}); // awaited below, where its failure fails the file
+    try {
+      for (let at = offset; at < file.size;) {
+        const block = new Uint8Array(await file.slice(at, at + READ_BLOCK).arrayBuffer());
+        if (block.length === 0) return { failed: "The file got shorter while it was being sent." };
+        for (let i = 0; i < block.length; i += DEFAULT_CHUNK_DATA) {
+          const data = block.subarray(i, i + DEFAULT_CHUNK_DATA);
+          sealing.push(sealFrame(b.sendKey, BULK_CHANNEL, b.sendSeq++, MSG.FILE_CHUNK, encodeChunk(id, at + i, data)));
+          if (!await drain(SEAL_AHEAD - 1)) return { sent: false };
+        }
+        at += block.length;
+        if (hash) hash.update(block);
+        else {
+          behind.push(block);
+          if (behind.length > HASH_BEHIND) await prefix;
+        }
+      }
+      await prefix;
+    } catch (e) {
+      return { failed: "This browser could not read the file any more: " + (e && e.message || e) };
+    }
+    const sha256 = hash.digest("hex");
+    sealing.push(sealFrame(b.sendKey, BULK_CHANNEL, b.sendSeq++, MSG.FILE_DONE, new TextEncoder().encode(JSON.stringify({ id, sha256 }))));
+    return await drain(0) ? { sent: true, sha256 } : { sent: false };
+  },
+};
+
+// hashPrefix hashes the first upto bytes of file, in slices.
+async function hashPrefix(file, upto) {
+  const hash = await createSHA256();
+  hash.init();
+  for (let at = 0; at < upto; at += SLICE) {
+    hash.update(new Uint8Array(await file.slice(at, Math.min(at + SLICE, upto)).arrayBuffer()));
+  }
+  return hash;
+}
 
 // serial runs the requests given to it one at a time, in order, each with
 // an operation of table.
@@ -197,5 +393,12 @@ const hashing = serial(hashOps);
 
 self.onmessage = (ev) => {
   const req = ev.data;
+  if (bulkOps[req.op]) {
+    // The bulk channel's operations run beside the queues: a file being
+    // sent must not hold up the writes of one being received.
+    Promise.resolve().then(() => bulkOps[req.op](req)).then((res) => postMessage({ rid: req.rid, ok: true, ...res }),
+      (e) => postMessage({ rid: req.rid, ok: false, error: String(e && e.message || e) }));
+    return;
+  }
   (hashOps[req.op] ? hashing : files)(req);
 };

@@ -31,8 +31,14 @@ export class Store {
     this.w = new Worker(new URL("./store-worker.js", import.meta.url), { type: "module" });
     this.rid = 0;
     this.pending = new Map();
+    this.bulk = new Map(); // cid -> Peer whose bulk channel lives in the worker
     this.w.onmessage = (ev) => {
       const m = ev.data;
+      if ("bulk" in m) {
+        const p = this.bulk.get(m.bulk);
+        if (p) p.onBulk(m);
+        return;
+      }
       const p = this.pending.get(m.rid);
       if (!p) return;
       this.pending.delete(m.rid);
@@ -55,6 +61,24 @@ export class Store {
       this.pending.set(rid, { res, rej });
       this.w.postMessage({ op, rid, ...args }, transfer);
     });
+  }
+  // attachBulk moves peer's bulk data channel into the worker; false where
+  // the browser cannot transfer a data channel (the page keeps it).
+  attachBulk(peer, dc) {
+    if (this.broken || this.bulkInPage) return false;
+    const rid = ++this.rid;
+    try {
+      this.w.postMessage({ op: "bulkAttach", rid, cid: peer.cid, room: peer.room, dc }, [dc]);
+    } catch {
+      return false; // DataCloneError: not transferable here
+    }
+    this.pending.set(rid, { res() {}, rej() {} });
+    this.bulk.set(peer.cid, peer);
+    return true;
+  }
+  detachBulk(cid) {
+    this.bulk.delete(cid);
+    this.call("bulkDetach", { cid }).catch(() => {});
   }
   terminate() { this.w.terminate(); }
 }
@@ -183,6 +207,20 @@ export class Transfers {
     const resumed = off;
     f.card.set({ status: "sending", done: off, started: performance.now(), from: off,
       detail: off > 0 ? `Resumed at ${Math.round(off / 1e5) / 10} MB` : "", resumedAt: off > 0 ? off : null });
+    if (p.bulkRemote) {
+      // The store worker holds the bulk channel: it reads, hashes, seals
+      // and sends every chunk, then file-done.
+      let r;
+      try {
+        r = await this.store.call("bulkSend", { cid: p.cid, file: f.file, id: f.id, offset: off });
+      } catch (e) {
+        r = { failed: "This browser could not send the file: " + e.message };
+      }
+      if (r.failed) { this.finishOut(f, "failed", r.failed); return true; }
+      if (!r.sent || p.closed) return false;
+      f.sha = r.sha256;
+      return this.awaitVerdict(p, f, resumed);
+    }
     // The store worker hashes the file beside the sending: what comes
     // before the offset from the File, then every block sent, handed over.
     const hid = ++this.hid;
@@ -205,6 +243,12 @@ export class Transfers {
     }
     f.sha = sha;
     if (!await p.sendJSON(MSG.FILE_DONE, { id: f.id, sha256: sha })) return false;
+    return this.awaitVerdict(p, f, resumed);
+  }
+
+  // awaitVerdict waits for the receiver's file-result once every chunk and
+  // file-done went out; false if the connection ended first.
+  async awaitVerdict(p, f, resumed) {
     f.card.set({ status: "verifying", detail: resumed ? `Resumed at ${Math.round(resumed / 1e5) / 10} MB; waiting for the verdict` : "Waiting for the verdict" });
     const res = await this.waitFor(f, "result", p);
     if (!res) return false;
@@ -337,6 +381,23 @@ export class Transfers {
         p.sendJSON(MSG.FILE_ACK, { id: ch.id, offset: at });
       }, () => { /* the write's failure is reported */ });
     }
+  }
+
+  // onBulkEvent takes what the store worker did with incoming chunks on a
+  // bulk channel it holds: flushed up to at (acknowledge it), or failed to
+  // write.
+  onBulkEvent(p, m) {
+    const f = this.inc.get(m.id);
+    if (!f || f.failed) return;
+    if (m.ev === "writefail") { this.writeFailed(p, m.id, f, new Error(m.error)); return; }
+    if (m.ev !== "flushed" || !Number.isSafeInteger(m.at) || m.at < f.acked) return;
+    f.written = f.acked = m.at;
+    storage.putIncoming(this.room, { id: m.id, offer: f.offer, flushed: m.at, status: "receiving" })
+      .catch((e) => console.error("storage:", e))
+      .then(() => {
+        f.card.set({ done: m.at });
+        p.sendJSON(MSG.FILE_ACK, { id: m.id, offset: m.at });
+      });
   }
 
   writeFailed(p, id, f, e) {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/chromedp/cdproto/profiler"
 	"github.com/chromedp/cdproto/tracing"
-	"github.com/go-json-experiment/json/jsontext"
 	"github.com/chromedp/chromedp"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // TRYST_BENCH_PROFILE=dir makes BenchmarkBrowserClient record a JavaScript

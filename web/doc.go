@@ -5,9 +5,20 @@
 // The modules in static mirror the Go client: protocol.js (constants, held
 // equal to package proto's by TestProtocolConstantsMatchGo), crypto.js,
 // hub.js, peer.js, transfer.js, store-worker.js (received files in the
-// origin-private file system, incremental SHA-256), storage.js
+// origin-private file system, incremental SHA-256, and the bulk data
+// channel itself where the browser can transfer it to a worker), storage.js
 // (IndexedDB), ui.js (all DOM work, the DOM contract the tests read) and
 // app.js (wiring only).
+//
+// File data and the page's main thread: where the browser can transfer an
+// RTCDataChannel to a worker (Chromium, WebKit), the bulk channel lives in
+// the store worker, which reads, hashes, seals, sends, opens, checks and
+// writes every chunk; the page keeps the file handshake on the control
+// channel, so a ping never queues behind file data on the page's event
+// loop. Elsewhere (Firefox) the page does the same work itself. The page
+// says which in document.body.dataset.bulk ("worker" or "page"), and
+// ?bulk=page in the URL forces the page's path (TestBrowserBulkWorkerAndPage
+// runs one side each way).
 //
 // Manual check (headless Chromium cannot answer a file picker): in a
 // desktop Chromium, receive a file, press Save, choose a place in the

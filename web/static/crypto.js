@@ -128,11 +128,20 @@ function frameNonce(channel, seq) {
 // the AES-GCM ciphertext of payload with that header as associated data.
 // The store worker seals file data with it, off the page's main thread.
 export async function sealFrame(key, channel, seq, type, payload) {
+  const { hdr, ct } = await sealParts(key, channel, seq, type, payload);
+  return concat(hdr, ct);
+}
+
+// sealParts is sealFrame without joining the frame: its header and its
+// ciphertext, for a caller that assembles frames in a buffer of its own.
+// Web Crypto copies payload before it returns, so the caller may reuse
+// payload's memory at once.
+export function sealParts(key, channel, seq, type, payload) {
   const hdr = new Uint8Array(10);
   hdr[0] = 1; hdr[1] = type;
   new DataView(hdr.buffer).setBigUint64(2, seq);
-  const ct = await subtle.encrypt({ name: "AES-GCM", iv: frameNonce(channel, seq), additionalData: hdr }, key, payload);
-  return concat(hdr, new Uint8Array(ct));
+  return subtle.encrypt({ name: "AES-GCM", iv: frameNonce(channel, seq), additionalData: hdr }, key, payload)
+    .then((ct) => ({ hdr, ct: new Uint8Array(ct) }));
 }
 
 // frameSeq reads a frame's sequence number, or returns -1n for a frame too

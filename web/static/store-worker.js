@@ -27,14 +27,14 @@
 // hash-wasm ships as a UMD script: imported as a module it defines
 // hashwasm on the worker's global (the page's window never sees it).
 import "./vendor/hash-wasm-4.13.0/sha256.umd.min.js";
-import { frameSeq, openFrame, sealFrame } from "./crypto.js";
+import { frameSeq, openFrame, sealParts } from "./crypto.js";
 import {
-  ACK_EVERY, BULK_CHANNEL, DEFAULT_CHUNK_DATA, HIGH_WATER, LOW_WATER, MAX_MESSAGE_SIZE, MSG, decodeChunk, encodeChunk,
+  ACK_EVERY, BULK_CHANNEL, CHUNK_HEADER, DEFAULT_CHUNK_DATA, HIGH_WATER, LOW_WATER, MAX_MESSAGE_SIZE, MSG, decodeChunk,
 } from "./protocol.js";
 
 const { createSHA256 } = globalThis.hashwasm;
 
-const SLICE = 4 << 20; // hashing reads the File 4 MiB at a time
+const SLICE = 4 << 20; // a reopened partial file is read back (and hashed) 4 MiB at a time
 const open = new Map(); // key -> {handle, hash, size, written}
 
 async function roomDir(room, create = true) {
@@ -182,12 +182,11 @@ const hashOps = {
 // The worker owns the bulk channel's frame sequences both ways.
 
 const bulks = new Map(); // cid -> connection
-const READ_BLOCK = 64 * DEFAULT_CHUNK_DATA; // one read of the File per 64 chunks
 const SEAL_AHEAD = 4; // chunks being sealed while earlier ones go out
 const OPEN_AHEAD = 4; // frames being opened while earlier ones are written
-// HASH_BEHIND is how many blocks a resumed file's sending may run ahead of
-// the hash of what came before the resume offset (memory: 16 MiB).
-const HASH_BEHIND = 4;
+// HASH_BEHIND is how many bytes a resumed file's sending may run ahead of
+// the hash of what came before the resume offset.
+const HASH_BEHIND = 16 << 20;
 
 function bulkEvent(b, ev, extra = {}, transfer = []) {
   if (!b.detached) postMessage({ bulk: b.cid, ev, ...extra }, transfer);
@@ -314,42 +313,73 @@ const bulkOps = {
       }
       return !b.closed && b.dc.readyState === "open";
     };
+    // Two buffers serve every chunk: one for the plaintext (Web Crypto
+    // copies it when called) and one where each frame is put together
+    // (send copies it too), so that sending allocates only what Web Crypto
+    // returns.
+    const plain = new Uint8Array(CHUNK_HEADER + DEFAULT_CHUNK_DATA);
+    const plainView = new DataView(plain.buffer);
+    const frame = new Uint8Array(MAX_MESSAGE_SIZE);
+    // sealChunk seals the chunk of n bytes at offset `at`, whose data the
+    // caller put in plain after the header.
+    const sealChunk = (at, n) => {
+      plainView.setBigUint64(0, BigInt(id));
+      plainView.setBigUint64(8, BigInt(at));
+      return sealParts(b.sendKey, BULK_CHANNEL, b.sendSeq++, MSG.FILE_CHUNK, plain.subarray(0, CHUNK_HEADER + n));
+    };
     const sealing = [];
     const drain = async (keep) => {
       while (sealing.length > keep) {
-        const frame = await sealing.shift();
+        const { hdr, ct } = await sealing.shift();
         if (!await ready()) return false;
-        b.dc.send(frame);
+        frame.set(hdr);
+        frame.set(ct, hdr.length);
+        b.dc.send(frame.subarray(0, hdr.length + ct.length));
       }
       return true;
     };
     // What came before a resume offset is hashed from the File beside the
-    // sending; the blocks sent wait for it (at most HASH_BEHIND of them).
-    let hash = null, behind = [];
-    const prefix = hashPrefix(file, offset).then((h) => { hash = h; for (const blk of behind) hash.update(blk); behind = []; });
+    // sending; what is sent meanwhile waits for it (at most HASH_BEHIND).
+    let hash = null, behind = [], behindBytes = 0;
+    const prefix = hashPrefix(file, offset).then((h) => { hash = h; for (const v of behind) hash.update(v); behind = []; });
     prefix.catch(() => {}); // awaited below, where its failure fails the file
+    // The File is read as a stream: a third of the cost of reading it in
+    // slices (one read per slice is a round trip to the browser process;
+    // docs/BENCHMARKS.md). Chunks are cut from what it yields.
+    let at = offset, fill = 0;
+    const emit = async () => {
+      sealing.push(sealChunk(at, fill));
+      at += fill;
+      fill = 0;
+      return drain(SEAL_AHEAD - 1);
+    };
     try {
-      for (let at = offset; at < file.size;) {
-        const block = new Uint8Array(await file.slice(at, at + READ_BLOCK).arrayBuffer());
-        if (block.length === 0) return { failed: "The file got shorter while it was being sent." };
-        for (let i = 0; i < block.length; i += DEFAULT_CHUNK_DATA) {
-          const data = block.subarray(i, i + DEFAULT_CHUNK_DATA);
-          sealing.push(sealFrame(b.sendKey, BULK_CHANNEL, b.sendSeq++, MSG.FILE_CHUNK, encodeChunk(id, at + i, data)));
-          if (!await drain(SEAL_AHEAD - 1)) return { sent: false };
-        }
-        at += block.length;
-        if (hash) hash.update(block);
+      const reader = file.slice(offset).stream().getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (hash) hash.update(value);
         else {
-          behind.push(block);
-          if (behind.length > HASH_BEHIND) await prefix;
+          behind.push(value);
+          behindBytes += value.length;
+          if (behindBytes > HASH_BEHIND) { await prefix; behindBytes = 0; }
+        }
+        for (let v = value; v.length;) {
+          const n = Math.min(DEFAULT_CHUNK_DATA - fill, v.length);
+          plain.set(v.subarray(0, n), CHUNK_HEADER + fill);
+          fill += n;
+          v = v.subarray(n);
+          if (fill === DEFAULT_CHUNK_DATA && !await emit()) { reader.cancel().catch(() => {}); return { sent: false }; }
         }
       }
+      if (fill > 0 && !await emit()) return { sent: false };
+      if (at !== file.size) return { failed: "The file changed size while it was being sent." };
       await prefix;
     } catch (e) {
       return { failed: "This browser could not read the file any more: " + (e && e.message || e) };
     }
     const sha256 = hash.digest("hex");
-    sealing.push(sealFrame(b.sendKey, BULK_CHANNEL, b.sendSeq++, MSG.FILE_DONE, new TextEncoder().encode(JSON.stringify({ id, sha256 }))));
+    sealing.push(sealParts(b.sendKey, BULK_CHANNEL, b.sendSeq++, MSG.FILE_DONE, new TextEncoder().encode(JSON.stringify({ id, sha256 }))));
     return await drain(0) ? { sent: true, sha256 } : { sent: false };
   },
 };
@@ -358,8 +388,13 @@ const bulkOps = {
 async function hashPrefix(file, upto) {
   const hash = await createSHA256();
   hash.init();
-  for (let at = 0; at < upto; at += SLICE) {
-    hash.update(new Uint8Array(await file.slice(at, Math.min(at + SLICE, upto)).arrayBuffer()));
+  if (upto > 0) {
+    const reader = file.slice(0, upto).stream().getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      hash.update(value);
+    }
   }
   return hash;
 }

@@ -71,19 +71,7 @@ func summarizeProfile(prof *profiler.Profile, n int) string {
 		}
 		self[key] += float64(node.HitCount) * perSample
 	}
-	keys := make([]string, 0, len(self))
-	for k := range self {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		switch {
-		case self[a] > self[b]:
-			return -1
-		case self[a] < self[b]:
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
+	keys := largestFirst(self, strings.Compare)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "  %.1f s profiled; busy (not idle) %.0f%%\n", total/1e3, 100*(1-self["(idle)"]/total))
 	for _, k := range keys[:min(n, len(keys))] {
@@ -198,23 +186,30 @@ func summarizeTrace(raw []jsontext.Value, window time.Duration, n int) string {
 			total[key{t, e.Name}] += e.Dur
 		}
 	}
-	keys := make([]key, 0, len(total))
-	for k := range total {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b key) int {
-		switch {
-		case total[a] > total[b]:
-			return -1
-		case total[a] < total[b]:
-			return 1
-		}
-		return strings.Compare(a.name, b.name)
-	})
+	keys := largestFirst(total, func(a, b key) int { return strings.Compare(a.name, b.name) })
 	var sb strings.Builder
 	for _, k := range keys[:min(n, len(keys))] {
 		fmt.Fprintf(&sb, "  %7.0f ms %5.1f%%  %-22s %d/%d  %s\n", total[k]/1e3, 100*total[k]/float64(window.Microseconds()),
 			names[k.thread], k.thread[0], k.thread[1], k.name)
 	}
 	return sb.String()
+}
+
+// largestFirst returns m's keys by value, largest first, ties in tie's
+// order.
+func largestFirst[K comparable](m map[K]float64, tie func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b K) int {
+		switch {
+		case m[a] > m[b]:
+			return -1
+		case m[a] < m[b]:
+			return 1
+		}
+		return tie(a, b)
+	})
+	return keys
 }

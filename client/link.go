@@ -237,7 +237,7 @@ func (c *conn) seal(ch int, typ byte, payload []byte) error {
 // resumes with half a limit still buffered and the path never idles.
 func (c *conn) full() bool {
 	buffered := c.t.bufferedAmount()
-	limit := c.pace.observe(time.Now(), buffered, c.t.pathRTT())
+	limit := c.pace.observe(time.Now(), buffered, c.t.pathRTT)
 	if low := limit / 2; low != c.lowSet {
 		c.lowSet = low
 		c.t.setLowWater(low)

@@ -65,10 +65,11 @@ func newPacer() *pacer { return &pacer{limit: pacerStart} }
 // sentBytes counts n bytes handed to the bulk channel.
 func (p *pacer) sentBytes(n int) { p.sent += uint64(n) }
 
-// observe takes the channel's buffered amount and the path's smoothed RTT
-// (0 when unknown) at now, and returns the limit: the most bytes the buffer
-// should hold.
-func (p *pacer) observe(now time.Time, buffered uint64, rtt time.Duration) uint64 {
+// observe takes the channel's buffered amount at now, and returns the
+// limit: the most bytes the buffer should hold. rtt gives the path's
+// smoothed RTT (0 when unknown); it is asked only when a sample is taken,
+// not on every check of the send loop.
+func (p *pacer) observe(now time.Time, buffered uint64, rtt func() time.Duration) uint64 {
 	drained := p.sent - min(buffered, p.sent)
 	if p.sampleAt.IsZero() {
 		p.sampleAt, p.sampleDrained, p.windowAt = now, drained, now
@@ -84,7 +85,7 @@ func (p *pacer) observe(now time.Time, buffered uint64, rtt time.Duration) uint6
 		p.best[1], p.best[0], p.windowAt = p.best[0], 0, now
 	}
 	p.best[0] = max(p.best[0], rate)
-	want := max(p.best[0], p.best[1]) * (2*rtt + pacerQueueDelay).Seconds()
+	want := max(p.best[0], p.best[1]) * (2*rtt() + pacerQueueDelay).Seconds()
 	p.limit = uint64(min(max(want, pacerFloor), rtc.HighWater))
 	return p.limit
 }

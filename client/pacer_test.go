@@ -45,7 +45,7 @@ func (m *pathModel) run(d time.Duration) (rate, maxBuffered float64) {
 		m.buffered -= out
 		m.drained += out
 		for !m.waitLow {
-			limit := m.p.observe(m.now, uint64(m.buffered), m.rtt)
+			limit := m.p.observe(m.now, uint64(m.buffered), func() time.Duration { return m.rtt })
 			m.low = limit / 2
 			if uint64(m.buffered) > limit {
 				m.waitLow = true
@@ -119,24 +119,27 @@ func TestPacerFollowsThePath(t *testing.T) {
 func TestPacerBounds(t *testing.T) {
 	p := newPacer()
 	now := time.Unix(1e9, 0)
-	if got := p.observe(now, 0, 0); got != pacerStart {
+	if got := p.observe(now, 0, rttOf(0)); got != pacerStart {
 		t.Fatalf("first limit %d, want %d", got, pacerStart)
 	}
 	for range 100 { // idle: nothing drains
 		now = now.Add(50 * time.Millisecond)
-		if got := p.observe(now, 0, 0); got < pacerFloor || got > rtc.HighWater {
+		if got := p.observe(now, 0, rttOf(0)); got < pacerFloor || got > rtc.HighWater {
 			t.Fatalf("idle limit %d", got)
 		}
 	}
-	if got := p.observe(now.Add(time.Second), 0, 0); got != pacerFloor {
+	if got := p.observe(now.Add(time.Second), 0, rttOf(0)); got != pacerFloor {
 		t.Fatalf("idle limit %d, want the floor %d", got, pacerFloor)
 	}
 	p.sentBytes(1 << 30)
 	now = now.Add(time.Second)
-	if got := p.observe(now.Add(50*time.Millisecond), 0, 10*time.Second); got != rtc.HighWater {
+	if got := p.observe(now.Add(50*time.Millisecond), 0, rttOf(10*time.Second)); got != rtc.HighWater {
 		t.Fatalf("limit %d on a huge path, want rtc.HighWater", got)
 	}
-	if got := p.observe(now.Add(100*time.Millisecond), 2<<30, time.Millisecond); got < pacerFloor || got > rtc.HighWater {
+	if got := p.observe(now.Add(100*time.Millisecond), 2<<30, rttOf(time.Millisecond)); got < pacerFloor || got > rtc.HighWater {
 		t.Fatalf("limit %d with more buffered than sent", got)
 	}
 }
+
+// rttOf is a path RTT that is always d.
+func rttOf(d time.Duration) func() time.Duration { return func() time.Duration { return d } }

@@ -90,9 +90,13 @@ func benchTraceDir() string { return os.Getenv("TRYST_BENCH_TRACE") }
 
 const traceWindow = 3 * time.Second
 
+// traceCategories include V8's sampling profiler, whose ProfileChunk
+// events hold JavaScript samples of every thread, workers too (the
+// profiler domain sees only the page's main thread): open the trace in
+// DevTools' Performance panel to see the store worker's functions.
 var traceCategories = []string{
 	"toplevel", "blink", "v8", "webrtc", "renderer.scheduler", "cc", "gpu", "mojom", "ipc",
-	"disabled-by-default-devtools.timeline",
+	"disabled-by-default-devtools.timeline", "disabled-by-default-v8.cpu_profiler",
 }
 
 // traceEvent is what the summary reads of a trace event.

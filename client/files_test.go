@@ -223,7 +223,7 @@ func (s *recordingStore) Post(ctx context.Context, code string, from hub.Role, e
 }
 
 func TestHubSeesNoSDP(t *testing.T) {
-	mem := hub.NewMemStore(10*60*1e9, nil, hub.StoreHooks{})
+	mem := hub.NewMemStore(10*60*1e9, nil)
 	rec := &recordingStore{Store: mem}
 	st := startStack(t, rec)
 	t.Cleanup(func() { mem.Close() })

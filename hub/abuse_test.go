@@ -155,7 +155,7 @@ func TestUnpairedRoomExpiresSooner(t *testing.T) {
 	}
 	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	ns := &notifyStore{detached: make(chan struct{}, 8)}
-	mem := hub.NewMemStoreWithLimits(30*time.Minute, clock.Now, hub.StoreHooks{},
+	mem := hub.NewMemStoreWithLimits(30*time.Minute, clock.Now,
 		hub.StoreLimits{UnpairedTTL: hub.MinUnpairedRoomTTL})
 	ns.Store = mem
 	t.Cleanup(func() { mem.Close() })

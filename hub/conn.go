@@ -32,6 +32,7 @@ import (
 // a second time.
 type conn struct {
 	h    *Hub
+	id   uint64 // Ref.Conn: unique in this Hub's life
 	ws   *websocket.Conn
 	ip   netip.Addr
 	host string        // hostname the client used, for ICE server URLs
@@ -121,6 +122,7 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, ip netip.Addr, hos
 		life:     life,
 		abort:    abort,
 		h:        h,
+		id:       h.nextConn.Add(1),
 		ws:       ws,
 		ip:       ip,
 		host:     host,
@@ -132,7 +134,7 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, ip netip.Addr, hos
 	}
 }
 
-// Deliver implements Peer. It never blocks.
+// Deliver queues ev for the client. It never blocks.
 func (c *conn) Deliver(ev Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,10 +151,7 @@ func (c *conn) Deliver(ev Event) bool {
 	return c.queueLocked(f)
 }
 
-// Addr implements Peer.
-func (c *conn) Addr() netip.Addr { return c.ip }
-
-// Replaced implements Peer.
+// Replaced closes c: its member resumed on another connection.
 func (c *conn) Replaced() {
 	c.closeWith(websocket.StatusPolicyViolation, "session resumed on another connection", true)
 }
@@ -293,7 +292,7 @@ func (c *conn) serve() {
 		// Detach with a fresh context: the request's is already done.
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer dcancel()
-		if err := c.h.store.Detach(dctx, c.room, c.role, c); err != nil {
+		if err := c.h.store.Detach(dctx, c.room, c.role, c.ref()); err != nil {
 			c.h.log.Warn("detach failed", "err", err)
 		}
 	}

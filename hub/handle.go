@@ -104,7 +104,7 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 	for range 4 {
 		m = newMember(newRoomCode(), Host, now)
 		c.hold(m)
-		if err = c.h.store.Create(ctx, m, c); !errors.Is(err, ErrCodeTaken) {
+		if err = c.h.store.Create(ctx, m, c.attach()); !errors.Is(err, ErrCodeTaken) {
 			break
 		}
 	}
@@ -124,9 +124,10 @@ func (c *conn) create(ctx context.Context, f proto.Frame) {
 		return
 	}
 	c.room, c.role = m.Room, Host
+	c.h.m.RoomsTotal.Inc()
 	c.open(proto.Frame{
 		Type: proto.TypeCreated, Version: proto.ProtocolVersion, Room: m.Room, Role: Host.String(),
-		Token: c.h.keys.mint(m, false, now), ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+		Token: c.h.keys.mint(m, false, now), ICE: c.h.iceFor(c.host), RoomTTL: int(c.h.store.TTL().Seconds()),
 	})
 }
 
@@ -174,7 +175,7 @@ func (c *conn) join(ctx context.Context, f proto.Frame) {
 	now := c.h.cfg.Now()
 	m := newMember(code, Guest, now)
 	c.hold(m)
-	pending, err := c.h.store.Join(ctx, m, c)
+	pending, err := c.h.store.Join(ctx, m, c.attach())
 	switch {
 	case errors.Is(err, ErrNoSuchRoom):
 		c.open()
@@ -192,7 +193,7 @@ func (c *conn) join(ctx context.Context, f proto.Frame) {
 	c.room, c.role = code, Guest
 	frames := []proto.Frame{{
 		Type: proto.TypeJoined, Version: proto.ProtocolVersion, Room: code, Role: Guest.String(),
-		Token: c.h.keys.mint(m, true, now), ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+		Token: c.h.keys.mint(m, true, now), ICE: c.iceForMember(), RoomTTL: int(c.h.store.TTL().Seconds()),
 	}}
 	c.open(append(frames, eventFrames(pending)...)...)
 }
@@ -240,7 +241,7 @@ func (c *conn) resume(ctx context.Context, f proto.Frame) {
 	now := c.h.cfg.Now()
 	recreate, expired := c.h.mayRecreate(tok, now)
 	c.hold(tok.Member)
-	info, err := c.h.store.Resume(ctx, ResumeRequest{Member: tok.Member, Paired: tok.paired, Recreate: recreate}, c)
+	info, err := c.h.store.Resume(ctx, ResumeRequest{Member: tok.Member, Paired: tok.paired, Recreate: recreate}, c.attach())
 	switch {
 	case errors.Is(err, ErrNoSuchRoom):
 		c.open()
@@ -260,6 +261,7 @@ func (c *conn) resume(ctx context.Context, f proto.Frame) {
 		return
 	}
 	if info.Recreated {
+		c.h.m.RoomsRecreated.Inc()
 		c.h.log.Debug("room recreated from a resume token", "role", info.Role.String())
 	}
 	c.room, c.role = info.Room, info.Role
@@ -270,8 +272,13 @@ func (c *conn) resume(ctx context.Context, f proto.Frame) {
 	frames := []proto.Frame{{
 		Type: proto.TypeResumed, Version: proto.ProtocolVersion, Room: info.Room, Role: info.Role.String(),
 		Token: c.h.keys.mint(tok.Member, info.Paired, now), Peer: &present,
-		ICE: c.iceForMember(), RoomTTL: int(c.h.cfg.RoomTTL.Seconds()),
+		ICE: c.iceForMember(), RoomTTL: int(c.h.store.TTL().Seconds()),
 	}}
+	for _, ev := range info.Pending {
+		if ev.PairedAfter > 0 {
+			c.h.m.Pairing.Observe(ev.PairedAfter.Seconds())
+		}
+	}
 	c.open(append(frames, eventFrames(info.Pending)...)...)
 }
 

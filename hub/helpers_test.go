@@ -211,8 +211,8 @@ type notifyStore struct {
 	detached chan struct{}
 }
 
-func (s *notifyStore) Detach(ctx context.Context, code string, role hub.Role, p hub.Peer) error {
-	err := s.Store.Detach(ctx, code, role, p)
+func (s *notifyStore) Detach(ctx context.Context, code string, role hub.Role, at hub.Ref) error {
+	err := s.Store.Detach(ctx, code, role, at)
 	s.detached <- struct{}{}
 	return err
 }

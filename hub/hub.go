@@ -36,8 +36,9 @@ type Config struct {
 	// the hub.
 	Store Store
 	// RoomTTL is how long a room outlives its last attached member
-	// (default 30 min). It applies to the default store only, as do the
-	// room budgets below.
+	// (default 30 min). It configures the default store only, as do the
+	// room budgets below: a Store given in Store has its own (Store.TTL),
+	// and clients are told that one.
 	RoomTTL time.Duration
 	// UnpairedRoomTTL is how long a room that no guest ever joined
 	// outlives its host's connection (default 2 min, at least
@@ -303,10 +304,15 @@ type Hub struct {
 	// endpoint is a way around another's limit. Nil when off.
 	perIP *limiterTable
 
+	// node names this Hub in the store (Ref.Node): random, drawn in New,
+	// so no Ref of an earlier Hub (a restart) can be mistaken for one of
+	// this Hub's connections.
+	node     string
+	nextConn atomic.Uint64
 	draining atomic.Bool
 	mu       sync.Mutex
-	live     map[*conn]struct{}
-	wg       sync.WaitGroup // one per open WebSocket handler
+	live     map[uint64]*conn // by Ref.Conn
+	wg       sync.WaitGroup   // one per open WebSocket handler
 
 	stop      chan struct{}
 	janitor   sync.WaitGroup
@@ -331,7 +337,8 @@ func New(cfg Config) (*Hub, error) {
 		log:      cfg.Logger,
 		conns:    connCounter{max: cfg.MaxConnsPerIP, n: make(map[netip.Addr]int)},
 		failures: newLimiterTable(cfg.FailureRate, cfg.FailureBurst, 100_000),
-		live:     make(map[*conn]struct{}),
+		live:     make(map[uint64]*conn),
+		node:     newNodeID(),
 		stop:     make(chan struct{}),
 		keys:     newKeyring(cfg.HubKeys),
 		started:  cfg.Now().UnixMilli(),
@@ -350,29 +357,31 @@ func New(cfg Config) (*Hub, error) {
 			MaxRooms:          max(cfg.MaxRooms, 0),
 			MaxMailboxBytes:   max(cfg.MaxMailboxBytes, 0),
 		}
-		h.store = NewMemStoreWithLimits(cfg.RoomTTL, cfg.Now, StoreHooks{
-			Paired:        func(d time.Duration) { m.Pairing.Observe(d.Seconds()) },
-			RoomOpened:    func() { m.Rooms.Inc(); m.RoomsTotal.Inc() },
-			RoomRecreated: func() { m.Rooms.Inc(); m.RoomsRecreated.Inc() },
-			MailboxBytes:  func(n int) { m.MailboxBytes.Set(float64(n)) },
-			RoomClosed: func(expired bool) {
-				m.Rooms.Dec()
-				if expired {
-					m.RoomsExpired.Inc()
-				}
-			},
-		}, lim)
+		h.store = NewMemStoreWithLimits(cfg.RoomTTL, cfg.Now, lim)
 		h.ownsStore = true
 	}
+	if err := h.store.Register(context.Background(), h.node, (*local)(h)); err != nil {
+		if h.ownsStore {
+			_ = h.store.Close()
+		}
+		return nil, fmt.Errorf("hub: register with the store: %w", err)
+	}
+	m.WatchStore(h.storeStats)
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET "+proto.WebSocketPath, h.serveWS)
 	h.mux.HandleFunc("GET "+proto.ICEPath, h.serveICE)
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
 	})
-	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	h.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if h.draining.Load() {
 			writeText(w, http.StatusServiceUnavailable, "draining\n")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), storeCheckTimeout)
+		defer cancel()
+		if err := h.store.Ready(ctx); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "room store unavailable\n")
 			return
 		}
 		writeText(w, http.StatusOK, "ready\n")
@@ -693,14 +702,14 @@ func (h *Hub) track(c *conn) bool {
 	if h.draining.Load() {
 		return false
 	}
-	h.live[c] = struct{}{}
+	h.live[c.id] = c
 	h.wg.Add(1)
 	return true
 }
 
 func (h *Hub) untrack(c *conn) {
 	h.mu.Lock()
-	delete(h.live, c)
+	delete(h.live, c.id)
 	h.mu.Unlock()
 	h.wg.Done()
 }
@@ -720,7 +729,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.draining.Store(true)
 	conns := make([]*conn, 0, len(h.live))
-	for c := range h.live {
+	for _, c := range h.live {
 		conns = append(conns, c)
 	}
 	h.mu.Unlock()
@@ -738,7 +747,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("hub: drain: %w", ctx.Err())
 		h.mu.Lock()
-		for c := range h.live {
+		for _, c := range h.live {
 			c.ws.CloseNow()
 		}
 		h.mu.Unlock()
@@ -764,6 +773,7 @@ func (h *Hub) release() {
 	h.closeOnce.Do(func() {
 		close(h.stop)
 		h.janitor.Wait()
+		h.store.Unregister(h.node)
 		if h.ownsStore {
 			_ = h.store.Close()
 		}

@@ -153,7 +153,7 @@ func TestUnknownAndMalformedCodesLookTheSame(t *testing.T) {
 func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 	t.Parallel()
 	clock := testclock.New(time.Unix(1_800_000_000, 0))
-	mem := hub.NewMemStore(time.Hour, clock.Now, hub.StoreHooks{})
+	mem := hub.NewMemStore(time.Hour, clock.Now)
 	ns := &notifyStore{Store: mem, detached: make(chan struct{}, 4)}
 	th := startHub(t, hub.Config{Store: ns, Now: clock.Now})
 	t.Cleanup(func() { mem.Close() })
@@ -186,7 +186,7 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 func TestAttachedRoomDoesNotExpire(t *testing.T) {
 	t.Parallel()
 	clock := testclock.New(time.Unix(1_800_000_000, 0))
-	mem := hub.NewMemStore(time.Minute, clock.Now, hub.StoreHooks{})
+	mem := hub.NewMemStore(time.Minute, clock.Now)
 	th := startHub(t, hub.Config{Store: mem, Now: clock.Now})
 	t.Cleanup(func() { mem.Close() })
 	host := dial(t, th.url, nil)
@@ -365,7 +365,7 @@ func TestOriginAllowList(t *testing.T) {
 func TestSlowConsumerIsDisconnected(t *testing.T) {
 	t.Parallel()
 	ns := &notifyStore{detached: make(chan struct{}, 4)}
-	ns.Store = hub.NewMemStore(time.Hour, nil, hub.StoreHooks{})
+	ns.Store = hub.NewMemStore(time.Hour, nil)
 	t.Cleanup(func() { ns.Store.Close() })
 	th := startHub(t, hub.Config{Store: ns, SendQueueBytes: 256 << 10, RelayBytesBurst: 128 << 10, RelayBytesRate: 1e12,
 		MessageRate: 1e6, MessageBurst: 100, WriteTimeout: time.Minute})
@@ -402,7 +402,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 func TestDeadConnectionDroppedByHeartbeat(t *testing.T) {
 	t.Parallel()
 	ns := &notifyStore{detached: make(chan struct{}, 4)}
-	ns.Store = hub.NewMemStore(time.Hour, nil, hub.StoreHooks{})
+	ns.Store = hub.NewMemStore(time.Hour, nil)
 	t.Cleanup(func() { ns.Store.Close() })
 	th := startHub(t, hub.Config{Store: ns, PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
 	dead := dialNoRead(t, th.url) // never reads, so never answers pings

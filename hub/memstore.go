@@ -9,17 +9,21 @@ import (
 	"github.com/tryst-chat/tryst/proto"
 )
 
-// MemStore is the single-node Store: rooms live in this process's memory.
+// MemStore is the Store of one process: rooms live in its memory, and the
+// hubs of that process (usually one) may share it. Every method is one
+// critical section under one mutex, which makes each the atomic step that
+// Store names.
 type MemStore struct {
-	ttl   time.Duration
-	lim   StoreLimits
-	now   func() time.Time
-	hooks StoreHooks
+	ttl time.Duration
+	lim StoreLimits
+	now func() time.Time
 
 	mu      sync.Mutex
 	rooms   map[string]*memRoom
+	nodes   map[string]Local
 	idle    map[netip.Addr]int // rooms with nobody connected, by creator's address
 	mailbox int                // bytes of data in mailboxes
+	expired uint64
 	closed  bool
 
 	stop chan struct{}
@@ -36,7 +40,7 @@ type memRoom struct {
 	joinedAt  time.Time
 	paired    bool
 	idleSince time.Time  // when the last member detached; zero while attached
-	owner     netip.Addr // the creator's address (Peer.Addr)
+	owner     netip.Addr // the creator's address (Attach.Addr)
 	recreated bool       // recreated from a resume token
 	idle      bool       // counted in MemStore.idle
 	// joinedLate: the guest slot was taken by a join after the room was
@@ -49,21 +53,22 @@ type memRoom struct {
 // (taken, holder unknown: recreated for the other member's token), or
 // held by one membership.
 type memMember struct {
-	taken  bool
-	known  bool   // holder is set
-	holder Member // the membership that holds the slot
-	peer   Peer   // nil while absent
+	taken    bool
+	known    bool   // holder is set
+	holder   Member // the membership that holds the slot
+	attached bool   // at names the connection attached for it
+	at       Ref
 }
 
 // NewMemStore returns an in-memory store whose rooms expire once nobody has
 // been attached to them for ttl. now may be nil (time.Now). It runs one
 // janitor goroutine, stopped by Close.
-func NewMemStore(ttl time.Duration, now func() time.Time, hooks StoreHooks) *MemStore {
-	return NewMemStoreWithLimits(ttl, now, hooks, StoreLimits{})
+func NewMemStore(ttl time.Duration, now func() time.Time) *MemStore {
+	return NewMemStoreWithLimits(ttl, now, StoreLimits{})
 }
 
 // NewMemStoreWithLimits is NewMemStore with budgets (see StoreLimits).
-func NewMemStoreWithLimits(ttl time.Duration, now func() time.Time, hooks StoreHooks, lim StoreLimits) *MemStore {
+func NewMemStoreWithLimits(ttl time.Duration, now func() time.Time, lim StoreLimits) *MemStore {
 	if now == nil {
 		now = time.Now
 	}
@@ -75,8 +80,8 @@ func NewMemStoreWithLimits(ttl time.Duration, now func() time.Time, hooks StoreH
 		lim:   lim,
 		idle:  make(map[netip.Addr]int),
 		now:   now,
-		hooks: hooks,
 		rooms: make(map[string]*memRoom),
+		nodes: make(map[string]Local),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -117,9 +122,7 @@ func (s *MemStore) Sweep() {
 	for code, r := range s.rooms {
 		if !r.idleSince.IsZero() && now.Sub(r.idleSince) >= s.ttlOf(r) {
 			s.removeLocked(code, r)
-			if s.hooks.RoomClosed != nil {
-				s.hooks.RoomClosed(true)
-			}
+			s.expired++
 		}
 	}
 }
@@ -137,16 +140,53 @@ func (s *MemStore) addMailbox(n int) {
 		return
 	}
 	s.mailbox += n
-	if s.hooks.MailboxBytes != nil {
-		s.hooks.MailboxBytes(s.mailbox)
-	}
 }
 
-// MailboxBytes reports the bytes of data waiting in mailboxes.
-func (s *MemStore) MailboxBytes() int {
+// TTL implements Store.
+func (s *MemStore) TTL() time.Duration { return s.ttl }
+
+// Stats implements Store.
+func (s *MemStore) Stats(context.Context) (StoreStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.mailbox
+	return StoreStats{Rooms: len(s.rooms), MailboxBytes: s.mailbox, Expired: s.expired}, nil
+}
+
+// Ready implements Store: an in-memory store is ready until it is closed.
+func (s *MemStore) Ready(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	return nil
+}
+
+// Register implements Store.
+func (s *MemStore) Register(_ context.Context, node string, l Local) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	s.nodes[node] = l
+	return nil
+}
+
+// Unregister implements Store.
+func (s *MemStore) Unregister(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.nodes, node)
+}
+
+// deliverLocked hands ev to the connection attached in m, if any.
+func (s *MemStore) deliverLocked(m *memMember, ev Event) bool {
+	if !m.attached {
+		return false
+	}
+	l := s.nodes[m.at.Node]
+	return l != nil && l.Deliver(m.at.Conn, ev)
 }
 
 // setIdle records whether anybody is connected to r, for the per-address
@@ -186,7 +226,7 @@ func (s *MemStore) removeLocked(code string, r *memRoom) {
 }
 
 // Create implements Store.
-func (s *MemStore) Create(_ context.Context, m Member, host Peer) error {
+func (s *MemStore) Create(_ context.Context, m Member, at Attach) error {
 	code := m.Room
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -196,7 +236,7 @@ func (s *MemStore) Create(_ context.Context, m Member, host Peer) error {
 	if _, ok := s.rooms[code]; ok {
 		return ErrCodeTaken
 	}
-	owner := host.Addr()
+	owner := at.Addr
 	if max := s.lim.MaxIdleRoomsPerIP; max > 0 && s.idle[owner] >= max {
 		// One of them expires within UnpairedTTL at the latest, unless
 		// somebody comes back to it.
@@ -206,16 +246,13 @@ func (s *MemStore) Create(_ context.Context, m Member, host Peer) error {
 		return &LimitError{Reason: LimitRooms, RetryAfter: time.Minute}
 	}
 	r := &memRoom{code: code, owner: owner}
-	r.members[Host] = memMember{taken: true, known: true, holder: m, peer: host}
+	r.members[Host] = memMember{taken: true, known: true, holder: m, attached: true, at: at.Ref}
 	s.rooms[code] = r
-	if s.hooks.RoomOpened != nil {
-		s.hooks.RoomOpened()
-	}
 	return nil
 }
 
 // Join implements Store.
-func (s *MemStore) Join(_ context.Context, m Member, guest Peer) ([]Event, error) {
+func (s *MemStore) Join(_ context.Context, m Member, at Attach) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.rooms[m.Room]
@@ -225,14 +262,12 @@ func (s *MemStore) Join(_ context.Context, m Member, guest Peer) ([]Event, error
 	if r.members[Guest].taken {
 		return nil, ErrRoomFull
 	}
-	r.members[Guest] = memMember{taken: true, known: true, holder: m, peer: guest}
+	r.members[Guest] = memMember{taken: true, known: true, holder: m, attached: true, at: at.Ref}
 	r.joinedLate = r.recreated
 	r.joinedAt = s.now()
 	r.idleSince = time.Time{}
 	s.setIdle(r, false)
-	if h := r.members[Host].peer; h != nil {
-		h.Deliver(Event{Type: proto.TypePeerJoined})
-	}
+	s.deliverLocked(&r.members[Host], Event{Type: proto.TypePeerJoined})
 	return s.takeLocked(r, Guest), nil
 }
 
@@ -245,11 +280,15 @@ func (s *MemStore) takeLocked(r *memRoom, role Role) []Event {
 	}
 	r.mailbox[role] = nil
 	s.addMailbox(-len(ev.Data))
+	if role == Host && ev.Type == proto.TypeAnswer {
+		ev.PairedAfter = s.pairing(r)
+		r.paired = true
+	}
 	return []Event{*ev}
 }
 
 // Resume implements Store.
-func (s *MemStore) Resume(_ context.Context, req ResumeRequest, p Peer) (ResumeInfo, error) {
+func (s *MemStore) Resume(_ context.Context, req ResumeRequest, at Attach) (ResumeInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.rooms[req.Room]
@@ -257,7 +296,7 @@ func (s *MemStore) Resume(_ context.Context, req ResumeRequest, p Peer) (ResumeI
 		if !req.Recreate {
 			return ResumeInfo{}, ErrNoSuchRoom
 		}
-		return s.recreateLocked(req, p)
+		return s.recreateLocked(req, at)
 	}
 	m := &r.members[req.Role]
 	switch {
@@ -276,56 +315,50 @@ func (s *MemStore) Resume(_ context.Context, req ResumeRequest, p Peer) (ResumeI
 	default:
 		return ResumeInfo{}, ErrNoSuchRoom
 	}
-	if m.peer != nil && m.peer != p {
-		m.peer.Replaced()
+	if m.attached && m.at != at.Ref {
+		if l := s.nodes[m.at.Node]; l != nil {
+			l.Replaced(m.at.Conn)
+		}
 	}
-	*m = memMember{taken: true, known: true, holder: req.Member, peer: p}
+	*m = memMember{taken: true, known: true, holder: req.Member, attached: true, at: at.Ref}
 	r.idleSince = time.Time{}
 	s.setIdle(r, false)
 	pending := s.takeLocked(r, req.Role)
-	if req.Role == Host && len(pending) > 0 && pending[0].Type == proto.TypeAnswer {
-		s.pairedLocked(r)
-	}
-	other := r.members[req.Role.other()].peer
-	if other != nil {
-		other.Deliver(Event{Type: proto.TypePeerBack})
-	}
+	other := &r.members[req.Role.other()]
+	s.deliverLocked(other, Event{Type: proto.TypePeerBack})
 	return ResumeInfo{
-		Room: r.code, Role: req.Role, PeerPresent: other != nil, Pending: pending,
+		Room: r.code, Role: req.Role, PeerPresent: other.attached, Pending: pending,
 		Paired: r.members[Guest].taken,
 	}, nil
 }
 
 // recreateLocked opens a room the store does not hold for req's member.
-func (s *MemStore) recreateLocked(req ResumeRequest, p Peer) (ResumeInfo, error) {
+func (s *MemStore) recreateLocked(req ResumeRequest, at Attach) (ResumeInfo, error) {
 	if s.closed {
 		return ResumeInfo{}, ErrStoreClosed
 	}
 	if max := s.lim.MaxRooms; max > 0 && len(s.rooms) >= max {
 		return ResumeInfo{}, &LimitError{Reason: LimitRooms, RetryAfter: time.Minute}
 	}
-	r := &memRoom{code: req.Room, owner: p.Addr(), recreated: true}
-	r.members[req.Role] = memMember{taken: true, known: true, holder: req.Member, peer: p}
+	r := &memRoom{code: req.Room, owner: at.Addr, recreated: true}
+	r.members[req.Role] = memMember{taken: true, known: true, holder: req.Member, attached: true, at: at.Ref}
 	if req.Paired || req.Role == Guest {
 		r.members[req.Role.other()] = memMember{taken: true}
 		r.joinedAt = s.now()
 		r.paired = true // the pairing was measured before the hub lost it
 	}
 	s.rooms[req.Room] = r
-	if s.hooks.RoomRecreated != nil {
-		s.hooks.RoomRecreated()
-	}
 	return ResumeInfo{Room: r.code, Role: req.Role, Paired: r.members[Guest].taken, Recreated: true}, nil
 }
 
-func (s *MemStore) pairedLocked(r *memRoom) {
+// pairing returns, for an answer about to reach r's host, the time since
+// the guest joined if it is the first (else 0); the caller marks r paired
+// once the answer is handed over.
+func (s *MemStore) pairing(r *memRoom) time.Duration {
 	if r.paired || r.joinedAt.IsZero() {
-		return
+		return 0
 	}
-	r.paired = true
-	if s.hooks.Paired != nil {
-		s.hooks.Paired(s.now().Sub(r.joinedAt))
-	}
+	return max(s.now().Sub(r.joinedAt), time.Nanosecond)
 }
 
 // Post implements Store.
@@ -337,9 +370,13 @@ func (s *MemStore) Post(_ context.Context, code string, from Role, ev Event) err
 		return ErrNoSuchRoom
 	}
 	to := from.other()
-	if p := r.members[to].peer; p != nil && p.Deliver(ev) {
-		if ev.Type == proto.TypeAnswer && to == Host {
-			s.pairedLocked(r)
+	out := ev
+	if ev.Type == proto.TypeAnswer && to == Host {
+		out.PairedAfter = s.pairing(r)
+	}
+	if s.deliverLocked(&r.members[to], out) {
+		if out.PairedAfter > 0 {
+			r.paired = true
 		}
 		return nil
 	}
@@ -361,7 +398,7 @@ func (s *MemStore) Post(_ context.Context, code string, from Role, ev Event) err
 }
 
 // Detach implements Store.
-func (s *MemStore) Detach(_ context.Context, code string, role Role, p Peer) error {
+func (s *MemStore) Detach(_ context.Context, code string, role Role, at Ref) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.rooms[code]
@@ -369,13 +406,13 @@ func (s *MemStore) Detach(_ context.Context, code string, role Role, p Peer) err
 		return nil
 	}
 	m := &r.members[role]
-	if m.peer != p {
-		return nil // already replaced by a resumed connection
+	if !m.attached || m.at != at {
+		return nil // stale: replaced by a resumed connection
 	}
-	m.peer = nil
-	other := r.members[role.other()].peer
-	if other != nil {
-		other.Deliver(Event{Type: proto.TypePeerLeft, Reason: "disconnected"})
+	m.attached, m.at = false, Ref{}
+	other := &r.members[role.other()]
+	if other.attached {
+		s.deliverLocked(other, Event{Type: proto.TypePeerLeft, Reason: "disconnected"})
 	} else {
 		r.idleSince = s.now()
 		s.setIdle(r, true)
@@ -392,12 +429,7 @@ func (s *MemStore) Leave(_ context.Context, code string, role Role) error {
 		return nil
 	}
 	s.removeLocked(code, r)
-	if other := r.members[role.other()].peer; other != nil {
-		other.Deliver(Event{Type: proto.TypeRoomClosed, Reason: role.String() + " left"})
-	}
-	if s.hooks.RoomClosed != nil {
-		s.hooks.RoomClosed(false)
-	}
+	s.deliverLocked(&r.members[role.other()], Event{Type: proto.TypeRoomClosed, Reason: role.String() + " left"})
 	return nil
 }
 
@@ -410,10 +442,8 @@ func (s *MemStore) Close() error {
 		s.closed = true
 		for code, r := range s.rooms {
 			s.removeLocked(code, r)
-			if s.hooks.RoomClosed != nil {
-				s.hooks.RoomClosed(false)
-			}
 		}
+		clear(s.nodes)
 		s.mu.Unlock()
 	})
 	return nil

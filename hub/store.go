@@ -40,20 +40,41 @@ type Event struct {
 	Type   string
 	Data   string
 	Reason string
+	// PairedAfter is set on the answer that pairs a room, the first to
+	// reach its host: the time since the guest joined. The hub that
+	// delivers it observes it (tryst_hub_pairing_seconds).
+	PairedAfter time.Duration
 }
 
-// Peer is a member's live connection as a Store sees it.
-type Peer interface {
-	// Deliver queues ev without blocking. It reports false when the
-	// connection cannot take it (closed, or too slow to keep up).
-	Deliver(ev Event) bool
-	// Replaced tells a connection that its member has resumed on another
-	// connection; it must close.
-	Replaced()
-	// Addr is the key of the connection's address for per-address limits
-	// (an IPv4 address or an IPv6 /64): a room counts against its
-	// creator's.
-	Addr() netip.Addr
+// Ref names one connection for all time: the node it is on (an id each hub
+// draws when it starts) and its number there. A store names the connection
+// attached for a role by its Ref, so a store shared by several processes
+// can hold it, and a Ref never comes back: a detach or a delivery that
+// names a Ref the slot no longer holds (the member resumed on another
+// connection meanwhile) is stale and does nothing. That is the fencing.
+type Ref struct {
+	Node string
+	Conn uint64
+}
+
+// Attach is a connection asking to hold a role: its Ref and its address
+// key for per-address budgets (an IPv4 address or an IPv6 /64): a room
+// counts against its creator's.
+type Attach struct {
+	Ref
+	Addr netip.Addr
+}
+
+// Local is a node's side of a store: how the store reaches the connections
+// attached on that node (see Store.Register). Its methods must not block
+// and must not call the store.
+type Local interface {
+	// Deliver queues ev on connection conn. It reports false when conn is
+	// gone or cannot take it (too slow to keep up).
+	Deliver(conn uint64, ev Event) bool
+	// Replaced tells connection conn that its member resumed on another
+	// connection (on this node or another); it must close.
+	Replaced(conn uint64)
 }
 
 // Member names one membership of a room: its code, its role, and who holds
@@ -87,27 +108,48 @@ type ResumeRequest struct {
 	Recreate bool
 }
 
-// Store keeps rooms and routes events between their two members. The hub
-// owns this interface; the in-memory store serves one node, and a shared
-// implementation can route between nodes. Implementations must be safe for
-// concurrent use and must never block on a Peer.
+// Store keeps rooms and routes events between their two members, who may
+// be attached on different nodes (hubs) sharing the store. The hub owns
+// this interface; MemStore serves the hubs of one process, and a shared
+// implementation (the Redis store) serves several. Implementations must be
+// safe for concurrent use and must never block on a Local.
+//
+// Each method that changes a room is one atomic step on that room: no
+// other method's change to the same room is seen half done. The steps are
+// named per method below; a shared store implements each as one
+// transaction (a Redis script).
+//
+// The mailbox: an offer or answer for a member that is absent, or whose
+// connection did not take it, waits in the room (a newer one of the same
+// recipient replaces an older one) and is handed over exactly once, on the
+// recipient's next Join or Resume, or when a later Post finds it attached:
+// then it is deleted. Candidates and notices are never stored.
 //
 // A store keeps no secret: members are named by Member, and the hub checks
 // the signed resume tokens that carry them.
 type Store interface {
-	// Create opens room host.Room with host attached as its host.
+	// Register makes l the delivery of node's connections until
+	// Unregister or Close. A hub registers once, before it serves.
+	Register(ctx context.Context, node string, l Local) error
+	// Unregister stops deliveries to node. Its attachments stay in the
+	// rooms until their members resume elsewhere or the rooms expire.
+	Unregister(node string)
+	// Create opens room host.Room with at attached as its host, in one
+	// step: check the code is free and the budgets, then store the room.
 	// ErrCodeTaken means the caller should draw another code; a
 	// *LimitError, that a budget is spent (rooms in all, or rooms of
-	// host's address with nobody connected).
-	Create(ctx context.Context, host Member, p Peer) error
-	// Join attaches guest to room guest.Room and returns the stored offer,
-	// if any, which is deleted from the room as it is returned. A room
-	// whose guest slot is taken, or reserved for a guest that joined
-	// before the store lost the room, is ErrRoomFull.
-	Join(ctx context.Context, guest Member, p Peer) (pending []Event, err error)
-	// Resume re-attaches req's member, replacing any connection still
-	// attached for it, and returns the events waiting for it (deleted as
-	// they are returned). The role's slot accepts the membership that holds
+	// at.Addr with nobody connected).
+	Create(ctx context.Context, host Member, at Attach) error
+	// Join attaches at as room guest.Room's guest and returns the stored
+	// offer, if any, in one step that also deletes that offer and tells
+	// the host (peer-joined). A room whose guest slot is taken, or
+	// reserved for a guest that joined before the store lost the room, is
+	// ErrRoomFull.
+	Join(ctx context.Context, guest Member, at Attach) (pending []Event, err error)
+	// Resume re-attaches req's member on at, in one step: replace the
+	// connection attached for it (which is told Replaced), take the events
+	// waiting for it (deleted as they are returned) and tell the other
+	// member (peer-back). The role's slot accepts the membership that holds
 	// it; a slot reserved at recreation accepts the first member of that
 	// role; a guest slot taken by a join after recreation yields to a guest
 	// that joined earlier (its Since is smaller). A room the store does not
@@ -115,20 +157,41 @@ type Store interface {
 	// member attached: the other slot is reserved for the other member's
 	// token when req.Paired, and left open for a join otherwise. Recreating
 	// may be refused with a *LimitError (rooms in all).
-	Resume(ctx context.Context, req ResumeRequest, p Peer) (ResumeInfo, error)
-	// Post routes ev from a member to the other one. Offers and answers for
-	// an absent member wait in the room's mailbox (a newer one replaces an
-	// older one); candidates for an absent member are dropped. A
-	// *LimitError says the mailboxes' byte budget is spent: nothing was
-	// stored.
+	Resume(ctx context.Context, req ResumeRequest, at Attach) (ResumeInfo, error)
+	// Post routes ev from a member to the other one. A candidate goes to
+	// the other member's connection, or nowhere when it is absent. An
+	// offer or answer goes through the mailbox (see above): stored in one
+	// step, and handed to the connection attached when it is stored, if
+	// any, in a step that deletes it. A *LimitError says the mailboxes'
+	// byte budget is spent: nothing was stored.
 	Post(ctx context.Context, code string, from Role, ev Event) error
-	// Detach marks member role of room code absent if p is still the
-	// connection attached for it; the room lives on for resumption.
-	Detach(ctx context.Context, code string, role Role, p Peer) error
-	// Leave removes room code for good and tells the other member.
+	// Detach marks member role of room code absent if at is still the
+	// connection attached for it, and tells the other member (peer-left),
+	// in one step; the room lives on for resumption.
+	Detach(ctx context.Context, code string, role Role, at Ref) error
+	// Leave removes room code for good and tells the other member, in one
+	// step.
 	Leave(ctx context.Context, code string, role Role) error
-	// Close releases the store's resources.
+	// TTL is how long a room outlives its last attached member: the hub
+	// tells clients.
+	TTL() time.Duration
+	// Stats reports the store's counts.
+	Stats(ctx context.Context) (StoreStats, error)
+	// Ready reports whether the store can serve (nil), for /readyz.
+	Ready(ctx context.Context) error
+	// Close releases the store's resources. It is idempotent.
 	Close() error
+}
+
+// StoreStats are a store's counts, as its metrics report them.
+type StoreStats struct {
+	// Rooms and MailboxBytes (offer and answer bytes waiting) are the
+	// whole store's: every node that shares it reports the same.
+	Rooms        int
+	MailboxBytes int
+	// Expired counts the rooms this store value removed because they
+	// outlived their TTL (a shared store: those this node swept).
+	Expired uint64
 }
 
 // ResumeInfo describes a resumed membership.
@@ -151,22 +214,6 @@ var (
 	ErrRoomFull   = errors.New("room is full")
 	ErrCodeTaken  = errors.New("room code already in use")
 )
-
-// StoreHooks lets a Store report what the hub measures.
-type StoreHooks struct {
-	// Paired is called when a guest's answer reaches the host, with the time
-	// since the guest joined.
-	Paired func(d time.Duration)
-	// RoomOpened and RoomClosed track the number of rooms; expired tells an
-	// idle-TTL expiry from a member leaving.
-	RoomOpened func()
-	RoomClosed func(expired bool)
-	// RoomRecreated is called instead of RoomOpened for a room recreated
-	// from a resume token.
-	RoomRecreated func()
-	// MailboxBytes reports the bytes waiting in mailboxes after a change.
-	MailboxBytes func(n int)
-}
 
 // The reasons of a LimitError, which are also its tryst_hub_rejections_total
 // labels.
@@ -200,7 +247,7 @@ type StoreLimits struct {
 	// create-offer-close leaves behind.
 	UnpairedTTL time.Duration
 	// MaxIdleRoomsPerIP caps the rooms with nobody connected per
-	// creator's address (Peer.Addr).
+	// creator's address (Attach.Addr).
 	MaxIdleRoomsPerIP int
 	// MaxRooms caps the rooms in the store.
 	MaxRooms int

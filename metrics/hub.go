@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,19 +48,61 @@ const (
 type Hub struct {
 	Connections      prometheus.Gauge
 	ConnectionsTotal prometheus.Counter
-	Rooms            prometheus.Gauge
-	RoomsTotal       prometheus.Counter
-	RoomsExpired     prometheus.Counter
-	RoomsRecreated   prometheus.Counter
-	MailboxBytes     prometheus.Gauge
-	Messages         *prometheus.CounterVec
-	Rejections       *prometheus.CounterVec
-	Pairing          prometheus.Histogram
+	// Rooms, MailboxBytes and RoomsExpired read the room store at each
+	// scrape (WatchStore).
+	Rooms          prometheus.GaugeFunc
+	RoomsTotal     prometheus.Counter
+	RoomsExpired   prometheus.CounterFunc
+	RoomsRecreated prometheus.Counter
+	MailboxBytes   prometheus.GaugeFunc
+	Messages       *prometheus.CounterVec
+	Rejections     *prometheus.CounterVec
+	Pairing        prometheus.Histogram
+
+	store storeWatch
+}
+
+// StoreCounts is what the hub's room store reports (hub.StoreStats).
+type StoreCounts struct {
+	Rooms        int
+	MailboxBytes int
+	Expired      uint64 // rooms this node expired, since start
+}
+
+// WatchStore makes tryst_hub_rooms, tryst_hub_mailbox_bytes and
+// tryst_hub_rooms_expired_total report what f says at each scrape; f
+// reports false when the store could not answer, and the last answer
+// stands. With a store shared by several nodes, every node reports the
+// whole store's rooms and mailbox bytes (take max, not sum, across nodes)
+// and the rooms it expired itself (sum).
+func (m *Hub) WatchStore(f func() (StoreCounts, bool)) {
+	m.store.mu.Lock()
+	defer m.store.mu.Unlock()
+	m.store.f = f
+}
+
+// storeWatch asks the store for its counts and keeps the last answer.
+type storeWatch struct {
+	mu   sync.Mutex
+	f    func() (StoreCounts, bool)
+	last StoreCounts
+}
+
+func (w *storeWatch) get() StoreCounts {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f != nil {
+		if c, ok := w.f(); ok {
+			w.last = c
+		}
+	}
+	return w.last
 }
 
 // NewHub creates the hub series and registers them with reg (see register).
 func NewHub(reg prometheus.Registerer) (*Hub, error) {
-	m := &Hub{
+	m := &Hub{}
+	*m = Hub{
 		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tryst_hub_connections",
 			Help: "WebSocket connections currently open on the hub.",
@@ -68,26 +111,26 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 			Name: "tryst_hub_connections_total",
 			Help: "WebSocket connections accepted by the hub since start.",
 		}),
-		Rooms: prometheus.NewGauge(prometheus.GaugeOpts{
+		Rooms: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tryst_hub_rooms",
-			Help: "Rooms currently open on the hub.",
-		}),
+			Help: "Rooms currently open in the hub's room store (shared by every node that uses the store).",
+		}, func() float64 { return float64(m.store.get().Rooms) }),
 		RoomsTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tryst_hub_rooms_created_total",
 			Help: "Rooms created since start.",
 		}),
-		RoomsExpired: prometheus.NewCounter(prometheus.CounterOpts{
+		RoomsExpired: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tryst_hub_rooms_expired_total",
-			Help: "Rooms removed because nobody was attached for the idle TTL.",
-		}),
+			Help: "Rooms this node removed because nobody was attached for the idle TTL.",
+		}, func() float64 { return float64(m.store.get().Expired) }),
 		RoomsRecreated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tryst_hub_rooms_recreated_total",
 			Help: "Rooms the hub did not hold (it restarted) recreated from a member's resume token.",
 		}),
-		MailboxBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+		MailboxBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tryst_hub_mailbox_bytes",
-			Help: "Bytes of offers and answers waiting in room mailboxes for an absent member.",
-		}),
+			Help: "Bytes of offers and answers waiting in room mailboxes for an absent member (the whole room store).",
+		}, func() float64 { return float64(m.store.get().MailboxBytes) }),
 		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tryst_hub_messages_total",
 			Help: "Signaling messages received from clients, by message type.",

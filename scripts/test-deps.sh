@@ -17,6 +17,7 @@ declare -A need=(
   [promtool]=prometheus
   [prometheus]=prometheus
   [systemd-analyze]=systemd
+  [redis-server]=redis-server
 )
 
 missing=()

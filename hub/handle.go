@@ -67,9 +67,13 @@ func (c *conn) badRequest(msg string) {
 	c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeBadRequest, Message: msg})
 }
 
+// internal answers a request that failed on the room store (Redis
+// unreachable, with --store) or inside the hub: the client may try again.
 func (c *conn) internal(err error) {
-	c.h.log.Error("store failed", "err", err)
-	c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeInternal, Message: "internal error; try again"})
+	c.h.log.Error("room store failed", "err", err)
+	c.h.m.StoreErrors.Inc()
+	c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeInternal, RetryAfter: 5,
+		Message: "the hub cannot reach its room store right now; try again in a few seconds"})
 }
 
 func (c *conn) create(ctx context.Context, f proto.Frame) {
@@ -312,7 +316,7 @@ func (c *conn) post(ctx context.Context, f proto.Frame) {
 	// receive, the frame as encoded (escapes included), not what came in.
 	out, err := proto.EncodeFrame(proto.Frame{Type: f.Type, Data: f.Data})
 	if err != nil {
-		c.internal(err)
+		c.badRequest(f.Type + " data cannot be relayed: " + err.Error())
 		return
 	}
 	if !c.rlim.AllowN(time.Now(), len(out)) {

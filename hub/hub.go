@@ -282,6 +282,26 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// StoreLimits returns the room TTL and budgets that the default store
+// gets from c, defaults applied: what a Store made outside the hub (the
+// Redis store) should be given for the same behaviour.
+func (c Config) StoreLimits() (time.Duration, StoreLimits, error) {
+	if err := c.setDefaults(); err != nil {
+		return 0, StoreLimits{}, err
+	}
+	return c.RoomTTL, c.storeLimits(), nil
+}
+
+// storeLimits is StoreLimits of a Config with its defaults set.
+func (c *Config) storeLimits() StoreLimits {
+	return StoreLimits{
+		UnpairedTTL:       c.UnpairedRoomTTL,
+		MaxIdleRoomsPerIP: max(c.MaxIdleRoomsPerIP, 0),
+		MaxRooms:          max(c.MaxRooms, 0),
+		MaxMailboxBytes:   max(c.MaxMailboxBytes, 0),
+	}
+}
+
 // Hub serves the rendezvous protocol and its HTTP endpoints.
 type Hub struct {
 	cfg       Config
@@ -351,13 +371,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.store = cfg.Store
 	if h.store == nil {
-		lim := StoreLimits{
-			UnpairedTTL:       cfg.UnpairedRoomTTL,
-			MaxIdleRoomsPerIP: max(cfg.MaxIdleRoomsPerIP, 0),
-			MaxRooms:          max(cfg.MaxRooms, 0),
-			MaxMailboxBytes:   max(cfg.MaxMailboxBytes, 0),
-		}
-		h.store = NewMemStoreWithLimits(cfg.RoomTTL, cfg.Now, lim)
+		h.store = NewMemStoreWithLimits(cfg.RoomTTL, cfg.Now, cfg.storeLimits())
 		h.ownsStore = true
 	}
 	if err := h.store.Register(context.Background(), h.node, (*local)(h)); err != nil {

@@ -69,5 +69,5 @@ func (h *Hub) storeStats() (metrics.StoreCounts, bool) {
 		h.log.Warn("room store stats", "err", err)
 		return metrics.StoreCounts{}, false
 	}
-	return metrics.StoreCounts{Rooms: st.Rooms, MailboxBytes: st.MailboxBytes, Expired: st.Expired}, true
+	return metrics.StoreCounts{Rooms: st.Rooms, MailboxBytes: st.MailboxBytes, Expired: st.Expired, DeliveryFailures: st.DeliveryFailures}, true
 }

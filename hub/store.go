@@ -192,6 +192,9 @@ type StoreStats struct {
 	// Expired counts the rooms this store value removed because they
 	// outlived their TTL (a shared store: those this node swept).
 	Expired uint64
+	// DeliveryFailures counts what a shared store could not hand over
+	// between nodes (see the store's documentation); 0 for MemStore.
+	DeliveryFailures uint64
 }
 
 // ResumeInfo describes a resumed membership.

@@ -58,15 +58,24 @@ type Hub struct {
 	Messages       *prometheus.CounterVec
 	Rejections     *prometheus.CounterVec
 	Pairing        prometheus.Histogram
+	// StoreUp is 1 while the room store answers (its last scrape-time
+	// query succeeded), StoreErrors counts the hub's store operations that
+	// failed (Redis unreachable: the client was told to try again), and
+	// StoreDeliveryFailures what the store could not hand to another
+	// node's connection or collect for this node's.
+	StoreUp               prometheus.GaugeFunc
+	StoreErrors           prometheus.Counter
+	StoreDeliveryFailures prometheus.CounterFunc
 
 	store storeWatch
 }
 
 // StoreCounts is what the hub's room store reports (hub.StoreStats).
 type StoreCounts struct {
-	Rooms        int
-	MailboxBytes int
-	Expired      uint64 // rooms this node expired, since start
+	Rooms            int
+	MailboxBytes     int
+	Expired          uint64 // rooms this node expired, since start
+	DeliveryFailures uint64 // since start
 }
 
 // WatchStore makes tryst_hub_rooms, tryst_hub_mailbox_bytes and
@@ -86,17 +95,30 @@ type storeWatch struct {
 	mu   sync.Mutex
 	f    func() (StoreCounts, bool)
 	last StoreCounts
+	up   bool
 }
 
 func (w *storeWatch) get() StoreCounts {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f != nil {
-		if c, ok := w.f(); ok {
+		c, ok := w.f()
+		if ok {
 			w.last = c
 		}
+		w.up = ok
 	}
 	return w.last
+}
+
+func (w *storeWatch) isUp() float64 {
+	w.get()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.up || w.f == nil {
+		return 1
+	}
+	return 0
 }
 
 // NewHub creates the hub series and registers them with reg (see register).
@@ -139,6 +161,18 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 			Name: "tryst_hub_rejections_total",
 			Help: "Requests and messages the hub refused, by reason.",
 		}, []string{"reason"}),
+		StoreUp: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tryst_hub_store_up",
+			Help: "1 while the hub's room store (Redis, with --store) answers, else 0: new rooms, joins and resumes fail.",
+		}, func() float64 { return m.store.isUp() }),
+		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_hub_store_errors_total",
+			Help: "Room store operations that failed (the store unreachable); the client was told to try again.",
+		}),
+		StoreDeliveryFailures: prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tryst_hub_store_delivery_failures_total",
+			Help: "Deliveries between nodes that failed: an offer or answer this node could not collect or put back for its connection, or a node message it could not decode.",
+		}, func() float64 { return float64(m.store.get().DeliveryFailures) }),
 		Pairing: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tryst_hub_pairing_duration_seconds",
 			Help:    "Time from a guest joining a room to its answer being delivered to the host.",
@@ -162,6 +196,9 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 	m.Messages = register(reg, m.Messages, &err)
 	m.Rejections = register(reg, m.Rejections, &err)
 	m.Pairing = register(reg, m.Pairing, &err)
+	m.StoreUp = register(reg, m.StoreUp, &err)
+	m.StoreErrors = register(reg, m.StoreErrors, &err)
+	m.StoreDeliveryFailures = register(reg, m.StoreDeliveryFailures, &err)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,9 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&c.HubKeyFile, "hub-key-file", c.HubKeyFile,
 		"file of hub keys signing resume tokens, one per line (first signs, all verify), shared by nodes; default: one generated in --state-dir")
 	fs.StringVar(&c.TokenSecretFile, "token-secret-file", c.TokenSecretFile, "file of HS256 secrets: when set, creating a room and /v1/ice need a signed access token")
+	fs.StringVar(&c.Store, "store", c.Store,
+		"where rooms live: memory (this process), or redis://HOST:PORT/DB (rediss:// for TLS) shared by the nodes that serve the same rooms; no password in the URL")
+	fs.StringVar(&c.StorePasswordFile, "store-password-file", c.StorePasswordFile, "file holding the Redis password (or set TRYST_STORE_PASSWORD)")
 	fs.DurationVar(&c.RoomTTL, "room-ttl", c.RoomTTL, "how long a room outlives its last connected member")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "simultaneous hub connections per IP (-1 = unlimited)")
 	fs.IntVar(&c.CredentialsPerIP, "credentials-per-ip", c.CredentialsPerIP, "TURN credentials the hub hands out per IP in a burst (create, join, resume, /v1/ice; -1 = unlimited)")
@@ -132,6 +135,7 @@ func (o *serveOptions) config(getenv func(string) (string, bool), stderr io.Writ
 		return c, badSetting("--turn-dataplane: %q is not auto or off", o.dataplane)
 	}
 	c.TURNSecret, _ = getenv("TRYST_TURN_SECRET")
+	c.StorePassword, _ = getenv("TRYST_STORE_PASSWORD")
 	if c.StateDir == "" {
 		c.StateDir = settings.StateDir(getenv)
 	}

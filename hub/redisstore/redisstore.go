@@ -72,7 +72,8 @@ type Store struct {
 	now    func() time.Time
 	log    *slog.Logger
 
-	expired atomic.Uint64
+	expired  atomic.Uint64
+	failures atomic.Uint64 // hub.StoreStats.DeliveryFailures
 
 	mu     sync.Mutex
 	nodes  map[string]*node
@@ -251,11 +252,13 @@ func (s *Store) dispatch(n *node) {
 	for m := range n.sub.Channel(redis.WithChannelSize(1024)) {
 		var msg message
 		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
+			s.failures.Add(1)
 			s.log.Warn("redisstore: undecodable node message", "err", err)
 			continue
 		}
 		conn, err := strconv.ParseUint(msg.Conn, 10, 64)
 		if err != nil {
+			s.failures.Add(1)
 			continue
 		}
 		switch msg.Kind {
@@ -276,6 +279,8 @@ func (s *Store) collect(n *node, conn uint64, code, r string) {
 	defer cancel()
 	res, err := takeScript.Run(ctx, s.rdb, []string{s.roomKey(code)}, s.args(r, n.id, strconv.FormatUint(conn, 10))...).Slice()
 	if err != nil {
+		// It stays in the mailbox: the member gets it when it resumes.
+		s.failures.Add(1)
 		s.log.Warn("redisstore: collect an offer or answer", "err", err)
 		return
 	}
@@ -294,6 +299,7 @@ func (s *Store) collect(n *node, conn uint64, code, r string) {
 		return
 	}
 	if err := restoreScript.Run(ctx, s.rdb, []string{s.roomKey(code)}, s.args(r, entry)...).Err(); err != nil {
+		s.failures.Add(1)
 		s.log.Warn("redisstore: put back an offer or answer", "err", err)
 	}
 }
@@ -454,7 +460,7 @@ func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 		return hub.StoreStats{}, unavailable("stats", err)
 	}
 	mb, _ := mailbox.Int()
-	return hub.StoreStats{Rooms: int(rooms.Val()), MailboxBytes: mb, Expired: s.expired.Load()}, nil
+	return hub.StoreStats{Rooms: int(rooms.Val()), MailboxBytes: mb, Expired: s.expired.Load(), DeliveryFailures: s.failures.Load()}, nil
 }
 
 // Ready implements hub.Store: Redis answers a PING.

@@ -48,6 +48,14 @@ type Config struct {
 	// rooms share the file. Reload rereads it. Without it, the key is the
 	// state directory's.
 	HubKeyFile string
+	// Store (--store) is where rooms live: "memory" (the default, this
+	// process) or a Redis URL, redis://HOST:PORT/DB or rediss:// for TLS,
+	// shared by every node that serves the same rooms. The URL must carry
+	// no password: StorePasswordFile, or StorePassword (`tryst serve`
+	// passes TRYST_STORE_PASSWORD).
+	Store             string
+	StorePasswordFile string
+	StorePassword     string
 	// StateDir (--state-dir) is serve's own state: the hub key is kept
 	// there (hub-key, 0600; generated on first start) unless HubKeyFile
 	// is set. Empty, or a directory that cannot be written: a random key
@@ -116,6 +124,7 @@ func DefaultConfig() Config {
 		TURNMaxAllocations:   turnserver.DefaultMaxAllocations,
 		TURNAllocationsPerIP: turnserver.DefaultAllocationsPerIP,
 		TURNMaxLifetime:      turnserver.DefaultMaxLifetime,
+		Store:                "memory",
 		RoomTTL:              30 * time.Minute,
 		MaxConnsPerIP:        32,
 		CredentialsPerIP:     30,
@@ -144,6 +153,7 @@ type prepared struct {
 	certs     *certReloader // nil without TLS
 	generated bool          // the TURN secret is random, for this run
 	hubKeys   [][]byte      // HubKeyFile's; nil without it
+	storePass string        // the Redis password, from StorePasswordFile or StorePassword
 }
 
 // prepare checks every setting and reads the files. Every error it returns
@@ -174,6 +184,9 @@ func (c Config) prepare() (*prepared, error) {
 		if p.hubKeys, err = readSecretFile("--hub-key-file", c.HubKeyFile, hub.ParseHubKeys, log); err != nil {
 			return nil, err
 		}
+	}
+	if p.storePass, err = c.storePassword(log); err != nil {
+		return nil, err
 	}
 	var tlsConfig *tls.Config
 	if c.TLSCert != "" {

@@ -51,6 +51,7 @@ type Server struct {
 	generated bool // the TURN secret is random, for this run
 
 	hub     *hub.Hub
+	store   hub.Store // the Redis store, when --store names one; the hub owns the default
 	turn    *turnserver.Server
 	web     *http.Server
 	metrics *http.Server
@@ -119,6 +120,13 @@ func New(cfg Config) (_ *Server, err error) {
 		s.log.Info("hub key loaded: rooms survive a restart", "file", keys.file)
 	}
 	p.hub.HubKeys = keys.keys
+	if s.store, err = cfg.openStore(p, s.log); err != nil {
+		return nil, err
+	}
+	if s.store != nil {
+		p.hub.Store = s.store
+		s.log.Info("rooms in Redis, shared with the other nodes that use it", "store", redactStoreURL(cfg.Store))
+	}
 	if s.hub, err = hub.New(p.hub); err != nil {
 		return nil, fmt.Errorf("start hub: %w", err)
 	}
@@ -333,6 +341,9 @@ func (s *Server) drain(ctx context.Context) error {
 	closeListener(s.webLn)
 	if s.hub != nil {
 		keep(s.hub.Shutdown(ctx))
+	}
+	if s.store != nil {
+		keep(s.store.Close())
 	}
 	if s.turn != nil {
 		keep(s.turn.Close())

@@ -18,6 +18,7 @@ declare -A need=(
   [prometheus]=prometheus
   [systemd-analyze]=systemd
   [redis-server]=redis-server
+  [haproxy]=haproxy
 )
 
 missing=()

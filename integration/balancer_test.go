@@ -152,4 +152,3 @@ func TestNodeKilledBehindBalancer(t *testing.T) {
 		t.Errorf("node B saw no resume:\n%s", grepLines(m, "tryst_hub_messages_total"))
 	}
 }
-

@@ -8,6 +8,7 @@ package deploy
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -660,10 +661,16 @@ func k8sDocs(t *testing.T, files ...string) map[string]map[string]any {
 				break
 			}
 			kind, _ := d["kind"].(string)
-			if _, dup := docs[kind]; dup {
-				t.Fatalf("two %s manifests", kind)
+			// The first of a kind is docs[kind]; every one is also
+			// docs["Kind/name"].
+			name, _ := get(d, "metadata", "name").(string)
+			if _, dup := docs[kind+"/"+name]; dup {
+				t.Fatalf("two %s manifests named %s", kind, name)
 			}
-			docs[kind] = d
+			docs[kind+"/"+name] = d
+			if _, ok := docs[kind]; !ok {
+				docs[kind] = d
+			}
 		}
 		fh.Close()
 	}
@@ -712,19 +719,27 @@ func TestKubernetes(t *testing.T) {
 			t.Fatalf("no %s manifest", k)
 		}
 	}
-	if len(kust.SecretGenerator) != 2 || !slices.Equal(kust.SecretGenerator[0].Files, []string{"turn-secret"}) ||
-		!slices.Equal(kust.SecretGenerator[1].Files, []string{"hub-key"}) {
-		t.Fatalf("kustomization: want secretGenerators from the files turn-secret and hub-key: %+v", kust.SecretGenerator)
+	if len(kust.SecretGenerator) != 3 || !slices.Equal(kust.SecretGenerator[0].Files, []string{"turn-secret"}) ||
+		!slices.Equal(kust.SecretGenerator[1].Files, []string{"hub-key"}) || !slices.Equal(kust.SecretGenerator[2].Files, []string{"store-password"}) {
+		t.Fatalf("kustomization: want secretGenerators from the files turn-secret, hub-key and store-password: %+v", kust.SecretGenerator)
 	}
-	secretName, hubKeyName := kust.SecretGenerator[0].Name, kust.SecretGenerator[1].Name
+	secretName, hubKeyName, storeName := kust.SecretGenerator[0].Name, kust.SecretGenerator[1].Name, kust.SecretGenerator[2].Name
 
 	dep := docs["Deployment"]
 	pod := get(dep, "spec", "template", "spec")
 	if get(pod, "hostNetwork") != true {
 		t.Error("Deployment: hostNetwork is not true (the relay needs its port range)")
 	}
-	if get(dep, "spec", "strategy", "type") != "Recreate" {
-		t.Error("Deployment: strategy must be Recreate (host ports)")
+	// Several pods share the rooms through Redis: one per Kubernetes node
+	// (host ports), replaced one node at a time with no surge.
+	if r, _ := get(dep, "spec", "replicas").(int); r < 2 {
+		t.Errorf("Deployment: replicas %v, want several nodes", get(dep, "spec", "replicas"))
+	}
+	if get(dep, "spec", "strategy", "type") != "RollingUpdate" || get(dep, "spec", "strategy", "rollingUpdate", "maxSurge") != 0 {
+		t.Error("Deployment: strategy must be RollingUpdate with maxSurge 0 (host ports)")
+	}
+	if get(pod, "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution", 0, "topologyKey") != "kubernetes.io/hostname" {
+		t.Error("Deployment: no required anti-affinity per host (two pods on one node would fight over the host ports)")
 	}
 	if get(pod, "securityContext", "runAsNonRoot") != true {
 		t.Error("Deployment: runAsNonRoot is not true")
@@ -741,7 +756,7 @@ func TestKubernetes(t *testing.T) {
 		m := get(ctr, "volumeMounts", i)
 		mounts[get(m, "name").(string)] = get(m, "mountPath").(string)
 	}
-	var secretVol, configVol, hubKeyVol string
+	var secretVol, configVol, hubKeyVol, storeVol string
 	for i := 0; get(pod, "volumes", i) != nil; i++ {
 		v := get(pod, "volumes", i)
 		if get(v, "secret", "secretName") == secretName {
@@ -750,11 +765,14 @@ func TestKubernetes(t *testing.T) {
 		if get(v, "secret", "secretName") == hubKeyName {
 			hubKeyVol = get(v, "name").(string)
 		}
+		if get(v, "secret", "secretName") == storeName {
+			storeVol = get(v, "name").(string)
+		}
 		if get(v, "configMap", "name") == get(docs["ConfigMap"], "metadata", "name") {
 			configVol = get(v, "name").(string)
 		}
 	}
-	if secretVol == "" || configVol == "" || hubKeyVol == "" {
+	if secretVol == "" || configVol == "" || hubKeyVol == "" || storeVol == "" {
 		t.Fatalf("Deployment: volumes for the Secrets %s and %s and the ConfigMap missing", secretName, hubKeyName)
 	}
 	var cfg map[string]any
@@ -768,6 +786,25 @@ func TestKubernetes(t *testing.T) {
 	// directory of the old one, and recreates its rooms with that key.
 	if want := mounts[hubKeyVol] + "/hub-key"; cfg["hub-key-file"] != want {
 		t.Errorf("ConfigMap hub-key-file %v, the Secret %s is mounted at %s", cfg["hub-key-file"], hubKeyName, want)
+	}
+	// The rooms are in the Redis of redis.yaml, its password from the
+	// Secret, mounted; Redis itself reads it from a file, never argv.
+	redisSvc := docs["Service/tryst-redis"]
+	if redisSvc == nil || docs["StatefulSet/tryst-redis"] == nil {
+		t.Fatal("no Redis StatefulSet and Service named tryst-redis")
+	}
+	if want := "redis://tryst-redis:6379/0"; cfg["store"] != want {
+		t.Errorf("ConfigMap store %v, want %s", cfg["store"], want)
+	}
+	if want := mounts[storeVol] + "/store-password"; cfg["store-password-file"] != want {
+		t.Errorf("ConfigMap store-password-file %v, the Secret %s is mounted at %s", cfg["store-password-file"], storeName, want)
+	}
+	rs := get(docs["StatefulSet/tryst-redis"], "spec", "template", "spec")
+	if get(rs, "volumes", 0, "secret", "secretName") != storeName {
+		t.Errorf("Redis does not read the password from the Secret %s", storeName)
+	}
+	if a := fmt.Sprint(get(rs, "containers", 0, "args")); a != "[/conf/redis.conf]" {
+		t.Errorf("Redis args %s: it must read its password from the written config file", a)
 	}
 	args, _ := get(ctr, "args").([]any)
 	if want := []any{"--config", mounts[configVol] + "/tryst.yaml"}; !reflect.DeepEqual(args, want) {
@@ -819,5 +856,84 @@ func TestKubernetes(t *testing.T) {
 	readYAML(t, "prometheus/alerts.yml", &alerts)
 	if !reflect.DeepEqual(get(docs["PrometheusRule"], "spec", "groups"), alerts["groups"]) {
 		t.Error("kubernetes/monitoring/prometheusrule.yaml differs from prometheus/alerts.yml: copy the groups over")
+	}
+}
+
+// TestComposeCluster checks the two-node compose file: both nodes on the
+// Redis service with the shared hub key and TURN secret, each its own relay
+// ports, HAProxy's configuration valid (the real haproxy -c) and routing to
+// both, Prometheus scraping both.
+func TestComposeCluster(t *testing.T) {
+	var c composeFile
+	readYAML(t, "compose.cluster.yaml", &c)
+	for _, s := range []string{"redis", "node-a", "node-b", "haproxy", "prometheus", "grafana"} {
+		if _, ok := c.Services[s]; !ok {
+			t.Fatalf("compose.cluster.yaml: no service %s", s)
+		}
+	}
+	relays := map[string]bool{}
+	for _, name := range []string{"node-a", "node-b"} {
+		n := c.Services[name]
+		flags := map[string]string{}
+		for _, a := range n.Command {
+			k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+			flags[k] = v
+		}
+		if flags["store"] != "redis://redis:6379/0" {
+			t.Errorf("%s: --store %q, want the redis service", name, flags["store"])
+		}
+		if flags["hub-key-file"] != "/run/secrets/hub-key" || !slices.Contains(n.Secrets, "hub-key") {
+			t.Errorf("%s: the nodes must share the hub key secret", name)
+		}
+		if flags["turn-secret-file"] != "/run/secrets/turn-secret" || !slices.Contains(n.Secrets, "turn-secret") {
+			t.Errorf("%s: the nodes must share the TURN secret", name)
+		}
+		for _, f := range []string{"max-conns-per-ip", "credentials-per-ip", "rooms-per-ip", "idle-rooms-per-ip"} {
+			if flags[f] != "-1" {
+				t.Errorf("%s: --%s %q: behind the balancer every client has its address; the balancer limits", name, f, flags[f])
+			}
+		}
+		r := flags["turn-relay-ports"]
+		if r == "" || relays[r] || !slices.Contains(n.Ports, r+":"+r+"/udp") {
+			t.Errorf("%s: relay ports %q not its own, or not published", name, r)
+		}
+		relays[r] = true
+		for _, p := range n.Ports {
+			if strings.HasPrefix(p, "8080") || strings.Contains(p, "9464") {
+				t.Errorf("%s publishes %s: the hub goes through HAProxy, metrics stay inside", name, p)
+			}
+		}
+	}
+	if !slices.Contains(c.Services["haproxy"].Volumes, "./haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro") {
+		t.Error("haproxy does not mount ./haproxy/haproxy.cfg")
+	}
+	cfg, err := os.ReadFile("haproxy/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"server node-a node-a:8080 check", "server node-b node-b:8080 check", "option httpchk GET /readyz", "timeout tunnel 1h"} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("haproxy.cfg lacks %q", want)
+		}
+	}
+	haproxy := testenv.Tool(t, "haproxy", "haproxy")
+	run(t, haproxy, "-c", "-f", "haproxy/haproxy.cfg")
+	promtool := testenv.Tool(t, "promtool", "prometheus")
+	run(t, promtool, "check", "config", "prometheus/prometheus-cluster.yml")
+	var pc struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	readYAML(t, "prometheus/prometheus-cluster.yml", &pc)
+	if len(pc.ScrapeConfigs) != 1 || pc.ScrapeConfigs[0].JobName != "tryst" ||
+		!slices.Equal(pc.ScrapeConfigs[0].StaticConfigs[0].Targets, []string{"node-a:9464", "node-b:9464"}) {
+		t.Errorf("prometheus-cluster.yml: %+v, want job tryst scraping both nodes", pc.ScrapeConfigs)
+	}
+	if !slices.Contains(c.Services["prometheus"].Command, "--config.file=/etc/prometheus/prometheus-cluster.yml") {
+		t.Error("the cluster's Prometheus does not load prometheus-cluster.yml")
 	}
 }

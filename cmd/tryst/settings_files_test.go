@@ -93,6 +93,10 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 	if err := os.WriteFile(hubKey, []byte("k8s-test-hub-key-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	storePassword := filepath.Join(dir, "store-password")
+	if err := os.WriteFile(storePassword, []byte("k8s-test-redis-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +105,8 @@ func TestKubernetesConfigMapLoads(t *testing.T) {
 	}
 	// The secrets' paths are the Secret volumes'; the flags (which win over
 	// the file) point them at local copies.
-	c, err := parseServe([]string{"--config", path, "--turn-secret-file", secret, "--hub-key-file", hubKey}, env(nil), io.Discard)
+	c, err := parseServe([]string{"--config", path, "--turn-secret-file", secret, "--hub-key-file", hubKey,
+		"--store-password-file", storePassword}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatalf("load the ConfigMap's tryst.yaml: %v", err)
 	}

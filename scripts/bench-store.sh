@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Hub CPU and Redis work per pairing: the in-memory store against the Redis
+# store, side by side in one run (rounds alternate), on this machine.
+#
+#   scripts/bench-store.sh                 # ROUNDS=3 PAIRINGS=20000 by default
+#
+# Starts a redis-server (append-only file, fsync every second: what a
+# deployment runs) and two `tryst serve` processes with their per-address
+# limits off, one per store, then runs `tryst bench hub --phases pair`
+# against each in turn. Reports per round: pairings/s, pairings per hub
+# CPU-second, and for Redis the commands it processed and its CPU per
+# pairing. Needs redis-server, redis-cli and python3. Figures:
+# docs/BENCHMARKS.md ("Room store: memory vs Redis").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+PAIRINGS=${PAIRINGS:-20000}
+WORKERS=${WORKERS:-64}
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+go build -o "$tmp/tryst" ./cmd/tryst
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save "" --appendonly yes --appendfsync everysec \
+  --protected-mode no >"$tmp/redis.log" 2>&1 &
+rpid=$!; pids+=("$rpid")
+until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
+head -c 32 /dev/urandom | base64 >"$tmp/hub-key"; chmod 600 "$tmp/hub-key"
+
+start_serve() { # name, extra args...
+  local name=$1; shift
+  local port; port=$(free_port)
+  TRYST_TURN_SECRET=bench-store-secret-0123456789 "$tmp/tryst" serve --listen "127.0.0.1:$port" \
+    --metrics-listen 127.0.0.1:0 --turn-listen 127.0.0.1:0 --turn-tls-listen 127.0.0.1:0 \
+    --hub-key-file "$tmp/hub-key" --state-dir "$tmp/$name" --log-level warn \
+    --max-conns-per-ip -1 --credentials-per-ip -1 --rooms-per-ip -1 --idle-rooms-per-ip -1 "$@" \
+    2>"$tmp/$name.log" &
+  pids+=("$!")
+  echo "$! $port"
+}
+read -r mpid mport < <(start_serve memory)
+read -r spid sport < <(start_serve redis --store "redis://127.0.0.1:$rport/0")
+for p in "$mport" "$sport"; do
+  until curl -fs "http://127.0.0.1:$p/readyz" >/dev/null; do sleep 0.1; done
+done
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+commands() { redis-cli -p "$rport" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
+hz=$(getconf CLK_TCK)
+
+printf '%-6s %-7s %12s %16s %18s %18s\n' round store pairings/s per-hub-CPU-s redis-cmds/pairing redis-CPU-us/pairing
+for round in $(seq "$ROUNDS"); do
+  for store in memory redis; do
+    if [ "$store" = memory ]; then pid=$mpid; port=$mport; else pid=$spid; port=$sport; fi
+    c0=$(commands); r0=$(cpu_ticks "$rpid")
+    "$tmp/tryst" bench hub --hub "http://127.0.0.1:$port" --phases pair --pairings "$PAIRINGS" --workers "$WORKERS" \
+      --server-pid "$pid" --json >"$tmp/out.json"
+    c1=$(commands); r1=$(cpu_ticks "$rpid")
+    python3 - "$tmp/out.json" "$round" "$store" "$((c1 - c0))" "$((r1 - r0))" "$hz" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["pairings"]
+n = max(r["completed"], 1)
+cmds, ticks, hz = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+redis = sys.argv[3] == "redis"
+print(f'{sys.argv[2]:<6} {sys.argv[3]:<7} {r["per_second"]:12.0f} {r["per_hub_cpu_second"]:16.0f} '
+      f'{(cmds / n if redis else 0):18.1f} {(ticks / hz * 1e6 / n if redis else 0):18.0f}')
+PY
+  done
+done

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tryst-chat/tryst/internal/redistest"
 	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
@@ -98,10 +97,7 @@ backend nodes
 func TestNodeKilledBehindBalancer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), resilTimeout)
 	defer cancel()
-	redis := redistest.Start(t)
-	keyFile, env := sharedNodeFiles(t)
-	a := startNode(t, redis.URL(), keyFile, env)
-	b := startNode(t, redis.URL(), keyFile, env)
+	a, b := startTwoNodes(t)
 	lb := startHAProxy(ctx, t, a, b)
 
 	_, pw, src, sum := resilSetup(t)

@@ -25,6 +25,15 @@ func sharedNodeFiles(t *testing.T) (keyFile string, env []string) {
 	return keyFile, []string{"TRYST_TURN_SECRET=multinode-test-secret-0123456789"}
 }
 
+// startTwoNodes runs a redis-server and two `tryst serve` nodes on it that
+// share their hub key and TURN secret.
+func startTwoNodes(t *testing.T) (a, b *serveProcess) {
+	t.Helper()
+	redis := redistest.Start(t)
+	keyFile, env := sharedNodeFiles(t)
+	return startNode(t, redis.URL(), keyFile, env), startNode(t, redis.URL(), keyFile, env)
+}
+
 // startNode runs `tryst serve` on the Redis store at redisURL.
 func startNode(t *testing.T, redisURL, keyFile string, env []string, args ...string) *serveProcess {
 	t.Helper()
@@ -37,10 +46,7 @@ func startNode(t *testing.T, redisURL, keyFile string, env []string, args ...str
 func TestTwoNodesOneRedis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), resilTimeout)
 	defer cancel()
-	redis := redistest.Start(t)
-	keyFile, env := sharedNodeFiles(t)
-	a := startNode(t, redis.URL(), keyFile, env)
-	b := startNode(t, redis.URL(), keyFile, env)
+	a, b := startTwoNodes(t)
 	_, pw, src, sum := resilSetup(t)
 	out := t.TempDir()
 	send := startPeer(t, "send", peerArgs("send", a.Addrs.Hub, pw, t.TempDir(), src)...)

@@ -34,30 +34,46 @@ const common = `
 local P = ARGV[1]
 local now = tonumber(ARGV[2])
 local room = KEYS[1]
+-- R is the room's hash, read once (HGETALL) and kept in step with what the
+-- script writes: one round of reads per script instead of one per field.
+local R = {}
+do
+  local kv = redis.call('HGETALL', room)
+  for i = 1, #kv, 2 do R[kv[i]] = kv[i + 1] end
+end
+local function exists() return next(R) ~= nil end
+local function hset(...)
+  local a = {...}
+  for i = 1, #a, 2 do R[a[i]] = a[i + 1] end
+  redis.call('HSET', room, ...)
+end
+local function hdel(...)
+  local n = 0
+  for _, f in ipairs({...}) do if R[f] ~= nil then R[f] = nil; n = n + 1 end end
+  if n > 0 then redis.call('HDEL', room, ...) end
+  return n
+end
 local function other(r) if r == 'h' then return 'g' end return 'h' end
 local function publish(node, msg) redis.call('PUBLISH', P .. 'node:' .. node, cjson.encode(msg)) end
 local function tell(r, t, reason)
-  local node = redis.call('HGET', room, r .. '_node')
+  local node = R[r .. '_node']
   if not node then return false end
-  publish(node, {k = 'ev', c = redis.call('HGET', room, r .. '_conn'), t = t, r = reason or ''})
+  publish(node, {k = 'ev', c = R[r .. '_conn'], t = t, r = reason or ''})
   return true
 end
-local function ttl(ttlms, unpairedms)
-  if redis.call('HEXISTS', room, 'joined_at') == 1 then return ttlms end
-  return unpairedms
-end
 local function touch(code, ttlms, unpairedms)
-  local t = ttl(ttlms, unpairedms)
+  local t = unpairedms
+  if R['joined_at'] then t = ttlms end
   redis.call('ZADD', P .. 'rooms', now + t, code)
   -- A safety net: the janitor removes the room long before.
   redis.call('PEXPIRE', room, 3 * ttlms + 3600000)
 end
 local function setidle(code, yes)
-  local owner = redis.call('HGET', room, 'owner') or ''
+  local owner = R['owner'] or ''
   if yes then
-    redis.call('HSET', room, 'idle', '1')
+    hset('idle', '1')
     redis.call('SADD', P .. 'idle:' .. owner, code)
-  elseif redis.call('HDEL', room, 'idle') == 1 then
+  elseif hdel('idle') == 1 then
     redis.call('SREM', P .. 'idle:' .. owner, code)
   end
 end
@@ -65,26 +81,29 @@ local function mbdata(v) local i = string.find(v, '\n', 1, true); return string.
 -- take returns role r's waiting entry (TYPE "\n" DATA) and deletes it,
 -- and the pairing time in ms when it is the first answer to reach the host.
 local function take(r)
-  local v = redis.call('HGET', room, 'mb_' .. r)
+  local v = R['mb_' .. r]
   if not v then return false, 0 end
-  redis.call('HDEL', room, 'mb_' .. r)
+  hdel('mb_' .. r)
   redis.call('DECRBY', P .. 'mailbox', #mbdata(v))
   local paired = 0
-  if r == 'h' and string.sub(v, 1, 7) == 'answer\n' and redis.call('HGET', room, 'paired') ~= '1' then
-    local j = redis.call('HGET', room, 'joined_at')
+  if r == 'h' and string.sub(v, 1, 7) == 'answer\n' and R['paired'] ~= '1' then
+    local j = R['joined_at']
     if j then paired = math.max(now - tonumber(j), 1) end
-    redis.call('HSET', room, 'paired', '1')
+    hset('paired', '1')
   end
   return v, paired
 end
 local function remove(code)
+  local freed = 0
   for _, r in ipairs({'h', 'g'}) do
-    local v = redis.call('HGET', room, 'mb_' .. r)
-    if v then redis.call('DECRBY', P .. 'mailbox', #mbdata(v)) end
+    local v = R['mb_' .. r]
+    if v then freed = freed + #mbdata(v) end
   end
+  if freed > 0 then redis.call('DECRBY', P .. 'mailbox', freed) end
   setidle(code, false)
   redis.call('ZREM', P .. 'rooms', code)
   redis.call('DEL', room)
+  R = {}
 end
 `
 
@@ -93,11 +112,11 @@ end
 // "limit:REASON".
 var createScript = redis.NewScript(common + `
 local code = ARGV[3]
-if redis.call('EXISTS', room) == 1 then return 'taken' end
+if exists() then return 'taken' end
 local maxIdle, maxRooms = tonumber(ARGV[9]), tonumber(ARGV[10])
 if maxIdle > 0 and redis.call('SCARD', P .. 'idle:' .. ARGV[8]) >= maxIdle then return 'limit:idle_rooms' end
 if maxRooms > 0 and redis.call('ZCARD', P .. 'rooms') >= maxRooms then return 'limit:rooms_total' end
-redis.call('HSET', room, 'h_taken', '1', 'h_known', '1', 'h_since', ARGV[4], 'h_nonce', ARGV[5],
+hset('h_taken', '1', 'h_known', '1', 'h_since', ARGV[4], 'h_nonce', ARGV[5],
   'h_node', ARGV[6], 'h_conn', ARGV[7], 'owner', ARGV[8])
 touch(code, tonumber(ARGV[11]), tonumber(ARGV[12]))
 return 'ok'
@@ -107,11 +126,11 @@ return 'ok'
 // Returns {"none"}, {"full"} or {"ok", waiting entry or ""}.
 var joinScript = redis.NewScript(common + `
 local code = ARGV[3]
-if redis.call('EXISTS', room) == 0 then return {'none'} end
-if redis.call('HGET', room, 'g_taken') == '1' then return {'full'} end
-redis.call('HSET', room, 'g_taken', '1', 'g_known', '1', 'g_since', ARGV[4], 'g_nonce', ARGV[5],
+if not exists() then return {'none'} end
+if R['g_taken'] == '1' then return {'full'} end
+hset('g_taken', '1', 'g_known', '1', 'g_since', ARGV[4], 'g_nonce', ARGV[5],
   'g_node', ARGV[6], 'g_conn', ARGV[7], 'joined_at', now)
-if redis.call('HGET', room, 'recreated') == '1' then redis.call('HSET', room, 'late', '1') else redis.call('HDEL', room, 'late') end
+if R['recreated'] == '1' then hset('late', '1') else hdel('late') end
 setidle(code, false)
 tell('h', 'peer-joined')
 local v = take('g')
@@ -127,66 +146,66 @@ var resumeScript = redis.NewScript(common + `
 local code, r, since, nonce, node, conn = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local ttlms, unpairedms = tonumber(ARGV[13]), tonumber(ARGV[14])
 local o = other(r)
-if redis.call('EXISTS', room) == 0 then
+if not exists() then
   if ARGV[10] ~= '1' then return {'none'} end
   local maxRooms = tonumber(ARGV[12])
   if maxRooms > 0 and redis.call('ZCARD', P .. 'rooms') >= maxRooms then return {'limit:rooms_total'} end
-  redis.call('HSET', room, r .. '_taken', '1', r .. '_known', '1', r .. '_since', since, r .. '_nonce', nonce,
+  hset(r .. '_taken', '1', r .. '_known', '1', r .. '_since', since, r .. '_nonce', nonce,
     r .. '_node', node, r .. '_conn', conn, 'owner', ARGV[9], 'recreated', '1')
   if ARGV[11] == '1' or r == 'g' then
-    redis.call('HSET', room, o .. '_taken', '1', 'joined_at', now, 'paired', '1')
+    hset(o .. '_taken', '1', 'joined_at', now, 'paired', '1')
   end
   touch(code, ttlms, unpairedms)
-  return {'recreated', redis.call('HGET', room, 'g_taken') == '1' and 1 or 0}
+  return {'recreated', R['g_taken'] == '1' and 1 or 0}
 end
-local known = redis.call('HGET', room, r .. '_known') == '1'
-local hsince, hnonce = redis.call('HGET', room, r .. '_since'), redis.call('HGET', room, r .. '_nonce')
+local known = R[r .. '_known'] == '1'
+local hsince, hnonce = R[r .. '_since'], R[r .. '_nonce']
 if known and hsince == since and hnonce == nonce then
   -- the holder itself
 elseif not known then
   -- reserved at recreation, or a guest slot nobody joined since: the
   -- token proves this member held it before
-  if redis.call('HGET', room, r .. '_taken') ~= '1' then
-    redis.call('HSET', room, 'joined_at', now, 'paired', '1')
+  if R[r .. '_taken'] ~= '1' then
+    hset('joined_at', now, 'paired', '1')
   end
-elseif r == 'g' and redis.call('HGET', room, 'late') == '1' and tonumber(since) < tonumber(hsince) then
-  redis.call('HDEL', room, 'late')
+elseif r == 'g' and R['late'] == '1' and tonumber(since) < tonumber(hsince) then
+  hdel('late')
 else
   return {'none'}
 end
-local oldnode, oldconn = redis.call('HGET', room, r .. '_node'), redis.call('HGET', room, r .. '_conn')
+local oldnode, oldconn = R[r .. '_node'], R[r .. '_conn']
 if oldnode and (oldnode ~= node or oldconn ~= conn) then publish(oldnode, {k = 'rep', c = oldconn}) end
-redis.call('HSET', room, r .. '_taken', '1', r .. '_known', '1', r .. '_since', since, r .. '_nonce', nonce,
+hset(r .. '_taken', '1', r .. '_known', '1', r .. '_since', since, r .. '_nonce', nonce,
   r .. '_node', node, r .. '_conn', conn)
 setidle(code, false)
 local v, paired = take(r)
 local present = tell(o, 'peer-back') and 1 or 0
 touch(code, ttlms, unpairedms)
-return {'ok', present, redis.call('HGET', room, 'g_taken') == '1' and 1 or 0, v or '', paired}
+return {'ok', present, R['g_taken'] == '1' and 1 or 0, v or '', paired}
 `)
 
 // post: ARGV 3.. code, from (h/g), type, data, maxMailbox. Returns
 // "none", "limit:mailbox_bytes" or "ok".
 var postScript = redis.NewScript(common + `
 local code, from, typ, data = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-if redis.call('EXISTS', room) == 0 then return 'none' end
+if not exists() then return 'none' end
 local to = other(from)
 if typ ~= 'offer' and typ ~= 'answer' then
-  local node = redis.call('HGET', room, to .. '_node')
-  if node then publish(node, {k = 'ev', c = redis.call('HGET', room, to .. '_conn'), t = typ, d = data}) end
+  local node = R[to .. '_node']
+  if node then publish(node, {k = 'ev', c = R[to .. '_conn'], t = typ, d = data}) end
   return 'ok'
 end
 local grow = #data
-local old = redis.call('HGET', room, 'mb_' .. to)
+local old = R['mb_' .. to]
 if old then grow = grow - #mbdata(old) end
 local max = tonumber(ARGV[7])
 if max > 0 and grow > 0 and tonumber(redis.call('GET', P .. 'mailbox') or '0') + grow > max then
   return 'limit:mailbox_bytes'
 end
-redis.call('HSET', room, 'mb_' .. to, typ .. '\n' .. data)
-redis.call('INCRBY', P .. 'mailbox', grow)
-local node = redis.call('HGET', room, to .. '_node')
-if node then publish(node, {k = 'take', c = redis.call('HGET', room, to .. '_conn'), room = code, role = to}) end
+hset('mb_' .. to, typ .. '\n' .. data)
+if grow ~= 0 then redis.call('INCRBY', P .. 'mailbox', grow) end
+local node = R[to .. '_node']
+if node then publish(node, {k = 'take', c = R[to .. '_conn'], room = code, role = to}) end
 return 'ok'
 `)
 
@@ -195,7 +214,7 @@ return 'ok'
 // {entry, pairing ms}.
 var takeScript = redis.NewScript(common + `
 local r = ARGV[3]
-if redis.call('HGET', room, r .. '_node') ~= ARGV[4] or redis.call('HGET', room, r .. '_conn') ~= ARGV[5] then return {} end
+if R[r .. '_node'] ~= ARGV[4] or R[r .. '_conn'] ~= ARGV[5] then return {} end
 local v, paired = take(r)
 if not v then return {} end
 return {v, paired}
@@ -204,7 +223,7 @@ return {v, paired}
 // restore: ARGV 3.. role, entry: puts back an entry a node took but could
 // not hand over (its connection was closing), unless a newer one came.
 var restoreScript = redis.NewScript(common + `
-if redis.call('EXISTS', room) == 0 then return 0 end
+if not exists() then return 0 end
 if redis.call('HSETNX', room, 'mb_' .. ARGV[3], ARGV[4]) == 1 then
   redis.call('INCRBY', P .. 'mailbox', #mbdata(ARGV[4]))
 end
@@ -214,8 +233,8 @@ return 1
 // detach: ARGV 3.. code, role, node, conn, ttl ms, unpaired ms.
 var detachScript = redis.NewScript(common + `
 local code, r = ARGV[3], ARGV[4]
-if redis.call('HGET', room, r .. '_node') ~= ARGV[5] or redis.call('HGET', room, r .. '_conn') ~= ARGV[6] then return 0 end
-redis.call('HDEL', room, r .. '_node', r .. '_conn')
+if R[r .. '_node'] ~= ARGV[5] or R[r .. '_conn'] ~= ARGV[6] then return 0 end
+hdel(r .. '_node', r .. '_conn')
 if not tell(other(r), 'peer-left', 'disconnected') then setidle(code, true) end
 touch(code, tonumber(ARGV[7]), tonumber(ARGV[8]))
 return 1
@@ -224,7 +243,7 @@ return 1
 // leave: ARGV 3.. code, role.
 var leaveScript = redis.NewScript(common + `
 local code, r = ARGV[3], ARGV[4]
-if redis.call('EXISTS', room) == 0 then return 0 end
+if not exists() then return 0 end
 local names = {h = 'host', g = 'guest'}
 tell(other(r), 'room-closed', names[r] .. ' left')
 remove(code)
@@ -247,9 +266,10 @@ var renewScript = redis.NewScript(`
 local P, now, node = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local n = 0
 for _, room in ipairs(KEYS) do
-  if redis.call('HGET', room, 'h_node') == node or redis.call('HGET', room, 'g_node') == node then
+  local f = redis.call('HMGET', room, 'h_node', 'g_node', 'joined_at')
+  if f[1] == node or f[2] == node then
     local t = tonumber(ARGV[5])
-    if redis.call('HEXISTS', room, 'joined_at') == 1 then t = tonumber(ARGV[4]) end
+    if f[3] then t = tonumber(ARGV[4]) end
     redis.call('ZADD', P .. 'rooms', 'XX', now + t, string.sub(room, #P + 6))
     redis.call('PEXPIRE', room, 3 * tonumber(ARGV[4]) + 3600000)
     n = n + 1

@@ -888,10 +888,10 @@ func TestComposeCluster(t *testing.T) {
 		if flags["turn-secret-file"] != "/run/secrets/turn-secret" || !slices.Contains(n.Secrets, "turn-secret") {
 			t.Errorf("%s: the nodes must share the TURN secret", name)
 		}
-		for _, f := range []string{"max-conns-per-ip", "credentials-per-ip", "rooms-per-ip", "idle-rooms-per-ip"} {
-			if flags[f] != "-1" {
-				t.Errorf("%s: --%s %q: behind the balancer every client has its address; the balancer limits", name, f, flags[f])
-			}
+		// The balancer names each client in a PROXY protocol header, so
+		// the per-address limits stay on and count clients.
+		if flags["proxy-protocol-from"] != "172.28.0.10/32" {
+			t.Errorf("%s: --proxy-protocol-from %q, want HAProxy's address", name, flags["proxy-protocol-from"])
 		}
 		r := flags["turn-relay-ports"]
 		if r == "" || relays[r] || !slices.Contains(n.Ports, r+":"+r+"/udp") {
@@ -911,7 +911,8 @@ func TestComposeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"server node-a node-a:8080 check", "server node-b node-b:8080 check", "option httpchk GET /readyz", "timeout tunnel 1h"} {
+	for _, want := range []string{"server node-a node-a:8080 check", "server node-b node-b:8080 check", "option httpchk GET /readyz",
+		"timeout tunnel 1h", "send-proxy-v2 check-send-proxy"} {
 		if !strings.Contains(string(cfg), want) {
 			t.Errorf("haproxy.cfg lacks %q", want)
 		}

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/tryst-chat/tryst/internal/testenv"
 )
@@ -20,11 +23,18 @@ import (
 // balancer's http:// URL once it serves.
 func startHAProxy(ctx context.Context, t *testing.T, nodes ...*serveProcess) string {
 	t.Helper()
+	return startHAProxyWith(ctx, t, "", nodes...)
+}
+
+// startHAProxyWith is startHAProxy with extra server options (such as
+// "send-proxy-v2 check-send-proxy").
+func startHAProxyWith(ctx context.Context, t *testing.T, serverOpts string, nodes ...*serveProcess) string {
+	t.Helper()
 	bin := testenv.Tool(t, "haproxy", "haproxy")
 	listen := freeLoopbackAddr(t)
 	var servers strings.Builder
 	for i, n := range nodes {
-		fmt.Fprintf(&servers, "  server node%d %s check\n", i, strings.TrimPrefix(n.Addrs.Hub, "http://"))
+		fmt.Fprintf(&servers, "  server node%d %s check %s\n", i, strings.TrimPrefix(n.Addrs.Hub, "http://"), serverOpts)
 	}
 	cfg := fmt.Sprintf(`global
   maxconn 1000
@@ -146,5 +156,56 @@ func TestNodeKilledBehindBalancer(t *testing.T) {
 	if m := httpGet(ctx, t, b.Addrs.Metrics); !strings.Contains(m, `tryst_hub_messages_total{type="resume"}`) ||
 		strings.Contains(m, `tryst_hub_messages_total{type="resume"} 0`+"\n") {
 		t.Errorf("node B saw no resume:\n%s", grepLines(m, "tryst_hub_messages_total"))
+	}
+}
+
+// TestProxyProtocolBehindBalancer: a node behind HAProxy that sends the
+// PROXY protocol header (--proxy-protocol-from the balancer's address)
+// counts each client's own address: with two connections allowed per
+// address, a third from the same client is refused (429) while another
+// client still gets in; without it every client would be HAProxy's one
+// address. Straight to the node, a connection from the balancer's address
+// without a header is refused, one from elsewhere is served, and a header
+// it sends is not believed.
+func TestProxyProtocolBehindBalancer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	node := startServe(t, nil, "--proxy-protocol-from", "127.0.0.1/32", "--max-conns-per-ip", "2")
+	lb := startHAProxyWith(ctx, t, "send-proxy-v2 check-send-proxy", node)
+	from := func(src string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	dial := func(base, src string) (int, error) {
+		ws, resp, err := websocket.Dial(ctx, wsURL(t, base), &websocket.DialOptions{HTTPClient: from(src)})
+		if err == nil {
+			t.Cleanup(func() { ws.CloseNow() })
+			return http.StatusSwitchingProtocols, nil
+		}
+		if resp != nil {
+			return resp.StatusCode, err
+		}
+		return 0, err
+	}
+	for i := range 2 {
+		if code, err := dial(lb, "127.0.0.2"); err != nil {
+			t.Fatalf("connection %d from 127.0.0.2 through the balancer: %d %v", i+1, code, err)
+		}
+	}
+	if code, _ := dial(lb, "127.0.0.2"); code != http.StatusTooManyRequests {
+		t.Errorf("third connection from 127.0.0.2: HTTP %d, want 429 (the node counted the balancer, not the client?)", code)
+	}
+	if code, err := dial(lb, "127.0.0.3"); err != nil {
+		t.Errorf("another client through the balancer: %d %v", code, err)
+	}
+	// Straight to the node.
+	if code, err := dial(node.Addrs.Hub, "127.0.0.1"); err == nil {
+		t.Errorf("a connection from the balancer's address without a header was served (%d)", code)
+	}
+	if code, err := dial(node.Addrs.Hub, "127.0.0.4"); err != nil {
+		t.Errorf("a direct client: %d %v", code, err)
+	}
+	if !strings.Contains(httpGet(ctx, t, node.Addrs.Metrics), `tryst_hub_rejections_total{reason="ip_conn_limit"} 1`+"\n") {
+		t.Error("the node did not count one ip_conn_limit rejection")
 	}
 }

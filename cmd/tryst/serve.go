@@ -61,6 +61,8 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&c.Realm, "realm", c.Realm, "TURN realm")
 	fs.DurationVar(&c.TURNTTL, "turn-ttl", c.TURNTTL, "lifetime of the TURN credentials handed to clients")
 	fs.BoolVar(&c.AllowLoopbackPeers, "allow-loopback-peers", c.AllowLoopbackPeers, "let TURN relay to loopback addresses (tests and local development only)")
+	fs.Var((*settings.PrefixList)(&c.ProxyProtocolFrom), "proxy-protocol-from",
+		"addresses (CIDRs) of load balancers that send the PROXY protocol header: from them the header is required and its client address counts for the per-address limits (repeatable, comma-separated)")
 	fs.Var((*settings.List)(&c.Origins), "origin", "allowed browser origins, as host patterns or full origins (repeatable); same-origin when unset")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate (PEM) for HTTPS/WSS and TURNS")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key (PEM)")

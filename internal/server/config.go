@@ -86,13 +86,19 @@ type Config struct {
 	TURNSockets          int            // --turn-sockets: 0..256, 0 = one per core
 	TURNDisableDataPlane bool           // --turn-dataplane=off
 
-	Origins          []string      // --origin: host patterns or full origins
-	RoomTTL          time.Duration // --room-ttl
-	MaxConnsPerIP    int           // --max-conns-per-ip
-	CredentialsPerIP int           // --credentials-per-ip: positive, or -1 for unlimited
-	RoomsPerIP       int           // --rooms-per-ip: burst of room creation per address (one more every 3 s), or -1 for unlimited
-	IdleRoomsPerIP   int           // --idle-rooms-per-ip: rooms with nobody connected per creating address, or -1 for unlimited
-	CredentialRefill time.Duration // --credential-refill
+	// ProxyProtocolFrom (--proxy-protocol-from) lists the load balancers
+	// that open every connection to the hub with a PROXY protocol header
+	// (v1 or v2: HAProxy send-proxy-v2): from them the header is required
+	// and its client address is the one per-address limits count. Anybody
+	// else connects as before, its header (if any) not read.
+	ProxyProtocolFrom []netip.Prefix
+	Origins           []string      // --origin: host patterns or full origins
+	RoomTTL           time.Duration // --room-ttl
+	MaxConnsPerIP     int           // --max-conns-per-ip
+	CredentialsPerIP  int           // --credentials-per-ip: positive, or -1 for unlimited
+	RoomsPerIP        int           // --rooms-per-ip: burst of room creation per address (one more every 3 s), or -1 for unlimited
+	IdleRoomsPerIP    int           // --idle-rooms-per-ip: rooms with nobody connected per creating address, or -1 for unlimited
+	CredentialRefill  time.Duration // --credential-refill
 	// DrainDelay (--drain-delay) is how long Run, told to stop, keeps
 	// serving while /readyz answers 503 and new WebSockets are refused
 	// (503 draining), so that a load balancer sees the node go unready

@@ -133,6 +133,9 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.webLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	if len(cfg.ProxyProtocolFrom) > 0 {
+		s.webLn = proxyListener(s.webLn, cfg.ProxyProtocolFrom)
+	}
 	if s.metLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 		return nil, fmt.Errorf("metrics listen %s: %w", cfg.MetricsListen, err)
 	}

@@ -11,6 +11,11 @@
 # CPU-second, and for Redis the commands it processed and its CPU per
 # pairing. Needs redis-server, redis-cli and python3. Figures:
 # docs/BENCHMARKS.md ("Room store: memory vs Redis").
+#
+# BALANCER=1 adds a third contender: two more Redis nodes behind HAProxy
+# (PROXY protocol, leastconn), whose pairings per CPU-second count both
+# nodes' CPU and HAProxy's. On one machine that shows the cost of the
+# extra hop, not scale-out. Needs haproxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -27,7 +32,7 @@ rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save "" --appendonly yes --appendfsync everysec \
   --protected-mode no >"$tmp/redis.log" 2>&1 &
 rpid=$!; pids+=("$rpid")
-until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.1; done
+for _ in $(seq 300); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 head -c 32 /dev/urandom | base64 >"$tmp/hub-key"; chmod 600 "$tmp/hub-key"
 
 start_serve() { # name, extra args...
@@ -38,34 +43,75 @@ start_serve() { # name, extra args...
     --hub-key-file "$tmp/hub-key" --state-dir "$tmp/$name" --log-level warn \
     --max-conns-per-ip -1 --credentials-per-ip -1 --rooms-per-ip -1 --idle-rooms-per-ip -1 "$@" \
     2>"$tmp/$name.log" &
-  pids+=("$!")
   echo "$! $port"
 }
+# wait_ready URL: until it answers 200, for at most 30 s.
+wait_ready() {
+  for _ in $(seq 300); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done
+  echo "bench-store: $1 never became ready" >&2; exit 1
+}
+# start_serve runs in a subshell (process substitution): its PIDs are
+# recorded here, so that the trap kills them.
 read -r mpid mport < <(start_serve memory)
 read -r spid sport < <(start_serve redis --store "redis://127.0.0.1:$rport/0")
-for p in "$mport" "$sport"; do
-  until curl -fs "http://127.0.0.1:$p/readyz" >/dev/null; do sleep 0.1; done
-done
+pids+=("$mpid" "$spid")
+for p in "$mport" "$sport"; do wait_ready "http://127.0.0.1:$p/readyz"; done
+stores="memory redis"
+if [ "${BALANCER:-}" = 1 ]; then
+  read -r apid aport < <(start_serve node-a --store "redis://127.0.0.1:$rport/0" --proxy-protocol-from 127.0.0.1/32)
+  read -r bpid bport < <(start_serve node-b --store "redis://127.0.0.1:$rport/0" --proxy-protocol-from 127.0.0.1/32)
+  pids+=("$apid" "$bpid")
+  lport=$(free_port)
+  cat >"$tmp/haproxy.cfg" <<CFG
+global
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 1h
+  timeout server 1h
+  timeout tunnel 1h
+frontend hubs
+  bind 127.0.0.1:$lport
+  default_backend nodes
+backend nodes
+  balance leastconn
+  default-server send-proxy-v2
+  server a 127.0.0.1:$aport
+  server b 127.0.0.1:$bport
+CFG
+  haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+  hpid=$!; pids+=("$hpid")
+  wait_ready "http://127.0.0.1:$lport/readyz"
+  stores="memory redis balanced"
+fi
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 commands() { redis-cli -p "$rport" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
 hz=$(getconf CLK_TCK)
 
-printf '%-6s %-7s %12s %16s %18s %18s\n' round store pairings/s per-hub-CPU-s redis-cmds/pairing redis-CPU-us/pairing
+printf '%-6s %-8s %12s %16s %18s %18s\n' round store pairings/s per-hub-CPU-s redis-cmds/pairing redis-CPU-us/pairing
 for round in $(seq "$ROUNDS"); do
-  for store in memory redis; do
-    if [ "$store" = memory ]; then pid=$mpid; port=$mport; else pid=$spid; port=$sport; fi
+  for store in $stores; do
+    # hub: the processes whose CPU counts as the hub's
+    case $store in
+      memory) hub=$mpid; port=$mport ;;
+      redis) hub=$spid; port=$sport ;;
+      balanced) hub="$apid $bpid $hpid"; port=$lport ;;
+    esac
+    h0=0; for p in $hub; do h0=$((h0 + $(cpu_ticks "$p"))); done
     c0=$(commands); r0=$(cpu_ticks "$rpid")
     "$tmp/tryst" bench hub --hub "http://127.0.0.1:$port" --phases pair --pairings "$PAIRINGS" --workers "$WORKERS" \
-      --server-pid "$pid" --json >"$tmp/out.json"
+      --json >"$tmp/out.json"
     c1=$(commands); r1=$(cpu_ticks "$rpid")
-    python3 - "$tmp/out.json" "$round" "$store" "$((c1 - c0))" "$((r1 - r0))" "$hz" <<'PY'
+    h1=0; for p in $hub; do h1=$((h1 + $(cpu_ticks "$p"))); done
+    python3 - "$tmp/out.json" "$round" "$store" "$((c1 - c0))" "$((r1 - r0))" "$hz" "$((h1 - h0))" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["pairings"]
 n = max(r["completed"], 1)
-cmds, ticks, hz = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-redis = sys.argv[3] == "redis"
-print(f'{sys.argv[2]:<6} {sys.argv[3]:<7} {r["per_second"]:12.0f} {r["per_hub_cpu_second"]:16.0f} '
+cmds, ticks, hz, hub = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+redis = sys.argv[3] != "memory"
+print(f'{sys.argv[2]:<6} {sys.argv[3]:<8} {r["per_second"]:12.0f} {n / max(hub / hz, 1e-9):16.0f} '
       f'{(cmds / n if redis else 0):18.1f} {(ticks / hz * 1e6 / n if redis else 0):18.0f}')
 PY
   done

@@ -317,6 +317,17 @@ type composeFile struct {
 	Volumes map[string]any `yaml:"volumes"`
 }
 
+// promConfig is what the tests read of a Prometheus configuration.
+type promConfig struct {
+	RuleFiles     []string `yaml:"rule_files"`
+	ScrapeConfigs []struct {
+		JobName       string `yaml:"job_name"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
+}
+
 func loadCompose(t *testing.T) composeFile {
 	t.Helper()
 	var c composeFile
@@ -403,15 +414,7 @@ func TestCompose(t *testing.T) {
 
 	// Prometheus scrapes the compose service on its metrics port, as job
 	// "tryst" (the alerts select on it).
-	var pc struct {
-		RuleFiles     []string `yaml:"rule_files"`
-		ScrapeConfigs []struct {
-			JobName       string `yaml:"job_name"`
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
+	var pc promConfig
 	readYAML(t, "prometheus/prometheus.yml", &pc)
 	if !slices.Contains(pc.RuleFiles, "alerts.yml") {
 		t.Errorf("prometheus.yml: rule_files %v", pc.RuleFiles)
@@ -921,14 +924,7 @@ func TestComposeCluster(t *testing.T) {
 	run(t, haproxy, "-c", "-f", "haproxy/haproxy.cfg")
 	promtool := testenv.Tool(t, "promtool", "prometheus")
 	run(t, promtool, "check", "config", "prometheus/prometheus-cluster.yml")
-	var pc struct {
-		ScrapeConfigs []struct {
-			JobName       string `yaml:"job_name"`
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
+	var pc promConfig
 	readYAML(t, "prometheus/prometheus-cluster.yml", &pc)
 	if len(pc.ScrapeConfigs) != 1 || pc.ScrapeConfigs[0].JobName != "tryst" ||
 		!slices.Equal(pc.ScrapeConfigs[0].StaticConfigs[0].Targets, []string{"node-a:9464", "node-b:9464"}) {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/hub/storetest"
 	"github.com/tryst-chat/tryst/internal/testclock"
 	"github.com/tryst-chat/tryst/proto"
 	"github.com/tryst-chat/tryst/proto/hubconn"
@@ -154,10 +155,9 @@ func TestUnpairedRoomExpiresSooner(t *testing.T) {
 			hub.MinUnpairedRoomTTL, proto.ReconnectBackoffMax)
 	}
 	clock := testclock.New(time.Unix(1_800_000_000, 0))
-	ns := &notifyStore{detached: make(chan struct{}, 8)}
 	mem := hub.NewMemStoreWithLimits(30*time.Minute, clock.Now,
 		hub.StoreLimits{UnpairedTTL: hub.MinUnpairedRoomTTL})
-	ns.Store = mem
+	ns := storetest.Watch(mem)
 	t.Cleanup(func() { mem.Close() })
 	th := startHub(t, hub.Config{Store: ns, Now: clock.Now})
 
@@ -165,12 +165,12 @@ func TestUnpairedRoomExpiresSooner(t *testing.T) {
 	lonely.send(proto.Frame{Type: proto.TypeCreate})
 	unpaired := lonely.expect(proto.TypeCreated)
 	_ = lonely.hc.Close()
-	ns.waitDetached(t)
+	ns.WaitDetached(t)
 	host, guest, paired, _ := pair(t, th)
 	_ = host.hc.Close()
-	ns.waitDetached(t)
+	ns.WaitDetached(t)
 	_ = guest.hc.Close()
-	ns.waitDetached(t)
+	ns.WaitDetached(t)
 
 	clock.Advance(hub.MinUnpairedRoomTTL - time.Second)
 	mem.Sweep()

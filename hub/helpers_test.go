@@ -203,27 +203,3 @@ func pair(t *testing.T, th *testHub) (host, guest *client, created, joined proto
 	host.expect(proto.TypePeerJoined)
 	return host, guest, created, joined
 }
-
-// notifyStore wraps a Store and reports each Detach, so tests can wait for
-// the hub to notice a disconnect without sleeping.
-type notifyStore struct {
-	hub.Store
-	detached chan struct{}
-}
-
-func (s *notifyStore) Detach(ctx context.Context, code string, role hub.Role, at hub.Ref) error {
-	err := s.Store.Detach(ctx, code, role, at)
-	s.detached <- struct{}{}
-	return err
-}
-
-// waitDetached waits for the next Detach, failing the test instead of
-// hanging when the hub never gets there.
-func (s *notifyStore) waitDetached(t *testing.T) {
-	t.Helper()
-	select {
-	case <-s.detached:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the hub did not detach the member within 10 s")
-	}
-}

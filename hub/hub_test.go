@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tryst-chat/tryst/hub"
+	"github.com/tryst-chat/tryst/hub/storetest"
 	"github.com/tryst-chat/tryst/internal/testclock"
 	"github.com/tryst-chat/tryst/proto"
 )
@@ -154,7 +155,7 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 	t.Parallel()
 	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	mem := hub.NewMemStore(time.Hour, clock.Now)
-	ns := &notifyStore{Store: mem, detached: make(chan struct{}, 4)}
+	ns := storetest.Watch(mem)
 	th := startHub(t, hub.Config{Store: ns, Now: clock.Now})
 	t.Cleanup(func() { mem.Close() })
 
@@ -163,7 +164,7 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 	created := host.expect(proto.TypeCreated)
 	host.send(proto.Frame{Type: proto.TypeOffer, Data: "o"})
 	host.ws.Close(websocket.StatusNormalClosure, "")
-	ns.waitDetached(t)
+	ns.WaitDetached(t)
 
 	// Just before the TTL the room is still there; resuming re-attaches.
 	clock.Advance(time.Hour - time.Second)
@@ -364,8 +365,7 @@ func TestOriginAllowList(t *testing.T) {
 
 func TestSlowConsumerIsDisconnected(t *testing.T) {
 	t.Parallel()
-	ns := &notifyStore{detached: make(chan struct{}, 4)}
-	ns.Store = hub.NewMemStore(time.Hour, nil)
+	ns := storetest.Watch(hub.NewMemStore(time.Hour, nil))
 	t.Cleanup(func() { ns.Store.Close() })
 	th := startHub(t, hub.Config{Store: ns, SendQueueBytes: 256 << 10, RelayBytesBurst: 128 << 10, RelayBytesRate: 1e12,
 		MessageRate: 1e6, MessageBurst: 100, WriteTimeout: time.Minute})
@@ -395,21 +395,20 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 			break
 		}
 	}
-	ns.waitDetached(t)
+	ns.WaitDetached(t)
 	fast.expect(proto.TypePeerLeft)
 }
 
 func TestDeadConnectionDroppedByHeartbeat(t *testing.T) {
 	t.Parallel()
-	ns := &notifyStore{detached: make(chan struct{}, 4)}
-	ns.Store = hub.NewMemStore(time.Hour, nil)
+	ns := storetest.Watch(hub.NewMemStore(time.Hour, nil))
 	t.Cleanup(func() { ns.Store.Close() })
 	th := startHub(t, hub.Config{Store: ns, PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
 	dead := dialNoRead(t, th.url) // never reads, so never answers pings
 	if err := dead.Write(context.Background(), websocket.MessageText, []byte(`{"type":"create"}`)); err != nil {
 		t.Fatal(err)
 	}
-	ns.waitDetached(t)
+	ns.WaitDetached(t)
 }
 
 func TestPerIPConnectionCap(t *testing.T) {

@@ -30,12 +30,7 @@ func TestHubRestartKeepsRooms(t *testing.T) {
 	serve := startServe(t, nil, "--listen", listen, "--state-dir", state)
 	url := wsURL(t, serve.Addrs.Hub)
 
-	host := hubDial(ctx, t, url)
-	send(ctx, t, host, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
-	created := await(ctx, t, host, proto.TypeCreated)
-	guest := hubDial(ctx, t, url)
-	send(ctx, t, guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room, Version: proto.ProtocolVersion})
-	joined := await(ctx, t, guest, proto.TypeJoined)
+	host, guest, created, joined := openRoom(ctx, t, url)
 	// peer-joined carries the host's token that knows of the guest.
 	hostToken := await(ctx, t, host, proto.TypePeerJoined).Token
 	if hostToken == "" {
@@ -112,6 +107,20 @@ func TestHubRestartKeepsRooms(t *testing.T) {
 	if strings.Contains(again.logs.String(), joined.Token) || strings.Contains(again.logs.String(), created.Room) {
 		t.Error("the log shows a token or a room code")
 	}
+}
+
+// openRoom creates a room on the hub at url and joins it: the host and the
+// guest, after created and joined (the host's peer-joined is left to the
+// caller).
+func openRoom(ctx context.Context, t *testing.T, url string) (host, guest *hubconn.Conn, created, joined proto.Frame) {
+	t.Helper()
+	host = hubDial(ctx, t, url)
+	send(ctx, t, host, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
+	created = await(ctx, t, host, proto.TypeCreated)
+	guest = hubDial(ctx, t, url)
+	send(ctx, t, guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room, Version: proto.ProtocolVersion})
+	joined = await(ctx, t, guest, proto.TypeJoined)
+	return host, guest, created, joined
 }
 
 // freeLoopbackAddr returns 127.0.0.1:PORT with a port nobody listens on

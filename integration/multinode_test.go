@@ -93,12 +93,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	url := wsURL(t, node.Addrs.Hub)
 
 	// A room paired through the hub only, to resume later.
-	host := hubDial(ctx, t, url)
-	send(ctx, t, host, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
-	created := await(ctx, t, host, proto.TypeCreated)
-	guest := hubDial(ctx, t, url)
-	send(ctx, t, guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room, Version: proto.ProtocolVersion})
-	joined := await(ctx, t, guest, proto.TypeJoined)
+	host, guest, created, joined := openRoom(ctx, t, url)
 	await(ctx, t, host, proto.TypePeerJoined)
 
 	// A transfer under way between two real clients.

@@ -79,25 +79,35 @@ type env struct {
 	detached chan struct{} // a Detach returned, on either node
 }
 
-// watched is a node's store as its hub sees it: it reports each Detach, so
-// that a test can wait for a hub to notice a client that went away.
-type watched struct {
-	hub.Store
-	detached chan<- struct{}
+// waitDetached waits for a hub to detach a member, on either node.
+func (e *env) waitDetached(t *testing.T) {
+	t.Helper()
+	(&Watched{detached: e.detached}).WaitDetached(t)
 }
 
-func (w watched) Detach(ctx context.Context, code string, role hub.Role, at hub.Ref) error {
+// Watched wraps a Store and reports each Detach, so that a test can wait
+// for a hub to notice a client that went away without sleeping. The suite
+// gives its hubs their stores through it; hub's own tests use it too.
+type Watched struct {
+	hub.Store
+	detached chan struct{}
+}
+
+// Watch wraps s.
+func Watch(s hub.Store) *Watched { return &Watched{Store: s, detached: make(chan struct{}, 1024)} }
+
+// Detach implements hub.Store, then reports it.
+func (w *Watched) Detach(ctx context.Context, code string, role hub.Role, at hub.Ref) error {
 	err := w.Store.Detach(ctx, code, role, at)
 	w.detached <- struct{}{}
 	return err
 }
 
-// waitDetached waits for a hub to detach a member (the timeout is for a
-// hang).
-func (e *env) waitDetached(t *testing.T) {
+// WaitDetached waits for the next Detach (the timeout is for a hang).
+func (w *Watched) WaitDetached(t testing.TB) {
 	t.Helper()
 	select {
-	case <-e.detached:
+	case <-w.detached:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no hub detached the member within 10 s")
 	}
@@ -129,7 +139,7 @@ func (e *env) startNode(t *testing.T, name string, s hub.Store, key []byte) node
 		t.Fatal(err)
 	}
 	h, err := hub.New(hub.Config{
-		Store: watched{s, e.detached}, Now: e.clock.Now, Metrics: m, HubKeys: [][]byte{key},
+		Store: &Watched{Store: s, detached: e.detached}, Now: e.clock.Now, Metrics: m, HubKeys: [][]byte{key},
 		// Budgets that the suite's bursts from one address do not reach.
 		MaxConnsPerIP: -1, RoomBurst: -1, MaxIdleRoomsPerIP: -1, FailureRate: 1e6, FailureBurst: 1 << 20,
 	})

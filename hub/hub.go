@@ -330,7 +330,7 @@ type Hub struct {
 	node     string
 	nextConn atomic.Uint64
 	draining atomic.Bool
-	mu       sync.Mutex
+	mu       sync.RWMutex     // guards live; deliveries only read it
 	live     map[uint64]*conn // by Ref.Conn
 	wg       sync.WaitGroup   // one per open WebSocket handler
 

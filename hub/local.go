@@ -27,8 +27,10 @@ type local Hub
 
 func (l *local) conn(id uint64) *conn {
 	h := (*Hub)(l)
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	// Every delivery looks its connection up: a read lock, so that
+	// deliveries on different cores do not queue behind one another.
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return h.live[id]
 }
 

@@ -8,7 +8,8 @@
 //
 // The wire protocol (JSON text frames on /v1/ws) is specified in
 // docs/PROTOCOL.md; its frames and constants are package proto, which the
-// clients share. Room state and routing sit behind the Store interface so
-// that a shared store (for example Redis) can route between several hub nodes
-// without touching the protocol code in this package.
+// clients share. Room state and routing sit behind the Store interface:
+// MemStore serves the hubs of one process, and hub/redisstore lets several
+// hub nodes share rooms, each node receiving its connections' deliveries
+// through the Local it registers; hub/storetest is the suite both pass.
 package hub

@@ -2,33 +2,59 @@ package hub
 
 import (
 	"context"
+	"hash/maphash"
+	"maps"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tryst-chat/tryst/proto"
 )
 
 // MemStore is the Store of one process: rooms live in its memory, and the
-// hubs of that process (usually one) may share it. Every method is one
-// critical section under one mutex, which makes each the atomic step that
-// Store names.
+// hubs of that process (usually one) may share it. Rooms are spread over
+// shards by code, each under its own mutex; every method works on one room
+// and is one critical section of that room's shard, which makes it the
+// atomic step that Store names. One mutex for every room was the hub's
+// point of contention (issue 15: pairings per CPU-second fell by a quarter
+// from 2 to 8 cores, most of the wait on that mutex while a delivery was
+// encoded under it). The node-wide budgets (rooms, mailbox bytes, idle
+// rooms per address) are kept beside the shards: atomics, and a small
+// mutex for the per-address counts that no other lock is taken under.
 type MemStore struct {
 	ttl time.Duration
 	lim StoreLimits
 	now func() time.Time
 
-	mu      sync.Mutex
-	rooms   map[string]*memRoom
-	nodes   map[string]Local
-	idle    map[netip.Addr]int // rooms with nobody connected, by creator's address
-	mailbox int                // bytes of data in mailboxes
-	expired uint64
-	closed  bool
+	seed   maphash.Seed
+	shards [memShards]memShard
+
+	nodes atomic.Pointer[map[string]Local] // copied on write: registering is rare
+
+	rooms   atomic.Int64 // rooms held, for MaxRooms and Stats
+	mailbox atomic.Int64 // bytes of data in mailboxes
+	expired atomic.Uint64
+	closed  atomic.Bool
+
+	// idleMu guards idle and serialises the copies of nodes; no other
+	// lock is taken while it is held.
+	idleMu sync.Mutex
+	idle   map[netip.Addr]int // rooms with nobody connected, by creator's address
 
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+}
+
+// memShards is the number of shards: enough that hubs on many cores rarely
+// meet on one, few enough that a sweep visits them all cheaply.
+const memShards = 64
+
+type memShard struct {
+	mu    sync.Mutex
+	rooms map[string]*memRoom
+	_     [48]byte // keeps two shards' mutexes off one cache line
 }
 
 type memRoom struct {
@@ -76,15 +102,18 @@ func NewMemStoreWithLimits(ttl time.Duration, now func() time.Time, lim StoreLim
 		lim.UnpairedTTL = ttl
 	}
 	s := &MemStore{
-		ttl:   ttl,
-		lim:   lim,
-		idle:  make(map[netip.Addr]int),
-		now:   now,
-		rooms: make(map[string]*memRoom),
-		nodes: make(map[string]Local),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		ttl:  ttl,
+		lim:  lim,
+		idle: make(map[netip.Addr]int),
+		now:  now,
+		seed: maphash.MakeSeed(),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
+	for i := range s.shards {
+		s.shards[i].rooms = make(map[string]*memRoom)
+	}
+	s.nodes.Store(&map[string]Local{})
 	go s.janitor()
 	return s
 }
@@ -117,14 +146,29 @@ func (s *MemStore) janitor() {
 // periodically; it is exported for tests that drive the clock.
 func (s *MemStore) Sweep() {
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for code, r := range s.rooms {
-		if !r.idleSince.IsZero() && now.Sub(r.idleSince) >= s.ttlOf(r) {
-			s.removeLocked(code, r)
-			s.expired++
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for code, r := range sh.rooms {
+			if !r.idleSince.IsZero() && now.Sub(r.idleSince) >= s.ttlOf(r) {
+				s.removeLocked(sh, code, r)
+				s.expired.Add(1)
+			}
 		}
+		sh.mu.Unlock()
 	}
+}
+
+// shard is the shard that holds the room code.
+func (s *MemStore) shard(code string) *memShard {
+	return &s.shards[maphash.String(s.seed, code)%memShards]
+}
+
+// lock locks the shard of code and returns it with the room, if held.
+func (s *MemStore) lock(code string) (*memShard, *memRoom) {
+	sh := s.shard(code)
+	sh.mu.Lock()
+	return sh, sh.rooms[code]
 }
 
 func (s *MemStore) ttlOf(r *memRoom) time.Duration {
@@ -136,10 +180,42 @@ func (s *MemStore) ttlOf(r *memRoom) time.Duration {
 
 // addMailbox changes the bytes counted in mailboxes by n.
 func (s *MemStore) addMailbox(n int) {
-	if n == 0 {
-		return
+	if n != 0 {
+		s.mailbox.Add(int64(n))
 	}
-	s.mailbox += n
+}
+
+// growMailbox counts n more bytes in mailboxes unless that would pass max
+// (0: no budget). Two posts in different shards cannot both squeeze past
+// the budget.
+func (s *MemStore) growMailbox(n, max int) bool {
+	if max <= 0 || n <= 0 {
+		s.addMailbox(n)
+		return true
+	}
+	for {
+		cur := s.mailbox.Load()
+		if cur+int64(n) > int64(max) {
+			return false
+		}
+		if s.mailbox.CompareAndSwap(cur, cur+int64(n)) {
+			return true
+		}
+	}
+}
+
+// reserveRoom counts one more room unless that would pass MaxRooms.
+func (s *MemStore) reserveRoom() bool {
+	max := int64(s.lim.MaxRooms)
+	for {
+		n := s.rooms.Load()
+		if max > 0 && n >= max {
+			return false
+		}
+		if s.rooms.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // TTL implements Store.
@@ -147,16 +223,12 @@ func (s *MemStore) TTL() time.Duration { return s.ttl }
 
 // Stats implements Store.
 func (s *MemStore) Stats(context.Context) (StoreStats, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return StoreStats{Rooms: len(s.rooms), MailboxBytes: s.mailbox, Expired: s.expired}, nil
+	return StoreStats{Rooms: int(s.rooms.Load()), MailboxBytes: int(s.mailbox.Load()), Expired: s.expired.Load()}, nil
 }
 
 // Ready implements Store: an in-memory store is ready until it is closed.
 func (s *MemStore) Ready(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed.Load() {
 		return ErrStoreClosed
 	}
 	return nil
@@ -164,28 +236,37 @@ func (s *MemStore) Ready(context.Context) error {
 
 // Register implements Store.
 func (s *MemStore) Register(_ context.Context, node string, l Local) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	s.idleMu.Lock() // serialises the copies of nodes
+	defer s.idleMu.Unlock()
+	if s.closed.Load() {
 		return ErrStoreClosed
 	}
-	s.nodes[node] = l
+	nodes := maps.Clone(*s.nodes.Load())
+	nodes[node] = l
+	s.nodes.Store(&nodes)
 	return nil
 }
 
 // Unregister implements Store.
 func (s *MemStore) Unregister(node string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.nodes, node)
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	nodes := maps.Clone(*s.nodes.Load())
+	delete(nodes, node)
+	s.nodes.Store(&nodes)
+}
+
+// local is the registered node that m's connection lives on, if any.
+func (s *MemStore) local(m *memMember) Local {
+	if !m.attached {
+		return nil
+	}
+	return (*s.nodes.Load())[m.at.Node]
 }
 
 // deliverLocked hands ev to the connection attached in m, if any.
 func (s *MemStore) deliverLocked(m *memMember, ev Event) bool {
-	if !m.attached {
-		return false
-	}
-	l := s.nodes[m.at.Node]
+	l := s.local(m)
 	return l != nil && l.Deliver(m.at.Conn, ev)
 }
 
@@ -196,6 +277,8 @@ func (s *MemStore) setIdle(r *memRoom, idle bool) {
 		return
 	}
 	r.idle = idle
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
 	if idle {
 		s.idle[r.owner]++
 		return
@@ -208,14 +291,12 @@ func (s *MemStore) setIdle(r *memRoom, idle bool) {
 }
 
 // Len reports the number of rooms.
-func (s *MemStore) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.rooms)
-}
+func (s *MemStore) Len() int { return int(s.rooms.Load()) }
 
-func (s *MemStore) removeLocked(code string, r *memRoom) {
-	delete(s.rooms, code)
+// removeLocked drops r, held by sh (locked).
+func (s *MemStore) removeLocked(sh *memShard, code string, r *memRoom) {
+	delete(sh.rooms, code)
+	s.rooms.Add(-1)
 	s.setIdle(r, false)
 	for i, ev := range r.mailbox {
 		if ev != nil {
@@ -228,35 +309,41 @@ func (s *MemStore) removeLocked(code string, r *memRoom) {
 // Create implements Store.
 func (s *MemStore) Create(_ context.Context, m Member, at Attach) error {
 	code := m.Room
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	sh, r := s.lock(code)
+	defer sh.mu.Unlock()
+	if s.closed.Load() {
 		return ErrStoreClosed
 	}
-	if _, ok := s.rooms[code]; ok {
+	if r != nil {
 		return ErrCodeTaken
 	}
 	owner := at.Addr
-	if max := s.lim.MaxIdleRoomsPerIP; max > 0 && s.idle[owner] >= max {
+	if max := s.lim.MaxIdleRoomsPerIP; max > 0 && s.idleRooms(owner) >= max {
 		// One of them expires within UnpairedTTL at the latest, unless
 		// somebody comes back to it.
 		return &LimitError{Reason: LimitIdleRooms, RetryAfter: s.lim.UnpairedTTL}
 	}
-	if max := s.lim.MaxRooms; max > 0 && len(s.rooms) >= max {
+	if !s.reserveRoom() {
 		return &LimitError{Reason: LimitRooms, RetryAfter: time.Minute}
 	}
-	r := &memRoom{code: code, owner: owner}
+	r = &memRoom{code: code, owner: owner}
 	r.members[Host] = memMember{taken: true, known: true, holder: m, attached: true, at: at.Ref}
-	s.rooms[code] = r
+	sh.rooms[code] = r
 	return nil
+}
+
+// idleRooms is how many rooms created from addr have nobody connected.
+func (s *MemStore) idleRooms(addr netip.Addr) int {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	return s.idle[addr]
 }
 
 // Join implements Store.
 func (s *MemStore) Join(_ context.Context, m Member, at Attach) ([]Event, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.rooms[m.Room]
-	if !ok {
+	sh, r := s.lock(m.Room)
+	defer sh.mu.Unlock()
+	if r == nil {
 		return nil, ErrNoSuchRoom
 	}
 	if r.members[Guest].taken {
@@ -289,14 +376,13 @@ func (s *MemStore) takeLocked(r *memRoom, role Role) []Event {
 
 // Resume implements Store.
 func (s *MemStore) Resume(_ context.Context, req ResumeRequest, at Attach) (ResumeInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.rooms[req.Room]
-	if !ok {
+	sh, r := s.lock(req.Room)
+	defer sh.mu.Unlock()
+	if r == nil {
 		if !req.Recreate {
 			return ResumeInfo{}, ErrNoSuchRoom
 		}
-		return s.recreateLocked(req, at)
+		return s.recreateLocked(sh, req, at)
 	}
 	m := &r.members[req.Role]
 	switch {
@@ -316,7 +402,7 @@ func (s *MemStore) Resume(_ context.Context, req ResumeRequest, at Attach) (Resu
 		return ResumeInfo{}, ErrNoSuchRoom
 	}
 	if m.attached && m.at != at.Ref {
-		if l := s.nodes[m.at.Node]; l != nil {
+		if l := s.local(m); l != nil {
 			l.Replaced(m.at.Conn)
 		}
 	}
@@ -333,11 +419,11 @@ func (s *MemStore) Resume(_ context.Context, req ResumeRequest, at Attach) (Resu
 }
 
 // recreateLocked opens a room the store does not hold for req's member.
-func (s *MemStore) recreateLocked(req ResumeRequest, at Attach) (ResumeInfo, error) {
-	if s.closed {
+func (s *MemStore) recreateLocked(sh *memShard, req ResumeRequest, at Attach) (ResumeInfo, error) {
+	if s.closed.Load() {
 		return ResumeInfo{}, ErrStoreClosed
 	}
-	if max := s.lim.MaxRooms; max > 0 && len(s.rooms) >= max {
+	if !s.reserveRoom() {
 		return ResumeInfo{}, &LimitError{Reason: LimitRooms, RetryAfter: time.Minute}
 	}
 	r := &memRoom{code: req.Room, owner: at.Addr, recreated: true}
@@ -347,7 +433,7 @@ func (s *MemStore) recreateLocked(req ResumeRequest, at Attach) (ResumeInfo, err
 		r.joinedAt = s.now()
 		r.paired = true // the pairing was measured before the hub lost it
 	}
-	s.rooms[req.Room] = r
+	sh.rooms[req.Room] = r
 	return ResumeInfo{Room: r.code, Role: req.Role, Paired: r.members[Guest].taken, Recreated: true}, nil
 }
 
@@ -363,10 +449,9 @@ func (s *MemStore) pairing(r *memRoom) time.Duration {
 
 // Post implements Store.
 func (s *MemStore) Post(_ context.Context, code string, from Role, ev Event) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.rooms[code]
-	if !ok {
+	sh, r := s.lock(code)
+	defer sh.mu.Unlock()
+	if r == nil {
 		return ErrNoSuchRoom
 	}
 	to := from.other()
@@ -387,11 +472,11 @@ func (s *MemStore) Post(_ context.Context, code string, from Role, ev Event) err
 		if old := r.mailbox[to]; old != nil {
 			grow -= len(old.Data)
 		}
-		if max := s.lim.MaxMailboxBytes; max > 0 && grow > 0 && s.mailbox+grow > max {
+		if !s.growMailbox(grow, s.lim.MaxMailboxBytes) {
 			return &LimitError{Reason: LimitMailboxBytes, RetryAfter: time.Minute}
 		}
-		s.addMailbox(grow)
 		e := ev
+		e.frame = nil // the mailbox counts Data only; hold nothing more
 		r.mailbox[to] = &e
 	}
 	return nil
@@ -399,10 +484,9 @@ func (s *MemStore) Post(_ context.Context, code string, from Role, ev Event) err
 
 // Detach implements Store.
 func (s *MemStore) Detach(_ context.Context, code string, role Role, at Ref) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.rooms[code]
-	if !ok {
+	sh, r := s.lock(code)
+	defer sh.mu.Unlock()
+	if r == nil {
 		return nil
 	}
 	m := &r.members[role]
@@ -422,13 +506,12 @@ func (s *MemStore) Detach(_ context.Context, code string, role Role, at Ref) err
 
 // Leave implements Store.
 func (s *MemStore) Leave(_ context.Context, code string, role Role) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.rooms[code]
-	if !ok {
+	sh, r := s.lock(code)
+	defer sh.mu.Unlock()
+	if r == nil {
 		return nil
 	}
-	s.removeLocked(code, r)
+	s.removeLocked(sh, code, r)
 	s.deliverLocked(&r.members[role.other()], Event{Type: proto.TypeRoomClosed, Reason: role.String() + " left"})
 	return nil
 }
@@ -438,13 +521,18 @@ func (s *MemStore) Close() error {
 	s.once.Do(func() {
 		close(s.stop)
 		<-s.done
-		s.mu.Lock()
-		s.closed = true
-		for code, r := range s.rooms {
-			s.removeLocked(code, r)
+		s.closed.Store(true)
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.Lock()
+			for code, r := range sh.rooms {
+				s.removeLocked(sh, code, r)
+			}
+			sh.mu.Unlock()
 		}
-		clear(s.nodes)
-		s.mu.Unlock()
+		s.idleMu.Lock()
+		s.nodes.Store(&map[string]Local{})
+		s.idleMu.Unlock()
 	})
 	return nil
 }

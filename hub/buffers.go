@@ -17,32 +17,38 @@ import (
 const connBufferSize = 1024
 
 // smallBuffers wraps the ResponseWriter given to websocket.Accept so that
-// the hijacked connection gets connBufferSize buffers instead of net/http's.
+// the hijacked connection gets connBufferSize buffers instead of net/http's,
+// and keeps the hijacked net.Conn, whose write deadline bounds each write
+// (see conn.write).
 type smallBuffers struct {
 	http.ResponseWriter
-	hj http.Hijacker
+	hj   http.Hijacker
+	conn net.Conn // set by a successful Hijack
 }
 
 // withSmallBuffers wraps w if it can be hijacked at all; otherwise it
-// returns w and Accept reports the failure as before.
-func withSmallBuffers(w http.ResponseWriter) http.ResponseWriter {
+// returns w and a nil *smallBuffers, and Accept reports the failure as
+// before.
+func withSmallBuffers(w http.ResponseWriter) (http.ResponseWriter, *smallBuffers) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		return w
+		return w, nil
 	}
-	return smallBuffers{ResponseWriter: w, hj: hj}
+	sb := &smallBuffers{ResponseWriter: w, hj: hj}
+	return sb, sb
 }
 
 // Unwrap lets http.ResponseController reach the original writer.
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Hijack hijacks the connection and swaps net/http's buffers for small ones,
 // carrying over any bytes the client already sent past the handshake.
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := w.hj.Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	w.conn = conn
 	// net/http has flushed the 101 response by now; flush again in case a
 	// future version leaves bytes in its writer.
 	if err := brw.Writer.Flush(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type conn struct {
 	h    *Hub
 	id   uint64 // Ref.Conn: unique in this Hub's life
 	ws   *websocket.Conn
+	nc   net.Conn // ws's connection, for write deadlines
 	ip   netip.Addr
 	host string        // hostname the client used, for ICE server URLs
 	lim  *rate.Limiter // messages, control frames included
@@ -68,10 +70,10 @@ type conn struct {
 	ping    *time.Timer    // marks pingDue and starts a writer
 	pingDue atomic.Bool
 
-	// life ends when the connection must go at once (a slow consumer):
-	// cancelling it aborts a write that is blocked on a full socket.
-	life  context.Context
-	abort context.CancelFunc
+	// life ends when the connection must go at once (a slow consumer, or
+	// the reader is done): see cut.
+	life context.Context
+	end  context.CancelFunc
 
 	closing   atomic.Bool
 	closeReq  chan struct{}
@@ -113,17 +115,18 @@ func (c *conn) kickLocked() {
 	}()
 }
 
-func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, ip netip.Addr, host string) *conn {
-	life, abort := context.WithCancel(context.Background())
+func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, ip netip.Addr, host string) *conn {
+	life, end := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(ctx)
 	return &conn{
 		ctx:      ctx,
 		cancel:   cancel,
 		life:     life,
-		abort:    abort,
+		end:      end,
 		h:        h,
 		id:       h.nextConn.Add(1),
 		ws:       ws,
+		nc:       nc,
 		ip:       ip,
 		host:     host,
 		lim:      rate.NewLimiter(h.cfg.MessageRate, h.cfg.MessageBurst),
@@ -140,6 +143,9 @@ func (c *conn) Deliver(ev Event) bool {
 	defer c.mu.Unlock()
 	if c.closed {
 		return false
+	}
+	if ev.frame != nil {
+		return c.queueBytesLocked(ev.frame)
 	}
 	f := proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
 	if (ev.Type == proto.TypePeerJoined || ev.Type == proto.TypePeerBack) && c.member.Room != "" {
@@ -164,6 +170,11 @@ func (c *conn) queueLocked(f proto.Frame) bool {
 	if err != nil {
 		return false
 	}
+	return c.queueBytesLocked(b)
+}
+
+// queueBytesLocked is queueLocked for a frame already encoded.
+func (c *conn) queueBytesLocked(b []byte) bool {
 	if c.queued+len(b) > c.h.cfg.SendQueueBytes {
 		c.slowLocked()
 		return false
@@ -255,7 +266,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string, flush bool) {
 		c.closing.Store(true)
 		close(c.closeReq)
 		if !flush {
-			c.abort()
+			c.cut()
 		}
 		c.kick()
 	})
@@ -277,7 +288,7 @@ func (c *conn) serve() {
 	c.wmu.Unlock()
 	c.readLoop(c.ctx)
 	c.cancel()
-	c.abort()
+	c.cut()
 	c.stopWriting()
 	c.wmu.Lock()
 	c.ping.Stop()
@@ -306,9 +317,13 @@ func (c *conn) writeLoop(ctx context.Context) {
 		select {
 		case <-c.closeReq:
 			if c.flush {
-				c.drain(ctx)
+				c.drain()
 			}
-			c.ws.Close(c.closeCode, c.closeMsg)
+			if c.arm() == nil {
+				c.ws.Close(c.closeCode, c.closeMsg)
+			} else {
+				c.ws.CloseNow()
+			}
 			c.stopWriting()
 			return
 		case <-ctx.Done():
@@ -317,9 +332,13 @@ func (c *conn) writeLoop(ctx context.Context) {
 		default:
 		}
 		if c.pingDue.Swap(false) {
-			pctx, cancel := context.WithTimeout(ctx, c.h.cfg.PongTimeout)
-			err := c.ws.Ping(pctx)
-			cancel()
+			err := c.arm()
+			if err == nil {
+				pctx, cancel := context.WithTimeout(ctx, c.h.cfg.PongTimeout)
+				err = c.ws.Ping(pctx)
+				cancel()
+				c.disarm()
+			}
 			if err != nil {
 				c.h.log.Debug("heartbeat failed; dropping connection", "err", err)
 				c.ws.CloseNow()
@@ -328,7 +347,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 			}
 		}
 		if b, ok := c.next(); ok {
-			if err := c.write(ctx, b); err != nil {
+			if err := c.write(b); err != nil {
 				c.ws.CloseNow()
 				c.stopWriting()
 				return
@@ -361,24 +380,53 @@ func (c *conn) stopWriting() {
 	c.wcloseOnce.Do(func() { close(c.wclosed) })
 }
 
-func (c *conn) drain(ctx context.Context) {
+func (c *conn) drain() {
 	for {
 		b, ok := c.next()
-		if !ok || c.write(ctx, b) != nil {
+		if !ok || c.write(b) != nil {
 			return
 		}
 	}
 }
 
-func (c *conn) write(ctx context.Context, b []byte) error {
-	if c.life.Err() != nil {
-		return c.life.Err()
+// cut ends c's life: a write blocked on a full socket fails at once, and
+// so does every later one (the close handshake's included).
+func (c *conn) cut() {
+	c.end()
+	_ = c.nc.SetWriteDeadline(time.Unix(1, 0)) // fails only once closed
+}
+
+// arm bounds the next write by WriteTimeout, unless c was cut. The bound is
+// the socket's write deadline rather than a context: with a cancellable
+// context coder/websocket registers a context.AfterFunc on every write, and
+// the hub added another and a timer, allocations and microseconds that
+// every pairing paid five times. The deadline is set before life is
+// checked, so a cut that comes in between still aborts the write (cut sets
+// the deadline after ending life).
+func (c *conn) arm() error {
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
+		return err
 	}
-	stop := context.AfterFunc(c.life, func() { c.ws.CloseNow() })
-	defer stop()
-	wctx, cancel := context.WithTimeout(ctx, c.h.cfg.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(wctx, websocket.MessageText, b)
+	if err := c.life.Err(); err != nil {
+		_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
+		return err
+	}
+	return nil
+}
+
+// disarm clears the deadline once a write is done: the connection's reader
+// writes too (coder/websocket answers the client's pings there), and must
+// not meet a deadline long past.
+func (c *conn) disarm() { _ = c.nc.SetWriteDeadline(time.Time{}) }
+
+// write writes one frame within WriteTimeout.
+func (c *conn) write(b []byte) error {
+	if err := c.arm(); err != nil {
+		return err
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	c.disarm()
+	return err
 }
 
 var errTooBig = errors.New("message too big")

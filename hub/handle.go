@@ -324,7 +324,7 @@ func (c *conn) post(ctx context.Context, f proto.Frame) {
 		c.fail(websocket.StatusPolicyViolation, proto.CodeRateLimited, "too many bytes relayed; slow down")
 		return
 	}
-	err = c.h.store.Post(ctx, c.room, c.role, Event{Type: f.Type, Data: f.Data})
+	err = c.h.store.Post(ctx, c.room, c.role, Event{Type: f.Type, Data: f.Data, frame: out})
 	if errors.Is(err, ErrNoSuchRoom) {
 		c.room = ""
 		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeNoSuchRoom, Message: "the room is gone"})

@@ -677,7 +677,8 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	// other message (see conn.onControl). The callbacks run on the
 	// connection's reader, which starts only once c is set.
 	var c *conn
-	ws, err := websocket.Accept(withSmallBuffers(w), r, &websocket.AcceptOptions{
+	sw, sb := withSmallBuffers(w)
+	ws, err := websocket.Accept(sw, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // origin checked above
 		CompressionMode:    websocket.CompressionDisabled,
 		OnPingReceived:     func(context.Context, []byte) bool { return c.onControl() },
@@ -687,8 +688,9 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("WebSocket upgrade failed", "err", err)
 		return
 	}
+	// Accept succeeded, so it hijacked the connection through sb.
 	// Returning from this handler cancels r.Context(), hence WithoutCancel.
-	c = newConn(context.WithoutCancel(r.Context()), h, ws, ip, hostname(r))
+	c = newConn(context.WithoutCancel(r.Context()), h, ws, sb.conn, ip, hostname(r))
 	if !h.track(c) {
 		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
 		return

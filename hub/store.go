@@ -44,6 +44,14 @@ type Event struct {
 	// reach its host: the time since the guest joined. The hub that
 	// delivers it observes it (tryst_hub_pairing_seconds).
 	PairedAfter time.Duration
+
+	// frame is the event as encoded for the recipient, when the hub that
+	// posts it has it already (it charged the sender's relay budget with
+	// it): a store of this process hands it over as is, so no delivery is
+	// encoded while the store holds a lock. A store keeping the event
+	// (a mailbox) or sending it elsewhere drops it; the recipient's hub
+	// encodes Type and Data then.
+	frame []byte
 }
 
 // Ref names one connection for all time: the node it is on (an id each hub

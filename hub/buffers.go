@@ -6,15 +6,92 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 )
 
-// connBufferSize is the size of a connection's read buffer and of its write
-// buffer. net/http hands a hijacked connection 4 KiB buffers each way, and
-// coder/websocket keeps them for the connection's whole life: 8 KiB of every
-// idle client, a third of the hub's memory per connection. Signaling frames
-// are mostly a few hundred bytes; a larger one (an offer) simply takes one
-// more system call to read or write, which is far cheaper than the memory.
+// connBufferSize is the size of a connection's read buffer. net/http hands
+// a hijacked connection 4 KiB buffers each way, and coder/websocket keeps
+// them for the connection's whole life: 8 KiB of every idle client, a third
+// of the hub's memory per connection. Signaling frames are mostly a few
+// hundred bytes; a larger one (an offer) simply takes one more system call
+// to read, which is far cheaper than the memory.
 const connBufferSize = 1024
+
+// writeBufferSize is the size of a connection's write buffer, which
+// coder/websocket also keeps for life. The hub's frames do not need it
+// (socketWriter gathers each into one write); the frames coder/websocket
+// writes by itself (pongs, the close frame: at most 127 bytes from a
+// server) fit it whole.
+const writeBufferSize = 128
+
+// socketWriter is what a connection's bufio.Writer writes to: the socket,
+// or, while the hub's writer has frames to write (corked), a pooled buffer
+// that goes out in one write once they are done. coder/websocket flushes
+// its buffer at the end of every frame and whenever it fills up, so with
+// only a buffer between them every frame cost at least one system call, an
+// offer of 2 kB three; now a burst of queued frames costs one. Pongs that
+// coder/websocket's reader writes meanwhile join the gathered bytes.
+type socketWriter struct {
+	conn net.Conn
+
+	mu     sync.Mutex // Write comes from the reader too (pongs)
+	corked bool
+	pend   *[]byte // from pendBufs, while corked writes wait
+}
+
+// pendBufs recycles the gathering buffers: an idle connection holds none.
+var pendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledPend keeps an unusually large burst's buffer out of the pool.
+const maxPooledPend = 64 << 10
+
+func (w *socketWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.corked {
+		return w.conn.Write(p)
+	}
+	if w.pend == nil {
+		w.pend = pendBufs.Get().(*[]byte)
+	}
+	*w.pend = append(*w.pend, p...)
+	return len(p), nil
+}
+
+// cork gathers writes until uncork.
+func (w *socketWriter) cork() {
+	w.mu.Lock()
+	w.corked = true
+	w.mu.Unlock()
+}
+
+// gathered reports how many bytes wait for uncork.
+func (w *socketWriter) gathered() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pend == nil {
+		return 0
+	}
+	return len(*w.pend)
+}
+
+// uncork writes what was gathered, in one write, and lets later writes
+// through. It is a no-op when nothing waits.
+func (w *socketWriter) uncork() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.corked = false
+	if w.pend == nil {
+		return nil
+	}
+	_, err := w.conn.Write(*w.pend)
+	if cap(*w.pend) <= maxPooledPend {
+		*w.pend = (*w.pend)[:0]
+		pendBufs.Put(w.pend)
+	}
+	w.pend = nil
+	return err
+}
 
 // smallBuffers wraps the ResponseWriter given to websocket.Accept so that
 // the hijacked connection gets connBufferSize buffers instead of net/http's,
@@ -23,7 +100,8 @@ const connBufferSize = 1024
 type smallBuffers struct {
 	http.ResponseWriter
 	hj   http.Hijacker
-	conn net.Conn // set by a successful Hijack
+	conn net.Conn      // set by a successful Hijack
+	sw   *socketWriter // likewise
 }
 
 // withSmallBuffers wraps w if it can be hijacked at all; otherwise it
@@ -71,5 +149,6 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			}
 		}
 	} // else: a client that pipelined more than a buffer keeps the big one.
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, connBufferSize)), nil
+	w.sw = &socketWriter{conn: conn}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(w.sw, writeBufferSize)), nil
 }

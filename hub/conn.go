@@ -35,7 +35,8 @@ type conn struct {
 	h    *Hub
 	id   uint64 // Ref.Conn: unique in this Hub's life
 	ws   *websocket.Conn
-	nc   net.Conn // ws's connection, for write deadlines
+	nc   net.Conn      // ws's connection, for write deadlines
+	sw   *socketWriter // what ws writes to, to gather the queue's frames
 	ip   netip.Addr
 	host string        // hostname the client used, for ICE server URLs
 	lim  *rate.Limiter // messages, control frames included
@@ -115,7 +116,7 @@ func (c *conn) kickLocked() {
 	}()
 }
 
-func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, ip netip.Addr, host string) *conn {
+func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, sw *socketWriter, ip netip.Addr, host string) *conn {
 	life, end := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(ctx)
 	return &conn{
@@ -127,6 +128,7 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, ip ne
 		id:       h.nextConn.Add(1),
 		ws:       ws,
 		nc:       nc,
+		sw:       sw,
 		ip:       ip,
 		host:     host,
 		lim:      rate.NewLimiter(h.cfg.MessageRate, h.cfg.MessageBurst),
@@ -189,21 +191,22 @@ func (c *conn) queueBytesLocked(b []byte) bool {
 	return true
 }
 
-// next takes the frame the writer writes next, if any.
-func (c *conn) next() ([]byte, bool) {
+// next takes the frame the writer writes next, if any, and reports whether
+// more are queued behind it.
+func (c *conn) next() (b []byte, more, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.queue) == 0 {
-		return nil, false
+		return nil, false, false
 	}
-	b := c.queue[0]
+	b = c.queue[0]
 	c.queue[0] = nil
 	c.queue = c.queue[1:]
 	if len(c.queue) == 0 {
 		c.queue = nil // an idle connection holds no array
 	}
 	c.queued -= len(b)
-	return b, true
+	return b, len(c.queue) > 0, true
 }
 
 func (c *conn) slowLocked() {
@@ -319,7 +322,9 @@ func (c *conn) writeLoop(ctx context.Context) {
 			if c.flush {
 				c.drain()
 			}
-			if c.arm() == nil {
+			// Whatever is still gathered goes first (nothing, unless the
+			// queue was dropped): the close handshake waits for an answer.
+			if c.arm() == nil && c.sw.uncork() == nil {
 				c.ws.Close(c.closeCode, c.closeMsg)
 			} else {
 				c.ws.CloseNow()
@@ -334,6 +339,9 @@ func (c *conn) writeLoop(ctx context.Context) {
 		if c.pingDue.Swap(false) {
 			err := c.arm()
 			if err == nil {
+				err = c.sw.uncork() // the ping waits for its pong
+			}
+			if err == nil {
 				pctx, cancel := context.WithTimeout(ctx, c.h.cfg.PongTimeout)
 				err = c.ws.Ping(pctx)
 				cancel()
@@ -346,8 +354,8 @@ func (c *conn) writeLoop(ctx context.Context) {
 				return
 			}
 		}
-		if b, ok := c.next(); ok {
-			if err := c.write(b); err != nil {
+		if b, more, ok := c.next(); ok {
+			if err := c.write(b, more); err != nil {
 				c.ws.CloseNow()
 				c.stopWriting()
 				return
@@ -382,8 +390,8 @@ func (c *conn) stopWriting() {
 
 func (c *conn) drain() {
 	for {
-		b, ok := c.next()
-		if !ok || c.write(b) != nil {
+		b, more, ok := c.next()
+		if !ok || c.write(b, more) != nil {
 			return
 		}
 	}
@@ -419,12 +427,24 @@ func (c *conn) arm() error {
 // not meet a deadline long past.
 func (c *conn) disarm() { _ = c.nc.SetWriteDeadline(time.Time{}) }
 
-// write writes one frame within WriteTimeout.
-func (c *conn) write(b []byte) error {
+// gatherLimit bounds what the writer gathers before it writes (see
+// socketWriter).
+const gatherLimit = 32 << 10
+
+// write writes one frame within WriteTimeout. While more frames are queued
+// behind it, it only gathers the frame, and the last one of the burst goes
+// out with all of them in one system call.
+func (c *conn) write(b []byte, more bool) error {
 	if err := c.arm(); err != nil {
 		return err
 	}
+	c.sw.cork()
 	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	if !more || err != nil || c.sw.gathered() >= gatherLimit {
+		if uerr := c.sw.uncork(); err == nil {
+			err = uerr
+		}
+	}
 	c.disarm()
 	return err
 }

@@ -690,7 +690,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// Accept succeeded, so it hijacked the connection through sb.
 	// Returning from this handler cancels r.Context(), hence WithoutCancel.
-	c = newConn(context.WithoutCancel(r.Context()), h, ws, sb.conn, ip, hostname(r))
+	c = newConn(context.WithoutCancel(r.Context()), h, ws, sb.conn, sb.sw, ip, hostname(r))
 	if !h.track(c) {
 		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
 		return

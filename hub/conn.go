@@ -331,10 +331,13 @@ func (c *conn) writeLoop(ctx context.Context) {
 			}
 			c.stopWriting()
 			return
-		case <-ctx.Done():
+		default:
+		}
+		// Err, not Done: Done would make the context keep a channel for
+		// the connection's life.
+		if ctx.Err() != nil {
 			c.stopWriting()
 			return
-		default:
 		}
 		if c.pingDue.Swap(false) {
 			err := c.arm()
@@ -342,7 +345,10 @@ func (c *conn) writeLoop(ctx context.Context) {
 				err = c.sw.uncork() // the ping waits for its pong
 			}
 			if err == nil {
-				pctx, cancel := context.WithTimeout(ctx, c.h.cfg.PongTimeout)
+				// Not derived from ctx: a child would leave ctx a map of
+				// children for the connection's life. The ping ends anyway
+				// when the connection does.
+				pctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.PongTimeout)
 				err = c.ws.Ping(pctx)
 				cancel()
 				c.disarm()

@@ -688,9 +688,12 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("WebSocket upgrade failed", "err", err)
 		return
 	}
-	// Accept succeeded, so it hijacked the connection through sb.
-	// Returning from this handler cancels r.Context(), hence WithoutCancel.
-	c = newConn(context.WithoutCancel(r.Context()), h, ws, sb.conn, sb.sw, ip, hostname(r))
+	// Accept succeeded, so it hijacked the connection through sb. The
+	// connection's context does not derive from the request's, which ends
+	// when this handler returns and whose values nothing needs; the host
+	// name is copied out of the request's header block, which it would
+	// otherwise keep alive.
+	c = newConn(context.Background(), h, ws, sb.conn, sb.sw, ip, strings.Clone(hostname(r)))
 	if !h.track(c) {
 		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
 		return

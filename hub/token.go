@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +61,33 @@ type resumeToken struct {
 
 // keyring holds the hub keys: the first signs, all verify.
 type keyring struct {
-	keys atomic.Pointer[[][]byte]
+	keys atomic.Pointer[[]*macKey]
+}
+
+// macKey is a hub key with a pool of HMACs keyed with it: keying an HMAC
+// hashes both pads, which minting a token for every created, joined and
+// peer-joined frame paid each time (with its allocations).
+type macKey struct {
+	key  []byte
+	macs sync.Pool
+}
+
+func newMACKey(key []byte) *macKey {
+	k := &macKey{key: append([]byte(nil), key...)}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
+	return k
+}
+
+// sum appends body's token MAC to dst.
+func (k *macKey) sum(dst, body []byte) []byte {
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write(tokenLabel)
+	m.Write(body)
+	var full [sha256.Size]byte
+	dst = append(dst, m.Sum(full[:0])[:tokenMACLen]...)
+	k.macs.Put(m)
+	return dst
 }
 
 func newKeyring(keys [][]byte) *keyring {
@@ -69,9 +97,9 @@ func newKeyring(keys [][]byte) *keyring {
 }
 
 func (k *keyring) set(keys [][]byte) {
-	cp := make([][]byte, len(keys))
+	cp := make([]*macKey, len(keys))
 	for i, key := range keys {
-		cp[i] = append([]byte(nil), key...)
+		cp[i] = newMACKey(key)
 	}
 	k.keys.Store(&cp)
 }
@@ -81,13 +109,6 @@ func newMember(room string, role Role, now time.Time) Member {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms.
 	return Member{Room: room, Role: role, Since: now.UnixMilli(), Nonce: binary.BigEndian.Uint64(b[:])}
-}
-
-func tokenMAC(key, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(tokenLabel)
-	m.Write(body)
-	return m.Sum(nil)[:tokenMACLen]
 }
 
 // mint issues a token for m at now.
@@ -107,7 +128,7 @@ func (k *keyring) mint(m Member, paired bool, now time.Time) string {
 			compact = append(compact, m.Room[i])
 		}
 	}
-	copy(b[tokenBody:], tokenMAC((*k.keys.Load())[0], b[:tokenBody]))
+	(*k.keys.Load())[0].sum(b[tokenBody:tokenBody], b[:tokenBody])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
@@ -126,7 +147,8 @@ func (k *keyring) parse(s string) (resumeToken, error) {
 	for _, key := range *k.keys.Load() {
 		// Every key is tried, so the time taken does not depend on
 		// which one matched.
-		if hmac.Equal(tokenMAC(key, b[:tokenBody]), b[tokenBody:]) {
+		var mac [tokenMACLen]byte
+		if hmac.Equal(key.sum(mac[:0], b[:tokenBody]), b[tokenBody:]) {
 			ok = true
 		}
 	}

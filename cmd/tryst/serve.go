@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/tryst-chat/tryst/internal/server"
 	"github.com/tryst-chat/tryst/internal/settings"
@@ -23,6 +25,10 @@ type serveOptions struct {
 	dataplane  string // auto or off: Config.TURNDisableDataPlane
 	logFormat  string
 	logLevel   string
+	// contention turns on the runtime's mutex and block profiles
+	// (/debug/pprof/mutex and /block on the metrics listener). Off by
+	// default: sampling costs a little on every contended lock.
+	contention bool
 }
 
 func newServeOptions() *serveOptions {
@@ -84,7 +90,19 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "time allowed for a graceful shutdown, after --drain-delay")
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
+	fs.BoolVar(&o.contention, "profile-contention", o.contention,
+		"record mutex and block profiles (/debug/pprof/mutex, /debug/pprof/block on --metrics-listen); costs a little on every contended lock")
 	return fs
+}
+
+// profile turns on the contention profiles when asked for: one contention
+// event in 5, and blocking of 10 µs or more, enough to find where the
+// hub's goroutines queue under load.
+func (o *serveOptions) profile() {
+	if o.contention {
+		runtime.SetMutexProfileFraction(5)
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+	}
 }
 
 // parseServe reads the command line, environment and config file.
@@ -152,6 +170,7 @@ func newServe(args []string, getenv func(string) (string, bool), stderr io.Write
 	if err != nil {
 		return nil, err
 	}
+	o.profile()
 	cfg, err := o.config(getenv, stderr)
 	if err != nil {
 		return nil, err

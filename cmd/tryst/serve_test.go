@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -391,4 +392,30 @@ func startServe(t *testing.T, environ map[string]string, args ...string) *server
 	}
 	testenv.Run(t, s.Run)
 	return s
+}
+
+// TestProfileContention: off by default; --profile-contention (or
+// TRYST_PROFILE_CONTENTION) turns on the runtime's mutex profile.
+func TestProfileContention(t *testing.T) {
+	before := runtime.SetMutexProfileFraction(-1)
+	t.Cleanup(func() {
+		runtime.SetMutexProfileFraction(before)
+		runtime.SetBlockProfileRate(0)
+	})
+	o, err := parseServe(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.profile()
+	if o.contention || runtime.SetMutexProfileFraction(-1) != before {
+		t.Fatal("contention profiles on by default")
+	}
+	o, err = parseServe(nil, env(map[string]string{"TRYST_PROFILE_CONTENTION": "true"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.profile()
+	if got := runtime.SetMutexProfileFraction(-1); got != 5 {
+		t.Fatalf("mutex profile fraction %d after TRYST_PROFILE_CONTENTION=true, want 5", got)
+	}
 }

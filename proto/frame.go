@@ -150,21 +150,27 @@ var (
 // DecodeFrame parses one frame, in either direction. It rejects anything that
 // is not a single JSON object with a string "type"; unknown fields are ignored
 // so that newer clients can talk to older hubs and the other way round.
+//
+// The result is exactly json.Unmarshal's: a hand-written decoder takes the
+// frames it is sure of (see framecodec.go) and json.Unmarshal the rest. The
+// strings in the frame never alias b.
 func DecodeFrame(b []byte) (Frame, error) {
-	var f Frame
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
-		return f, errEmptyFrame
+		return Frame{}, errEmptyFrame
 	}
 	if !utf8.Valid(b) {
-		return f, errInvalidUTF8
+		return Frame{}, errInvalidUTF8
 	}
 	if b[0] != '{' {
-		return f, errNotObject
+		return Frame{}, errNotObject
 	}
-	// Unmarshal, unlike a streaming Decoder, rejects trailing data.
-	if err := json.Unmarshal(b, &f); err != nil {
-		return Frame{}, fmt.Errorf("invalid JSON: %w", err)
+	f, ok := decodeFrameFast(b)
+	if !ok {
+		var err error
+		if f, err = decodeFrameJSON(b); err != nil {
+			return Frame{}, fmt.Errorf("invalid JSON: %w", err)
+		}
 	}
 	if f.Type == "" {
 		return Frame{}, errMissingType
@@ -172,14 +178,21 @@ func DecodeFrame(b []byte) (Frame, error) {
 	return f, nil
 }
 
-// EncodeFrame marshals f. Frame holds only strings, ints and plain structs,
-// so Marshal cannot fail; the error is kept for safety.
+// decodeFrameJSON is DecodeFrame's way for the frames that decodeFrameFast
+// leaves: json.Unmarshal, which, unlike a streaming Decoder, rejects
+// trailing data. It is a function of its own so that only this way pays for
+// the Frame that Unmarshal moves to the heap.
+func decodeFrameJSON(b []byte) (Frame, error) {
+	var f Frame
+	err := json.Unmarshal(b, &f)
+	return f, err
+}
+
+// EncodeFrame marshals f, byte for byte as json.Marshal would (see
+// framecodec.go), into one buffer sized up front. Frame holds only strings,
+// ints and plain structs, so it cannot fail; the error is kept for callers.
 func EncodeFrame(f Frame) ([]byte, error) {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s frame: %w", f.Type, err)
-	}
-	return b, nil
+	return appendFrame(make([]byte, 0, frameSizeHint(&f)), &f), nil
 }
 
 // Error is an error frame as a Go error, for callers that treat the hub's

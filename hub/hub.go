@@ -316,7 +316,7 @@ type Hub struct {
 	// has expired or was left here and is not recreated.
 	started int64
 
-	conns    connCounter
+	conns    *connCounter
 	failures *limiterTable
 	rooms    *limiterTable // room creation per address; nil when off
 	// perIP is the per-address budget that create, join, resume and
@@ -330,9 +330,9 @@ type Hub struct {
 	node     string
 	nextConn atomic.Uint64
 	draining atomic.Bool
-	mu       sync.RWMutex     // guards live; deliveries only read it
-	live     map[uint64]*conn // by Ref.Conn
-	wg       sync.WaitGroup   // one per open WebSocket handler
+	mu       sync.RWMutex   // orders track against Shutdown
+	live     *connTable     // by Ref.Conn
+	wg       sync.WaitGroup // one per open WebSocket handler
 
 	stop      chan struct{}
 	janitor   sync.WaitGroup
@@ -355,9 +355,9 @@ func New(cfg Config) (*Hub, error) {
 		cfg:      cfg,
 		m:        m,
 		log:      cfg.Logger,
-		conns:    connCounter{max: cfg.MaxConnsPerIP, n: make(map[netip.Addr]int)},
+		conns:    newConnCounter(cfg.MaxConnsPerIP),
 		failures: newLimiterTable(cfg.FailureRate, cfg.FailureBurst, 100_000),
-		live:     make(map[uint64]*conn),
+		live:     newConnTable(),
 		node:     newNodeID(),
 		stop:     make(chan struct{}),
 		keys:     newKeyring(cfg.HubKeys),
@@ -715,21 +715,22 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
+// track adds c to the live connections unless the hub is draining. The
+// read lock orders it against Shutdown (which takes the write lock): a
+// connection is either refused or seen, and waited for, by Shutdown.
 func (h *Hub) track(c *conn) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	if h.draining.Load() {
 		return false
 	}
-	h.live[c.id] = c
 	h.wg.Add(1)
+	h.live.put(c)
 	return true
 }
 
 func (h *Hub) untrack(c *conn) {
-	h.mu.Lock()
-	delete(h.live, c.id)
-	h.mu.Unlock()
+	h.live.del(c.id)
 	h.wg.Done()
 }
 
@@ -747,12 +748,8 @@ func (h *Hub) StartDrain() {
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.draining.Store(true)
-	conns := make([]*conn, 0, len(h.live))
-	for _, c := range h.live {
-		conns = append(conns, c)
-	}
 	h.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range h.live.all() {
 		c.closeWith(websocket.StatusGoingAway, "hub is shutting down; reconnect", true)
 	}
 	done := make(chan struct{})
@@ -765,11 +762,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = fmt.Errorf("hub: drain: %w", ctx.Err())
-		h.mu.Lock()
-		for _, c := range h.live {
+		for _, c := range h.live.all() {
 			c.ws.CloseNow()
 		}
-		h.mu.Unlock()
 		<-done
 	}
 	h.release()

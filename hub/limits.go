@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"hash/maphash"
 	"net"
 	"net/http"
 	"net/netip"
@@ -36,31 +37,117 @@ func socketAddr(r *http.Request) netip.Addr {
 	return a
 }
 
-// connCounter caps simultaneous connections per address.
+// connCounter caps simultaneous connections per address. Its counts are
+// spread over shards by address: every connection takes and gives back a
+// count, and one mutex for all of them was where upgrades queued on two
+// cores.
 type connCounter struct {
-	max int
-	mu  sync.Mutex
-	n   map[netip.Addr]int
+	max    int
+	seed   maphash.Seed
+	shards [counterShards]counterShard
+}
+
+const counterShards = 16
+
+type counterShard struct {
+	mu sync.Mutex
+	n  map[netip.Addr]int
+	_  [48]byte // keeps two shards' mutexes off one cache line
+}
+
+func newConnCounter(max int) *connCounter {
+	c := &connCounter{max: max, seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].n = make(map[netip.Addr]int)
+	}
+	return c
+}
+
+func (c *connCounter) shard(ip netip.Addr) *counterShard {
+	return &c.shards[maphash.Comparable(c.seed, ip)%counterShards]
 }
 
 func (c *connCounter) acquire(ip netip.Addr) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.max > 0 && c.n[ip] >= c.max {
+	sh := c.shard(ip)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if c.max > 0 && sh.n[ip] >= c.max {
 		return false
 	}
-	c.n[ip]++
+	sh.n[ip]++
 	return true
 }
 
 func (c *connCounter) release(ip netip.Addr) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n[ip] <= 1 {
-		delete(c.n, ip)
+	sh := c.shard(ip)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.n[ip] <= 1 {
+		delete(sh.n, ip)
 		return
 	}
-	c.n[ip]--
+	sh.n[ip]--
+}
+
+// connTable is the hub's live connections by number (Ref.Conn), in shards:
+// every connection is added and removed, and every delivery looks its
+// connection up, from whichever core runs it.
+type connTable struct {
+	shards [connShards]connShard
+}
+
+const connShards = 16
+
+type connShard struct {
+	mu sync.RWMutex
+	m  map[uint64]*conn
+	_  [32]byte // keeps two shards' mutexes off one cache line
+}
+
+func newConnTable() *connTable {
+	t := &connTable{}
+	for i := range t.shards {
+		t.shards[i].m = make(map[uint64]*conn)
+	}
+	return t
+}
+
+// Connection numbers are handed out in sequence, so they spread evenly.
+func (t *connTable) shard(id uint64) *connShard { return &t.shards[id%connShards] }
+
+func (t *connTable) put(c *conn) {
+	sh := t.shard(c.id)
+	sh.mu.Lock()
+	sh.m[c.id] = c
+	sh.mu.Unlock()
+}
+
+func (t *connTable) del(id uint64) {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	delete(sh.m, id)
+	sh.mu.Unlock()
+}
+
+func (t *connTable) get(id uint64) *conn {
+	sh := t.shard(id)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.m[id]
+}
+
+// all lists the connections held at the time of the call.
+func (t *connTable) all() []*conn {
+	var out []*conn
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, c := range sh.m {
+			out = append(out, c)
+		}
+		sh.mu.RUnlock()
+	}
+	return out
 }
 
 // limiterTable holds one token bucket per address. Buckets that have

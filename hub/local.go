@@ -25,14 +25,7 @@ func newNodeID() string {
 // connections by number.
 type local Hub
 
-func (l *local) conn(id uint64) *conn {
-	h := (*Hub)(l)
-	// Every delivery looks its connection up: a read lock, so that
-	// deliveries on different cores do not queue behind one another.
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.live[id]
-}
+func (l *local) conn(id uint64) *conn { return l.live.get(id) }
 
 // Deliver implements Local.
 func (l *local) Deliver(id uint64, ev Event) bool {

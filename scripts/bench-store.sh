@@ -12,6 +12,12 @@
 # pairing. Needs redis-server, redis-cli and python3. Figures:
 # docs/BENCHMARKS.md ("Room store: memory vs Redis").
 #
+# MEM=N measures memory per connection instead of pairings: N idle
+# connections in rooms of two (`tryst bench hub --phases mem`) against each
+# contender in turn, and per node the connections it holds (open file
+# descriptors) and its RSS growth (/proc), so that two nodes behind HAProxy
+# show what each holds. N ≤ 7000 with BALANCER=1 (HAProxy's maxconn here).
+#
 # BALANCER=1 adds a third contender: two more Redis nodes behind HAProxy
 # (PROXY protocol, leastconn), whose pairings per CPU-second count both
 # nodes' CPU and HAProxy's. On one machine that shows the cost of the
@@ -38,12 +44,13 @@ head -c 32 /dev/urandom | base64 >"$tmp/hub-key"; chmod 600 "$tmp/hub-key"
 start_serve() { # name, extra args...
   local name=$1; shift
   local port; port=$(free_port)
+  local met; met=$(free_port)
   TRYST_TURN_SECRET=bench-store-secret-0123456789 "$tmp/tryst" serve --listen "127.0.0.1:$port" \
-    --metrics-listen 127.0.0.1:0 --turn-listen 127.0.0.1:0 --turn-tls-listen 127.0.0.1:0 \
+    --metrics-listen "127.0.0.1:$met" --turn-listen 127.0.0.1:0 --turn-tls-listen 127.0.0.1:0 \
     --hub-key-file "$tmp/hub-key" --state-dir "$tmp/$name" --log-level warn \
     --max-conns-per-ip -1 --credentials-per-ip -1 --rooms-per-ip -1 --idle-rooms-per-ip -1 "$@" \
     2>"$tmp/$name.log" &
-  echo "$! $port"
+  echo "$! $port $met"
 }
 # wait_ready URL: until it answers 200, for at most 30 s.
 wait_ready() {
@@ -52,14 +59,14 @@ wait_ready() {
 }
 # start_serve runs in a subshell (process substitution): its PIDs are
 # recorded here, so that the trap kills them.
-read -r mpid mport < <(start_serve memory)
-read -r spid sport < <(start_serve redis --store "redis://127.0.0.1:$rport/0")
+read -r mpid mport mmet < <(start_serve memory)
+read -r spid sport smet < <(start_serve redis --store "redis://127.0.0.1:$rport/0")
 pids+=("$mpid" "$spid")
 for p in "$mport" "$sport"; do wait_ready "http://127.0.0.1:$p/readyz"; done
 stores="memory redis"
 if [ "${BALANCER:-}" = 1 ]; then
-  read -r apid aport < <(start_serve node-a --store "redis://127.0.0.1:$rport/0" --proxy-protocol-from 127.0.0.1/32)
-  read -r bpid bport < <(start_serve node-b --store "redis://127.0.0.1:$rport/0" --proxy-protocol-from 127.0.0.1/32)
+  read -r apid aport amet < <(start_serve node-a --store "redis://127.0.0.1:$rport/0" --proxy-protocol-from 127.0.0.1/32)
+  read -r bpid bport bmet < <(start_serve node-b --store "redis://127.0.0.1:$rport/0" --proxy-protocol-from 127.0.0.1/32)
   pids+=("$apid" "$bpid")
   lport=$(free_port)
   cat >"$tmp/haproxy.cfg" <<CFG
@@ -87,6 +94,41 @@ CFG
 fi
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+
+if [ -n "${MEM:-}" ]; then
+  printf '%-8s %-6s %12s %14s %14s\n' store node connections RSS-growth-MiB KiB/connection
+  for store in $stores; do
+    case $store in
+      memory) nodes="$mpid"; port=$mport; met=$mmet ;;
+      redis) nodes="$spid"; port=$sport; met=$smet ;;
+      balanced) nodes="$apid $bpid"; port=$lport; met=$amet ;;
+    esac
+    declare -A r0 f0
+    for p in $nodes; do r0[$p]=$(rss_kib "$p"); f0[$p]=$(fds "$p"); done
+    # The bench holds the connections for --settle; they are counted
+    # once all are up, then it closes them.
+    "$tmp/tryst" bench hub --hub "http://127.0.0.1:$port" --metrics "http://127.0.0.1:$met/metrics" --phases mem \
+      --conns "$MEM" --settle 20s --sources 127.0.0.2-127.0.0.41 >"$tmp/mem.txt" 2>&1 &
+    bench=$!
+    for _ in $(seq 600); do
+      held=0; for p in $nodes; do held=$((held + $(fds "$p") - f0[$p])); done
+      [ "$held" -ge "$MEM" ] && break
+      sleep 0.1
+    done
+    sleep 3
+    i=0
+    for p in $nodes; do
+      i=$((i + 1))
+      n=$(( $(fds "$p") - f0[$p] )); g=$(( $(rss_kib "$p") - r0[$p] ))
+      python3 -c "import sys; n, g = int(sys.argv[3]), int(sys.argv[4]); print(f'{sys.argv[1]:<8} {sys.argv[2]:<6} {n:12d} {g/1024:14.1f} {g/max(n,1):14.1f}')" \
+        "$store" "$i" "$n" "$g"
+    done
+    wait "$bench" || { cat "$tmp/mem.txt"; exit 1; }
+  done
+  exit 0
+fi
 commands() { redis-cli -p "$rport" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
 hz=$(getconf CLK_TCK)
 

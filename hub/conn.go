@@ -322,9 +322,14 @@ func (c *conn) writeLoop(ctx context.Context) {
 			if c.flush {
 				c.drain()
 			}
-			// Whatever is still gathered goes first (nothing, unless the
-			// queue was dropped): the close handshake waits for an answer.
-			if c.arm() == nil && c.sw.uncork() == nil {
+			// The close frame gets a bound of its own, even after a cut:
+			// a slow consumer whose socket still takes it is told why
+			// (1008), as before the deadline replaced contexts; the
+			// reader's end cuts it short. Whatever is still gathered goes
+			// first (nothing, unless the queue was dropped): the close
+			// handshake waits for an answer.
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
+			if c.sw.uncork() == nil {
 				c.ws.Close(c.closeCode, c.closeMsg)
 			} else {
 				c.ws.CloseNow()

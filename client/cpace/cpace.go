@@ -1,9 +1,9 @@
 // Package cpace implements CPace, the balanced password-authenticated key
 // exchange (PAKE) of the IRTF draft draft-irtf-cfrg-cpace, with its
 // CPACE-RISTR255-SHA512 cipher suite: the ristretto255 group (RFC 9496) and
-// SHA-512. The text followed is the editor's copy published as
-// draft-irtf-cfrg-cpace-21 (23 April 2026); its appendix B.3 test vectors
-// are reproduced by this package's tests.
+// SHA-512. The text followed is revision 21 of the draft (the rendering
+// draft-irtf-cfrg-cpace-21 in the draft's repository, dated 23 April 2026);
+// this package's tests reproduce its appendix A and B.3 test vectors.
 //
 // Each side sends one message, its share Y (32 bytes) and its associated
 // data AD, and derives the intermediate session key ISK from what it

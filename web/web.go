@@ -21,8 +21,21 @@ var static embed.FS
 // script-src). 'wasm-unsafe-eval' lets that worker compile the vendored
 // WebAssembly SHA-256 (hash-wasm); it allows no JavaScript eval. blob: is
 // for received-file downloads and data: for the QR code image.
-const csp = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; " +
-	"connect-src 'self'; media-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+//
+// The one inline element is index.html's import map, allowed by its hash
+// (importMapHash; TestImportMapHash holds the two equal). The vendored
+// @noble/curves imports @noble/hashes by bare specifier, which a browser
+// resolves only through an import map, and Chromium takes import maps
+// inline only (no src); rewriting the vendored files instead would break
+// their pinned hashes. The map applies to the page's modules (cpace.js runs
+// on the page); the store worker imports nothing of noble, and a worker
+// would not see the page's map.
+const csp = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval' '" + importMapHash + "'; style-src 'self'; " +
+	"img-src 'self' data: blob:; connect-src 'self'; media-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// importMapHash is the CSP hash source of the import map's text in
+// index.html.
+const importMapHash = "sha256-vMVfCt21WntfegE0/MmKUYVwbYcgtgqVJ+rtcFUIqA8="
 
 // Handler serves the browser client.
 //

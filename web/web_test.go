@@ -1,9 +1,13 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -101,18 +105,22 @@ func TestHandlerHeaders(t *testing.T) {
 			}
 		}
 	}
-	// The policy stays strict: nothing inline, no JavaScript evaluated from
-	// strings, nothing from elsewhere. Scripts (and so the store worker,
-	// which falls back to script-src) come only from this origin; the one
-	// allowance is compiling WebAssembly ('wasm-unsafe-eval', which permits
-	// no JavaScript eval), for the vendored SHA-256.
-	for _, bad := range []string{"'unsafe-inline'", "'unsafe-eval'", "*", "http:", "https:", "worker-src"} {
+	// The policy stays strict: nothing inline but the import map (by its
+	// hash, TestImportMapHash), no JavaScript evaluated from strings,
+	// nothing from elsewhere. Scripts (and so the store worker, which falls
+	// back to script-src) come only from this origin; the one allowance is
+	// compiling WebAssembly ('wasm-unsafe-eval', which permits no
+	// JavaScript eval), for the vendored SHA-256.
+	for _, bad := range []string{"'unsafe-inline'", "'unsafe-eval'", "*", "http:", "https:", "worker-src", "'nonce-", "'strict-dynamic'"} {
 		if strings.Contains(csp, bad) {
 			t.Errorf("CSP contains %q: %s", bad, csp)
 		}
 	}
-	if !strings.Contains(csp, "script-src 'self' 'wasm-unsafe-eval';") || !strings.Contains(csp, "default-src 'none'") {
-		t.Errorf("CSP lost script-src 'self' 'wasm-unsafe-eval' or default-src 'none': %s", csp)
+	if want := "script-src 'self' 'wasm-unsafe-eval' '" + importMapHash + "';"; !strings.Contains(csp, want) || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("CSP lost %s or default-src 'none': %s", want, csp)
+	}
+	if strings.Count(csp, "'sha") != 1 {
+		t.Errorf("CSP allows another inline script than the import map: %s", csp)
 	}
 	rec := get(t, h, http.MethodPost, "/", nil)
 	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
@@ -131,3 +139,50 @@ func mustSub(t *testing.T) fs.FS {
 	}
 	return sub
 }
+
+// TestImportMapHash: index.html's one inline script is its import map,
+// whose SHA-256 is the hash web.go's CSP allows (a browser ignores a map
+// whose hash the CSP lacks, and then every module that needs it fails to
+// load), and each address the map gives is a folder of the vendored files.
+func TestImportMapHash(t *testing.T) {
+	page, err := fs.ReadFile(mustSub(t), "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maps []string
+	for _, m := range scriptRE.FindAllStringSubmatch(string(page), -1) {
+		attrs, body := m[1], m[2]
+		switch {
+		case attrs == ` type="importmap"`:
+			maps = append(maps, body)
+		case !strings.Contains(attrs, " src=") || strings.TrimSpace(body) != "":
+			t.Errorf("index.html has an inline script: <script%s>%s", attrs, body)
+		}
+	}
+	if len(maps) != 1 {
+		t.Fatalf("index.html has %d import maps, want 1", len(maps))
+	}
+	sum := sha256.Sum256([]byte(maps[0]))
+	if got := "sha256-" + base64.StdEncoding.EncodeToString(sum[:]); got != importMapHash {
+		t.Errorf("the import map's hash is %s; web.go's importMapHash is %s", got, importMapHash)
+	}
+	var im struct {
+		Imports map[string]string `json:"imports"`
+	}
+	if err := json.Unmarshal([]byte(maps[0]), &im); err != nil || len(im.Imports) == 0 {
+		t.Fatalf("import map %s: %v", maps[0], err)
+	}
+	for spec, addr := range im.Imports {
+		dir, ok := strings.CutPrefix(addr, "./vendor/")
+		if !ok || !strings.HasSuffix(spec, "/") || !strings.HasSuffix(dir, "/") {
+			t.Errorf("import map: %q -> %q, want a prefix mapped to a folder under ./vendor/", spec, addr)
+			continue
+		}
+		if st, err := fs.Stat(mustSub(t), "vendor/"+strings.TrimSuffix(dir, "/")); err != nil || !st.IsDir() {
+			t.Errorf("import map: %q -> %q: no such folder (%v)", spec, addr, err)
+		}
+	}
+}
+
+// scriptRE matches a script element: its attributes and its text.
+var scriptRE = regexp.MustCompile(`(?s)<script([^>]*)>(.*?)</script>`)

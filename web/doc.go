@@ -8,7 +8,9 @@
 // origin-private file system, incremental SHA-256, and the bulk data
 // channel itself where the browser can transfer it to a worker), storage.js
 // (IndexedDB), ui.js (all DOM work, the DOM contract the tests read) and
-// app.js (wiring only).
+// app.js (wiring only). cpace.js is client/cpace's twin (CPace on the
+// vendored @noble/curves' ristretto255, whose bare imports index.html's
+// import map resolves), not yet used by the page.
 //
 // File data and the page's main thread: where the browser can transfer an
 // RTCDataChannel to a worker (Chromium, WebKit), the bulk channel lives in

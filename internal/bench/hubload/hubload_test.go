@@ -126,7 +126,10 @@ func TestBenchHubAbuse(t *testing.T) {
 	cfg := hubload.DefaultConfig()
 	cfg.Hub, cfg.Metrics = hubURL, metricsURL
 	cfg.Phases = []string{"abuse"}
-	cfg.AbuseDuration, cfg.HonestInterval = 500*time.Millisecond, 100*time.Millisecond
+	// Long enough to spend the room burst (20) even on a loaded machine:
+	// under -race with Chromium and the integration tests beside it, the
+	// loop once managed 8 tries a second (700 alone).
+	cfg.AbuseDuration, cfg.HonestInterval = 2*time.Second, 100*time.Millisecond
 	cfg.AbuseSource = netip.MustParseAddr("127.0.0.1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

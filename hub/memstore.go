@@ -30,15 +30,15 @@ type MemStore struct {
 	seed   maphash.Seed
 	shards [memShards]memShard
 
-	nodes atomic.Pointer[map[string]Local] // copied on write: registering is rare
+	nodesMu sync.Mutex                       // serialises the copies of nodes
+	nodes   atomic.Pointer[map[string]Local] // copied on write: registering is rare
 
 	rooms   atomic.Int64 // rooms held, for MaxRooms and Stats
 	mailbox atomic.Int64 // bytes of data in mailboxes
 	expired atomic.Uint64
 	closed  atomic.Bool
 
-	// idleMu guards idle and serialises the copies of nodes; no other
-	// lock is taken while it is held.
+	// idleMu guards idle; no other lock is taken while it is held.
 	idleMu sync.Mutex
 	idle   map[netip.Addr]int // rooms with nobody connected, by creator's address
 
@@ -236,8 +236,8 @@ func (s *MemStore) Ready(context.Context) error {
 
 // Register implements Store.
 func (s *MemStore) Register(_ context.Context, node string, l Local) error {
-	s.idleMu.Lock() // serialises the copies of nodes
-	defer s.idleMu.Unlock()
+	s.nodesMu.Lock()
+	defer s.nodesMu.Unlock()
 	if s.closed.Load() {
 		return ErrStoreClosed
 	}
@@ -249,8 +249,8 @@ func (s *MemStore) Register(_ context.Context, node string, l Local) error {
 
 // Unregister implements Store.
 func (s *MemStore) Unregister(node string) {
-	s.idleMu.Lock()
-	defer s.idleMu.Unlock()
+	s.nodesMu.Lock()
+	defer s.nodesMu.Unlock()
 	nodes := maps.Clone(*s.nodes.Load())
 	delete(nodes, node)
 	s.nodes.Store(&nodes)
@@ -530,9 +530,9 @@ func (s *MemStore) Close() error {
 			}
 			sh.mu.Unlock()
 		}
-		s.idleMu.Lock()
+		s.nodesMu.Lock()
 		s.nodes.Store(&map[string]Local{})
-		s.idleMu.Unlock()
+		s.nodesMu.Unlock()
 	})
 	return nil
 }

@@ -1,10 +1,13 @@
-// Package e2e is Tryst's end-to-end cryptography: the password-derived room
-// secret, sealed signaling blobs, per-connection session keys confirmed
-// against both DTLS fingerprints, and the sealed frames of the data channel.
+// Package e2e is Tryst's end-to-end cryptography: the password-authenticated
+// key exchange (CPace, package cpace) that gives both sides an epoch's
+// master secret, sealed signaling blobs, per-connection session keys
+// confirmed against both DTLS fingerprints, and the sealed frames of the
+// data channel.
 //
-// It uses only primitives that browsers' Web Crypto offers (PBKDF2, HKDF,
-// HMAC, AES-GCM, SHA-256), so the browser client can interoperate. The
-// construction and its test vectors are in docs/PROTOCOL.md.
+// Beyond CPace's ristretto255 and SHA-512 it uses only primitives that
+// browsers' Web Crypto offers (HKDF, HMAC, AES-GCM, SHA-256), so the browser
+// client can interoperate. The construction and its test vectors are in
+// docs/PROTOCOL.md.
 package e2e
 
 import (
@@ -12,8 +15,7 @@ import (
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/pbkdf2"
-	"crypto/rand"
+		"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -22,10 +24,6 @@ import (
 	"strings"
 	"sync"
 )
-
-// Iterations is the PBKDF2-HMAC-SHA256 work factor: OWASP's minimum for
-// that hash (the product this grows from used 100,000).
-const Iterations = 600_000
 
 // Role is which side of a room a party is.
 type Role byte
@@ -58,42 +56,6 @@ var (
 	ErrMalformed = errors.New("malformed sealed data")
 )
 
-// RoomSalt is the PBKDF2 salt of a room: SHA-256 of a label and the room
-// code. Room codes carry 88 random bits and are never reused, so every room
-// gets a fresh random salt that both sides know without another message.
-func RoomSalt(roomCode string) []byte {
-	h := sha256.New()
-	h.Write([]byte("tryst/v1/salt\x00"))
-	h.Write([]byte(roomCode))
-	return h.Sum(nil)
-}
-
-// Master derives the room's master secret from the password. It is slow on
-// purpose (Iterations rounds) and is computed once per room.
-func Master(password, roomCode string) ([]byte, error) {
-	if password == "" {
-		return nil, errors.New("e2e: empty password")
-	}
-	return masterIter(password, roomCode, Iterations)
-}
-
-// MasterWithIterations is Master with another work factor. Only tests
-// should use a value below Iterations.
-func MasterWithIterations(password, roomCode string, iter int) ([]byte, error) {
-	if password == "" {
-		return nil, errors.New("e2e: empty password")
-	}
-	return masterIter(password, roomCode, iter)
-}
-
-func masterIter(password, roomCode string, iter int) ([]byte, error) {
-	k, err := pbkdf2.Key(sha256.New, password, RoomSalt(roomCode), iter, 32)
-	if err != nil {
-		return nil, fmt.Errorf("e2e: pbkdf2: %w", err)
-	}
-	return k, nil
-}
-
 func newGCM(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
@@ -103,15 +65,20 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 }
 
 // Signaler seals and opens the blobs that travel through the hub (offers,
-// answers, candidates), so the hub sees only ciphertext.
+// answers, candidates) under one epoch's master secret, so the hub sees
+// only ciphertext.
 type Signaler struct {
 	aead cipher.AEAD
 	room string
+	sid  []byte
 }
 
-// NewSignaler derives the signaling key from the master secret.
-func NewSignaler(master []byte, roomCode string) (*Signaler, error) {
-	k, err := signalKey(master)
+// NewSignaler derives the signaling key of an epoch.
+func NewSignaler(ep *Epoch, roomCode string) (*Signaler, error) {
+	if len(ep.SID) != SIDSize {
+		return nil, fmt.Errorf("%w: an epoch's sid must be %d bytes", ErrMalformed, SIDSize)
+	}
+	k, err := signalKey(ep.Master)
 	if err != nil {
 		return nil, err
 	}
@@ -119,8 +86,11 @@ func NewSignaler(master []byte, roomCode string) (*Signaler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("e2e: %w", err)
 	}
-	return &Signaler{aead: a, room: roomCode}, nil
+	return &Signaler{aead: a, room: roomCode, sid: ep.SID}, nil
 }
+
+// SID is the epoch this Signaler seals under.
+func (s *Signaler) SID() []byte { return s.sid }
 
 const signalInfo = "tryst/v1/signal"
 
@@ -140,29 +110,59 @@ func (s *Signaler) signalAAD(kind string, from Role) []byte {
 }
 
 // Seal encrypts plaintext as a blob of kind ("offer", "answer",
-// "candidate") sent by from: "v1." + base64url(nonce ‖ ciphertext ‖ tag).
+// "candidate") sent by from: "s3." + base64url(sid ‖ nonce ‖ ciphertext ‖
+// tag).
 func (s *Signaler) Seal(kind string, from Role, plaintext []byte) string {
-	nonce := make([]byte, 12, 12+len(plaintext)+16)
+	nonce := make([]byte, 12)
 	_, _ = rand.Read(nonce)
 	return s.sealWithNonce(kind, from, plaintext, nonce)
 }
 
 func (s *Signaler) sealWithNonce(kind string, from Role, plaintext, nonce []byte) string {
-	out := s.aead.Seal(nonce, nonce, plaintext, s.signalAAD(kind, from))
-	return "v1." + base64.RawURLEncoding.EncodeToString(out)
+	out := make([]byte, 0, SIDSize+len(nonce)+len(plaintext)+16)
+	out = append(append(out, s.sid...), nonce...)
+	out = s.aead.Seal(out, nonce, plaintext, s.signalAAD(kind, from))
+	return sealPrefix + base64.RawURLEncoding.EncodeToString(out)
 }
 
-// Open authenticates and decrypts a blob of kind sent by from.
-func (s *Signaler) Open(kind string, from Role, blob string) ([]byte, error) {
-	rest, ok := strings.CutPrefix(blob, "v1.")
-	if !ok {
-		return nil, fmt.Errorf("%w: unknown blob version", ErrMalformed)
+// BlobSID returns the epoch a sealed blob names. A blob of version 1 or 2
+// is ErrOldPeer; anything else that is not a sealed blob, ErrMalformed.
+func BlobSID(blob string) ([]byte, error) {
+	raw, err := decodeBlob(blob)
+	if err != nil {
+		return nil, err
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(rest)
-	if err != nil || len(raw) < 12+16 {
+	return raw[:SIDSize], nil
+}
+
+func decodeBlob(blob string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(blob, sealPrefix)
+	if !ok {
+		if strings.HasPrefix(blob, legacyPrefix) {
+			return nil, ErrOldPeer
+		}
+		return nil, fmt.Errorf("%w: not a sealed blob", ErrMalformed)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(rest)
+	if err != nil || len(raw) < SIDSize+12+16 {
 		return nil, fmt.Errorf("%w: bad blob encoding", ErrMalformed)
 	}
-	pt, err := s.aead.Open(nil, raw[:12], raw[12:], s.signalAAD(kind, from))
+	return raw, nil
+}
+
+// Open authenticates and decrypts a blob of kind sent by from. A blob of
+// another epoch is ErrOtherEpoch; one of this epoch that does not
+// authenticate, ErrMismatch.
+func (s *Signaler) Open(kind string, from Role, blob string) ([]byte, error) {
+	raw, err := decodeBlob(blob)
+	if err != nil {
+		return nil, err
+	}
+	if !hmac.Equal(raw[:SIDSize], s.sid) {
+		return nil, ErrOtherEpoch
+	}
+	nonce := raw[SIDSize : SIDSize+12]
+	pt, err := s.aead.Open(nil, nonce, raw[SIDSize+12:], s.signalAAD(kind, from))
 	if err != nil {
 		return nil, ErrMismatch
 	}

@@ -58,8 +58,6 @@ type Config struct {
 	// RoomStateKey(Hub, Room), and a host keeps none (nothing would find it
 	// again); SendStateKey names a sender's.
 	StateKey string
-	// iterations overrides PBKDF2's work factor in tests.
-	iterations int
 	// noRelayRestart: a relay-only guest answers every offer as it comes,
 	// as before relay restart requests (tests measure the difference).
 	noRelayRestart bool
@@ -148,13 +146,24 @@ type Client struct {
 	running atomic.Bool
 
 	// The hub loop's own (Run's goroutine).
-	room   string
-	token  string
-	role   e2e.Role
-	master []byte
-	signal *e2e.Signaler
-	ice    *proto.ICEConfig
-	cur    *peer // current connection, nil between connections
+	room  string
+	token string
+	role  e2e.Role
+	// signal seals under the current epoch (docs/PROTOCOL.md, "PAKE"),
+	// nil while there is none. A host's exch is its exchange waiting for
+	// the guest's reply; a guest's pending, the epoch of the exchange it
+	// replied to, until an offer sealed under it opens.
+	signal       *e2e.Signaler
+	exch         *e2e.HostExchange
+	exchMsg      string // the share that started exch
+	pending      *e2e.Signaler
+	pendingReply string // the reply that pending's exchange got
+	// failures counts this room's failed key confirmations (GuessLimit);
+	// failCounted: the one that ended the session was counted already.
+	failures    int
+	failCounted bool
+	ice         *proto.ICEConfig
+	cur         *peer // current connection, nil between connections
 	// curReady: cur passed key confirmation (the session said so).
 	curReady bool
 	// fromState: room, role and token come from an earlier process's state.
@@ -209,9 +218,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.iterations == 0 {
-		cfg.iterations = e2e.Iterations
 	}
 	c := &Client{
 		cfg:     cfg,
@@ -318,9 +324,11 @@ func (c *Client) Run(ctx context.Context) error {
 	defer c.sess.stop() // last: the connection is closed by then
 	defer c.setPeer(nil)
 	err := c.loop(ctx)
-	if !errors.Is(err, ErrReplaced) {
+	if !errors.Is(err, ErrReplaced) && !errors.Is(err, ErrPasswordMismatch) {
 		// Every other way out ends this member's part in the room: nothing
-		// to come back to. (The process that took over keeps the state.)
+		// to come back to. (The process that took over keeps the state; a
+		// member that found the password wrong keeps its place, so that the
+		// same command run again with the right one resumes it.)
 		c.state.remove()
 	}
 	return err
@@ -356,7 +364,7 @@ func (c *Client) loop(ctx context.Context) error {
 			// open a new one for the same files.
 			c.emit(Event{Kind: EventWarning, Text: "the room of the earlier run is gone (it expired, or the hub forgot it); opening a new one"})
 			c.room, c.token, c.fromState = "", "", false
-			c.master, c.signal = nil, nil
+			c.signal, c.pending, c.exch = nil, nil, nil
 			c.state.forgetRoom()
 			continue
 		case errors.Is(err, ErrNoSuchRoom) && c.attachedOnce:

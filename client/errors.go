@@ -4,8 +4,13 @@ import "errors"
 
 // Errors that end a session; callers branch on them.
 var (
-	// ErrPasswordMismatch: the two sides typed different passwords.
-	ErrPasswordMismatch = errors.New("password mismatch: the other side uses a different password")
+	// ErrPasswordMismatch: a key confirmation failed (docs/PROTOCOL.md,
+	// "PAKE"): the two sides typed different passwords, or someone on the
+	// other end (the hub included) guessed one and missed.
+	ErrPasswordMismatch = errors.New("password mismatch: the other side uses a different password (or someone guessed one)")
+	// ErrGuessLimit: the room was closed after e2e.GuessLimit failed key
+	// confirmations, by this side or the other.
+	ErrGuessLimit = errors.New("the room was closed after too many failed password attempts")
 	// ErrNoSuchRoom: the code is unknown or the room expired.
 	ErrNoSuchRoom = errors.New("no such room: check the code, or the room expired")
 	// ErrRoomFull: the room already has two members.

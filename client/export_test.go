@@ -11,19 +11,8 @@ import (
 // NoticeNoRelay is the warning for ICE without a relay.
 const NoticeNoRelay = noticeNoRelay
 
-// NoticeOldPeer is the warning about a peer that speaks protocol version 1.
+// NoticeOldPeer is the warning about a peer that speaks an older protocol version.
 const NoticeOldPeer = noticeOldPeer
-
-// FastKeys returns cfg with a PBKDF2 work factor that tests can afford; both
-// members of a room need the same.
-func FastKeys(cfg Config) Config {
-	cfg.iterations = FastKeyIterations
-	return cfg
-}
-
-// FastKeyIterations is the work factor FastKeys sets, for tests that derive
-// a member's keys themselves.
-const FastKeyIterations = 1000
 
 // DropPeer cuts the current WebRTC connection, as a network failure would.
 func (c *Client) DropPeer() {

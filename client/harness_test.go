@@ -25,7 +25,7 @@ func startStack(t *testing.T, store hub.Store) *stack {
 // real work factor is checked by e2e's vectors).
 func startMember(t *testing.T, cfg client.Config) *clienttest.Member {
 	t.Helper()
-	return clienttest.Start(t, client.FastKeys(cfg))
+	return clienttest.Start(t, cfg)
 }
 
 // pairUp starts a host and a guest; the caller waits for them to connect.

@@ -32,15 +32,16 @@ type answerPayload struct {
 	Version int `json:"version,omitempty"`
 }
 
-// minPeerVersion is the oldest protocol version a peer may speak on the
-// data channel: version 1 has one channel, so a version-1 peer would take
-// the bulk channel's frames for an attack (docs/PROTOCOL.md, "Versions").
-const minPeerVersion = 2
+// minPeerVersion is the oldest protocol version a peer may speak: before
+// version 3 the keys came from the password alone (docs/PROTOCOL.md,
+// "Versions"). Such a peer's blobs start with "v1." (e2e.ErrOldPeer); a
+// sealed payload of version 3's format saying less is refused the same way.
+const minPeerVersion = 3
 
 // noticeOldPeer is what a user is told when the other side's client
-// speaks protocol version 1: nothing ends, the room waits for it to be
-// updated.
-const noticeOldPeer = "the other person's Tryst speaks protocol version 1; it must be updated " +
+// speaks an older protocol version: nothing ends, the room waits for it to
+// be updated.
+const noticeOldPeer = "the other person's Tryst speaks an older protocol version; it must be updated " +
 	"(reload the page, or install a newer tryst)"
 
 // controlPayload travels as a sealed "candidate" blob: the hub relays it

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,6 +199,7 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 			c.sayGoodbye(hc)
 			return connected, nil
 		case <-c.fatal.done():
+			c.countSessionMismatch(ctx, hc, c.fatal.get())
 			return connected, c.fatal.get()
 		case t := <-c.sess.ready:
 			if c.cur != nil && t == transport(c.cur) {
@@ -242,7 +244,7 @@ func (c *Client) hubSession(ctx context.Context) (connected bool, err error) {
 // endsSession reports whether err ends the session whatever the hub does
 // next.
 func endsSession(err error) bool {
-	for _, e := range []error{ErrNoSuchRoom, ErrRoomFull, ErrPeerLeft, ErrPasswordMismatch, ErrReplaced} {
+	for _, e := range []error{ErrNoSuchRoom, ErrRoomFull, ErrPeerLeft, ErrPasswordMismatch, ErrGuessLimit, ErrReplaced} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -250,25 +252,13 @@ func endsSession(err error) bool {
 	return false
 }
 
-// attached records what the hub said on create/join/resume and derives the
-// room secret the first time.
+// attached records what the hub said on create/join/resume. The keys
+// come from the PAKE that the offers start (docs/PROTOCOL.md, "PAKE").
 func (c *Client) attached(f proto.Frame) error {
 	c.token, c.room, c.ice = f.Token, f.Room, f.ICE
 	c.attachedOnce = true
 	c.status.setRoom(f.Room)
 	c.saveRoom()
-	if c.master != nil {
-		return nil
-	}
-	master, err := e2e.MasterWithIterations(c.cfg.Password, c.room, c.cfg.iterations)
-	if err != nil {
-		return fmt.Errorf("derive the room secret: %w", err)
-	}
-	sig, err := e2e.NewSignaler(master, c.room)
-	if err != nil {
-		return fmt.Errorf("derive the signaling key: %w", err)
-	}
-	c.master, c.signal = master, sig
 	return nil
 }
 
@@ -277,7 +267,11 @@ func (c *Client) attached(f proto.Frame) error {
 // tried, to close the room, if the hub can be reached at once. The other
 // side is told over the direct connection in any case, which is all it
 // needs while the hub is away.
-func (c *Client) sayGoodbye(hc *hubconn.Conn) {
+func (c *Client) sayGoodbye(hc *hubconn.Conn) { c.leaveRoom(hc, "") }
+
+// leaveRoom is sayGoodbye with the reason the leave frame gives the hub
+// (proto.ClosedGuessLimit, or none).
+func (c *Client) leaveRoom(hc *hubconn.Conn, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	sentBye := false
@@ -293,7 +287,7 @@ func (c *Client) sayGoodbye(hc *hubconn.Conn) {
 				defer hc.Close()
 			}
 		}
-		if hc != nil && hc.Send(ctx, proto.Frame{Type: proto.TypeLeave}) == nil {
+		if hc != nil && hc.Send(ctx, proto.Frame{Type: proto.TypeLeave, Reason: reason}) == nil {
 			// The hub closes the connection once it has deleted the room.
 			// Closing it first could lose the leave: a close with unread
 			// data resets the connection, and the hub may then never read
@@ -342,14 +336,23 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame
 	}
 	switch f.Type {
 	case proto.TypeOffer:
+		if c.role == e2e.Guest && e2e.IsPAKE(f.Data) {
+			return c.onPAKEAsGuest(ctx, hc, f.Data)
+		}
 		if c.role == e2e.Guest {
 			return c.answer(ctx, hc, f.Data)
 		}
 	case proto.TypeAnswer:
+		if c.role == e2e.Host && e2e.IsPAKE(f.Data) {
+			return c.onPAKEAsHost(ctx, hc, f.Data)
+		}
 		if c.role == e2e.Host {
-			return c.acceptAnswer(ctx, f.Data)
+			return c.acceptAnswer(ctx, hc, f.Data)
 		}
 	case proto.TypeCandidate:
+		if c.signal == nil {
+			return nil // no epoch to open it with: nothing of ours
+		}
 		pt, err := c.signal.Open("candidate", c.role.Other(), f.Data)
 		if err != nil {
 			return nil // not from our peer; ignore
@@ -376,6 +379,10 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame
 		}
 		c.emit(Event{Kind: EventWaiting, Text: "the other side disconnected; waiting for it to come back"})
 	case proto.TypeRoomClosed:
+		if f.Code == proto.ClosedGuessLimit {
+			c.emit(Event{Kind: EventPeerLeft, Text: "the other side closed the room after too many failed password attempts"})
+			return ErrGuessLimit
+		}
 		c.emit(Event{Kind: EventPeerLeft, Text: "the other side left; the room is closed"})
 		return ErrPeerLeft
 	case proto.TypeError:
@@ -398,6 +405,16 @@ func (c *Client) onHubFrame(ctx context.Context, hc *hubconn.Conn, f proto.Frame
 // (docs/PROTOCOL.md, restart request). The connection offered in reply
 // (relayNext) has relay-only waits, and that offer no relay_wait.
 func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
+	if c.signal == nil && c.exch != nil {
+		// An exchange waits for the guest's reply, which may be on its way
+		// or in the mailbox: post the same share again rather than a new
+		// one, which would cost the guest a failed confirmation.
+		return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: c.exchMsg})
+	}
+	if c.signal == nil {
+		// No epoch yet (or no longer): the offer waits for a PAKE.
+		return c.startExchange(ctx, hc)
+	}
 	api, relayWait := c.api, !c.cfg.Relay
 	if c.relayNext && !c.cfg.Relay {
 		if c.relayAPI == nil {
@@ -434,14 +451,21 @@ func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 
 // acceptAnswer opens the guest's answer to the current offer, hands the
 // connection and its keys to the session goroutine, and lets it connect.
-func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
+func (c *Client) acceptAnswer(ctx context.Context, hc *hubconn.Conn, blob string) error {
 	p := c.cur
-	pt, err := c.signal.Open("answer", e2e.Guest, blob)
-	if errors.Is(err, e2e.ErrMismatch) {
-		c.fatal.set(ErrPasswordMismatch)
-		return ErrPasswordMismatch
+	if c.signal == nil {
+		return nil // an answer to an epoch this host has left
 	}
-	if err != nil {
+	pt, err := c.signal.Open("answer", e2e.Guest, blob)
+	switch {
+	case errors.Is(err, e2e.ErrOldPeer):
+		c.emit(Event{Kind: EventWarning, Text: noticeOldPeer})
+		return nil
+	case errors.Is(err, e2e.ErrOtherEpoch):
+		return nil // an answer to an epoch this host has left
+	case errors.Is(err, e2e.ErrMismatch):
+		return c.failedConfirmation(ctx, hc, "the other side could not use this side's keys")
+	case err != nil:
 		c.emit(Event{Kind: EventWarning, Text: "ignored a malformed answer"})
 		return nil
 	}
@@ -450,8 +474,8 @@ func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
 		return nil
 	}
 	if a.Mismatch {
-		c.fatal.set(ErrPasswordMismatch)
-		return ErrPasswordMismatch
+		// The guest could not open the offer: tampered with on the way.
+		return c.failedConfirmation(ctx, hc, "the other side could not open this side's offer")
 	}
 	if p == nil || string(a.OfferNonce) != string(p.nonceHost) {
 		return nil // an answer to an older offer
@@ -476,7 +500,7 @@ func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
 		p.fail(errors.New("the answer carries no DTLS fingerprint"))
 		return nil
 	}
-	keys, err := e2e.NewSession(c.master, e2e.Host, p.nonceHost, a.Nonce, fpHost, fpGuest)
+	keys, err := c.signal.NewSession(e2e.Host, p.nonceHost, a.Nonce, fpHost, fpGuest)
 	if err != nil {
 		return nil
 	}
@@ -489,18 +513,41 @@ func (c *Client) acceptAnswer(ctx context.Context, blob string) error {
 	return nil
 }
 
-// answer opens the host's offer and answers it with a fresh connection.
+// answer opens the host's sealed offer, under the pending exchange's
+// epoch or the current one, and answers it with a fresh connection.
 func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) error {
-	pt, err := c.signal.Open("offer", e2e.Host, blob)
+	sid, err := e2e.BlobSID(blob)
+	switch {
+	case errors.Is(err, e2e.ErrOldPeer):
+		c.emit(Event{Kind: EventWarning, Text: noticeOldPeer})
+		return nil
+	case err != nil:
+		c.emit(Event{Kind: EventWarning, Text: "ignored a malformed offer"})
+		return nil
+	}
+	sig := c.signal
+	if c.pending != nil && bytes.Equal(sid, c.pending.SID()) {
+		sig = c.pending
+	}
+	if sig == nil || !bytes.Equal(sid, sig.SID()) {
+		// Sealed under an epoch this guest does not hold (it restarted):
+		// ask for a fresh exchange.
+		return hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: e2e.NeedMessage(sid)})
+	}
+	pt, err := sig.Open("offer", e2e.Host, blob)
 	if errors.Is(err, e2e.ErrMismatch) {
-		// Tell the host too: an answer it cannot open either.
+		// Tell the host too: an answer it cannot open either (or, if the
+		// offer was tampered with on the way, one that says so).
 		b, _ := json.Marshal(answerPayload{Mismatch: true})
-		_ = hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: c.signal.Seal("answer", e2e.Guest, b)})
-		c.fatal.set(ErrPasswordMismatch)
-		return ErrPasswordMismatch
+		_ = hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: sig.Seal("answer", e2e.Guest, b)})
+		return c.failedConfirmation(ctx, hc, "the other side's offer does not open with this side's keys")
+	}
+	if sig == c.pending {
+		// The host's offer opened: the exchange is confirmed both ways.
+		c.signal, c.pending = c.pending, nil
 	}
 	var o offerPayload
-	if err != nil || json.Unmarshal(pt, &o) != nil {
+	if json.Unmarshal(pt, &o) != nil {
 		c.emit(Event{Kind: EventWarning, Text: "ignored a malformed offer"})
 		return nil
 	}
@@ -552,7 +599,7 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 	if err != nil {
 		return err
 	}
-	keys, err := e2e.NewSession(c.master, e2e.Guest, o.Nonce, nonceGuest, fpHost, fpGuest)
+	keys, err := c.signal.NewSession(e2e.Guest, o.Nonce, nonceGuest, fpHost, fpGuest)
 	if err != nil {
 		return nil
 	}
@@ -570,6 +617,12 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 // wait for a direct pair, and answers the offer that follows as it comes
 // (relayAsked).
 func (c *Client) requestRestart(ctx context.Context, hc *hubconn.Conn) {
+	if c.signal == nil {
+		// Nothing to seal a request with: ask for a fresh exchange, which
+		// leads to an offer (docs/PROTOCOL.md, restart request).
+		_ = hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: e2e.NeedMessage(nil)})
+		return
+	}
 	relay := c.cfg.Relay && !c.cfg.noRelayRestart
 	b, _ := json.Marshal(controlPayload{Restart: true, Relay: relay})
 	c.relayAsked = relay

@@ -103,15 +103,10 @@ func TestAnswerWithoutFingerprintRefused(t *testing.T) {
 	if err := hc.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: code, Version: proto.ProtocolVersion}); err != nil {
 		t.Fatal(err)
 	}
+	g := &rawMember{t: t, ctx: ctx, hc: hc}
+	g.guestPAKE(password, code)
+	sig := g.sig
 	offer, err := hc.Await(ctx, proto.TypeOffer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, err := e2e.MasterWithIterations(password, code, client.FastKeyIterations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := e2e.NewSignaler(master, code)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -16,12 +17,13 @@ import (
 	"github.com/tryst-chat/tryst/proto/hubconn"
 )
 
-// A peer that speaks protocol version 1 (docs/PROTOCOL.md, "Versions"): its
-// offer or answer has no "version". It is not used, the user is told why,
-// and nothing ends: the room waits for the other side to be updated.
+// A peer that speaks an older protocol version (docs/PROTOCOL.md,
+// "Versions"): its sealed blobs start with "v1.". It is not used, the user
+// is told why, and nothing ends: the room waits for the other side to be
+// updated.
 
 // rawMember is a member of a room played by the test over the hub
-// protocol, with the room's signaling key.
+// protocol, running the PAKE itself.
 type rawMember struct {
 	t   *testing.T
 	ctx context.Context
@@ -55,15 +57,50 @@ func (m *rawMember) await(typ string) proto.Frame {
 	return f
 }
 
-func (m *rawMember) keys(password, room string) {
+// guestPAKE plays the guest's side of an exchange: it waits for the
+// host's share, replies, and takes the epoch (confirmed once the host's
+// sealed offer opens).
+func (m *rawMember) guestPAKE(password, room string) {
 	m.t.Helper()
-	master, err := e2e.MasterWithIterations(password, room, client.FastKeyIterations)
+	share, err := e2e.DecodePAKE(m.await(proto.TypeOffer).Data)
+	if err != nil || share.Kind != e2e.PAKEShare {
+		m.t.Fatalf("the host's first offer is not a PAKE share: %v", err)
+	}
+	ep, reply, err := e2e.Respond(password, room, share)
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	if m.sig, err = e2e.NewSignaler(master, room); err != nil {
+	if m.sig, err = e2e.NewSignaler(ep, room); err != nil {
 		m.t.Fatal(err)
 	}
+	m.send(proto.Frame{Type: proto.TypeAnswer, Data: reply})
+}
+
+// hostPAKE plays the host's side: share, then the guest's reply.
+func (m *rawMember) hostPAKE(password, room string) {
+	m.t.Helper()
+	exch, share, err := e2e.StartHost(password, room)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+	reply, err := e2e.DecodePAKE(m.await(proto.TypeAnswer).Data)
+	if err != nil {
+		m.t.Fatalf("the guest's answer to the share is not a PAKE message: %v", err)
+	}
+	ep, err := exch.Finish(reply)
+	if err != nil {
+		m.t.Fatalf("the guest's reply: %v", err)
+	}
+	if m.sig, err = e2e.NewSignaler(ep, room); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// oldBlob is what a version-1 or -2 client seals: "v1." and its
+// ciphertext, which nobody here can open.
+func oldBlob() string {
+	return "v1." + base64.RawURLEncoding.EncodeToString(e2e.NewNonce())
 }
 
 // open opens a sealed blob of kind from the other role into v.
@@ -78,7 +115,7 @@ func (m *rawMember) open(kind string, from e2e.Role, blob string, v any) {
 	}
 }
 
-// waitNotice waits for the warning about a version-1 peer and fails if the
+// waitNotice waits for the warning about an older peer and fails if the
 // member connected or its session ended first.
 func waitNotice(t *testing.T, m interface {
 	WaitUntil(client.EventKind) ([]client.Event, client.Event)
@@ -88,7 +125,7 @@ func waitNotice(t *testing.T, m interface {
 		skipped, ev := m.WaitUntil(client.EventWarning)
 		for _, e := range skipped {
 			if e.Kind == client.EventConnected || e.Kind == client.EventPeerLeft {
-				t.Fatalf("event %d (%q) before the notice about a version-1 peer", e.Kind, e.Text)
+				t.Fatalf("event %d (%q) before the notice about an older peer", e.Kind, e.Text)
 			}
 		}
 		if ev.Text == client.NoticeOldPeer {
@@ -97,10 +134,10 @@ func waitNotice(t *testing.T, m interface {
 	}
 }
 
-// TestVersion1GuestTold: a host whose guest answers without a version
-// tells its user, does not use the answer, and keeps the room: when the
-// guest comes back (peer-back) it offers again.
-func TestVersion1GuestTold(t *testing.T) {
+// TestOldGuestTold: a host whose guest answers with an older version's
+// blob tells its user, does not use the answer, counts no failure, and
+// keeps the room: when the guest comes back (peer-back) it offers again.
+func TestOldGuestTold(t *testing.T) {
 	st := startStack(t, nil)
 	const password = "hunter2"
 	h := startMember(t, client.Config{Hub: st.hubURL, Password: password})
@@ -109,9 +146,9 @@ func TestVersion1GuestTold(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	g := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
-	g.keys(password, code)
-	g.send(proto.Frame{Type: proto.TypeJoin, Room: code, Version: 1})
+	g.send(proto.Frame{Type: proto.TypeJoin, Room: code, Version: proto.ProtocolVersion})
 	joined := g.await(proto.TypeJoined)
+	g.guestPAKE(password, code)
 	var offer struct {
 		Nonce   []byte `json:"nonce"`
 		Version *int   `json:"version"`
@@ -120,19 +157,14 @@ func TestVersion1GuestTold(t *testing.T) {
 	if offer.Version == nil || *offer.Version != proto.ProtocolVersion {
 		t.Errorf("the offer's version is %v, want %d", offer.Version, proto.ProtocolVersion)
 	}
-	// What a version-1 guest answers: no version member.
-	answer, _ := json.Marshal(map[string]any{
-		"sdp":         "v=0\r\na=fingerprint:sha-256 0A:1B\r\n",
-		"nonce":       e2e.NewNonce(),
-		"offer_nonce": offer.Nonce,
-	})
-	g.send(proto.Frame{Type: proto.TypeAnswer, Data: g.sig.Seal("answer", e2e.Guest, answer)})
+	g.send(proto.Frame{Type: proto.TypeAnswer, Data: oldBlob()})
 	waitNotice(t, h)
 
-	// Nothing ended: the guest comes back, and the host offers again.
+	// Nothing ended: the guest comes back, and the host offers again,
+	// under the same epoch (no new exchange, no failure).
 	_ = g.hc.Close()
 	g.hc = dialRaw(t, ctx, st.hubURL)
-	g.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token, Version: 1})
+	g.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token, Version: proto.ProtocolVersion})
 	g.await(proto.TypeResumed)
 	var again struct {
 		Nonce []byte `json:"nonce"`
@@ -146,18 +178,22 @@ func TestVersion1GuestTold(t *testing.T) {
 	}
 }
 
-// TestVersion1HostTold: a guest that gets an offer without a version tells
-// its user and does not answer it; the next offer, from an updated host, is
-// the one it answers.
-func TestVersion1HostTold(t *testing.T) {
+// TestOldHostTold: a guest that gets an older version's offer tells its
+// user and does not answer it; the exchange of an updated host that
+// follows is the one it takes up, and its answer says version 3.
+func TestOldHostTold(t *testing.T) {
 	st := startStack(t, nil)
 	const password = "hunter2"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
-	h.send(proto.Frame{Type: proto.TypeCreate, Version: 1})
+	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	code := h.await(proto.TypeCreated).Room
-	h.keys(password, code)
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: oldBlob()}) // waits in the mailbox
+
+	g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: password})
+	waitNotice(t, g)
+	h.hostPAKE(password, code)
 
 	// A real SDP offer, with a fingerprint, for the guest to answer.
 	pc, err := rtc.NewAPI(rtc.Options{LoopbackOnly: true}).NewPeerConnection(webrtc.Configuration{})
@@ -172,29 +208,17 @@ func TestVersion1HostTold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	offer := func(version int) []byte {
-		nonce := e2e.NewNonce()
-		m := map[string]any{"sdp": sdp.SDP, "nonce": nonce}
-		if version != 0 {
-			m["version"] = version
-		}
-		b, _ := json.Marshal(m)
-		h.send(proto.Frame{Type: proto.TypeOffer, Data: h.sig.Seal("offer", e2e.Host, b)})
-		return nonce
-	}
-	offer(0) // a version-1 host's offer, waiting in the mailbox
-
-	g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: password})
-	waitNotice(t, g)
-	// A later version is spoken as 2.
-	want := offer(3)
+	nonce := e2e.NewNonce()
+	// A later version is spoken as 3.
+	b, _ := json.Marshal(map[string]any{"sdp": sdp.SDP, "nonce": nonce, "version": proto.ProtocolVersion + 1})
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: h.sig.Seal("offer", e2e.Host, b)})
 	var answer struct {
 		OfferNonce []byte `json:"offer_nonce"`
 		Version    int    `json:"version"`
 	}
 	h.open("answer", e2e.Guest, h.await(proto.TypeAnswer).Data, &answer)
-	if string(answer.OfferNonce) != string(want) {
-		t.Error("the guest answered the offer without a version")
+	if string(answer.OfferNonce) != string(nonce) {
+		t.Error("the guest did not answer the updated host's offer")
 	}
 	if answer.Version != proto.ProtocolVersion {
 		t.Errorf("the answer's version is %d, want %d", answer.Version, proto.ProtocolVersion)

@@ -92,6 +92,17 @@ func (m *Member) Until(ctx context.Context, kind client.EventKind) (skipped []cl
 			skipped = append(skipped, ev)
 		case err := <-m.done:
 			m.done <- err
+			// Events emitted before Run returned still count: both cases
+			// may be ready at once, and select picks either.
+			select {
+			case ev := <-m.events:
+				if ev.Kind == kind {
+					return skipped, ev, nil
+				}
+				skipped = append(skipped, ev)
+				continue
+			default:
+			}
 			return skipped, client.Event{}, fmt.Errorf("%w (%v) while waiting for event %d", ErrStopped, err, kind)
 		case <-ctx.Done():
 			return skipped, client.Event{}, fmt.Errorf("waiting for event %d: %w", kind, ctx.Err())

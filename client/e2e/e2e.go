@@ -15,7 +15,7 @@ import (
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
-		"crypto/rand"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -68,9 +68,10 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // answers, candidates) under one epoch's master secret, so the hub sees
 // only ciphertext.
 type Signaler struct {
-	aead cipher.AEAD
-	room string
-	sid  []byte
+	aead   cipher.AEAD
+	room   string
+	sid    []byte
+	master []byte
 }
 
 // NewSignaler derives the signaling key of an epoch.
@@ -86,11 +87,17 @@ func NewSignaler(ep *Epoch, roomCode string) (*Signaler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("e2e: %w", err)
 	}
-	return &Signaler{aead: a, room: roomCode, sid: ep.SID}, nil
+	return &Signaler{aead: a, room: roomCode, sid: ep.SID, master: ep.Master}, nil
 }
 
 // SID is the epoch this Signaler seals under.
 func (s *Signaler) SID() []byte { return s.sid }
+
+// NewSession derives a connection's keys under this Signaler's epoch (see
+// the package-level NewSession).
+func (s *Signaler) NewSession(role Role, nonceHost, nonceGuest []byte, fpHost, fpGuest string) (*Session, error) {
+	return NewSession(s.master, role, nonceHost, nonceGuest, fpHost, fpGuest)
+}
 
 const signalInfo = "tryst/v1/signal"
 

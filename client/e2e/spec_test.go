@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tryst-chat/tryst/client/cpace"
 	"github.com/tryst-chat/tryst/client/e2e/specvectors"
 )
 
@@ -91,7 +92,7 @@ func (v specVector) eqText(key, got string) {
 // specNames are the vector blocks docs/PROTOCOL.md must hold, in order;
 // each has a check in TestSpecVectors.
 var specNames = []string{
-	"room-secret", "signal-key", "seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart",
+	"pake", "signal-key", "seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart",
 	"seal-restart-relay", "fingerprint", "session", "frame-hello-0", "frame-hello-1", "frame-confirm-host", "frame-confirm-guest",
 	"frame-chat", "frame-chat-ack", "frame-file-chunk", "frame-bye", "frame-bulk-chunk", "frame-bulk-done", "file-chunk",
 }
@@ -121,17 +122,61 @@ func TestSpecVectors(t *testing.T) {
 	t.Parallel()
 	vs := loadSpec(t)
 
-	rs := vs["room-secret"]
-	room, password := rs.text("room"), rs.text("password")
-	rs.eq("salt_hex", RoomSalt(room))
-	if it := rs.int("iterations"); it != Iterations {
-		t.Errorf("room-secret: iterations %d, the code %d", it, Iterations)
-	}
-	master, err := Master(password, room)
+	pk := vs["pake"]
+	room, password := pk.text("room"), pk.text("password")
+	pk.eqText("ci", string(channelID(room)))
+	sid, ya, yb := pk.hex("sid_hex"), pk.hex("ya_hex"), pk.hex("yb_hex")
+	// ya and yb are the scalars the draft's sample_scalar gives from these
+	// 32 bytes: they are read as the random source.
+	h, msgShare, err := startHost(password, room, sid, bytes.NewReader(ya))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs.eq("master_hex", master)
+	pk.eqText("msg_share", msgShare)
+	share, err := DecodePAKE(msgShare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk.eq("share_host_hex", share.Share)
+	guestEpoch, msgReply, err := respond(password, room, share, bytes.NewReader(yb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk.eqText("msg_reply", msgReply)
+	reply, err := DecodePAKE(msgReply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk.eq("share_guest_hex", reply.Share)
+	pk.eq("confirm_guest_hex", reply.Confirm)
+	hostEpoch, err := h.Finish(reply)
+	if err != nil {
+		t.Fatalf("pake: the host refuses the guest's reply: %v", err)
+	}
+	st, _, err := cpace.Start([]byte(password), channelID(room), sid, adHost, bytes.NewReader(ya))
+	if err != nil {
+		t.Fatal(err)
+	}
+	isk, err := st.Finish(reply.Share, adGuest, cpace.Initiator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk.eq("isk_hex", isk)
+	master := hostEpoch.Master
+	pk.eq("master_hex", master)
+	if !bytes.Equal(guestEpoch.Master, master) || !bytes.Equal(guestEpoch.SID, sid) || !bytes.Equal(hostEpoch.SID, sid) {
+		t.Error("pake: the two sides' epochs differ")
+	}
+	pk.eqText("msg_failed", FailedMessage(sid))
+	pk.eqText("msg_need", NeedMessage(sid))
+	pk.eqText("msg_need_any", NeedMessage(nil))
+	for _, k := range []string{"msg_share", "msg_reply", "msg_failed", "msg_need", "msg_need_any"} {
+		m, err := DecodePAKE(pk.text(k))
+		if err != nil || m.Encode() != pk.text(k) {
+			t.Errorf("pake: %s does not decode and re-encode: %v", k, err)
+		}
+	}
+	epoch := &Epoch{SID: sid, Master: master}
 
 	sk := vs["signal-key"]
 	sk.eq("master_hex", master)
@@ -151,9 +196,10 @@ func TestSpecVectors(t *testing.T) {
 	for _, name := range []string{"seal-minimal", "seal-offer", "seal-answer", "seal-mismatch", "seal-restart", "seal-restart-relay"} {
 		v := vs[name]
 		v.eq("master_hex", master)
+		v.eq("sid_hex", sid)
 		v.eqText("room", room)
 		kind, from := v.text("kind"), v.role("sender")
-		sig, err := NewSignaler(master, room)
+		sig, err := NewSignaler(epoch, room)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,6 +213,13 @@ func TestSpecVectors(t *testing.T) {
 		}
 		if _, err := sig.Open(kind, from.Other(), v.text("blob")); !errors.Is(err, ErrMismatch) {
 			t.Errorf("%s: opened as sent by the other role: %v", name, err)
+		}
+		if got, err := BlobSID(v.text("blob")); err != nil || !bytes.Equal(got, sid) {
+			t.Errorf("%s: the blob names epoch %x (%v), want the pake vector's sid", name, got, err)
+		}
+		other, _ := NewSignaler(&Epoch{SID: make([]byte, SIDSize), Master: master}, room)
+		if _, err := other.Open(kind, from, v.text("blob")); !errors.Is(err, ErrOtherEpoch) {
+			t.Errorf("%s: opened under another epoch: %v", name, err)
 		}
 	}
 	for name, want := range map[string][2]string{
@@ -186,9 +239,9 @@ func TestSpecVectors(t *testing.T) {
 		t.Errorf("seal-offer: SDP fingerprint %q (%v), the session's fp_host %q", fp, err, fpHost)
 	}
 	answer := members(t, "seal-answer", plain["seal-answer"], "sdp", "nonce", "offer_nonce", "version")
-	// Both speak protocol version 2 (the data channel's two channels).
-	if offer["version"] != float64(2) || answer["version"] != float64(2) {
-		t.Errorf("the offer's version is %v, the answer's %v, want 2", offer["version"], answer["version"])
+	// Both speak protocol version 3.
+	if offer["version"] != float64(3) || answer["version"] != float64(3) {
+		t.Errorf("the offer's version is %v, the answer's %v, want 3", offer["version"], answer["version"])
 	}
 	checkNonce(t, "seal-answer nonce", answer["nonce"], nonceGuest)
 	checkNonce(t, "seal-answer offer_nonce", answer["offer_nonce"], nonceHost)

@@ -143,26 +143,60 @@ func TestChatCommandsWithPipes(t *testing.T) {
 	go io.Copy(io.Discard, hostOutR)
 }
 
+// TestWrongPasswordCommands: a receiver with the wrong password ends with
+// "password mismatch" and writes nothing; the sender is told and waits
+// (docs/PROTOCOL.md, "PAKE"); the same receive command run again with the
+// right password resumes the receiver's place and gets the file.
 func TestWrongPasswordCommands(t *testing.T) {
 	hubURL := startTestServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	p := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(p, []byte("secret data"), 0o600)
-	code, sendErr := startSend(ctx, hubURL, "right", io.Discard, p)
-	out := t.TempDir()
-	err := runIO(ctx, []string{"receive", "--hub", hubURL, "--ice-loopback", "--out", out, code},
-		stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard, getenv: pwEnv("wrong")})
+	sendOutR, sendOutW := io.Pipe()
+	code, sendErr := startSend(ctx, hubURL, "right", sendOutW, p)
+	// The sender's lines, read as they come: its output must never block.
+	mismatch := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(sendOutR)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "password mismatch") {
+				select {
+				case mismatch <- sc.Text():
+				default:
+				}
+			}
+		}
+	}()
+	defer sendOutW.Close()
+	out, state := t.TempDir(), t.TempDir()
+	receive := func(password string) error {
+		return runIO(ctx, []string{"receive", "--hub", hubURL, "--ice-loopback", "--out", out, "--state-dir", state, code},
+			stdio{in: strings.NewReader(""), out: io.Discard, err: io.Discard, getenv: pwEnv(password)})
+	}
 	var stderr bytes.Buffer
-	if exitCode(err, &stderr) == 0 || !strings.Contains(stderr.String(), "password mismatch") {
+	if exitCode(receive("wrong"), &stderr) == 0 || !strings.Contains(stderr.String(), "password mismatch") {
 		t.Errorf("receive with the wrong password: %q", stderr.String())
 	}
-	stderr.Reset()
-	if exitCode(<-sendErr, &stderr) == 0 || !strings.Contains(stderr.String(), "password mismatch") {
-		t.Errorf("send with the other password: %q", stderr.String())
+	select {
+	case said := <-mismatch:
+		if !strings.Contains(said, "1 of 5") {
+			t.Errorf("the sender says %q", said)
+		}
+	case <-ctx.Done():
+		t.Fatal("the sender did not say that the passwords differ")
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 0 {
 		t.Errorf("files written despite the mismatch: %v", entries)
+	}
+	if err := receive("right"); err != nil {
+		t.Fatalf("receive again with the right password: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "f")); err != nil || string(b) != "secret data" {
+		t.Errorf("received %q (%v)", b, err)
+	}
+	if err := <-sendErr; err != nil {
+		t.Errorf("send: %v", err)
 	}
 }
 

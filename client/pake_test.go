@@ -1,0 +1,202 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tryst-chat/tryst/client"
+	"github.com/tryst-chat/tryst/client/clienttest"
+	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/proto"
+)
+
+// The guess limit (docs/PROTOCOL.md, "PAKE"): whoever plays the other side
+// gets one password guess per exchange, each failed one is counted and
+// reported to the hub, and e2e.GuessLimit of them close the room.
+
+// waitWarning waits for a warning containing want and fails if the member
+// connected or its session ended first.
+func waitWarning(t *testing.T, m *clienttest.Member, want string) client.Event {
+	t.Helper()
+	for {
+		skipped, ev := m.WaitUntil(client.EventWarning)
+		for _, e := range skipped {
+			if e.Kind == client.EventConnected {
+				t.Fatalf("connected before the warning %q", want)
+			}
+		}
+		if strings.Contains(ev.Text, want) {
+			return ev
+		}
+	}
+}
+
+// TestGuessLimitHost: a guest with the room code and no password (the test,
+// over the hub protocol) guesses through fresh exchanges. The Go host
+// checks each reply before it sends anything keyed, counts each wrong one,
+// and closes the room at the fifth; the guesser is told why.
+func TestGuessLimitHost(t *testing.T) {
+	st := startStack(t, nil)
+	h := startMember(t, client.Config{Hub: st.hubURL, Password: "correct horse"})
+	code := h.WaitFor(client.EventRoom).Text
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
+	g.send(proto.Frame{Type: proto.TypeJoin, Room: code, Version: proto.ProtocolVersion})
+	g.await(proto.TypeJoined)
+	for i := 1; i <= e2e.GuessLimit; i++ {
+		g.guestPAKE(fmt.Sprintf("guess %d", i), code)
+		// Nothing keyed comes back: the host says the confirmation failed.
+		m, err := e2e.DecodePAKE(g.await(proto.TypeOffer).Data)
+		if err != nil || m.Kind != e2e.PAKEFailed {
+			t.Fatalf("guess %d: the host answered %+v (%v), want failed", i, m, err)
+		}
+		if ev := waitWarning(t, h, "password mismatch"); !strings.Contains(ev.Text, fmt.Sprintf("(%d of %d attempts)", i, e2e.GuessLimit)) {
+			t.Errorf("guess %d: host says %q", i, ev.Text)
+		}
+		if i < e2e.GuessLimit {
+			// Ask for another exchange, as a guest whose user typed again.
+			g.send(proto.Frame{Type: proto.TypeAnswer, Data: e2e.NeedMessage(nil)})
+		}
+	}
+	closed := g.await(proto.TypeRoomClosed)
+	if closed.Code != proto.ClosedGuessLimit {
+		t.Errorf("room-closed %+v, want code %s", closed, proto.ClosedGuessLimit)
+	}
+	if err := h.WaitResult(); !errors.Is(err, client.ErrGuessLimit) {
+		t.Errorf("host: %v, want ErrGuessLimit", err)
+	}
+}
+
+// TestGuessLimitGuest: whoever plays the host (the hub itself can) learns
+// from each reply whether its one guess was right, and may simply never
+// send an offer the guest can open. The Go guest counts every exchange it
+// replied to that was not confirmed when the next share came, and closes
+// the room at the fifth.
+func TestGuessLimitGuest(t *testing.T) {
+	st := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
+	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
+	code := h.await(proto.TypeCreated).Room
+
+	g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "correct horse"})
+	for i := 1; i <= e2e.GuessLimit+1; i++ {
+		exch, share, err := e2e.StartHost(fmt.Sprintf("guess %d", i), code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+		if i == e2e.GuessLimit+1 {
+			break
+		}
+		reply, err := e2e.DecodePAKE(h.await(proto.TypeAnswer).Data)
+		if err != nil || reply.Kind != e2e.PAKEReply {
+			t.Fatalf("exchange %d: the guest answered %+v (%v)", i, reply, err)
+		}
+		// The attacker learns its guess was wrong, and says nothing.
+		if _, err := exch.Finish(reply); !errors.Is(err, e2e.ErrMismatch) {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+		if i > 1 {
+			waitWarning(t, g, fmt.Sprintf("(%d of %d attempts)", i-1, e2e.GuessLimit))
+		}
+	}
+	if err := g.WaitResult(); !errors.Is(err, client.ErrGuessLimit) {
+		t.Errorf("guest: %v, want ErrGuessLimit", err)
+	}
+	closed := h.await(proto.TypeRoomClosed)
+	if closed.Code != proto.ClosedGuessLimit {
+		t.Errorf("room-closed %+v, want code %s", closed, proto.ClosedGuessLimit)
+	}
+}
+
+// TestGuestFailedEnds: a host that finds the guest's confirmation wrong
+// says so; the Go guest reports it and ends with ErrPasswordMismatch.
+func TestGuestFailedEnds(t *testing.T) {
+	st := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
+	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
+	code := h.await(proto.TypeCreated).Room
+	exch, share, err := e2e.StartHost("the host's", code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+
+	g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "the guest's"})
+	if _, err := e2e.DecodePAKE(h.await(proto.TypeAnswer).Data); err != nil {
+		t.Fatal(err)
+	}
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: e2e.FailedMessage(exch.SID)})
+	if err := g.WaitResult(); !errors.Is(err, client.ErrPasswordMismatch) {
+		t.Errorf("guest: %v", err)
+	}
+}
+
+// TestReconnectKeepsEpoch: a connection that fails is rebuilt under the
+// same epoch, with no exchange and so nothing for a guesser; a guest that
+// lost its epoch (a restarted process) gets a fresh exchange by asking.
+func TestReconnectKeepsEpoch(t *testing.T) {
+	st := startStack(t, nil)
+	h, g := pairUp(t, st, client.Config{}, client.Config{})
+	h.WaitFor(client.EventConnected)
+	g.WaitFor(client.EventConnected)
+	h.Client.DropPeer()
+	h.WaitFor(client.EventConnected)
+	g.WaitFor(client.EventConnected)
+	h.Client.Send("still here")
+	if ev := g.WaitFor(client.EventChat); ev.Text != "still here" {
+		t.Errorf("guest got %q", ev.Text)
+	}
+	for _, m := range []*clienttest.Member{h, g} {
+		for _, ev := range m.Drain() {
+			if ev.Kind == client.EventWarning {
+				t.Errorf("warning %q", ev.Text)
+			}
+		}
+	}
+}
+
+// TestSameShareAgain: a host that comes back to the hub while its exchange
+// waits posts the same share again; the guest sends the same reply again
+// and counts nothing, and the exchange goes on.
+func TestSameShareAgain(t *testing.T) {
+	st := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
+	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
+	code := h.await(proto.TypeCreated).Room
+	exch, share, err := e2e.StartHost("pw", code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+	g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "pw"})
+	first := h.await(proto.TypeAnswer).Data
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+	if again := h.await(proto.TypeAnswer).Data; again != first {
+		t.Errorf("the reply to the same share changed:\n%s\n%s", first, again)
+	}
+	reply, err := e2e.DecodePAKE(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exch.Finish(reply); err != nil {
+		t.Errorf("the reply: %v", err)
+	}
+	for _, ev := range g.Drain() {
+		if ev.Kind == client.EventWarning {
+			t.Errorf("warning %q", ev.Text)
+		}
+	}
+}

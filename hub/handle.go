@@ -20,11 +20,7 @@ func (c *conn) handle(ctx context.Context, f proto.Frame) {
 			c.badRequest("this connection is already in a room")
 			return
 		}
-		if v := f.Version; v != 0 && (v < proto.MinProtocolVersion || v > proto.ProtocolVersion) {
-			c.h.m.Reject("unsupported_version")
-			c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnsupportedVersion, Message: fmt.Sprintf(
-				"this hub speaks protocol version %d, your client version %d: use a client that matches the hub (or ask its operator to update it)",
-				proto.ProtocolVersion, v)})
+		if !c.versionServed(f.Version) {
 			return
 		}
 	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate, proto.TypeLeave:
@@ -53,6 +49,29 @@ func (c *conn) handle(ctx context.Context, f proto.Frame) {
 		c.h.m.Reject("unknown_type")
 		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnknownType, Message: "unknown message type " + quoteShort(f.Type)})
 	}
+}
+
+// versionServed reports whether the hub serves a client announcing
+// protocol version v in create, join or resume, and answers
+// unsupported_version otherwise. The connection stays open: a client may
+// try again with another version. The message is what a person reads:
+// every client, those that predate the version field included, prints an
+// error frame's message.
+func (c *conn) versionServed(v int) bool {
+	if v == 0 {
+		v = 1 // clients that predate the field
+	}
+	if v >= proto.MinProtocolVersion && v <= proto.ProtocolVersion {
+		return true
+	}
+	advice := "update your client: reload the page, or install a newer tryst"
+	if v > proto.ProtocolVersion {
+		advice = "your client is newer than this hub; ask the hub's operator to update it"
+	}
+	c.h.m.Reject("unsupported_version")
+	c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnsupportedVersion, Message: fmt.Sprintf(
+		"this hub speaks protocol version %d, your client version %d: %s", proto.ProtocolVersion, v, advice)})
+	return false
 }
 
 func quoteShort(s string) string {

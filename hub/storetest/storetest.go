@@ -229,7 +229,7 @@ func (c *client) drop() {
 func create(t *testing.T, n node) (*client, proto.Frame) {
 	t.Helper()
 	host := n.dial(t)
-	host.send(proto.Frame{Type: proto.TypeCreate})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	return host, host.expect(proto.TypeCreated)
 }
 
@@ -237,7 +237,7 @@ func create(t *testing.T, n node) (*client, proto.Frame) {
 func join(t *testing.T, n node, room string) (*client, proto.Frame) {
 	t.Helper()
 	g := n.dial(t)
-	g.send(proto.Frame{Type: proto.TypeJoin, Room: room})
+	g.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: room})
 	return g, g.expect(proto.TypeJoined)
 }
 
@@ -245,7 +245,7 @@ func join(t *testing.T, n node, room string) (*client, proto.Frame) {
 func resume(t *testing.T, n node, token string) (*client, proto.Frame) {
 	t.Helper()
 	c := n.dial(t)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token})
 	return c, c.expect(proto.TypeResumed)
 }
 
@@ -351,7 +351,7 @@ func testMailboxExactlyOnce(t *testing.T, e *env) {
 	// The answer waits for the absent host.
 	guest.send(proto.Frame{Type: proto.TypeAnswer, Data: "answer"})
 	h2 := e.b.dial(t)
-	h2.send(proto.Frame{Type: proto.TypeResume, Token: token})
+	h2.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token})
 	h2.expect(proto.TypeResumed)
 	if f := h2.expect(proto.TypeAnswer); f.Data != "answer" {
 		t.Errorf("stored answer: %q", f.Data)
@@ -359,7 +359,7 @@ func testMailboxExactlyOnce(t *testing.T, e *env) {
 	guest.expect(proto.TypePeerBack)
 	// Delivered once: a resume on A now finds nothing waiting.
 	h3 := e.a.dial(t)
-	h3.send(proto.Frame{Type: proto.TypeResume, Token: token})
+	h3.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token})
 	h3.expect(proto.TypeResumed)
 	h2.closed()
 	guest.expect(proto.TypePeerBack)
@@ -430,9 +430,9 @@ func testExpiry(t *testing.T, e *env) {
 	e.clock.Advance(TTL + time.Second)
 	e.h.Sweep(t, e.b.store)
 	c := e.a.dial(t)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 	c.expectError(proto.CodeNoSuchRoom)
-	c.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	c.expectError(proto.CodeNoSuchRoom)
 	st, err := e.b.store.Stats(context.Background())
 	if err != nil {
@@ -455,9 +455,9 @@ func testLeave(t *testing.T, e *env) {
 		t.Errorf("guest closed with %v", code)
 	}
 	c := e.a.dial(t)
-	c.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	c.expectError(proto.CodeNoSuchRoom)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	c.expectError(proto.CodeNoSuchRoom)
 }
 
@@ -501,7 +501,7 @@ func testRaceJoins(t *testing.T, e *env) {
 		}
 		c := nd.dial(t)
 		wg.Go(func() {
-			c.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+			c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 			f, err := c.next()
 			switch {
 			case err != nil:
@@ -545,7 +545,7 @@ func testRaceResumes(t *testing.T, e *env) {
 	}
 	var wg sync.WaitGroup
 	for _, c := range conns {
-		wg.Go(func() { c.send(proto.Frame{Type: proto.TypeResume, Token: token}) })
+		wg.Go(func() { c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token}) })
 	}
 	wg.Wait()
 	// Every resume succeeds in turn and replaces the one before: all but

@@ -149,7 +149,7 @@ func (c *conn) Deliver(ev Event) bool {
 	if ev.frame != nil {
 		return c.queueBytesLocked(ev.frame)
 	}
-	f := proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
+	f := proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason, Code: ev.Code}
 	if (ev.Type == proto.TypePeerJoined || ev.Type == proto.TypePeerBack) && c.member.Room != "" {
 		// The room has a guest now: the host's token says so from here
 		// on, so a restart reserves the guest's slot for it

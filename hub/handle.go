@@ -39,7 +39,13 @@ func (c *conn) handle(ctx context.Context, f proto.Frame) {
 	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate:
 		c.post(ctx, f)
 	case proto.TypeLeave:
-		if err := c.h.store.Leave(ctx, c.room, c.role); err != nil {
+		// Any reason but the one the hub knows is a plain leave: an older
+		// or newer client's reason must not stop it from leaving.
+		why := LeftRoom
+		if f.Reason == proto.ClosedGuessLimit {
+			why = LeftGuessLimit
+		}
+		if err := c.h.store.Leave(ctx, c.room, c.role, why); err != nil {
 			c.internal(err)
 			return
 		}
@@ -242,7 +248,7 @@ func (c *conn) iceForMember() *proto.ICEConfig {
 func eventFrames(evs []Event) []proto.Frame {
 	fs := make([]proto.Frame, len(evs))
 	for i, ev := range evs {
-		fs[i] = proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
+		fs[i] = proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason, Code: ev.Code}
 	}
 	return fs
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // Role is a member's place in a room.
@@ -40,6 +42,9 @@ type Event struct {
 	Type   string
 	Data   string
 	Reason string
+	// Code is a room-closed notice's code: proto.ClosedGuessLimit, or
+	// empty (see ClosedEvent).
+	Code string
 	// PairedAfter is set on the answer that pairs a room, the first to
 	// reach its host: the time since the guest joined. The hub that
 	// delivers it observes it (tryst_hub_pairing_seconds).
@@ -177,9 +182,9 @@ type Store interface {
 	// connection attached for it, and tells the other member (peer-left),
 	// in one step; the room lives on for resumption.
 	Detach(ctx context.Context, code string, role Role, at Ref) error
-	// Leave removes room code for good and tells the other member, in one
-	// step.
-	Leave(ctx context.Context, code string, role Role) error
+	// Leave removes room code for good and tells the other member
+	// ClosedEvent(role, why), in one step.
+	Leave(ctx context.Context, code string, role Role, why LeaveReason) error
 	// TTL is how long a room outlives its last attached member: the hub
 	// tells clients.
 	TTL() time.Duration
@@ -189,6 +194,28 @@ type Store interface {
 	Ready(ctx context.Context) error
 	// Close releases the store's resources. It is idempotent.
 	Close() error
+}
+
+// LeaveReason is why a member left its room, as the other member is told.
+type LeaveReason uint8
+
+const (
+	// LeftRoom: the member left (a leave with no reason the hub knows).
+	LeftRoom LeaveReason = iota
+	// LeftGuessLimit: the member's client closed the room after too many
+	// failed password attempts (leave with proto.ClosedGuessLimit).
+	LeftGuessLimit
+)
+
+// ClosedEvent is the room-closed notice that the member of the other role
+// gets when role leaves for why: every Store delivers this from Leave, so
+// that what clients read does not depend on the store.
+func ClosedEvent(role Role, why LeaveReason) Event {
+	if why == LeftGuessLimit {
+		return Event{Type: proto.TypeRoomClosed, Code: proto.ClosedGuessLimit,
+			Reason: "the other side closed the room after too many failed password attempts"}
+	}
+	return Event{Type: proto.TypeRoomClosed, Reason: role.String() + " left"}
 }
 
 // StoreStats are a store's counts, as its metrics report them.

@@ -58,6 +58,7 @@ func Run(t *testing.T, h Harness) {
 		{"NewerOfferReplacesOlder", testNewerOfferReplacesOlder},
 		{"Expiry", testExpiry},
 		{"Leave", testLeave},
+		{"LeaveGuessLimit", testLeaveGuessLimit},
 		{"Stats", testStats},
 		{"RaceJoins", testRaceJoins},
 		{"RaceResumes", testRaceResumes},
@@ -448,8 +449,8 @@ func testLeave(t *testing.T, e *env) {
 	guest, _ := join(t, e.b, created.Room)
 	host.expect(proto.TypePeerJoined)
 	guest.send(proto.Frame{Type: proto.TypeLeave})
-	if f := host.expect(proto.TypeRoomClosed); f.Reason != "guest left" {
-		t.Errorf("room-closed reason %q", f.Reason)
+	if f := host.expect(proto.TypeRoomClosed); f.Reason != "guest left" || f.Code != "" {
+		t.Errorf("room-closed reason %q, code %q; want \"guest left\" and no code", f.Reason, f.Code)
 	}
 	if code := guest.closed(); code != websocket.StatusNormalClosure {
 		t.Errorf("guest closed with %v", code)
@@ -459,6 +460,36 @@ func testLeave(t *testing.T, e *env) {
 	c.expectError(proto.CodeNoSuchRoom)
 	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	c.expectError(proto.CodeNoSuchRoom)
+}
+
+// testLeaveGuessLimit: a member that leaves because its client gave up
+// after too many failed password attempts says so (leave with reason
+// guess_limit), and the other member, on the other node, is told in
+// room-closed's code; any other reason is a plain leave.
+func testLeaveGuessLimit(t *testing.T, e *env) {
+	host, created := create(t, e.a)
+	guest, _ := join(t, e.b, created.Room)
+	host.expect(proto.TypePeerJoined)
+	guest.send(proto.Frame{Type: proto.TypeLeave, Reason: proto.ClosedGuessLimit})
+	f := host.expect(proto.TypeRoomClosed)
+	if f.Code != proto.ClosedGuessLimit || f.Reason != "the other side closed the room after too many failed password attempts" {
+		t.Errorf("room-closed after leave with guess_limit: code %q, reason %q", f.Code, f.Reason)
+	}
+	if code := guest.closed(); code != websocket.StatusNormalClosure {
+		t.Errorf("guest closed with %v", code)
+	}
+	c := e.a.dial(t)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
+	c.expectError(proto.CodeNoSuchRoom)
+
+	// The host leaves with a reason the hub does not know.
+	host, created = create(t, e.b)
+	guest, _ = join(t, e.a, created.Room)
+	host.expect(proto.TypePeerJoined)
+	host.send(proto.Frame{Type: proto.TypeLeave, Reason: "bored"})
+	if f := guest.expect(proto.TypeRoomClosed); f.Code != "" || f.Reason != "host left" {
+		t.Errorf("room-closed after leave with an unknown reason: code %q, reason %q", f.Code, f.Reason)
+	}
 }
 
 func testStats(t *testing.T, e *env) {

@@ -140,7 +140,16 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, sw *s
 }
 
 // Deliver queues ev for the client. It never blocks.
+//
+// A report is not for the client: the other member reported a failed key
+// confirmation with this one (see conn.report), and c's address is
+// charged one failed attempt, on this node, where c's next join or resume
+// from that address would come if c is the one guessing.
 func (c *conn) Deliver(ev Event) bool {
+	if ev.Type == proto.TypeReport {
+		c.h.failures.allow(c.ip, c.h.cfg.Now())
+		return true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

@@ -27,7 +27,7 @@ type testHub struct {
 	url string // ws://127.0.0.1:port/v1/ws
 }
 
-func startHub(t *testing.T, cfg hub.Config) *testHub {
+func startHub(t testing.TB, cfg hub.Config) *testHub {
 	t.Helper()
 	m, err := metrics.NewHub(prometheus.NewRegistry())
 	if err != nil {

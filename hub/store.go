@@ -37,7 +37,9 @@ func (r Role) other() Role {
 }
 
 // Event is something a store delivers to an attached member: a relayed
-// offer, answer or candidate, or a peer-joined/left/back/room-closed notice.
+// offer, answer or candidate, a peer-joined/left/back/room-closed notice,
+// or a report from the other member, which the member's hub acts on and
+// does not pass on (see Store.Post).
 type Event struct {
 	Type   string
 	Data   string
@@ -171,8 +173,10 @@ type Store interface {
 	// token when req.Paired, and left open for a join otherwise. Recreating
 	// may be refused with a *LimitError (rooms in all).
 	Resume(ctx context.Context, req ResumeRequest, at Attach) (ResumeInfo, error)
-	// Post routes ev from a member to the other one. A candidate goes to
-	// the other member's connection, or nowhere when it is absent. An
+	// Post routes ev from a member to the other one. A candidate, or a
+	// report (proto.TypeReport: the hub's own notice about the recipient,
+	// never shown to it), goes to the other member's connection, or
+	// nowhere when it is absent. An
 	// offer or answer goes through the mailbox (see above): stored in one
 	// step, and handed to the connection attached when it is stored, if
 	// any, in a step that deletes it. A *LimitError says the mailboxes'

@@ -20,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tryst-chat/tryst/hub"
@@ -50,24 +51,27 @@ func Run(t *testing.T, h Harness) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, e *env)
+		// cfg, when set, adjusts both hubs' configuration.
+		cfg func(*hub.Config)
 	}{
-		{"HostOnAGuestOnB", testHostOnAGuestOnB},
-		{"ResumeOnTheOtherNode", testResumeOnTheOtherNode},
-		{"ReplacedFromTheOtherNode", testReplacedFromTheOtherNode},
-		{"MailboxExactlyOnce", testMailboxExactlyOnce},
-		{"NewerOfferReplacesOlder", testNewerOfferReplacesOlder},
-		{"Expiry", testExpiry},
-		{"Leave", testLeave},
-		{"LeaveGuessLimit", testLeaveGuessLimit},
-		{"Stats", testStats},
-		{"RaceJoins", testRaceJoins},
-		{"RaceResumes", testRaceResumes},
-		{"RacePosts", testRacePosts},
+		{"HostOnAGuestOnB", testHostOnAGuestOnB, nil},
+		{"ResumeOnTheOtherNode", testResumeOnTheOtherNode, nil},
+		{"ReplacedFromTheOtherNode", testReplacedFromTheOtherNode, nil},
+		{"MailboxExactlyOnce", testMailboxExactlyOnce, nil},
+		{"NewerOfferReplacesOlder", testNewerOfferReplacesOlder, nil},
+		{"Expiry", testExpiry, nil},
+		{"Leave", testLeave, nil},
+		{"LeaveGuessLimit", testLeaveGuessLimit, nil},
+		{"Reports", testReports, func(c *hub.Config) { c.FailureBurst = 6 }},
+		{"Stats", testStats, nil},
+		{"RaceJoins", testRaceJoins, nil},
+		{"RaceResumes", testRaceResumes, nil},
+		{"RacePosts", testRacePosts, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newEnv(t, h))
+			tc.fn(t, newEnv(t, h, tc.cfg))
 		})
 	}
 }
@@ -122,28 +126,32 @@ type node struct {
 	url   string
 }
 
-func newEnv(t *testing.T, h Harness) *env {
+func newEnv(t *testing.T, h Harness, tweak func(*hub.Config)) *env {
 	t.Helper()
 	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	sa, sb := h.New(t, clock.Now)
 	key := []byte(strings.Repeat("k", hub.MinHubKeyLen))
 	e := &env{h: h, clock: clock, detached: make(chan struct{}, 1024)}
-	e.a = e.startNode(t, "A", sa, key)
-	e.b = e.startNode(t, "B", sb, key)
+	e.a = e.startNode(t, "A", sa, key, tweak)
+	e.b = e.startNode(t, "B", sb, key, tweak)
 	return e
 }
 
-func (e *env) startNode(t *testing.T, name string, s hub.Store, key []byte) node {
+func (e *env) startNode(t *testing.T, name string, s hub.Store, key []byte, tweak func(*hub.Config)) node {
 	t.Helper()
 	m, err := metrics.NewHub(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := hub.New(hub.Config{
+	cfg := hub.Config{
 		Store: &Watched{Store: s, detached: e.detached}, Now: e.clock.Now, Metrics: m, HubKeys: [][]byte{key},
 		// Budgets that the suite's bursts from one address do not reach.
 		MaxConnsPerIP: -1, RoomBurst: -1, MaxIdleRoomsPerIP: -1, FailureRate: 1e6, FailureBurst: 1 << 20,
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,6 +497,59 @@ func testLeaveGuessLimit(t *testing.T, e *env) {
 	host.send(proto.Frame{Type: proto.TypeLeave, Reason: "bored"})
 	if f := guest.expect(proto.TypeRoomClosed); f.Code != "" || f.Reason != "host left" {
 		t.Errorf("room-closed after leave with an unknown reason: code %q, reason %q", f.Code, f.Reason)
+	}
+}
+
+// testReports: failed-confirmation reports from a guest on B. The charge
+// reaches the node that holds the other member's connection (A), which
+// throttles that address; the count per room is the reporting node's own.
+// Every client of the suite has one address (loopback), and the clock
+// stands still, so the failed attempts are exact: six per node.
+func testReports(t *testing.T, e *env) {
+	host, created := create(t, e.a)
+	guest, _ := join(t, e.b, created.Room)
+	host.expect(proto.TypePeerJoined)
+	for range 5 { // the room's burst
+		guest.send(proto.Frame{Type: proto.TypeReport, Reason: proto.ReportFailedConfirmation})
+	}
+	// The reports never reach the host's client; the candidate after
+	// them does, once A has charged the address five times (A gets the
+	// store's deliveries in order).
+	guest.send(proto.Frame{Type: proto.TypeCandidate, Data: "after"})
+	if f := host.expect(proto.TypeCandidate); f.Data != "after" {
+		t.Fatalf("host got %+v, want the candidate", f)
+	}
+	if n := testutil.ToFloat64(e.b.m.FailedConfirmations); n != 5 {
+		t.Errorf("B counted %v failed confirmations, want 5", n)
+	}
+	if n := testutil.ToFloat64(e.a.m.FailedConfirmations); n != 0 {
+		t.Errorf("A counted %v failed confirmations, want 0 (B took the reports)", n)
+	}
+
+	// On A: the room's count is B's, so a join gets as far as room_full,
+	// the address's sixth failed attempt; the seventh is throttled.
+	c := e.a.dial(t)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
+	c.expectError(proto.CodeRoomFull)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "ZZZ-ZZZ-ZZZ-ZZZ-ZZZ-ZZZ"})
+	c.expectError(proto.CodeThrottled)
+	if code := c.closed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("throttled join on A closed with %v, want 1008", code)
+	}
+
+	// On B: joins into the room are refused while its bucket is empty,
+	// and the address has all its failed attempts (B charged nothing).
+	c = e.b.dial(t)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
+	c.expectError(proto.CodeThrottled)
+	if code := c.closed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("join into the reported room on B closed with %v, want 1008", code)
+	}
+	c = e.b.dial(t)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "ZZZ-ZZZ-ZZZ-ZZZ-ZZZ-ZZZ"})
+	c.expectError(proto.CodeNoSuchRoom)
+	if n := testutil.ToFloat64(e.b.m.Rejections.WithLabelValues(metrics.RejectRoomGuesses)); n != 1 {
+		t.Errorf("B's room_guesses rejections: %v, want 1", n)
 	}
 }
 

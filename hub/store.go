@@ -176,11 +176,11 @@ type Store interface {
 	// Post routes ev from a member to the other one. A candidate, or a
 	// report (proto.TypeReport: the hub's own notice about the recipient,
 	// never shown to it), goes to the other member's connection, or
-	// nowhere when it is absent. An
-	// offer or answer goes through the mailbox (see above): stored in one
-	// step, and handed to the connection attached when it is stored, if
-	// any, in a step that deletes it. A *LimitError says the mailboxes'
-	// byte budget is spent: nothing was stored.
+	// nowhere when it is absent. An offer or answer goes through the
+	// mailbox (see above): stored in one step, and handed to the
+	// connection attached when it is stored, if any, in a step that
+	// deletes it. A *LimitError says the mailboxes' byte budget is spent:
+	// nothing was stored.
 	Post(ctx context.Context, code string, from Role, ev Event) error
 	// Detach marks member role of room code absent if at is still the
 	// connection attached for it, and tells the other member (peer-left),

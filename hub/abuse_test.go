@@ -51,7 +51,7 @@ func TestAbuseLoopIsBounded(t *testing.T) {
 	refused := map[string]int{}
 	for range loops {
 		c := dial(t, th.url, nil)
-		c.send(proto.Frame{Type: proto.TypeCreate})
+		c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 		f := c.next()
 		switch f.Type {
 		case proto.TypeCreated:
@@ -92,11 +92,11 @@ func TestAbuseLoopIsBounded(t *testing.T) {
 
 	// Honest clients at another address pair as usual.
 	host := dialFrom(t, th, "127.0.0.2")
-	host.send(proto.Frame{Type: proto.TypeCreate})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	room := host.expect(proto.TypeCreated).Room
 	host.send(proto.Frame{Type: proto.TypeOffer, Data: "offer"})
 	guest := dialFrom(t, th, "127.0.0.2")
-	guest.send(proto.Frame{Type: proto.TypeJoin, Room: room})
+	guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: room})
 	guest.expect(proto.TypeJoined)
 	if f := guest.expect(proto.TypeOffer); f.Data != "offer" {
 		t.Errorf("offer %q", f.Data)
@@ -116,12 +116,12 @@ func TestNodeBudgets(t *testing.T) {
 	var hosts []*client
 	for i := range 3 {
 		c := dial(t, th.url, from("192.0.2."+string(rune('1'+i))))
-		c.send(proto.Frame{Type: proto.TypeCreate})
+		c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 		c.expect(proto.TypeCreated)
 		hosts = append(hosts, c)
 	}
 	c := dial(t, th.url, from("192.0.2.9"))
-	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	if f := c.expectError(proto.CodeHubFull); f.RetryAfter <= 0 {
 		t.Errorf("hub_full without retry_after: %+v", f)
 	}
@@ -162,7 +162,7 @@ func TestUnpairedRoomExpiresSooner(t *testing.T) {
 	th := startHub(t, hub.Config{Store: ns, Now: clock.Now})
 
 	lonely := dial(t, th.url, nil)
-	lonely.send(proto.Frame{Type: proto.TypeCreate})
+	lonely.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	unpaired := lonely.expect(proto.TypeCreated)
 	_ = lonely.hc.Close()
 	ns.WaitDetached(t)
@@ -180,8 +180,8 @@ func TestUnpairedRoomExpiresSooner(t *testing.T) {
 	clock.Advance(time.Second)
 	mem.Sweep()
 	c := dial(t, th.url, nil)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: unpaired.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: unpaired.Token})
 	c.expectError(proto.CodeNoSuchRoom)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: paired.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: paired.Token})
 	c.expect(proto.TypeResumed)
 }

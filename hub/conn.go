@@ -140,7 +140,16 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, sw *s
 }
 
 // Deliver queues ev for the client. It never blocks.
+//
+// A report is not for the client: the other member reported a failed key
+// confirmation with this one (see conn.report), and c's address is
+// charged one failed attempt, on this node, where c's next join or resume
+// from that address would come if c is the one guessing.
 func (c *conn) Deliver(ev Event) bool {
+	if ev.Type == proto.TypeReport {
+		c.h.failures.allow(c.ip, c.h.cfg.Now())
+		return true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -149,7 +158,7 @@ func (c *conn) Deliver(ev Event) bool {
 	if ev.frame != nil {
 		return c.queueBytesLocked(ev.frame)
 	}
-	f := proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
+	f := proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason, Code: ev.Code}
 	if (ev.Type == proto.TypePeerJoined || ev.Type == proto.TypePeerBack) && c.member.Room != "" {
 		// The room has a guest now: the host's token says so from here
 		// on, so a restart reserves the guest's slot for it

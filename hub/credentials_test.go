@@ -92,7 +92,7 @@ func checkSTUNOnly(t *testing.T, ice *proto.ICEConfig) {
 func createFrom(t *testing.T, th *testHub, addr string) (*client, proto.Frame) {
 	t.Helper()
 	c := dial(t, th.url, from(addr))
-	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	return c, c.next()
 }
 
@@ -144,7 +144,7 @@ func TestCreateLoopRefusedAfterBudget(t *testing.T) {
 	}
 	// The refusal leaves the connection usable; asking again at once is
 	// refused again, without a room being made.
-	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	c.expectError(proto.CodeRateLimited)
 	if got := th.rejections(metrics.RejectCredentials); got != 2 {
 		t.Errorf("credentials rejections = %v, want 2", got)
@@ -162,7 +162,7 @@ func TestCreateLoopRefusedAfterBudget(t *testing.T) {
 	// Two seconds later the first address has one more, on the same
 	// connection.
 	clock.Advance(2 * time.Second)
-	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	if f := c.expect(proto.TypeCreated); !hasTURN(f.ICE) {
 		t.Errorf("create after refill: %+v", f)
 	}
@@ -187,7 +187,7 @@ func TestJoinAndResumeAtLimitGetSTUNOnly(t *testing.T) {
 		t.Fatalf("create: %+v", created)
 	}
 	guest := dial(t, th.url, from(addrA))
-	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	if f := guest.expect(proto.TypeJoined); !hasTURN(f.ICE) || f.ICE.Limited {
 		t.Fatalf("join within budget: %+v", f.ICE)
 	}
@@ -198,7 +198,7 @@ func TestJoinAndResumeAtLimitGetSTUNOnly(t *testing.T) {
 	host.ws.Close(websocket.StatusNormalClosure, "")
 	guest.expect(proto.TypePeerLeft)
 	host2 := dial(t, th.url, from(addrA))
-	host2.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	host2.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	r := host2.expect(proto.TypeResumed)
 	checkSTUNOnly(t, r.ICE)
 	if r.ICE.RetryAfter != 10 {
@@ -216,7 +216,7 @@ func TestJoinAndResumeAtLimitGetSTUNOnly(t *testing.T) {
 	// A guest at A joining B's room gets in, also without TURN.
 	_, createdB := createFrom(t, th, addrB)
 	guestA := dial(t, th.url, from(addrA))
-	guestA.send(proto.Frame{Type: proto.TypeJoin, Room: createdB.Room})
+	guestA.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: createdB.Room})
 	checkSTUNOnly(t, guestA.expect(proto.TypeJoined).ICE)
 	if got := th.rejections(metrics.RejectCredentials); got != 2 {
 		t.Errorf("credentials rejections = %v, want 2", got)
@@ -225,7 +225,7 @@ func TestJoinAndResumeAtLimitGetSTUNOnly(t *testing.T) {
 	// Once the budget refills, a resume brings the relay back.
 	clock.Advance(10 * time.Second)
 	host3 := dial(t, th.url, from(addrA))
-	host3.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	host3.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	if r := host3.expect(proto.TypeResumed); !hasTURN(r.ICE) || r.ICE.Limited || r.ICE.TTL != 600 {
 		t.Errorf("resume after refill: %+v", r.ICE)
 	}
@@ -292,9 +292,9 @@ func TestUnauthorizedICEDoesNotSpendBudget(t *testing.T) {
 	// An unauthorized create spends nothing either: the next address's
 	// budget is untouched after refusals.
 	c := dial(t, th.url, from(addrB))
-	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	c.expectError(proto.CodeUnauthorized)
-	c.send(proto.Frame{Type: proto.TypeCreate, Auth: tok})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion, Auth: tok})
 	c.expect(proto.TypeCreated)
 }
 
@@ -343,7 +343,7 @@ func TestHonestUseStaysWithinDefaultBudget(t *testing.T) {
 		host, created := createFrom(t, th, addrA)
 		check("create", created)
 		guest := dial(t, th.url, from(addrA))
-		guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+		guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 		check("join", guest.expect(proto.TypeJoined))
 		host.expect(proto.TypePeerJoined)
 		tokens = append(tokens, created.Token)
@@ -352,7 +352,7 @@ func TestHonestUseStaysWithinDefaultBudget(t *testing.T) {
 	resume := func(what string) {
 		t.Helper()
 		c := dial(t, th.url, from(addrA))
-		c.send(proto.Frame{Type: proto.TypeResume, Token: tokens[0]})
+		c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: tokens[0]})
 		check(what, c.expect(proto.TypeResumed))
 		c.ws.CloseNow()
 	}

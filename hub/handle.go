@@ -20,14 +20,10 @@ func (c *conn) handle(ctx context.Context, f proto.Frame) {
 			c.badRequest("this connection is already in a room")
 			return
 		}
-		if v := f.Version; v != 0 && (v < proto.MinProtocolVersion || v > proto.ProtocolVersion) {
-			c.h.m.Reject("unsupported_version")
-			c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnsupportedVersion, Message: fmt.Sprintf(
-				"this hub speaks protocol version %d, your client version %d: use a client that matches the hub (or ask its operator to update it)",
-				proto.ProtocolVersion, v)})
+		if !c.versionServed(f.Version) {
 			return
 		}
-	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate, proto.TypeLeave:
+	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate, proto.TypeLeave, proto.TypeReport:
 		if c.room == "" {
 			c.badRequest(f.Type + " needs a room: send create, join or resume first")
 			return
@@ -42,8 +38,16 @@ func (c *conn) handle(ctx context.Context, f proto.Frame) {
 		c.resume(ctx, f)
 	case proto.TypeOffer, proto.TypeAnswer, proto.TypeCandidate:
 		c.post(ctx, f)
+	case proto.TypeReport:
+		c.report(ctx, f)
 	case proto.TypeLeave:
-		if err := c.h.store.Leave(ctx, c.room, c.role); err != nil {
+		// Any reason but the one the hub knows is a plain leave: an older
+		// or newer client's reason must not stop it from leaving.
+		why := LeftRoom
+		if f.Reason == proto.ClosedGuessLimit {
+			why = LeftGuessLimit
+		}
+		if err := c.h.store.Leave(ctx, c.room, c.role, why); err != nil {
 			c.internal(err)
 			return
 		}
@@ -53,6 +57,29 @@ func (c *conn) handle(ctx context.Context, f proto.Frame) {
 		c.h.m.Reject("unknown_type")
 		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnknownType, Message: "unknown message type " + quoteShort(f.Type)})
 	}
+}
+
+// versionServed reports whether the hub serves a client announcing
+// protocol version v in create, join or resume, and answers
+// unsupported_version otherwise. The connection stays open: a client may
+// try again with another version. The message is what a person reads:
+// every client, those that predate the version field included, prints an
+// error frame's message.
+func (c *conn) versionServed(v int) bool {
+	if v == 0 {
+		v = 1 // clients that predate the field
+	}
+	if v >= proto.MinProtocolVersion && v <= proto.ProtocolVersion {
+		return true
+	}
+	advice := "update your client: reload the page, or install a newer tryst"
+	if v > proto.ProtocolVersion {
+		advice = "your client is newer than this hub; ask the hub's operator to update it"
+	}
+	c.h.m.Reject("unsupported_version")
+	c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeUnsupportedVersion, Message: fmt.Sprintf(
+		"this hub speaks protocol version %d, your client version %d: %s", proto.ProtocolVersion, v, advice)})
+	return false
 }
 
 func quoteShort(s string) string {
@@ -177,6 +204,17 @@ func (c *conn) join(ctx context.Context, f proto.Frame) {
 		return
 	}
 	now := c.h.cfg.Now()
+	if !c.h.guesses.ok(code, now) {
+		// The room's members reported too many failed key confirmations:
+		// whoever comes in next may be the one guessing. Only a room with
+		// members can have reports, and only somebody who has its code
+		// can be told so. It draws nothing from the address: the reports
+		// charged the guesser's already.
+		c.h.m.Reject(metrics.RejectRoomGuesses)
+		c.fail(websocket.StatusPolicyViolation, proto.CodeThrottled,
+			"too many failed password attempts in this room; wait a few minutes")
+		return
+	}
 	m := newMember(code, Guest, now)
 	c.hold(m)
 	pending, err := c.h.store.Join(ctx, m, c.attach())
@@ -223,7 +261,7 @@ func (c *conn) iceForMember() *proto.ICEConfig {
 func eventFrames(evs []Event) []proto.Frame {
 	fs := make([]proto.Frame, len(evs))
 	for i, ev := range evs {
-		fs[i] = proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason}
+		fs[i] = proto.Frame{Type: ev.Type, Data: ev.Data, Reason: ev.Reason, Code: ev.Code}
 	}
 	return fs
 }
@@ -340,4 +378,36 @@ func (c *conn) post(ctx context.Context, f proto.Frame) {
 	if err != nil {
 		c.internal(err)
 	}
+}
+
+// report handles a member's report that a key confirmation with the other
+// member of its room failed (docs/PROTOCOL.md, "Failed-confirmation
+// reports"). The hub cannot tell whether it is true, nor which side typed
+// the wrong password or is guessing; it only knows the reporter is a
+// member. So what a report does stays small: it takes a token from the
+// room's bucket (joins into the room are refused while it is empty), and
+// the other member's hub charges that member's address one failed attempt,
+// as a wrong room code would, so that a guesser reconnecting to try again
+// is throttled like any brute-forcer. Nothing is answered on success.
+func (c *conn) report(ctx context.Context, f proto.Frame) {
+	if f.Reason != proto.ReportFailedConfirmation {
+		c.badRequest("unknown report reason " + quoteShort(f.Reason))
+		return
+	}
+	// The charge goes through the store, like a candidate, to whichever
+	// node holds the other member's connection, if any (see
+	// conn.Deliver). It comes first: if the store fails nothing is
+	// counted, and the client may send the report again.
+	err := c.h.store.Post(ctx, c.room, c.role, Event{Type: proto.TypeReport})
+	if errors.Is(err, ErrNoSuchRoom) {
+		c.room = ""
+		c.reply(proto.Frame{Type: proto.TypeError, Code: proto.CodeNoSuchRoom, Message: "the room is gone"})
+		return
+	}
+	if err != nil {
+		c.internal(err)
+		return
+	}
+	c.h.guesses.allow(c.room, c.h.cfg.Now())
+	c.h.m.FailedConfirmations.Inc()
 }

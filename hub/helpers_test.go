@@ -27,7 +27,7 @@ type testHub struct {
 	url string // ws://127.0.0.1:port/v1/ws
 }
 
-func startHub(t *testing.T, cfg hub.Config) *testHub {
+func startHub(t testing.TB, cfg hub.Config) *testHub {
 	t.Helper()
 	m, err := metrics.NewHub(prometheus.NewRegistry())
 	if err != nil {
@@ -195,10 +195,10 @@ func (c *client) closeReason() string {
 func pair(t *testing.T, th *testHub) (host, guest *client, created, joined proto.Frame) {
 	t.Helper()
 	host = dial(t, th.url, nil)
-	host.send(proto.Frame{Type: proto.TypeCreate})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	created = host.expect(proto.TypeCreated)
 	guest = dial(t, th.url, nil)
-	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	joined = guest.expect(proto.TypeJoined)
 	host.expect(proto.TypePeerJoined)
 	return host, guest, created, joined

@@ -317,12 +317,16 @@ type Hub struct {
 	started int64
 
 	conns    *connCounter
-	failures *limiterTable
-	rooms    *limiterTable // room creation per address; nil when off
+	failures *limiterTable[netip.Addr]
+	rooms    *limiterTable[netip.Addr] // room creation per address; nil when off
 	// perIP is the per-address budget that create, join, resume and
 	// GET /v1/ice draw on (Config.CredentialRate): one table, so no
 	// endpoint is a way around another's limit. Nil when off.
-	perIP *limiterTable
+	perIP *limiterTable[netip.Addr]
+	// guesses counts failed-confirmation reports per room code (see
+	// roomGuessBurst). It is this node's own: nodes sharing a store
+	// count apart.
+	guesses *limiterTable[string]
 
 	// node names this Hub in the store (Ref.Node): random, drawn in New,
 	// so no Ref of an earlier Hub (a restart) can be mistaken for one of
@@ -356,7 +360,8 @@ func New(cfg Config) (*Hub, error) {
 		m:        m,
 		log:      cfg.Logger,
 		conns:    newConnCounter(cfg.MaxConnsPerIP),
-		failures: newLimiterTable(cfg.FailureRate, cfg.FailureBurst, 100_000),
+		failures: newLimiterTable[netip.Addr](cfg.FailureRate, cfg.FailureBurst, 100_000),
+		guesses:  newFailOpenTable[string](rate.Every(roomGuessRefill), roomGuessBurst, maxGuessRooms),
 		live:     newConnTable(),
 		node:     newNodeID(),
 		stop:     make(chan struct{}),
@@ -364,10 +369,10 @@ func New(cfg Config) (*Hub, error) {
 		started:  cfg.Now().UnixMilli(),
 	}
 	if cfg.RoomBurst > 0 {
-		h.rooms = newLimiterTable(cfg.RoomRate, cfg.RoomBurst, 100_000)
+		h.rooms = newLimiterTable[netip.Addr](cfg.RoomRate, cfg.RoomBurst, 100_000)
 	}
 	if cfg.ICE != nil && cfg.CredentialBurst > 0 {
-		h.perIP = newLimiterTable(cfg.CredentialRate, cfg.CredentialBurst, 100_000)
+		h.perIP = newLimiterTable[netip.Addr](cfg.CredentialRate, cfg.CredentialBurst, 100_000)
 	}
 	h.store = cfg.Store
 	if h.store == nil {
@@ -421,6 +426,7 @@ func (h *Hub) sweepLimiters() {
 		case <-t.C:
 			now := h.cfg.Now()
 			h.failures.sweep(now)
+			h.guesses.sweep(now)
 			if h.rooms != nil {
 				h.rooms.sweep(now)
 			}

@@ -31,7 +31,7 @@ func TestSignalingFlow(t *testing.T) {
 	th := startHub(t, hub.Config{})
 
 	host := dial(t, th.url, nil)
-	host.send(proto.Frame{Type: proto.TypeCreate})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	created := host.expect(proto.TypeCreated)
 	if !codeRE.MatchString(created.Room) {
 		t.Errorf("room code %q is not 6 groups of 3 unambiguous symbols", created.Room)
@@ -44,7 +44,7 @@ func TestSignalingFlow(t *testing.T) {
 	// A guest typing the code in lower case with spaces still gets in.
 	guest := dial(t, th.url, nil)
 	typed := strings.ToLower(strings.ReplaceAll(created.Room, "-", " "))
-	guest.send(proto.Frame{Type: proto.TypeJoin, Room: typed})
+	guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: typed})
 	joined := guest.expect(proto.TypeJoined)
 	if joined.Room != created.Room || joined.Role != "guest" || joined.Token == "" || joined.Token == created.Token || joined.ICE == nil {
 		t.Errorf("joined frame wrong: %+v", joined)
@@ -100,19 +100,19 @@ func TestOfferIsDeliveredOnceAndRoomHoldsTwo(t *testing.T) {
 	t.Parallel()
 	th := startHub(t, hub.Config{})
 	host := dial(t, th.url, nil)
-	host.send(proto.Frame{Type: proto.TypeCreate})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	created := host.expect(proto.TypeCreated)
 	host.send(proto.Frame{Type: proto.TypeOffer, Data: "offer-1"})
 
 	guest := dial(t, th.url, nil)
-	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	joined := guest.expect(proto.TypeJoined)
 	guest.expect(proto.TypeOffer)
 	host.expect(proto.TypePeerJoined)
 
 	// A third party with the code never sees the offer: the room is full.
 	third := dial(t, th.url, nil)
-	third.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	third.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	third.expectError(proto.CodeRoomFull)
 
 	// The guest leaves its connection (without leaving the room) and resumes:
@@ -120,7 +120,7 @@ func TestOfferIsDeliveredOnceAndRoomHoldsTwo(t *testing.T) {
 	guest.ws.Close(websocket.StatusNormalClosure, "")
 	host.expect(proto.TypePeerLeft)
 	again := dial(t, th.url, nil)
-	again.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	again.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 	r := again.expect(proto.TypeResumed)
 	if r.Peer == nil || !*r.Peer {
 		t.Errorf("resumed frame should report the host present: %+v", r)
@@ -141,13 +141,13 @@ func TestUnknownAndMalformedCodesLookTheSame(t *testing.T) {
 	th := startHub(t, hub.Config{})
 	c := dial(t, th.url, nil)
 	for _, code := range []string{"222-222-222-222-222-222", "not a code", "OOO-III-LLL-000-111-UUU"} {
-		c.send(proto.Frame{Type: proto.TypeJoin, Room: code})
+		c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: code})
 		f := c.expectError(proto.CodeNoSuchRoom)
 		if f.Message != "no such room" {
 			t.Errorf("code %q: message %q", code, f.Message)
 		}
 	}
-	c.send(proto.Frame{Type: proto.TypeResume, Token: "bogus"})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: "bogus"})
 	c.expectError(proto.CodeNoSuchRoom)
 }
 
@@ -160,7 +160,7 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 	t.Cleanup(func() { mem.Close() })
 
 	host := dial(t, th.url, nil)
-	host.send(proto.Frame{Type: proto.TypeCreate})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	created := host.expect(proto.TypeCreated)
 	host.send(proto.Frame{Type: proto.TypeOffer, Data: "o"})
 	host.ws.Close(websocket.StatusNormalClosure, "")
@@ -178,9 +178,9 @@ func TestRoomExpiresAfterIdleTTL(t *testing.T) {
 		t.Fatal("room did not expire after its idle TTL")
 	}
 	guest := dial(t, th.url, nil)
-	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	guest.expectError(proto.CodeNoSuchRoom)
-	guest.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	guest.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	guest.expectError(proto.CodeNoSuchRoom)
 }
 
@@ -191,12 +191,12 @@ func TestAttachedRoomDoesNotExpire(t *testing.T) {
 	th := startHub(t, hub.Config{Store: mem, Now: clock.Now})
 	t.Cleanup(func() { mem.Close() })
 	host := dial(t, th.url, nil)
-	host.send(proto.Frame{Type: proto.TypeCreate})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	created := host.expect(proto.TypeCreated)
 	clock.Advance(24 * time.Hour)
 	mem.Sweep()
 	guest := dial(t, th.url, nil)
-	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	guest.expect(proto.TypeJoined)
 }
 
@@ -220,7 +220,7 @@ func TestResume(t *testing.T) {
 	guest.expectError(proto.CodeUnknownType)
 
 	host2 := dial(t, th.url, nil)
-	host2.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	host2.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	r := host2.expect(proto.TypeResumed)
 	if r.Role != "host" || r.Room != created.Room || r.Peer == nil || !*r.Peer {
 		t.Errorf("resumed: %+v", r)
@@ -243,7 +243,7 @@ func TestResume(t *testing.T) {
 	// A token is bound to its role: the guest's token resumes the guest,
 	// replacing the guest's current connection.
 	guest2 := dial(t, th.url, nil)
-	guest2.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	guest2.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 	if r := guest2.expect(proto.TypeResumed); r.Role != "guest" {
 		t.Errorf("guest token resumed role %q", r.Role)
 	}
@@ -263,7 +263,7 @@ func TestLeaveClosesRoom(t *testing.T) {
 	}
 	host.expect(proto.TypeRoomClosed)
 	c := dial(t, th.url, nil)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	c.expectError(proto.CodeNoSuchRoom)
 }
 
@@ -316,9 +316,9 @@ func TestMalformedAndUnknownFramesKeepTheConnection(t *testing.T) {
 	c.send(proto.Frame{Type: proto.TypeOffer, Data: "x"})
 	c.expectError(proto.CodeBadRequest) // no room yet
 	// Still usable.
-	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	c.expect(proto.TypeCreated)
-	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	c.expectError(proto.CodeBadRequest) // already in a room
 	if got := th.rejections("malformed"); got != 7 {
 		t.Errorf("malformed rejections = %v, want 7", got)
@@ -372,7 +372,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 
 	slow := dialNoRead(t, th.url)
 	ctx := context.Background()
-	if err := slow.Write(ctx, websocket.MessageText, []byte(`{"type":"create"}`)); err != nil {
+	if err := slow.Write(ctx, websocket.MessageText, []byte(`{"type":"create","version":3}`)); err != nil {
 		t.Fatal(err)
 	}
 	// Read the created frame by hand, then never read again.
@@ -384,7 +384,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	_ = json.Unmarshal(b, &created)
 
 	fast := dial(t, th.url, nil)
-	fast.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	fast.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	fast.expect(proto.TypeJoined)
 	// Flood the stalled host until the socket buffers and the hub's queue
 	// are full. The hub must keep serving the sender and cut the reader.
@@ -405,7 +405,7 @@ func TestDeadConnectionDroppedByHeartbeat(t *testing.T) {
 	t.Cleanup(func() { ns.Store.Close() })
 	th := startHub(t, hub.Config{Store: ns, PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
 	dead := dialNoRead(t, th.url) // never reads, so never answers pings
-	if err := dead.Write(context.Background(), websocket.MessageText, []byte(`{"type":"create"}`)); err != nil {
+	if err := dead.Write(context.Background(), websocket.MessageText, []byte(`{"type":"create","version":3}`)); err != nil {
 		t.Fatal(err)
 	}
 	ns.WaitDetached(t)
@@ -431,17 +431,17 @@ func TestBruteForceThrottle(t *testing.T) {
 	th := startHub(t, hub.Config{FailureBurst: 3, FailureRate: 0.0001})
 	c := dial(t, th.url, nil)
 	for range 3 {
-		c.send(proto.Frame{Type: proto.TypeJoin, Room: "222-222-222-222-222-222"})
+		c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "222-222-222-222-222-222"})
 		c.expectError(proto.CodeNoSuchRoom)
 	}
-	c.send(proto.Frame{Type: proto.TypeJoin, Room: "333-333-333-333-333-333"})
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "333-333-333-333-333-333"})
 	c.expectError(proto.CodeThrottled)
 	if code := c.closed(); code != websocket.StatusPolicyViolation {
 		t.Errorf("close %v, want 1008", code)
 	}
 	// The throttle is per address, not per connection.
 	c2 := dial(t, th.url, nil)
-	c2.send(proto.Frame{Type: proto.TypeResume, Token: "guess"})
+	c2.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: "guess"})
 	c2.expectError(proto.CodeThrottled)
 	if th.rejections("brute_force") != 2 {
 		t.Errorf("brute_force = %v", th.rejections("brute_force"))
@@ -523,20 +523,20 @@ func TestAccessControl(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	th := startHub(t, hub.Config{TokenSecrets: [][]byte{secret}})
 	c := dial(t, th.url, nil)
-	c.send(proto.Frame{Type: proto.TypeCreate})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	c.expectError(proto.CodeUnauthorized)
 	expired, _ := hub.MintAccessToken(secret, "alice", time.Minute, time.Now().Add(-time.Hour))
-	c.send(proto.Frame{Type: proto.TypeCreate, Auth: expired})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion, Auth: expired})
 	c.expectError(proto.CodeUnauthorized)
 	tok, err := hub.MintAccessToken(secret, "alice", 5*time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.send(proto.Frame{Type: proto.TypeCreate, Auth: tok})
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion, Auth: tok})
 	created := c.expect(proto.TypeCreated)
 	// Guests join without a token: the host shared the code with them.
 	g := dial(t, th.url, nil)
-	g.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	g.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	g.expect(proto.TypeJoined)
 
 	for _, auth := range []string{"", "Bearer " + expired, "Bearer " + tok} {
@@ -757,7 +757,7 @@ func TestRefusalsAsDocumented(t *testing.T) {
 		th := startHub(t, hub.Config{FailureBurst: 1, FailureRate: 0.0001})
 		c := dial(t, th.url, nil)
 		for range 3 { // a malformed request is not a guess: no throttle
-			c.send(proto.Frame{Type: proto.TypeJoin})
+			c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion})
 			c.expectError(proto.CodeBadRequest)
 		}
 	})
@@ -876,38 +876,51 @@ func TestRelayByteBudget(t *testing.T) {
 	}
 }
 
-// Clients announce their protocol version; one the hub does not serve gets
-// a clear error frame (and may try again), and the hub names its own.
+// Clients announce their protocol version. The hub serves version 3 only
+// (a version-2 client cannot talk to a version-3 one): any other, absent
+// (version 1) included, gets an error frame that names both versions and
+// tells a person what to do, and the connection stays open for another try.
 func TestProtocolVersion(t *testing.T) {
 	t.Parallel()
 	th := startHub(t, hub.Config{})
 	c := dial(t, th.url, nil)
-	for _, v := range []int{proto.ProtocolVersion + 1, -1} {
-		c.send(proto.Frame{Type: proto.TypeCreate, Version: v})
-		f := c.expectError(proto.CodeUnsupportedVersion)
-		if !strings.Contains(f.Message, "version "+strconv.Itoa(proto.ProtocolVersion)) {
-			t.Errorf("message %q does not name the hub's version", f.Message)
+	for _, tc := range []struct {
+		version, says int // what the client sends, and what the hub reads
+		advice        string
+	}{
+		{0, 1, "reload the page, or install a newer tryst"},
+		{1, 1, "reload the page, or install a newer tryst"},
+		{2, 2, "reload the page, or install a newer tryst"},
+		{-1, -1, "reload the page, or install a newer tryst"},
+		{4, 4, "ask the hub's operator to update it"},
+	} {
+		for _, typ := range []string{proto.TypeCreate, proto.TypeJoin, proto.TypeResume} {
+			c.send(proto.Frame{Type: typ, Version: tc.version, Room: "K7Q-MX2-P9R-TVW-4HN-C8D", Token: "x"})
+			f := c.expectError(proto.CodeUnsupportedVersion)
+			want := fmt.Sprintf("this hub speaks protocol version 3, your client version %d: ", tc.says)
+			if !strings.HasPrefix(f.Message, want) || !strings.Contains(f.Message, tc.advice) {
+				t.Errorf("%s with version %d: message %q, want %q…%q", typ, tc.version, f.Message, want, tc.advice)
+			}
 		}
 	}
-	c.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
+	// The connection is still open, and version 3 is served.
+	c.send(proto.Frame{Type: proto.TypeCreate, Version: 3})
 	created := c.expect(proto.TypeCreated)
-	if created.Version != proto.ProtocolVersion {
+	if created.Version != 3 {
 		t.Errorf("created announces version %d", created.Version)
 	}
-	// A client that announces nothing speaks version 1.
 	g := dial(t, th.url, nil)
-	g.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
-	g.expect(proto.TypeJoined)
-	// Every version from the oldest served is served: the hub's frames are
-	// the same in all of them (version 2 changed the data channel only).
-	for v := proto.MinProtocolVersion; v <= proto.ProtocolVersion; v++ {
-		c := dial(t, th.url, nil)
-		c.send(proto.Frame{Type: proto.TypeCreate, Version: v})
-		if f := c.expect(proto.TypeCreated); f.Version != proto.ProtocolVersion {
-			t.Errorf("version %d: created announces version %d", v, f.Version)
-		}
+	g.send(proto.Frame{Type: proto.TypeJoin, Version: 3, Room: created.Room})
+	if f := g.expect(proto.TypeJoined); f.Version != 3 {
+		t.Errorf("joined announces version %d", f.Version)
 	}
-	if got := th.rejections("unsupported_version"); got != 2 {
-		t.Errorf("unsupported_version rejections = %v, want 2", got)
+	c.expect(proto.TypePeerJoined)
+	r := dial(t, th.url, nil)
+	r.send(proto.Frame{Type: proto.TypeResume, Version: 3, Token: created.Token})
+	if f := r.expect(proto.TypeResumed); f.Version != 3 {
+		t.Errorf("resumed announces version %d", f.Version)
+	}
+	if got := th.rejections("unsupported_version"); got != 15 {
+		t.Errorf("unsupported_version rejections = %v, want 15", got)
 	}
 }

@@ -89,74 +89,100 @@ func (c *connCounter) release(ip netip.Addr) {
 	sh.n[ip]--
 }
 
-// limiterTable holds one token bucket per address. Buckets that have
-// refilled completely carry no information and are dropped by sweep, so the
-// table only holds addresses that misbehaved recently.
-type limiterTable struct {
+// Failed-confirmation reports (proto.TypeReport) are counted per room, in
+// Hub.guesses: each is a password guess that failed, or a person's typo. A
+// burst of 5 lets two people who mistype a few times carry on; one a minute
+// after that holds somebody who keeps guessing in one room to 60 guesses an
+// hour, on top of the failed attempts each guess costs its address (see
+// conn.report). While a room's bucket is empty, join into it is refused
+// (throttled). A bucket is dropped once it has refilled, at most 5 minutes
+// after the room's last report, so the table holds only rooms with recent
+// failures; maxGuessRooms bounds it beyond that.
+const (
+	roomGuessBurst  = 5
+	roomGuessRefill = time.Minute
+	maxGuessRooms   = 100_000
+)
+
+// limiterTable holds one token bucket per key (an address, a room code).
+// Buckets that have refilled completely carry no information and are
+// dropped by sweep, so the table only holds keys that misbehaved recently.
+// Beyond max keys, new keys share one overflow bucket, or, in a table made
+// with failOpen, are not limited at all.
+type limiterTable[K comparable] struct {
 	limit rate.Limit
 	burst int
-	max   int // entries; beyond it new addresses share one bucket
+	max   int // entries; beyond it see overflow
 
-	mu       sync.Mutex
-	m        map[netip.Addr]*rate.Limiter
+	mu sync.Mutex
+	m  map[K]*rate.Limiter
+	// overflow is the bucket that new keys share once the table is full;
+	// nil in a fail-open table.
 	overflow *rate.Limiter
 }
 
-func newLimiterTable(limit rate.Limit, burst, max int) *limiterTable {
-	return &limiterTable{
-		limit:    limit,
-		burst:    burst,
-		max:      max,
-		m:        make(map[netip.Addr]*rate.Limiter),
-		overflow: rate.NewLimiter(limit, burst),
-	}
+// newLimiterTable returns a table whose keys beyond max share one bucket:
+// under an attack from very many addresses memory stays bounded and the
+// attack is still throttled.
+func newLimiterTable[K comparable](limit rate.Limit, burst, max int) *limiterTable[K] {
+	t := newFailOpenTable[K](limit, burst, max)
+	t.overflow = rate.NewLimiter(limit, burst)
+	return t
 }
 
-func (t *limiterTable) get(ip netip.Addr) *rate.Limiter {
+// newFailOpenTable returns a table that does not limit keys beyond max.
+// For room codes: a shared bucket would let the reports of a few rooms
+// refuse joins into every other room.
+func newFailOpenTable[K comparable](limit rate.Limit, burst, max int) *limiterTable[K] {
+	return &limiterTable[K]{limit: limit, burst: burst, max: max, m: make(map[K]*rate.Limiter)}
+}
+
+// get returns k's bucket, nil when k is not limited (a full fail-open
+// table).
+func (t *limiterTable[K]) get(k K) *rate.Limiter {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	l, ok := t.m[ip]
+	l, ok := t.m[k]
 	if !ok {
 		if len(t.m) >= t.max {
-			// Under an attack from very many addresses they share one bucket:
-			// memory stays bounded and the attack is still throttled.
 			return t.overflow
 		}
 		l = rate.NewLimiter(t.limit, t.burst)
-		t.m[ip] = l
+		t.m[k] = l
 	}
 	return l
 }
 
-// allow takes one token for ip.
-func (t *limiterTable) allow(ip netip.Addr, now time.Time) bool {
-	return t.get(ip).AllowN(now, 1)
+// allow takes one token for k.
+func (t *limiterTable[K]) allow(k K, now time.Time) bool {
+	l := t.get(k)
+	return l == nil || l.AllowN(now, 1)
 }
 
-// ok reports whether ip has a token left, without taking it.
-func (t *limiterTable) ok(ip netip.Addr, now time.Time) bool {
+// lookup returns k's bucket without making one: nil when k has none, or
+// shares the overflow's.
+func (t *limiterTable[K]) lookup(k K) *rate.Limiter {
 	t.mu.Lock()
-	l, found := t.m[ip]
-	full := len(t.m) >= t.max
-	t.mu.Unlock()
-	if !found {
-		if full {
-			return t.overflow.TokensAt(now) >= 1
-		}
-		return true
+	defer t.mu.Unlock()
+	if l, found := t.m[k]; found {
+		return l
 	}
-	return l.TokensAt(now) >= 1
+	if len(t.m) >= t.max {
+		return t.overflow
+	}
+	return nil
 }
 
-// wait returns how long until ip has a token again (0: it has one now).
-func (t *limiterTable) wait(ip netip.Addr, now time.Time) time.Duration {
-	t.mu.Lock()
-	l, found := t.m[ip]
-	if !found && len(t.m) >= t.max {
-		l, found = t.overflow, true
-	}
-	t.mu.Unlock()
-	if !found {
+// ok reports whether k has a token left, without taking it.
+func (t *limiterTable[K]) ok(k K, now time.Time) bool {
+	l := t.lookup(k)
+	return l == nil || l.TokensAt(now) >= 1
+}
+
+// wait returns how long until k has a token again (0: it has one now).
+func (t *limiterTable[K]) wait(k K, now time.Time) time.Duration {
+	l := t.lookup(k)
+	if l == nil {
 		return 0
 	}
 	missing := 1 - l.TokensAt(now)
@@ -169,12 +195,12 @@ func (t *limiterTable) wait(ip netip.Addr, now time.Time) time.Duration {
 	return time.Duration(missing / float64(t.limit) * float64(time.Second))
 }
 
-func (t *limiterTable) sweep(now time.Time) {
+func (t *limiterTable[K]) sweep(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for ip, l := range t.m {
+	for k, l := range t.m {
 		if l.TokensAt(now) >= float64(t.burst) {
-			delete(t.m, ip)
+			delete(t.m, k)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 func TestLimiterTableWait(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_800_000_000, 0)
-	tab := newLimiterTable(rate.Every(2*time.Second), 2, 1)
+	tab := newLimiterTable[netip.Addr](rate.Every(2*time.Second), 2, 1)
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	if d := tab.wait(a, now); d != 0 {
 		t.Errorf("unknown address waits %v", d)
@@ -35,6 +35,34 @@ func TestLimiterTableWait(t *testing.T) {
 	tab.allow(b, now)
 	if d := tab.wait(b, now); d != 2*time.Second {
 		t.Errorf("overflow waits %v, want 2s", d)
+	}
+}
+
+// A fail-open table (room codes) does not limit keys beyond its bound: a
+// shared bucket would let a few rooms' reports refuse joins into others.
+// Refilled buckets are swept, which makes room again.
+func TestFailOpenTable(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	tab := newFailOpenTable[string](rate.Every(time.Minute), 1, 1)
+	if !tab.allow("A", now) || tab.allow("A", now) || tab.ok("A", now) {
+		t.Fatal("A's bucket of one does not empty")
+	}
+	for range 3 {
+		if !tab.allow("B", now) || !tab.ok("B", now) || tab.wait("B", now) != 0 {
+			t.Fatal("B, beyond the table's bound, is limited")
+		}
+	}
+	if d := tab.wait("A", now); d != time.Minute {
+		t.Errorf("A waits %v, want 1m", d)
+	}
+	tab.sweep(now.Add(30 * time.Second))
+	if tab.ok("A", now.Add(30*time.Second)) {
+		t.Error("A's half-refilled bucket was swept")
+	}
+	tab.sweep(now.Add(time.Minute))
+	if !tab.allow("B", now) || tab.allow("B", now) {
+		t.Error("once A's refilled bucket is swept, B does not get a bucket of its own")
 	}
 }
 

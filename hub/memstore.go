@@ -505,14 +505,14 @@ func (s *MemStore) Detach(_ context.Context, code string, role Role, at Ref) err
 }
 
 // Leave implements Store.
-func (s *MemStore) Leave(_ context.Context, code string, role Role) error {
+func (s *MemStore) Leave(_ context.Context, code string, role Role, why LeaveReason) error {
 	sh, r := s.lock(code)
 	defer sh.mu.Unlock()
 	if r == nil {
 		return nil
 	}
 	s.removeLocked(sh, code, r)
-	s.deliverLocked(&r.members[role.other()], Event{Type: proto.TypeRoomClosed, Reason: role.String() + " left"})
+	s.deliverLocked(&r.members[role.other()], ClosedEvent(role, why))
 	return nil
 }
 

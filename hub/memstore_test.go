@@ -99,7 +99,7 @@ func TestMemStoreBudgetsExactAcrossShards(t *testing.T) {
 		t.Fatalf("mailboxes hold %d bytes, want %d (each room's newest offer)", st.MailboxBytes, maxRooms*100)
 	}
 	for _, code := range codes {
-		if err := s.Leave(ctx, code, hub.Host); err != nil {
+		if err := s.Leave(ctx, code, hub.Host, hub.LeftRoom); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -40,10 +40,10 @@ func (th *testHub) recreated() float64 { return testutil.ToFloat64(th.m.RoomsRec
 func pairKeepingTokens(t *testing.T, th *testHub) (created, joined, peerJoined proto.Frame) {
 	t.Helper()
 	host := dial(t, th.url, nil)
-	host.send(proto.Frame{Type: proto.TypeCreate, Version: 1})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	created = host.expect(proto.TypeCreated)
 	guest := dial(t, th.url, nil)
-	guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	joined = guest.expect(proto.TypeJoined)
 	peerJoined = host.expect(proto.TypePeerJoined)
 	if peerJoined.Token == "" || peerJoined.Token == created.Token {
@@ -64,7 +64,7 @@ func TestRoomSurvivesRestart(t *testing.T) {
 
 	th = restartHub(t, th, clock, cfg)
 	host := dial(t, th.url, nil)
-	host.send(proto.Frame{Type: proto.TypeResume, Token: peerJoined.Token, Version: 1})
+	host.send(proto.Frame{Type: proto.TypeResume, Token: peerJoined.Token, Version: proto.ProtocolVersion})
 	r := host.expect(proto.TypeResumed)
 	if r.Room != created.Room || r.Role != "host" || r.Peer == nil || *r.Peer || r.Token == "" {
 		t.Fatalf("host resumed: %+v", r)
@@ -78,11 +78,11 @@ func TestRoomSurvivesRestart(t *testing.T) {
 	// The guest joined before the restart: its slot is reserved for its
 	// token, not open to the code.
 	stranger := dial(t, th.url, nil)
-	stranger.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	stranger.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	stranger.expectError(proto.CodeRoomFull)
 
 	guest := dial(t, th.url, nil)
-	guest.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	guest.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 	g := guest.expect(proto.TypeResumed)
 	if g.Room != created.Room || g.Role != "guest" || g.Peer == nil || !*g.Peer {
 		t.Fatalf("guest resumed: %+v", g)
@@ -105,13 +105,13 @@ func TestRoomSurvivesRestart(t *testing.T) {
 	// the guest comes first and the host's slot waits for it.
 	th = restartHub(t, th, clock, cfg)
 	guest = dial(t, th.url, nil)
-	guest.send(proto.Frame{Type: proto.TypeResume, Token: g.Token})
+	guest.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: g.Token})
 	guest.expect(proto.TypeResumed)
 	stranger = dial(t, th.url, nil)
-	stranger.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	stranger.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	stranger.expectError(proto.CodeRoomFull)
 	host = dial(t, th.url, nil)
-	host.send(proto.Frame{Type: proto.TypeResume, Token: r.Token})
+	host.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: r.Token})
 	if h := host.expect(proto.TypeResumed); !*h.Peer || h.Role != "host" {
 		t.Errorf("host resumed: %+v", h)
 	}
@@ -130,7 +130,7 @@ func TestRestartRefusesBadTokens(t *testing.T) {
 	// Another key: nothing verifies.
 	other := restartHub(t, th, clock, hub.Config{HubKeys: [][]byte{otherKey}})
 	c := dial(t, other.url, nil)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: peerJoined.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: peerJoined.Token})
 	c.expectError(proto.CodeNoSuchRoom)
 	if got := other.rejections(metrics.RejectBadToken); got != 1 {
 		t.Errorf("bad_token rejections = %v, want 1", got)
@@ -147,12 +147,12 @@ func TestRestartRefusesBadTokens(t *testing.T) {
 			b[i] = 'A'
 		}
 		c := dial(t, th.url, nil)
-		c.send(proto.Frame{Type: proto.TypeResume, Token: string(b)})
+		c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: string(b)})
 		c.expectError(proto.CodeNoSuchRoom)
 	}
 	for _, bad := range []string{"bogus", tok + "A", tok[:len(tok)-1], strings.Repeat("A", len(tok))} {
 		c := dial(t, th.url, nil)
-		c.send(proto.Frame{Type: proto.TypeResume, Token: bad})
+		c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: bad})
 		c.expectError(proto.CodeNoSuchRoom)
 	}
 	if got := th.rejections(metrics.RejectBadToken); got != 9 {
@@ -165,7 +165,7 @@ func TestRestartRefusesBadTokens(t *testing.T) {
 	// Too old: past ResumeTokenMaxAge (24 h by default).
 	clock.Advance(24 * time.Hour)
 	c = dial(t, th.url, nil)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 	c.expectError(proto.CodeNoSuchRoom)
 	if got := th.rejections(metrics.RejectExpiredToken); got != 1 {
 		t.Errorf("expired_token rejections = %v, want 1", got)
@@ -183,7 +183,7 @@ func TestRestartWithRotatedKeys(t *testing.T) {
 	rotated := [][]byte{otherKey, hubKey}
 	th = restartHub(t, th, clock, hub.Config{HubKeys: rotated})
 	c := dial(t, th.url, nil)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 	r := c.expect(proto.TypeResumed)
 	if _, _, _, err := hub.ParseResumeTokenForTest([][]byte{otherKey}, r.Token); err != nil {
 		t.Errorf("the re-issued token is not signed with the new key: %v", err)
@@ -205,18 +205,18 @@ func TestRestartGuestSlot(t *testing.T) {
 	t.Run("unpaired room opens to the code", func(t *testing.T) {
 		th := startHub(t, cfg)
 		host := dial(t, th.url, nil)
-		host.send(proto.Frame{Type: proto.TypeCreate})
+		host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 		created := host.expect(proto.TypeCreated)
 		th = restartHub(t, th, clock, cfg)
 		host = dial(t, th.url, nil)
-		host.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+		host.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 		host.expect(proto.TypeResumed)
 		guest := dial(t, th.url, nil)
-		guest.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+		guest.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 		guest.expect(proto.TypeJoined)
 		host.expect(proto.TypePeerJoined)
 		other := dial(t, th.url, nil)
-		other.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+		other.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 		other.expectError(proto.CodeRoomFull)
 	})
 
@@ -225,15 +225,15 @@ func TestRestartGuestSlot(t *testing.T) {
 		created, joined, _ := pairKeepingTokens(t, th)
 		th = restartHub(t, th, clock, cfg)
 		host := dial(t, th.url, nil)
-		host.send(proto.Frame{Type: proto.TypeResume, Token: created.Token}) // stale: says unpaired
+		host.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token}) // stale: says unpaired
 		host.expect(proto.TypeResumed)
 		late := dial(t, th.url, nil)
-		late.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+		late.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 		lateJoined := late.expect(proto.TypeJoined)
 		host.expect(proto.TypePeerJoined)
 
 		guest := dial(t, th.url, nil)
-		guest.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+		guest.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 		if g := guest.expect(proto.TypeResumed); g.Role != "guest" || !*g.Peer {
 			t.Fatalf("guest resumed: %+v", g)
 		}
@@ -242,7 +242,7 @@ func TestRestartGuestSlot(t *testing.T) {
 			t.Errorf("the late joiner's connection closed with %v, want 1008", code)
 		}
 		again := dial(t, th.url, nil)
-		again.send(proto.Frame{Type: proto.TypeResume, Token: lateJoined.Token})
+		again.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: lateJoined.Token})
 		again.expectError(proto.CodeNoSuchRoom)
 		// The earlier guest keeps its slot against the late one's token.
 		guest.send(proto.Frame{Type: proto.TypeCandidate, Data: "still here"})
@@ -256,13 +256,13 @@ func TestRestartGuestSlot(t *testing.T) {
 		created, joined, _ := pairKeepingTokens(t, th)
 		th = restartHub(t, th, clock, cfg)
 		guest := dial(t, th.url, nil)
-		guest.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+		guest.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 		guest.expect(proto.TypeResumed)
 		stranger := dial(t, th.url, nil)
-		stranger.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+		stranger.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 		stranger.expectError(proto.CodeRoomFull)
 		host := dial(t, th.url, nil)
-		host.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+		host.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 		if h := host.expect(proto.TypeResumed); !*h.Peer {
 			t.Errorf("host resumed: %+v", h)
 		}
@@ -279,7 +279,7 @@ func TestLeftRoomIsNotRecreated(t *testing.T) {
 	guest.send(proto.Frame{Type: proto.TypeLeave})
 	host.expect(proto.TypeRoomClosed)
 	c := dial(t, th.url, nil)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	c.expectError(proto.CodeNoSuchRoom)
 	if got := th.recreated(); got != 0 {
 		t.Errorf("rooms recreated = %v, want 0", got)
@@ -294,7 +294,7 @@ func TestNoHubKeyNoRestart(t *testing.T) {
 	_, joined, _ := pairKeepingTokens(t, th)
 	th = restartHub(t, th, clock, hub.Config{})
 	c := dial(t, th.url, nil)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 	c.expectError(proto.CodeNoSuchRoom)
 }
 

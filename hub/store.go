@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/tryst-chat/tryst/proto"
 )
 
 // Role is a member's place in a room.
@@ -35,11 +37,16 @@ func (r Role) other() Role {
 }
 
 // Event is something a store delivers to an attached member: a relayed
-// offer, answer or candidate, or a peer-joined/left/back/room-closed notice.
+// offer, answer or candidate, a peer-joined/left/back/room-closed notice,
+// or a report from the other member, which the member's hub acts on and
+// does not pass on (see Store.Post).
 type Event struct {
 	Type   string
 	Data   string
 	Reason string
+	// Code is a room-closed notice's code: proto.ClosedGuessLimit, or
+	// empty (see ClosedEvent).
+	Code string
 	// PairedAfter is set on the answer that pairs a room, the first to
 	// reach its host: the time since the guest joined. The hub that
 	// delivers it observes it (tryst_hub_pairing_seconds).
@@ -166,20 +173,22 @@ type Store interface {
 	// token when req.Paired, and left open for a join otherwise. Recreating
 	// may be refused with a *LimitError (rooms in all).
 	Resume(ctx context.Context, req ResumeRequest, at Attach) (ResumeInfo, error)
-	// Post routes ev from a member to the other one. A candidate goes to
-	// the other member's connection, or nowhere when it is absent. An
-	// offer or answer goes through the mailbox (see above): stored in one
-	// step, and handed to the connection attached when it is stored, if
-	// any, in a step that deletes it. A *LimitError says the mailboxes'
-	// byte budget is spent: nothing was stored.
+	// Post routes ev from a member to the other one. A candidate, or a
+	// report (proto.TypeReport: the hub's own notice about the recipient,
+	// never shown to it), goes to the other member's connection, or
+	// nowhere when it is absent. An offer or answer goes through the
+	// mailbox (see above): stored in one step, and handed to the
+	// connection attached when it is stored, if any, in a step that
+	// deletes it. A *LimitError says the mailboxes' byte budget is spent:
+	// nothing was stored.
 	Post(ctx context.Context, code string, from Role, ev Event) error
 	// Detach marks member role of room code absent if at is still the
 	// connection attached for it, and tells the other member (peer-left),
 	// in one step; the room lives on for resumption.
 	Detach(ctx context.Context, code string, role Role, at Ref) error
-	// Leave removes room code for good and tells the other member, in one
-	// step.
-	Leave(ctx context.Context, code string, role Role) error
+	// Leave removes room code for good and tells the other member
+	// ClosedEvent(role, why), in one step.
+	Leave(ctx context.Context, code string, role Role, why LeaveReason) error
 	// TTL is how long a room outlives its last attached member: the hub
 	// tells clients.
 	TTL() time.Duration
@@ -189,6 +198,28 @@ type Store interface {
 	Ready(ctx context.Context) error
 	// Close releases the store's resources. It is idempotent.
 	Close() error
+}
+
+// LeaveReason is why a member left its room, as the other member is told.
+type LeaveReason uint8
+
+const (
+	// LeftRoom: the member left (a leave with no reason the hub knows).
+	LeftRoom LeaveReason = iota
+	// LeftGuessLimit: the member's client closed the room after too many
+	// failed password attempts (leave with proto.ClosedGuessLimit).
+	LeftGuessLimit
+)
+
+// ClosedEvent is the room-closed notice that the member of the other role
+// gets when role leaves for why: every Store delivers this from Leave, so
+// that what clients read does not depend on the store.
+func ClosedEvent(role Role, why LeaveReason) Event {
+	if why == LeftGuessLimit {
+		return Event{Type: proto.TypeRoomClosed, Code: proto.ClosedGuessLimit,
+			Reason: "the other side closed the room after too many failed password attempts"}
+	}
+	return Event{Type: proto.TypeRoomClosed, Reason: role.String() + " left"}
 }
 
 // StoreStats are a store's counts, as its metrics report them.

@@ -73,12 +73,12 @@ func TestHubRestartKeepsRooms(t *testing.T) {
 	send(ctx, t, host, proto.Frame{Type: proto.TypeOffer, Data: "offer-2"})
 
 	stranger := hubDial(ctx, t, url)
-	send(ctx, t, stranger, proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	send(ctx, t, stranger, proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	if f := await(ctx, t, stranger, proto.TypeError); f.Code != proto.CodeRoomFull {
 		t.Errorf("a stranger with the code: %+v", f)
 	}
 	forged := strings.Repeat("A", len(joined.Token))
-	send(ctx, t, stranger, proto.Frame{Type: proto.TypeResume, Token: forged})
+	send(ctx, t, stranger, proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: forged})
 	if f := await(ctx, t, stranger, proto.TypeError); f.Code != proto.CodeNoSuchRoom {
 		t.Errorf("a stranger with a made-up token: %+v", f)
 	}

@@ -237,7 +237,7 @@ func netnsHelper(bin string, ipv6 bool, out io.Writer) error {
 	if err == nil {
 		defer wsc.Close()
 		var f proto.Frame
-		err := wsc.Send(ctx, proto.Frame{Type: proto.TypeCreate})
+		err := wsc.Send(ctx, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 		if err == nil {
 			f, err = wsc.Next(ctx)
 		}

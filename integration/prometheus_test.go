@@ -251,7 +251,7 @@ func deployPair(ctx context.Context, opts *websocket.DialOptions, wsURL string, 
 	if err != nil {
 		return fail(err)
 	}
-	if err := host.Send(ctx, proto.Frame{Type: proto.TypeCreate}); err != nil {
+	if err := host.Send(ctx, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion}); err != nil {
 		return fail(err)
 	}
 	created, err := host.Await(ctx, proto.TypeCreated)
@@ -265,7 +265,7 @@ func deployPair(ctx context.Context, opts *websocket.DialOptions, wsURL string, 
 	if err != nil {
 		return fail(err)
 	}
-	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
+	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room}); err != nil {
 		return fail(err)
 	}
 	if _, err := guest.Await(ctx, proto.TypeOffer); err != nil {
@@ -470,7 +470,7 @@ func TestDashboardAndAlertsOnLivePrometheus(t *testing.T) {
 		}
 	}
 	if bad, _, err := hubconn.Dial(ctx, wsURL, &hubconn.Options{Dial: opts}); err == nil {
-		_ = bad.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: "no-such-room"})
+		_ = bad.Send(ctx, proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "no-such-room"})
 		_, _ = bad.Next(ctx) // the error frame
 		_ = bad.Close()
 	}

@@ -117,7 +117,7 @@ func TestServeProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
-	ws.Write(ctx, websocket.MessageText, []byte(`{"type":"create"}`))
+	ws.Write(ctx, websocket.MessageText, []byte(`{"type":"create","version":3}`))
 	_, b, err := ws.Read(ctx)
 	if err != nil || !strings.Contains(string(b), `"type":"created"`) {
 		t.Fatalf("create: %s %v", b, err)

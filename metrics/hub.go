@@ -13,9 +13,9 @@ import (
 // (HubRejectReasons hands out a copy) so that no caller can change a set
 // after NewHub has created its series.
 var (
-	hubMessageTypes  = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "unknown"}
+	hubMessageTypes  = []string{"create", "join", "resume", "offer", "answer", "candidate", "leave", "report", "unknown"}
 	hubRejectReasons = []string{"too_big", "rate_limited", "ip_conn_limit", "brute_force", "origin", "slow_consumer", "malformed", "unknown_type", "binary", "bad_request", "room_full", "no_such_room", "unauthorized", RejectCredentials, "draining",
-		RejectRoomRate, "idle_rooms", "rooms_total", "mailbox_bytes", "unsupported_version", RejectBadToken, RejectExpiredToken}
+		RejectRoomRate, "idle_rooms", "rooms_total", "mailbox_bytes", "unsupported_version", RejectBadToken, RejectExpiredToken, RejectRoomGuesses}
 	pairingBucketsSec = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 )
 
@@ -44,6 +44,12 @@ const (
 	RejectExpiredToken = "expired_token"
 )
 
+// RejectRoomGuesses counts joins refused (throttled) because the room's
+// members reported too many failed key confirmations: somebody guessing the
+// password. brute_force is the per-address counterpart (wrong codes and
+// tokens, and the failed confirmations charged to an address).
+const RejectRoomGuesses = "room_guesses"
+
 // Hub holds the rendezvous hub's series.
 type Hub struct {
 	Connections      prometheus.Gauge
@@ -58,6 +64,9 @@ type Hub struct {
 	Messages       *prometheus.CounterVec
 	Rejections     *prometheus.CounterVec
 	Pairing        prometheus.Histogram
+	// FailedConfirmations counts the failed-confirmation reports the hub
+	// accepted from room members.
+	FailedConfirmations prometheus.Counter
 	// StoreUp is 1 while the room store answers (its last scrape-time
 	// query succeeded), StoreErrors counts the hub's store operations that
 	// failed (Redis unreachable: the client was told to try again), and
@@ -173,6 +182,10 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 			Name: "tryst_hub_store_delivery_failures_total",
 			Help: "Deliveries between nodes that failed: an offer or answer this node could not collect or put back for its connection, or a node message it could not decode.",
 		}, func() float64 { return float64(m.store.get().DeliveryFailures) }),
+		FailedConfirmations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tryst_hub_failed_confirmations_total",
+			Help: "Reports from room members that a password key confirmation with the other member failed: a mistyped password, or somebody guessing it.",
+		}),
 		Pairing: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tryst_hub_pairing_duration_seconds",
 			Help:    "Time from a guest joining a room to its answer being delivered to the host.",
@@ -196,6 +209,7 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 	m.Messages = register(reg, m.Messages, &err)
 	m.Rejections = register(reg, m.Rejections, &err)
 	m.Pairing = register(reg, m.Pairing, &err)
+	m.FailedConfirmations = register(reg, m.FailedConfirmations, &err)
 	m.StoreUp = register(reg, m.StoreUp, &err)
 	m.StoreErrors = register(reg, m.StoreErrors, &err)
 	m.StoreDeliveryFailures = register(reg, m.StoreDeliveryFailures, &err)

@@ -75,3 +75,34 @@ func TestHubNameConflict(t *testing.T) {
 		t.Error("NewHub over a different tryst_hub_rooms succeeded")
 	}
 }
+
+// Failed-confirmation reports have a counter of their own, at zero from
+// the first scrape, and a message type; joins they throttle have a reason.
+func TestHubFailedConfirmations(t *testing.T) {
+	t.Parallel()
+	m, err := metrics.NewHub(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `# HELP tryst_hub_failed_confirmations_total Reports from room members that a password key confirmation with the other member failed: a mistyped password, or somebody guessing it.
+# TYPE tryst_hub_failed_confirmations_total counter
+tryst_hub_failed_confirmations_total 0
+`
+	if err := testutil.CollectAndCompare(m.FailedConfirmations, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	m.FailedConfirmations.Inc()
+	if got := testutil.ToFloat64(m.FailedConfirmations); got != 1 {
+		t.Errorf("after one report: %v", got)
+	}
+	if !slices.Contains(metrics.HubRejectReasons(), metrics.RejectRoomGuesses) {
+		t.Errorf("no rejection reason %q", metrics.RejectRoomGuesses)
+	}
+	m.Message("report")
+	if got := testutil.ToFloat64(m.Messages.WithLabelValues("report")); got != 1 {
+		t.Errorf("report messages: %v", got)
+	}
+	if got := testutil.ToFloat64(m.Messages.WithLabelValues("unknown")); got != 0 {
+		t.Errorf("report counted as unknown: %v", got)
+	}
+}

@@ -14,12 +14,17 @@ import (
 // between the clients, whose offers and answers carry it too. Clients
 // announce theirs in create, join and resume; the hub serves
 // MinProtocolVersion up to ProtocolVersion and answers any other with
-// CodeUnsupportedVersion. Version 2 changed only the data channel (two
-// channels), so the hub serves version-1 clients as before; two clients of
-// different versions find out from each other's offer or answer.
+// CodeUnsupportedVersion.
+//
+// Version 3 adds a PAKE (CPace) that the clients run before the WebRTC
+// offer. The hub serves version 3 only: a version-2 client cannot talk to a
+// version-3 one, and pairing them would leave both waiting for a connection
+// that never comes, while refusing the older client at create, join or
+// resume gives it an error whose message every earlier client prints (update
+// the client: reload the page, or install a newer tryst).
 const (
-	ProtocolVersion    = 2
-	MinProtocolVersion = 1
+	ProtocolVersion    = 3
+	MinProtocolVersion = 3
 )
 
 // ReconnectBackoffMax is the longest a client waits between two attempts to
@@ -37,7 +42,24 @@ const (
 	TypeAnswer    = "answer"
 	TypeCandidate = "candidate"
 	TypeLeave     = "leave"
+	// TypeReport tells the hub something about the other member of the
+	// sender's room (see ReportFailedConfirmation). The hub answers
+	// nothing on success.
+	TypeReport = "report"
 )
+
+// ReportFailedConfirmation is the reason of a report: a PAKE key
+// confirmation with the other member of the room failed (a wrong password,
+// or somebody guessing it). The hub throttles joins into the room and
+// charges the other member's address a failed attempt (docs/PROTOCOL.md,
+// "Failed-confirmation reports").
+const ReportFailedConfirmation = "failed_confirmation"
+
+// ClosedGuessLimit is the reason a client may give in leave when it closes
+// the room after too many failed password attempts, and then the code of
+// the room-closed frame the other member gets, so that its client can say
+// why rather than "the other side left".
+const ClosedGuessLimit = "guess_limit"
 
 // Message types sent by the hub.
 const (
@@ -110,8 +132,11 @@ type Frame struct {
 	// RoomTTL is how long, in seconds, the room outlives its members.
 	RoomTTL int `json:"room_ttl,omitempty"`
 
-	// Code and Message describe an error; Reason explains peer-left and
-	// room-closed.
+	// Code and Message describe an error; Code is also why a room was
+	// closed (room-closed: ClosedGuessLimit, or absent). Reason explains
+	// peer-left and room-closed to people, and is what a report reports
+	// (ReportFailedConfirmation) and why a member leaves (leave:
+	// ClosedGuessLimit, or absent).
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
 	Reason  string `json:"reason,omitempty"`

@@ -574,6 +574,8 @@ func internString(raw []byte, field int) string {
 			return TypeCandidate
 		case TypeLeave:
 			return TypeLeave
+		case TypeReport:
+			return TypeReport
 		case TypeCreated:
 			return TypeCreated
 		case TypeJoined:
@@ -597,6 +599,14 @@ func internString(raw []byte, field int) string {
 			return "host"
 		case "guest":
 			return "guest"
+		}
+	case fieldReason:
+		// What clients put in report and leave.
+		switch string(raw) {
+		case ReportFailedConfirmation:
+			return ReportFailedConfirmation
+		case ClosedGuessLimit:
+			return ClosedGuessLimit
 		}
 	}
 	return string(raw)

@@ -53,12 +53,14 @@ func TestFrameCodecIsLean(t *testing.T) {
 		frame       string
 		decodeAlloc float64
 	}{
-		{`{"type":"create","version":2}`, 0},
+		{`{"type":"create","version":3}`, 0},
 		{`{"type":"leave"}`, 0},
-		{`{"type":"join","room":"ABCD-1234","version":2}`, 1},
-		{`{"type":"resume","token":"dG9rZW4","version":2}`, 1},
+		{`{"type":"leave","reason":"guess_limit"}`, 0},
+		{`{"type":"report","reason":"failed_confirmation"}`, 0},
+		{`{"type":"join","room":"ABCD-1234","version":3}`, 1},
+		{`{"type":"resume","token":"dG9rZW4","version":3}`, 1},
 		{`{"type":"candidate","data":"{\"candidate\":\"candidate:1 1 udp 1 192.0.2.1 5 typ host\"}"}`, 1},
-		{`{"type":"created","room":"ABCD-1234","token":"dG9rZW4","version":2,"role":"host","room_ttl":600}`, 2},
+		{`{"type":"created","room":"ABCD-1234","token":"dG9rZW4","version":3,"role":"host","room_ttl":600}`, 2},
 		{`{"type":"error","code":"rate_limited","message":"slow down","retry_after":3}`, 2},
 		{`{"type":"offer","data":` + strings.TrimSuffix(string(mustMarshal(t, offerData)), "\n") + `}`, 1},
 		{`{"type":"offer","unknown":"x","n":1.5e3,"b":false}`, 0},

@@ -53,7 +53,12 @@ var decodeSeeds = []string{
 	`{"type":"create","version":2}`, `{"type":"join","room":"ABCD-1234","version":2}`,
 	`{"type":"leave"}`, `{"type":"resume","token":"tok","version":2}`,
 	`{"type":"candidate","data":"{\"candidate\":\"candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host\",\"sdpMid\":\"0\"}"}`,
-	`{"type":"create","version":2,"auth":"secret"}`,
+	`{"type":"create","version":2,"auth":"secret"}`, `{"type":"create","version":3}`,
+	`{"type":"report","reason":"failed_confirmation"}`, `{"type":"report","reason":"other"}`, `{"type":"report"}`,
+	`{"type":"report","reason":null}`, `{"type":"report","reason":"failed_confirmation","reason":"x"}`,
+	`{"type":"report","REASON":"failed_confirmation"}`, `{"type":"report","reason":"failed\u005fconfirmation"}`,
+	`{"type":"leave","reason":"guess_limit"}`, `{"type":"leave","reason":""}`, `{"type":"leave","reason":5}`,
+	`{"type":"room-closed","code":"guess_limit","reason":"the other side closed the room after too many failed password attempts"}`,
 	`{"type":"created","room":"R","token":"T","version":2,"role":"host","peer":false,"room_ttl":600}`,
 	`{"type":"error","code":"rate_limited","message":"slow \u003c down","reason":"r","retry_after":3}`,
 	`{"type":"x","room":"a","token":"b","version":1,"auth":"c","data":"d","role":"e","peer":true,"room_ttl":5,"code":"f","message":"g","reason":"h","retry_after":7}`,
@@ -173,6 +178,8 @@ func FuzzEncodeFrame(f *testing.F) {
 	f.Add("\xff", "a\xc3", "\xed\xa0\x80", "\xf4\x90\x80\x80", "é€😀", "\xe2\x80", "\xe2\x80\xa8x", "\b\f\t", "",
 		math.MaxInt, math.MinInt, 1, uint8(2), "\xff", "", "", -1, false, 0)
 	f.Add("error", "", "", "", "", "guest", "rate_limited", "<script>", "", 0, 0, 7, uint8(3), "", "", "", 0, true, 0)
+	f.Add("report", "", "", "", "", "", "", "", "failed_confirmation", 0, 0, 0, uint8(0), "", "", "", 0, false, 0)
+	f.Add("room-closed", "", "", "", "", "", "guess_limit", "", "the other side closed the room", 0, 0, 0, uint8(0), "", "", "", 0, false, 0)
 	f.Fuzz(func(t *testing.T, typ, room, token, auth, data, role, code, message, reason string,
 		version, roomTTL, retryAfter int, shape uint8, url, username, credential string, ttl int, flag bool, iceRetry int,
 	) {

@@ -239,6 +239,7 @@ type message struct {
 	Type   string `json:"t"`
 	Data   string `json:"d"`
 	Reason string `json:"r"`
+	Code   string `json:"co"`
 	Room   string `json:"room"`
 	Role   string `json:"role"`
 }
@@ -263,7 +264,7 @@ func (s *Store) dispatch(n *node) {
 		}
 		switch msg.Kind {
 		case "ev":
-			n.local.Deliver(conn, hub.Event{Type: msg.Type, Data: msg.Data, Reason: msg.Reason})
+			n.local.Deliver(conn, hub.Event{Type: msg.Type, Data: msg.Data, Reason: msg.Reason, Code: msg.Code})
 		case "rep":
 			n.local.Replaced(conn)
 		case "take":
@@ -435,14 +436,17 @@ func (s *Store) Detach(ctx context.Context, code string, r hub.Role, at hub.Ref)
 	return nil
 }
 
-// Leave implements hub.Store.
-func (s *Store) Leave(ctx context.Context, code string, r hub.Role) error {
+// Leave implements hub.Store. The notice is made here (hub.ClosedEvent)
+// and only carried by the script, so that both stores tell clients the
+// same.
+func (s *Store) Leave(ctx context.Context, code string, r hub.Role, why hub.LeaveReason) error {
 	s.mu.Lock()
 	for _, n := range s.nodes {
 		delete(n.rooms, code)
 	}
 	s.mu.Unlock()
-	if err := leaveScript.Run(ctx, s.rdb, []string{s.roomKey(code)}, s.args(code, role(r))...).Err(); err != nil {
+	ev := hub.ClosedEvent(r, why)
+	if err := leaveScript.Run(ctx, s.rdb, []string{s.roomKey(code)}, s.args(code, role(r), ev.Code, ev.Reason)...).Err(); err != nil {
 		return unavailable("leave", err)
 	}
 	return nil

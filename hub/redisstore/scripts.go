@@ -22,7 +22,7 @@ import "github.com/redis/go-redis/v9"
 // attached by the node that holds the connection (the lease, renewed by
 // the janitor). PREFIX mailbox is the bytes waiting in mailboxes. Every
 // node subscribes to PREFIX node:ID, where the scripts publish what its
-// connections must be told (JSON: k "ev" with c, t, d, r; k "rep", replaced;
+// connections must be told (JSON: k "ev" with c, t, d, r, co; k "rep", replaced;
 // k "take" with c, room, role: a mailbox entry to collect).
 //
 // Keys other than the room's are derived in the scripts from the prefix,
@@ -55,10 +55,10 @@ local function hdel(...)
 end
 local function other(r) if r == 'h' then return 'g' end return 'h' end
 local function publish(node, msg) redis.call('PUBLISH', P .. 'node:' .. node, cjson.encode(msg)) end
-local function tell(r, t, reason)
+local function tell(r, t, reason, code)
   local node = R[r .. '_node']
   if not node then return false end
-  publish(node, {k = 'ev', c = R[r .. '_conn'], t = t, r = reason or ''})
+  publish(node, {k = 'ev', c = R[r .. '_conn'], t = t, r = reason or '', co = code or ''})
   return true
 end
 local function touch(code, ttlms, unpairedms)
@@ -240,12 +240,12 @@ touch(code, tonumber(ARGV[7]), tonumber(ARGV[8]))
 return 1
 `)
 
-// leave: ARGV 3.. code, role.
+// leave: ARGV 3.. code, role, the room-closed notice's code and reason
+// (hub.ClosedEvent).
 var leaveScript = redis.NewScript(common + `
 local code, r = ARGV[3], ARGV[4]
 if not exists() then return 0 end
-local names = {h = 'host', g = 'guest'}
-tell(other(r), 'room-closed', names[r] .. ' left')
+tell(other(r), 'room-closed', ARGV[6], ARGV[5])
 remove(code)
 return 1
 `)

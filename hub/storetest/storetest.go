@@ -20,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tryst-chat/tryst/hub"
@@ -50,23 +51,27 @@ func Run(t *testing.T, h Harness) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, e *env)
+		// cfg, when set, adjusts both hubs' configuration.
+		cfg func(*hub.Config)
 	}{
-		{"HostOnAGuestOnB", testHostOnAGuestOnB},
-		{"ResumeOnTheOtherNode", testResumeOnTheOtherNode},
-		{"ReplacedFromTheOtherNode", testReplacedFromTheOtherNode},
-		{"MailboxExactlyOnce", testMailboxExactlyOnce},
-		{"NewerOfferReplacesOlder", testNewerOfferReplacesOlder},
-		{"Expiry", testExpiry},
-		{"Leave", testLeave},
-		{"Stats", testStats},
-		{"RaceJoins", testRaceJoins},
-		{"RaceResumes", testRaceResumes},
-		{"RacePosts", testRacePosts},
+		{"HostOnAGuestOnB", testHostOnAGuestOnB, nil},
+		{"ResumeOnTheOtherNode", testResumeOnTheOtherNode, nil},
+		{"ReplacedFromTheOtherNode", testReplacedFromTheOtherNode, nil},
+		{"MailboxExactlyOnce", testMailboxExactlyOnce, nil},
+		{"NewerOfferReplacesOlder", testNewerOfferReplacesOlder, nil},
+		{"Expiry", testExpiry, nil},
+		{"Leave", testLeave, nil},
+		{"LeaveGuessLimit", testLeaveGuessLimit, nil},
+		{"Reports", testReports, func(c *hub.Config) { c.FailureBurst = 6 }},
+		{"Stats", testStats, nil},
+		{"RaceJoins", testRaceJoins, nil},
+		{"RaceResumes", testRaceResumes, nil},
+		{"RacePosts", testRacePosts, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newEnv(t, h))
+			tc.fn(t, newEnv(t, h, tc.cfg))
 		})
 	}
 }
@@ -121,28 +126,32 @@ type node struct {
 	url   string
 }
 
-func newEnv(t *testing.T, h Harness) *env {
+func newEnv(t *testing.T, h Harness, tweak func(*hub.Config)) *env {
 	t.Helper()
 	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	sa, sb := h.New(t, clock.Now)
 	key := []byte(strings.Repeat("k", hub.MinHubKeyLen))
 	e := &env{h: h, clock: clock, detached: make(chan struct{}, 1024)}
-	e.a = e.startNode(t, "A", sa, key)
-	e.b = e.startNode(t, "B", sb, key)
+	e.a = e.startNode(t, "A", sa, key, tweak)
+	e.b = e.startNode(t, "B", sb, key, tweak)
 	return e
 }
 
-func (e *env) startNode(t *testing.T, name string, s hub.Store, key []byte) node {
+func (e *env) startNode(t *testing.T, name string, s hub.Store, key []byte, tweak func(*hub.Config)) node {
 	t.Helper()
 	m, err := metrics.NewHub(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := hub.New(hub.Config{
+	cfg := hub.Config{
 		Store: &Watched{Store: s, detached: e.detached}, Now: e.clock.Now, Metrics: m, HubKeys: [][]byte{key},
 		// Budgets that the suite's bursts from one address do not reach.
 		MaxConnsPerIP: -1, RoomBurst: -1, MaxIdleRoomsPerIP: -1, FailureRate: 1e6, FailureBurst: 1 << 20,
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +238,7 @@ func (c *client) drop() {
 func create(t *testing.T, n node) (*client, proto.Frame) {
 	t.Helper()
 	host := n.dial(t)
-	host.send(proto.Frame{Type: proto.TypeCreate})
+	host.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
 	return host, host.expect(proto.TypeCreated)
 }
 
@@ -237,7 +246,7 @@ func create(t *testing.T, n node) (*client, proto.Frame) {
 func join(t *testing.T, n node, room string) (*client, proto.Frame) {
 	t.Helper()
 	g := n.dial(t)
-	g.send(proto.Frame{Type: proto.TypeJoin, Room: room})
+	g.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: room})
 	return g, g.expect(proto.TypeJoined)
 }
 
@@ -245,7 +254,7 @@ func join(t *testing.T, n node, room string) (*client, proto.Frame) {
 func resume(t *testing.T, n node, token string) (*client, proto.Frame) {
 	t.Helper()
 	c := n.dial(t)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token})
 	return c, c.expect(proto.TypeResumed)
 }
 
@@ -351,7 +360,7 @@ func testMailboxExactlyOnce(t *testing.T, e *env) {
 	// The answer waits for the absent host.
 	guest.send(proto.Frame{Type: proto.TypeAnswer, Data: "answer"})
 	h2 := e.b.dial(t)
-	h2.send(proto.Frame{Type: proto.TypeResume, Token: token})
+	h2.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token})
 	h2.expect(proto.TypeResumed)
 	if f := h2.expect(proto.TypeAnswer); f.Data != "answer" {
 		t.Errorf("stored answer: %q", f.Data)
@@ -359,7 +368,7 @@ func testMailboxExactlyOnce(t *testing.T, e *env) {
 	guest.expect(proto.TypePeerBack)
 	// Delivered once: a resume on A now finds nothing waiting.
 	h3 := e.a.dial(t)
-	h3.send(proto.Frame{Type: proto.TypeResume, Token: token})
+	h3.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token})
 	h3.expect(proto.TypeResumed)
 	h2.closed()
 	guest.expect(proto.TypePeerBack)
@@ -430,9 +439,9 @@ func testExpiry(t *testing.T, e *env) {
 	e.clock.Advance(TTL + time.Second)
 	e.h.Sweep(t, e.b.store)
 	c := e.a.dial(t)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: joined.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: joined.Token})
 	c.expectError(proto.CodeNoSuchRoom)
-	c.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	c.expectError(proto.CodeNoSuchRoom)
 	st, err := e.b.store.Stats(context.Background())
 	if err != nil {
@@ -448,17 +457,100 @@ func testLeave(t *testing.T, e *env) {
 	guest, _ := join(t, e.b, created.Room)
 	host.expect(proto.TypePeerJoined)
 	guest.send(proto.Frame{Type: proto.TypeLeave})
-	if f := host.expect(proto.TypeRoomClosed); f.Reason != "guest left" {
-		t.Errorf("room-closed reason %q", f.Reason)
+	if f := host.expect(proto.TypeRoomClosed); f.Reason != "guest left" || f.Code != "" {
+		t.Errorf("room-closed reason %q, code %q; want \"guest left\" and no code", f.Reason, f.Code)
 	}
 	if code := guest.closed(); code != websocket.StatusNormalClosure {
 		t.Errorf("guest closed with %v", code)
 	}
 	c := e.a.dial(t)
-	c.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 	c.expectError(proto.CodeNoSuchRoom)
-	c.send(proto.Frame{Type: proto.TypeResume, Token: created.Token})
+	c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: created.Token})
 	c.expectError(proto.CodeNoSuchRoom)
+}
+
+// testLeaveGuessLimit: a member that leaves because its client gave up
+// after too many failed password attempts says so (leave with reason
+// guess_limit), and the other member, on the other node, is told in
+// room-closed's code; any other reason is a plain leave.
+func testLeaveGuessLimit(t *testing.T, e *env) {
+	host, created := create(t, e.a)
+	guest, _ := join(t, e.b, created.Room)
+	host.expect(proto.TypePeerJoined)
+	guest.send(proto.Frame{Type: proto.TypeLeave, Reason: proto.ClosedGuessLimit})
+	f := host.expect(proto.TypeRoomClosed)
+	if f.Code != proto.ClosedGuessLimit || f.Reason != "the other side closed the room after too many failed password attempts" {
+		t.Errorf("room-closed after leave with guess_limit: code %q, reason %q", f.Code, f.Reason)
+	}
+	if code := guest.closed(); code != websocket.StatusNormalClosure {
+		t.Errorf("guest closed with %v", code)
+	}
+	c := e.a.dial(t)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
+	c.expectError(proto.CodeNoSuchRoom)
+
+	// The host leaves with a reason the hub does not know.
+	host, created = create(t, e.b)
+	guest, _ = join(t, e.a, created.Room)
+	host.expect(proto.TypePeerJoined)
+	host.send(proto.Frame{Type: proto.TypeLeave, Reason: "bored"})
+	if f := guest.expect(proto.TypeRoomClosed); f.Code != "" || f.Reason != "host left" {
+		t.Errorf("room-closed after leave with an unknown reason: code %q, reason %q", f.Code, f.Reason)
+	}
+}
+
+// testReports: failed-confirmation reports from a guest on B. The charge
+// reaches the node that holds the other member's connection (A), which
+// throttles that address; the count per room is the reporting node's own.
+// Every client of the suite has one address (loopback), and the clock
+// stands still, so the failed attempts are exact: six per node.
+func testReports(t *testing.T, e *env) {
+	host, created := create(t, e.a)
+	guest, _ := join(t, e.b, created.Room)
+	host.expect(proto.TypePeerJoined)
+	for range 5 { // the room's burst
+		guest.send(proto.Frame{Type: proto.TypeReport, Reason: proto.ReportFailedConfirmation})
+	}
+	// The reports never reach the host's client; the candidate after
+	// them does, once A has charged the address five times (A gets the
+	// store's deliveries in order).
+	guest.send(proto.Frame{Type: proto.TypeCandidate, Data: "after"})
+	if f := host.expect(proto.TypeCandidate); f.Data != "after" {
+		t.Fatalf("host got %+v, want the candidate", f)
+	}
+	if n := testutil.ToFloat64(e.b.m.FailedConfirmations); n != 5 {
+		t.Errorf("B counted %v failed confirmations, want 5", n)
+	}
+	if n := testutil.ToFloat64(e.a.m.FailedConfirmations); n != 0 {
+		t.Errorf("A counted %v failed confirmations, want 0 (B took the reports)", n)
+	}
+
+	// On A: the room's count is B's, so a join gets as far as room_full,
+	// the address's sixth failed attempt; the seventh is throttled.
+	c := e.a.dial(t)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
+	c.expectError(proto.CodeRoomFull)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "ZZZ-ZZZ-ZZZ-ZZZ-ZZZ-ZZZ"})
+	c.expectError(proto.CodeThrottled)
+	if code := c.closed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("throttled join on A closed with %v, want 1008", code)
+	}
+
+	// On B: joins into the room are refused while its bucket is empty,
+	// and the address has all its failed attempts (B charged nothing).
+	c = e.b.dial(t)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
+	c.expectError(proto.CodeThrottled)
+	if code := c.closed(); code != websocket.StatusPolicyViolation {
+		t.Errorf("join into the reported room on B closed with %v, want 1008", code)
+	}
+	c = e.b.dial(t)
+	c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "ZZZ-ZZZ-ZZZ-ZZZ-ZZZ-ZZZ"})
+	c.expectError(proto.CodeNoSuchRoom)
+	if n := testutil.ToFloat64(e.b.m.Rejections.WithLabelValues(metrics.RejectRoomGuesses)); n != 1 {
+		t.Errorf("B's room_guesses rejections: %v, want 1", n)
+	}
 }
 
 func testStats(t *testing.T, e *env) {
@@ -501,7 +593,7 @@ func testRaceJoins(t *testing.T, e *env) {
 		}
 		c := nd.dial(t)
 		wg.Go(func() {
-			c.send(proto.Frame{Type: proto.TypeJoin, Room: created.Room})
+			c.send(proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room})
 			f, err := c.next()
 			switch {
 			case err != nil:
@@ -545,7 +637,7 @@ func testRaceResumes(t *testing.T, e *env) {
 	}
 	var wg sync.WaitGroup
 	for _, c := range conns {
-		wg.Go(func() { c.send(proto.Frame{Type: proto.TypeResume, Token: token}) })
+		wg.Go(func() { c.send(proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token}) })
 	}
 	wg.Wait()
 	// Every resume succeeds in turn and replaces the one before: all but

@@ -38,7 +38,7 @@ func (c *checker) checkWebSocket(ctx context.Context) Result {
 	}
 	defer hc.Close()
 
-	create := proto.Frame{Type: proto.TypeCreate, Auth: c.token}
+	create := proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion, Auth: c.token}
 	f, err := wsRoundTrip(ctx, hc, create)
 	if err != nil {
 		return fail("the hub accepted the WebSocket but did not answer: check proxy timeouts and the hub's log",

@@ -120,7 +120,7 @@ func TestTLSReload(t *testing.T) {
 	}
 
 	// The WebSocket opened before the reloads still works.
-	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"create"}`)); err != nil {
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"create","version":3}`)); err != nil {
 		t.Fatal(err)
 	}
 	_, msg, err := ws.Read(ctx)

@@ -26,7 +26,7 @@ func TestRoomLimitsReachTheHub(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ws.CloseNow() })
-		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"create"}`)); err != nil {
+		if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"create","version":3}`)); err != nil {
 			t.Fatal(err)
 		}
 		_, b, err := ws.Read(ctx)

@@ -376,7 +376,7 @@ func TestDrain(t *testing.T) {
 		}
 		return string(b)
 	}
-	if got := roundTrip(`{"type":"create"}`); !strings.Contains(got, `"created"`) {
+	if got := roundTrip(`{"type":"create","version":3}`); !strings.Contains(got, `"created"`) {
 		t.Fatalf("create: %s", got)
 	}
 	keepAlive := &http.Transport{MaxIdleConnsPerHost: 1}

@@ -24,9 +24,9 @@ func roomOn(t *testing.T, s *Server) (room, guestToken string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	url := strings.Replace(s.Addrs().Hub, "http://", "ws://", 1) + proto.WebSocketPath
-	host := attach(ctx, t, url, proto.Frame{Type: proto.TypeCreate}, proto.TypeCreated)
+	host := attach(ctx, t, url, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion}, proto.TypeCreated)
 	defer host.Close()
-	guest := attach(ctx, t, url, proto.Frame{Type: proto.TypeJoin, Room: host.room}, proto.TypeJoined)
+	guest := attach(ctx, t, url, proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: host.room}, proto.TypeJoined)
 	defer guest.Close()
 	return host.room, guest.token
 }
@@ -66,7 +66,7 @@ func resumeOn(t *testing.T, s *Server, token string) proto.Frame {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Send(ctx, proto.Frame{Type: proto.TypeResume, Token: token}); err != nil {
+	if err := c.Send(ctx, proto.Frame{Type: proto.TypeResume, Version: proto.ProtocolVersion, Token: token}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := c.Next(ctx)

@@ -80,14 +80,14 @@ func TestAwaitSkipsNoticesAndReturnsErrorFrames(t *testing.T) {
 	})
 	ctx := testCtx(t)
 	c := dial(t, url)
-	if err := c.Send(ctx, proto.Frame{Type: proto.TypeCreate}); err != nil {
+	if err := c.Send(ctx, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := c.Await(ctx, proto.TypeCreated)
 	if err != nil || f.Type != proto.TypeCreated || f.Room != "R" {
 		t.Fatalf("Await(created) = %+v, %v", f, err)
 	}
-	if err := c.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: "R"}); err != nil {
+	if err := c.Send(ctx, proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "R"}); err != nil {
 		t.Fatal(err)
 	}
 	f, err = c.Await(ctx, proto.TypeJoined)
@@ -95,7 +95,7 @@ func TestAwaitSkipsNoticesAndReturnsErrorFrames(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != proto.CodeNoSuchRoom || pe.Message != "no such room" || f.Type != proto.TypeError {
 		t.Fatalf("Await(joined) after an error frame = %+v, %v", f, err)
 	}
-	if err := c.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: "R"}); err != nil {
+	if err := c.Send(ctx, proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: "R"}); err != nil {
 		t.Fatal(err)
 	}
 	if f, err = c.Await(ctx, proto.TypeJoined, proto.TypeError); err != nil || f.Code != proto.CodeNoSuchRoom {

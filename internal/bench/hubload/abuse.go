@@ -180,7 +180,7 @@ func (b *client) abuseOnce(ctx context.Context, offer string, r *AbuseResult) {
 		return
 	}
 	defer ws.CloseNow()
-	if err := b.send(ctx, ws, proto.Frame{Type: proto.TypeCreate}); err != nil {
+	if err := b.send(ctx, ws, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion}); err != nil {
 		fail(err)
 		return
 	}

@@ -119,7 +119,7 @@ func (b *client) openRoom(ctx context.Context) (host, guest *websocket.Conn, err
 	if host, err = b.dial(ctx); err != nil {
 		return nil, nil, err
 	}
-	if err = b.send(ctx, host, proto.Frame{Type: proto.TypeCreate}); err != nil {
+	if err = b.send(ctx, host, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion}); err != nil {
 		return host, nil, err
 	}
 	created, err := b.await(ctx, host, proto.TypeCreated)
@@ -129,7 +129,7 @@ func (b *client) openRoom(ctx context.Context) (host, guest *websocket.Conn, err
 	if guest, err = b.dial(ctx); err != nil {
 		return host, nil, err
 	}
-	if err = b.send(ctx, guest, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
+	if err = b.send(ctx, guest, proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room}); err != nil {
 		return host, guest, err
 	}
 	if _, err = b.await(ctx, guest, proto.TypeJoined); err != nil {
@@ -180,7 +180,7 @@ func (b *client) pairOnce(ctx context.Context, offer, answer string, waitLeave b
 		return err
 	}
 	defer host.Close()
-	if err := host.Send(ctx, proto.Frame{Type: proto.TypeCreate}); err != nil {
+	if err := host.Send(ctx, proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion}); err != nil {
 		return err
 	}
 	created, err := b.awaitConn(ctx, host, proto.TypeCreated)
@@ -195,7 +195,7 @@ func (b *client) pairOnce(ctx context.Context, offer, answer string, waitLeave b
 		return err
 	}
 	defer guest.Close()
-	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeJoin, Room: created.Room}); err != nil {
+	if err := guest.Send(ctx, proto.Frame{Type: proto.TypeJoin, Version: proto.ProtocolVersion, Room: created.Room}); err != nil {
 		return err
 	}
 	if _, err := b.awaitConn(ctx, guest, proto.TypeOffer); err != nil {

@@ -158,6 +158,11 @@ type Client struct {
 	exchMsg      string // the share that started exch
 	pending      *e2e.Signaler
 	pendingReply string // the reply that pending's exchange got
+	// prepared: the host's next connection, gathered while its share
+	// waits for the reply (it is cur until then).
+	prepared          *peer
+	preparedRelayWait bool
+	preparedAt        time.Time
 	// failures counts this room's failed key confirmations (GuessLimit);
 	// failCounted: the one that ended the session was counted already.
 	failures    int

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tryst-chat/tryst/client/e2e"
 	"github.com/tryst-chat/tryst/proto"
@@ -27,10 +28,21 @@ func (c *Client) startExchange(ctx context.Context, hc *hubconn.Conn) error {
 		return fmt.Errorf("start the key exchange: %w", err)
 	}
 	c.exch, c.exchMsg = exch, msg
-	// The connection of an earlier epoch, if any, is over: the next one
-	// starts with the offer that follows the guest's reply.
+	// The connection of an earlier epoch, if any, is over.
 	c.setPeer(nil)
-	return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: msg})
+	if err := hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: msg}); err != nil {
+		return err
+	}
+	// Gather the next connection while the share travels: the offer that
+	// follows the guest's reply then goes out at once, as version 2's
+	// offer waited ready in the mailbox, instead of after the host's ICE
+	// gathering (its STUN and TURN round trips) on every join.
+	p, relayWait, err := c.prepareOffer(ctx)
+	if err != nil {
+		return err
+	}
+	c.prepared, c.preparedRelayWait, c.preparedAt = p, relayWait, time.Now()
+	return nil
 }
 
 // onPAKEAsHost handles a PAKE message from the guest: its reply to the

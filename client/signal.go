@@ -415,6 +415,30 @@ func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 		// No epoch yet (or no longer): the offer waits for a PAKE.
 		return c.startExchange(ctx, hc)
 	}
+	p, relayWait := c.prepared, c.preparedRelayWait
+	c.prepared = nil
+	if p == nil || p != c.cur || time.Since(c.preparedAt) > preparedMaxAge {
+		var err error
+		if p, relayWait, err = c.prepareOffer(ctx); err != nil {
+			return err
+		}
+	}
+	b, _ := json.Marshal(offerPayload{
+		SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost, RelayWait: relayWait, Version: proto.ProtocolVersion,
+	})
+	return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: c.signal.Seal("offer", e2e.Host, b)})
+}
+
+// preparedMaxAge bounds how long a connection gathered ahead of the
+// guest's reply is offered: its TURN allocation and credentials age (the
+// hub's credentials live 10 min), and a guest that comes later gets a
+// connection gathered for it.
+const preparedMaxAge = time.Minute
+
+// prepareOffer makes the host's next connection, current from now on:
+// data channels, local offer, ICE gathered. It reports whether the
+// connection waits for a direct pair before it takes a relayed one.
+func (c *Client) prepareOffer(ctx context.Context) (*peer, bool, error) {
 	api, relayWait := c.api, !c.cfg.Relay
 	if c.relayNext && !c.cfg.Relay {
 		if c.relayAPI == nil {
@@ -425,12 +449,12 @@ func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 	c.relayNext = false
 	p, err := newPeer(api, rtcConfig(c.ice, c.cfg.Relay))
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	p.nonceHost = e2e.NewNonce()
 	if err := p.createChannels(); err != nil {
 		p.close()
-		return err
+		return nil, false, err
 	}
 	c.setPeer(p)
 	sdp, err := p.pc.CreateOffer(nil)
@@ -438,15 +462,12 @@ func (c *Client) offer(ctx context.Context, hc *hubconn.Conn) error {
 		err = p.pc.SetLocalDescription(sdp)
 	}
 	if err != nil {
-		return fmt.Errorf("create offer: %w", err)
+		return nil, false, fmt.Errorf("create offer: %w", err)
 	}
 	if err := p.gather(ctx); err != nil {
-		return err
+		return nil, false, err
 	}
-	b, _ := json.Marshal(offerPayload{
-		SDP: p.pc.LocalDescription().SDP, Nonce: p.nonceHost, RelayWait: relayWait, Version: proto.ProtocolVersion,
-	})
-	return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: c.signal.Seal("offer", e2e.Host, b)})
+	return p, relayWait, nil
 }
 
 // acceptAnswer opens the guest's answer to the current offer, hands the

@@ -12,7 +12,7 @@ import (
 
 // exchange runs one PAKE between a host and a guest with their passwords
 // and returns both sides' outcomes.
-func exchange(t *testing.T, hostPass, guestPass, room string) (host *Epoch, hostErr error, guest *Epoch) {
+func exchange(t *testing.T, hostPass, guestPass, room string) (host, guest *Epoch, hostErr error) {
 	t.Helper()
 	h, share, err := StartHost(hostPass, room)
 	if err != nil {
@@ -31,12 +31,12 @@ func exchange(t *testing.T, hostPass, guestPass, room string) (host *Epoch, host
 		t.Fatalf("reply %q: %v", reply, err)
 	}
 	host, hostErr = h.Finish(r)
-	return host, hostErr, guest
+	return host, guest, hostErr
 }
 
 func TestPAKEAgrees(t *testing.T) {
 	t.Parallel()
-	host, err, guest := exchange(t, "pw", "pw", tvRoom)
+	host, guest, err := exchange(t, "pw", "pw", tvRoom)
 	if err != nil {
 		t.Fatalf("the host refuses a matching reply: %v", err)
 	}
@@ -50,7 +50,7 @@ func TestPAKEAgrees(t *testing.T) {
 		t.Fatalf("sealed offer: %q %v", pt, err)
 	}
 	// Every exchange gives a fresh epoch, even with the same password.
-	again, err, _ := exchange(t, "pw", "pw", tvRoom)
+	again, _, err := exchange(t, "pw", "pw", tvRoom)
 	if err != nil || bytes.Equal(again.Master, host.Master) || bytes.Equal(again.SID, host.SID) {
 		t.Fatalf("a second exchange gave the same epoch (%v)", err)
 	}
@@ -63,7 +63,7 @@ func TestPAKEMismatch(t *testing.T) {
 		"one more space": {"pw", "pw ", tvRoom},
 		"case":           {"Password", "password", tvRoom},
 	} {
-		if _, err, _ := exchange(t, c[0], c[1], c[2]); !errors.Is(err, ErrMismatch) {
+		if _, _, err := exchange(t, c[0], c[1], c[2]); !errors.Is(err, ErrMismatch) {
 			t.Errorf("%s: the host accepts the reply: %v", name, err)
 		}
 	}

@@ -1,6 +1,7 @@
 // Package web serves Tryst's browser client: plain HTML, CSS and JavaScript
-// ES modules embedded in the binary (no build step), using Web Crypto for
-// the same end-to-end encryption as the Go client. No third-party requests.
+// ES modules embedded in the binary (no build step), using CPace (on the
+// vendored noble) and Web Crypto for the same end-to-end encryption as the
+// Go client. No third-party requests.
 //
 // The modules in static mirror the Go client: protocol.js (constants, held
 // equal to package proto's by TestProtocolConstantsMatchGo), crypto.js,
@@ -8,9 +9,11 @@
 // origin-private file system, incremental SHA-256, and the bulk data
 // channel itself where the browser can transfer it to a worker), storage.js
 // (IndexedDB), ui.js (all DOM work, the DOM contract the tests read) and
-// app.js (wiring only). cpace.js is client/cpace's twin (CPace on the
-// vendored @noble/curves' ristretto255, whose bare imports index.html's
-// import map resolves), not yet used by the page.
+// app.js (wiring, and the exchange's state). cpace.js is client/cpace's
+// twin (CPace on the vendored @noble/curves' ristretto255, whose bare
+// imports index.html's import map resolves), which crypto.js imports on the
+// page when it first runs an exchange (never in the store worker, which
+// does not see the import map).
 //
 // File data and the page's main thread: where the browser can transfer an
 // RTCDataChannel to a worker (Chromium, WebKit), the bulk channel lives in

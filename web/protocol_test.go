@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/tryst-chat/tryst/client/e2e"
 	"github.com/tryst-chat/tryst/internal/testenv"
 	"github.com/tryst-chat/tryst/proto"
 )
@@ -27,7 +28,7 @@ func TestProtocolConstantsMatchGo(t *testing.T) {
 	ms := func(d interface{ Milliseconds() int64 }) float64 { return float64(d.Milliseconds()) }
 	want := map[string]any{
 		"PROTOCOL_VERSION":         float64(proto.ProtocolVersion),
-		"MIN_PROTOCOL_VERSION":     float64(proto.MinProtocolVersion),
+		"GUESS_LIMIT":              float64(e2e.GuessLimit),
 		"ROOM_CODE_ALPHABET":       proto.RoomCodeAlphabet,
 		"ROOM_CODE_LEN":            float64(proto.RoomCodeLen),
 		"RECONNECT_BACKOFF_MAX_MS": ms(proto.ReconnectBackoffMax),
@@ -46,6 +47,10 @@ func TestProtocolConstantsMatchGo(t *testing.T) {
 		"PEER_TIMEOUT_MS":          ms(proto.PeerTimeout),
 		"GATHER_TIMEOUT_MS":        ms(proto.GatherTimeout),
 	}
+	// The words of report and leave, and room-closed's code
+	// (docs/PROTOCOL.md, "PAKE").
+	want["REPORT_FAILED_CONFIRMATION"] = "failed_confirmation"
+	want["CLOSED_GUESS_LIMIT"] = "guess_limit"
 	for k, v := range want {
 		if js[k] != v {
 			t.Errorf("protocol.js %s = %v, Go %v", k, js[k], v)

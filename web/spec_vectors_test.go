@@ -10,9 +10,10 @@ import (
 	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
-// TestBrowserCryptoSpecVectors runs the browser's crypto module under
-// Node's Web Crypto against every test vector of docs/PROTOCOL.md, which
-// the Node script reads out of the document itself.
+// TestBrowserCryptoSpecVectors runs the browser's crypto.js and cpace.js
+// under Node's Web Crypto and the vendored noble (resolved by the page's
+// import map) against every test vector of docs/PROTOCOL.md, the pake
+// vector included, which the Node script reads out of the document itself.
 func TestBrowserCryptoSpecVectors(t *testing.T) {
 	t.Parallel()
 	node := testenv.Tool(t, "node", "nodejs")
@@ -25,7 +26,7 @@ func TestBrowserCryptoSpecVectors(t *testing.T) {
 	for _, v := range vs {
 		want = append(want, v.Name)
 	}
-	out, err := exec.Command(node, "testdata/spec_vectors.mjs", doc).CombinedOutput()
+	out, err := exec.Command(node, "--import", "./testdata/importmap.mjs", "testdata/spec_vectors.mjs", doc).CombinedOutput()
 	if err != nil {
 		t.Fatalf("crypto.js vs docs/PROTOCOL.md: %v\n%s", err, out)
 	}

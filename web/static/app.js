@@ -1,10 +1,13 @@
 // Tryst browser client: the wiring between the hub (hub.js), the
 // connection to the other person (peer.js), chat, files (transfer.js),
 // what is kept (storage.js) and the page (ui.js). The same protocol and
-// cryptography as the Go client (docs/PROTOCOL.md).
+// cryptography as the Go client (docs/PROTOCOL.md): a CPace exchange
+// through the hub gives both sides an epoch, under which every offer,
+// answer and restart request is sealed, across reconnects and reloads.
 //
 // Everything lives in this module's scope: nothing is put on window, so no
-// other script on the page can reach the room key or the connection.
+// other script on the page can reach the password, the epoch or the
+// connection.
 
 import * as c from "./crypto.js";
 import * as ui from "./ui.js";
@@ -12,7 +15,9 @@ import * as storage from "./storage.js";
 import { Hub } from "./hub.js";
 import { OldPeerError, Peer, answer, jsonOf, mismatchAnswer, offer, openAnswer, openOffer } from "./peer.js";
 import { Store, Transfers } from "./transfer.js";
-import { MAX_CHAT_TEXT, MSG, TEXT_OLD_PEER, normalizeCode, shown } from "./protocol.js";
+import {
+  CLOSED_GUESS_LIMIT, GUESS_LIMIT, MAX_CHAT_TEXT, MSG, REPORT_FAILED_CONFIRMATION, TEXT_OLD_PEER, normalizeCode, shown,
+} from "./protocol.js";
 
 const { $ } = ui;
 const enc = new TextEncoder();
@@ -22,13 +27,43 @@ const enc = new TextEncoder();
 // live peer answers within this (frames arrive at least every 5 s).
 const PROBE_MS = 5000;
 
+// What each side says when the room closes at the guess limit: this side
+// reached it, or the other side did (room-closed with code guess_limit).
+const TEXT_LIMIT_HERE = `The room was closed after ${GUESS_LIMIT} failed password attempts: the passwords differ, or ` +
+  "someone was trying to guess the password. Nothing was decrypted or sent.";
+const TEXT_LIMIT_THERE = "The other person's Tryst closed the room after too many failed password attempts: the " +
+  "passwords differ, or someone was trying to guess the password.";
+
 const s = {
-  room: null, role: null, master: null, signaler: null, ice: null,
+  room: null, role: null, ice: null,
+  // The password, in this module's memory only (never stored): a fresh
+  // exchange may need it again.
+  password: null,
+  // The current epoch {sid, master} and its Signaler (docs/PROTOCOL.md,
+  // "PAKE"). The host holds an epoch or an exchange in flight (exchange: a
+  // crypto.js HostExchange), the guest an epoch or a pending exchange
+  // (pending: the epoch its reply leads to, with its Signaler, the share it
+  // answered and its reply), never both.
+  epoch: null, signaler: null, exchange: null, pending: null,
+  // A share that arrived while no password was in memory (guest): answered
+  // once the password is typed.
+  waitingShare: null,
+  unreported: 0, // failed confirmations not yet reported to the hub
   relayOnly: false, auto: true,
   peer: null, conns: 0, ended: false, leaving: false, mismatched: false,
   guestJoined: false, // the host's invite is wanted until the guest has joined
   transfers: null, store: null,
 };
+
+// Hub frames that move the exchange and the signaling on are handled one at
+// a time, in arrival order: each may change the epoch the next one needs.
+// What waits for WebRTC (ICE gathering) runs outside this queue.
+let signaling = Promise.resolve();
+function serially(fn) {
+  const run = signaling.then(fn);
+  signaling = run.catch((e) => console.error(e));
+  return run;
+}
 
 const hub = new Hub({
   peerUp,
@@ -70,7 +105,7 @@ function showState() {
   } else ui.hub("up", "");
   if (s.mismatched) return;
   if (peerUp()) ui.state("connected", "Connected");
-  else if (!s.master) ui.state("idle", s.role === "H" ? "Choose the password" : "Not connected");
+  else if (!s.epoch && !s.password) ui.state("idle", s.role === "H" ? "Choose the password" : "Not connected");
   else if (hub.state !== "up") ui.state("reconnecting", s.conns ? "Connection lost; reconnecting…" : "Reaching the hub…");
   else if (s.peer) ui.state("connecting", "Connecting to the other person…");
   else if (s.conns) ui.state("reconnecting", "Waiting for the other person to come back…");
@@ -98,8 +133,12 @@ async function onAttached(f) {
   }
   if (s.role === "H" && (f.type === "joined" || f.peer)) s.guestJoined = true;
   saveRoom();
-  if (s.master && !s.signaler) s.signaler = await c.Signaler.create(s.master, s.room);
   showInvite();
+  await serially(() => attached(f));
+}
+
+async function attached(f) {
+  flushReports();
   if (peerUp()) {
     // The hub came back under a live connection: keep it, but make sure
     // the other side is still at its end.
@@ -108,26 +147,21 @@ async function onAttached(f) {
     return;
   }
   showState();
-  if (s.role === "H" && s.master && !s.mismatched) await makeOffer();
+  if (s.mismatched) return; // nothing by itself after a failed confirmation
+  if (s.role === "H") {
+    if (s.epoch || s.exchange || s.password) await hostOffer();
+  } else if (f.type === "resumed" && f.peer && !s.epoch && !s.pending && s.password) {
+    // A guest with nothing to seal a restart request under (a tab that
+    // kept no epoch) asks for a fresh exchange.
+    hub.send({ type: "answer", data: c.needMessage() });
+  }
 }
 
 async function onHubFrame(f) {
   switch (f.type) {
-    case "offer": if (s.role === "G" && s.signaler) await onOffer(f.data); break;
-    case "answer": if (s.role === "H" && s.signaler) await onAnswer(f.data); break;
-    case "candidate": {
-      if (s.role !== "H" || !s.signaler) break;
-      let restart = false;
-      try {
-        restart = jsonOf(await s.signaler.open("candidate", "G", f.data)).restart === true;
-      } catch {
-        // After a mismatch, the guest's retry under a password that still
-        // differs: offer, so that it finds out.
-        restart = s.mismatched;
-      }
-      if (restart) await makeOffer();
-      break;
-    }
+    case "offer": if (s.role === "G") await serially(() => guestOffer(f.data)); break;
+    case "answer": if (s.role === "H") await serially(() => hostAnswer(f.data)); break;
+    case "candidate": if (s.role === "H") await serially(() => hostCandidate(f.data)); break;
     case "peer-joined":
       s.guestJoined = true;
       showInvite();
@@ -136,15 +170,23 @@ async function onHubFrame(f) {
     case "peer-back":
       s.guestJoined = true;
       showInvite();
-      if (s.role !== "H" || s.mismatched) break;
-      if (peerUp()) probe(s.peer);
-      else await makeOffer();
+      if (s.role !== "H") break;
+      await serially(async () => {
+        if (s.mismatched) return;
+        if (peerUp()) probe(s.peer);
+        else await hostOffer();
+      });
       break;
     case "peer-left":
       // Their hub connection ended; a live connection to them goes on.
       showState();
       break;
-    case "room-closed": end("The other person left the room.", true); break;
+    case "room-closed":
+      if (f.code === CLOSED_GUESS_LIMIT) {
+        if (s.room) storage.setFailures(s.room, { ...storage.failures(s.room), closed: "there" });
+        end(TEXT_LIMIT_THERE, true);
+      } else end("The other person left the room.", true);
+      break;
     case "error":
       if (!hub.hubError(f)) note("Hub: " + shown(String(f.message || f.code).slice(0, 300)));
       break;
@@ -161,6 +203,265 @@ function probe(p) {
   }, PROBE_MS);
 }
 
+// ---------- the exchange and the signaling (docs/PROTOCOL.md, "PAKE", "Signaling") ----------
+
+// setEpoch makes epoch the current one and keeps it for a reload.
+async function setEpoch(epoch, signaler = null) {
+  s.epoch = epoch;
+  s.signaler = signaler || await c.Signaler.create(epoch, s.room);
+  s.exchange = null;
+  s.pending = null;
+  s.mismatched = false;
+  await storage.saveEpoch(s.room, epoch).catch((e) => console.error(e));
+}
+
+function dropEpoch() {
+  s.epoch = null;
+  s.signaler = null;
+  storage.dropEpoch();
+}
+
+// hostOffer is what the host sends whenever it must offer: a sealed offer
+// under its epoch; else the share of the exchange in flight again (a hub
+// that restarted lost it; a guest that has it answers it again with the
+// same reply, counting nothing); else a fresh exchange.
+async function hostOffer() {
+  if (s.epoch) startOffer();
+  else if (s.exchange) hub.send({ type: "offer", data: s.exchange.msg });
+  else await startExchange();
+}
+
+// startExchange starts a fresh exchange with the password, replacing any
+// earlier one and the epoch; without a password in memory (a reloaded tab
+// whose epoch the other side no longer holds) it asks for it first.
+async function startExchange() {
+  s.exchange = null;
+  if (s.epoch) dropEpoch();
+  if (!s.password) {
+    askPassword("exchange");
+    return;
+  }
+  const { ex, msg } = await c.HostExchange.start(s.password, s.room);
+  s.exchange = ex;
+  hub.send({ type: "offer", data: msg });
+  showState();
+}
+
+// startOffer makes a new connection and posts its offer, sealed under the
+// epoch, outside the signaling queue (it waits for ICE gathering).
+function startOffer() {
+  const p = newPeer("H");
+  const sig = s.signaler;
+  offer(p, sig).then((blob) => {
+    if (blob && p === s.peer && sig === s.signaler) hub.send({ type: "offer", data: blob });
+  }).catch((e) => console.error(e));
+}
+
+// hostAnswer: the guest's reply or need, or its sealed answer.
+async function hostAnswer(data) {
+  if (c.isPAKE(data)) {
+    const m = c.decodePAKE(data);
+    if (!m) console.warn("ignored a malformed PAKE message");
+    else if (m.kind === c.PAKE.REPLY) await onReply(m);
+    else if (m.kind === c.PAKE.NEED) await onNeed(m);
+    return;
+  }
+  let sid;
+  try {
+    sid = c.blobSID(data);
+  } catch (e) {
+    signalProblem(e, "answer");
+    return;
+  }
+  // An answer to an epoch this side left (or never had) is ignored.
+  if (!s.signaler || !c.sameSID(sid, s.signaler.sid)) return;
+  let r;
+  try {
+    r = await openAnswer(s.peer, s.signaler, data);
+  } catch (e) {
+    if (e instanceof c.MismatchError) failure();
+    else signalProblem(e, "answer");
+    return;
+  }
+  if (r.mismatch) failure();
+}
+
+// onReply checks the guest's confirm_G: right, the epoch is set and the
+// sealed offer goes out at once; wrong, the guest is told (failed) and one
+// failed confirmation counted.
+async function onReply(m) {
+  const ex = s.exchange;
+  if (!ex || !c.sameSID(m.sid, ex.sid)) return; // a reply to an older exchange
+  s.exchange = null;
+  let epoch;
+  try {
+    epoch = await ex.finish(m);
+  } catch (e) {
+    if (!(e instanceof c.MismatchError)) throw e;
+    hub.send({ type: "offer", data: c.failedMessage(ex.sid) });
+    failure();
+    return;
+  }
+  await setEpoch(epoch);
+  ui.alert("");
+  showState();
+  startOffer();
+}
+
+// onNeed: the guest holds no epoch this side could seal for. One that
+// names this side's epoch, or any (all zero: its person typed the password
+// again), gets a fresh exchange (or the one in flight again); one naming
+// an epoch this side already left is ignored.
+async function onNeed(m) {
+  if (s.epoch && c.sameSID(m.sid, s.epoch.sid)) await startExchange();
+  else if (c.anyEpoch(m.sid)) {
+    s.mismatched = false;
+    await hostOffer();
+  }
+}
+
+async function hostCandidate(data) {
+  if (!s.signaler) return;
+  let restart = false;
+  try {
+    restart = jsonOf(await s.signaler.open("candidate", "G", data)).restart === true;
+  } catch {
+    return; // a candidate blob that does not open is ignored
+  }
+  if (restart) startOffer();
+}
+
+// guestOffer: the host's share or failed, or its sealed offer.
+async function guestOffer(data) {
+  if (c.isPAKE(data)) {
+    const m = c.decodePAKE(data);
+    if (!m) console.warn("ignored a malformed PAKE message");
+    else if (m.kind === c.PAKE.SHARE) await onShare(data, m);
+    else if (m.kind === c.PAKE.FAILED && s.pending && c.sameSID(m.sid, s.pending.sid)) failure();
+    return;
+  }
+  let sid;
+  try {
+    sid = c.blobSID(data);
+  } catch (e) {
+    signalProblem(e, "offer");
+    return;
+  }
+  const pending = !!s.pending && c.sameSID(sid, s.pending.sid);
+  const sig = pending ? s.pending.signaler : s.epoch && c.sameSID(sid, s.epoch.sid) ? s.signaler : null;
+  if (!sig) {
+    // An epoch this side does not hold (a reload that kept none, say): ask
+    // for a fresh exchange.
+    hub.send({ type: "answer", data: c.needMessage(sid) });
+    return;
+  }
+  let o;
+  try {
+    o = await openOffer(sig, data);
+  } catch (e) {
+    if (e instanceof c.MismatchError) {
+      // Tell the host too, with an answer it cannot open either.
+      hub.send({ type: "answer", data: await mismatchAnswer(sig) });
+      failure();
+    } else signalProblem(e, "offer");
+    return;
+  }
+  if (pending) await setEpoch({ sid: s.pending.sid, master: s.pending.master }, sig);
+  s.mismatched = false;
+  const p = newPeer("G");
+  answer(p, sig, o).then((blob) => {
+    if (blob && p === s.peer) hub.send({ type: "answer", data: blob });
+  }).catch((e) => console.error(e));
+}
+
+// onShare answers the host's share with the password: the reply carries
+// confirm_G, and the exchange is pending until a sealed offer under it
+// opens. The same share again is answered with the same reply.
+async function onShare(data, m) {
+  if (s.pending && s.pending.share === data) {
+    hub.send({ type: "answer", data: s.pending.reply });
+    return;
+  }
+  if (!s.password) {
+    // The other side needs a fresh exchange, and this tab (reloaded) has
+    // no password: ask for it, then answer.
+    s.waitingShare = data;
+    askPassword("share");
+    return;
+  }
+  // A new share while the pending exchange was never confirmed: whoever
+  // sent the last one learnt from its confirm_G whether a guess was right.
+  if (s.pending && failure()) return;
+  let r;
+  try {
+    r = await c.respond(s.password, s.room, m);
+  } catch (e) {
+    if (!(e instanceof c.MismatchError)) throw e;
+    failure(); // an invalid share
+    return;
+  }
+  if (s.epoch) dropEpoch();
+  s.pending = { ...r.epoch, signaler: await c.Signaler.create(r.epoch, s.room), share: data, reply: r.msg };
+  hub.send({ type: "answer", data: r.msg });
+}
+
+// signalProblem handles a blob that is neither ours nor a mismatch: an old
+// peer's, or a malformed one (ignored).
+function signalProblem(e, kind) {
+  if (e instanceof OldPeerError) oldPeer();
+  else if (e instanceof c.MalformedError) console.warn(`ignored a malformed ${kind}: ${e.message}`);
+  else console.error(e);
+}
+
+// oldPeer: the other side runs protocol version 1 or 2. Not a mismatch and
+// not the end: nothing is counted, the room stays, and a new exchange goes
+// out when they come back updated.
+function oldPeer() {
+  closePeer();
+  ui.alert(`Cannot connect: ${TEXT_OLD_PEER}.`);
+  ui.state("waiting", "Waiting for the other person to update Tryst");
+}
+
+// failure is one failed confirmation (docs/PROTOCOL.md, "PAKE"): the
+// passwords differ, or someone is guessing. Nothing was decrypted or sent;
+// the epoch or exchange ends, the hub is told, and the count (kept in
+// sessionStorage, across a reload) goes up; at GUESS_LIMIT the room
+// closes. Otherwise the room stays, so either person can try another
+// password in it; this side keeps its password in memory: it may be the
+// right one, and the other person's retry then connects without a word
+// from this one. It returns whether the room closed.
+function failure() {
+  closePeer();
+  dropEpoch();
+  s.exchange = null;
+  s.pending = null;
+  s.mismatched = true;
+  const n = storage.failures(s.room).n + 1;
+  storage.setFailures(s.room, { n });
+  s.unreported++;
+  flushReports();
+  if (n >= GUESS_LIMIT) {
+    storage.setFailures(s.room, { n, closed: "here" });
+    hub.send({ type: "leave", reason: CLOSED_GUESS_LIMIT });
+    end(TEXT_LIMIT_HERE, true);
+    return true;
+  }
+  ui.state("mismatch", "Password mismatch");
+  ui.alert("Password mismatch: the other person typed a different password, or someone is trying to guess it. " +
+    `Nothing was decrypted or sent. Failed attempts: ${n} of ${GUESS_LIMIT}; at ${GUESS_LIMIT} the room closes. ` +
+    "Agree on the password again, then try it here.", "Try another password", () => askPassword("retry"));
+  return false;
+}
+
+// flushReports tells the hub of each failed confirmation it has not heard
+// of (it throttles the room and the other member's address).
+function flushReports() {
+  while (s.unreported > 0 && hub.open()) {
+    hub.send({ type: "report", reason: REPORT_FAILED_CONFIRMATION });
+    s.unreported--;
+  }
+}
+
 // ---------- the connection ----------
 
 const handlers = {
@@ -168,7 +469,7 @@ const handlers = {
   onMessage,
   onBulkEvent: (p, m) => { if (p === s.peer) s.transfers.onBulkEvent(p, m); },
   onFail: failPeer,
-  onMismatch: () => mismatch(),
+  onMismatch: (p) => { if (p === s.peer) failure(); },
   onRtt: (p, ms) => { if (p === s.peer) ui.rtt(ms); },
   onMalformed: (p, e) => {
     console.error("malformed message:", e);
@@ -193,53 +494,6 @@ function closePeer() {
   // The path and round trip were this connection's.
   ui.path("");
   ui.rtt(null);
-}
-
-async function makeOffer() {
-  const p = newPeer("H");
-  const blob = await offer(p, s.signaler);
-  if (blob && p === s.peer) hub.send({ type: "offer", data: blob });
-}
-
-async function onAnswer(blob) {
-  const p = s.peer;
-  let r;
-  try {
-    r = await openAnswer(p, s.signaler, blob);
-  } catch (e) {
-    if (e instanceof c.MismatchError) mismatch();
-    else if (e instanceof OldPeerError) oldPeer();
-    else console.error(e);
-    return;
-  }
-  if (r.mismatch) mismatch();
-}
-
-async function onOffer(blob) {
-  let o;
-  try {
-    o = await openOffer(s.signaler, blob);
-  } catch (e) {
-    if (e instanceof c.MismatchError) {
-      // Tell the host too, with an answer it cannot open either.
-      hub.send({ type: "answer", data: await mismatchAnswer(s.signaler) });
-      mismatch();
-    } else if (e instanceof OldPeerError) oldPeer();
-    else console.error(e);
-    return;
-  }
-  s.mismatched = false;
-  const p = newPeer("G");
-  const blobOut = await answer(p, s.signaler, o);
-  if (blobOut && p === s.peer) hub.send({ type: "answer", data: blobOut });
-}
-
-// oldPeer: the other side runs protocol version 1. Not a mismatch and not
-// the end: the room stays, and a new offer goes out when they come back.
-function oldPeer() {
-  closePeer();
-  ui.alert(`Cannot connect: ${TEXT_OLD_PEER}.`);
-  ui.state("waiting", "Waiting for the other person to update Tryst");
 }
 
 async function onReady(p) {
@@ -280,11 +534,15 @@ function failPeer(p, reason) {
     hub.ws.close();
     return;
   }
-  if (s.role === "H") makeOffer().catch((e) => console.error(e));
-  else {
-    s.signaler.seal("candidate", "G", enc.encode(JSON.stringify({ restart: true })))
-      .then((data) => hub.send({ type: "candidate", data }));
-  }
+  if (!s.signaler) return; // no epoch to reconnect under
+  if (s.role === "H") startOffer();
+  else restartRequest();
+}
+
+// restartRequest asks the host for a fresh offer, sealed under the epoch.
+function restartRequest() {
+  s.signaler.seal("candidate", "G", enc.encode(JSON.stringify({ restart: true })))
+    .then((data) => hub.send({ type: "candidate", data })).catch((e) => console.error(e));
 }
 
 async function onMessage(p, type, payload) {
@@ -369,22 +627,23 @@ function showInvite() {
   else ui.invite(!$("share").hidden, true);
 }
 
-// mismatch: the two passwords differ. Nothing was decrypted or sent; the
-// room stays, so either person can try another password in it. This side
-// keeps its key: it may be the right one, and the other person's retry
-// then connects without a word from this one.
-function mismatch() {
-  closePeer();
-  s.mismatched = true;
-  ui.state("mismatch", "Password mismatch");
-  ui.alert("Password mismatch: the other person typed a different password. Nothing was decrypted or sent. " +
-    "Agree on the password again, then try it here.", "Try another password", () => askPassword());
-}
-
-function askPassword() {
+// askPassword shows the password form, saying why it is asked: "retry"
+// after a failed confirmation, "share" and "exchange" when the other side
+// needs a fresh exchange and this tab (reloaded) has no password in memory,
+// "resume" for a reloaded tab that kept no epoch.
+function askPassword(why) {
+  const f = storage.failures(s.room);
+  const notes = {
+    retry: `Failed attempts: ${f.n} of ${GUESS_LIMIT}. Agree on the password again with the other person, then connect.`,
+    share: "The other person needs a fresh key exchange: type the password you agreed on to reconnect.",
+    exchange: "The other person needs a fresh key exchange: type the password you agreed on to reconnect.",
+    resume: "",
+  };
   ui.alert("");
   ui.show("password");
   showInvite();
+  if (why === "share" || why === "exchange") ui.state("idle", "Password needed");
+  $("password-note").textContent = notes[why] || "";
   $("password-input").value = "";
   $("password-input").focus();
 }
@@ -424,19 +683,30 @@ async function leave() {
   await forgetAndRestart();
 }
 
-async function usePassword(password) {
-  $("password-note").textContent = "Deriving the key (600,000 PBKDF2 rounds)…";
-  try {
-    s.master = await c.deriveMaster(password, s.room);
-  } finally {
-    $("password-note").textContent = "";
-  }
-  s.signaler = await c.Signaler.create(s.master, s.room);
+// usePassword takes the password typed (into this module's memory only)
+// and the room's settings.
+function usePassword(password) {
+  s.password = password;
   s.relayOnly = $("relay-only").checked;
   s.auto = $("auto-connect").checked;
-  await storage.saveMaster(s.master);
   storage.setRelayOnly(s.room, s.relayOnly);
   saveRoom();
+}
+
+// afterPassword moves the exchange on once a password was typed on an open
+// hub connection: the host starts a fresh exchange with it (after creating
+// the room, after a failed confirmation, or because the other side needs
+// one); the guest answers the share that waited for it, or asks for a
+// fresh exchange (after a failed confirmation).
+async function afterPassword(retry) {
+  if (s.role === "H") {
+    await startExchange();
+    return;
+  }
+  const share = s.waitingShare;
+  s.waitingShare = null;
+  if (share) await guestOffer(share);
+  else if (retry || (!s.epoch && !s.pending)) hub.send({ type: "answer", data: c.needMessage() });
 }
 
 async function onPasswordSubmit(ev) {
@@ -444,28 +714,25 @@ async function onPasswordSubmit(ev) {
   const pw = $("password-input").value;
   if (!pw) return;
   $("password-input").value = "";
+  $("password-note").textContent = "";
   $("connect").disabled = true;
   const retry = s.mismatched;
   try {
-    await usePassword(pw);
+    usePassword(pw);
     s.mismatched = false;
+    ui.alert("");
     ui.show("chat");
     showInvite();
     showState();
-    if (hub.open()) {
-      // The host after creating (or after a mismatch), or a guest trying
-      // another password in the room it joined.
-      if (s.role === "H") await makeOffer();
-      else if (retry) {
-        hub.send({ type: "candidate", data: await s.signaler.seal("candidate", "G", enc.encode(JSON.stringify({ restart: true }))) });
-      }
-    } else if (hub.token) {
-      await hub.attach({ type: "resume", token: hub.token });
-    } else {
-      await hub.attach({ type: "join", room: s.room });
-    }
+    if (hub.open()) await serially(() => afterPassword(retry));
+    else if (hub.token) await hub.attach({ type: "resume", token: hub.token });
+    else await hub.attach({ type: "join", room: s.room });
   } catch (e) {
     const code = e && e.code;
+    if (!code) {
+      console.error(e);
+      return;
+    }
     if (!hub.token && !["no_such_room", "room_full", "unsupported_version"].includes(code)) {
       // Nothing to resume yet: say what happened, and offer the next step.
       ui.state("idle", "Not connected");
@@ -500,10 +767,23 @@ async function init() {
     startRoom();
     await restoreChat();
     await s.transfers.restore();
-    s.master = await storage.loadMaster();
     $("resume-code").textContent = s.room;
-    if (s.master && s.auto) {
-      s.signaler = await c.Signaler.create(s.master, s.room);
+    const closed = storage.failures(s.room).closed;
+    if (closed) {
+      // Closed at the guess limit: a reload shows why again.
+      ui.show("chat");
+      end(closed === "here" ? TEXT_LIMIT_HERE : TEXT_LIMIT_THERE, true);
+      return;
+    }
+    // The epoch comes back from sessionStorage (unwrapped with the
+    // non-extractable key): no password to type, unless the other side
+    // turns out to need a fresh exchange.
+    const epoch = await storage.loadEpoch(s.room);
+    if (epoch) {
+      s.epoch = epoch;
+      s.signaler = await c.Signaler.create(epoch, s.room);
+    }
+    if (s.epoch && s.auto) {
       ui.show("chat");
       showState();
       hub.resume();
@@ -558,7 +838,7 @@ $("new-room").addEventListener("click", async () => {
 
 $("join-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  // Checked before anything slow: a mistyped code never reaches the KDF.
+  // Checked before anything else: a mistyped code never reaches the hub.
   const code = normalizeCode($("join-code").value);
   if (!code) {
     ui.joinError("That is not a room code: a code has 18 letters and digits, like K7Q-MX2-P9R-TVW-4HN-C8D.");
@@ -571,13 +851,12 @@ $("join-form").addEventListener("submit", (ev) => {
 $("join-code").addEventListener("input", () => ui.joinError(""));
 window.addEventListener("hashchange", () => location.reload());
 $("password-form").addEventListener("submit", onPasswordSubmit);
-$("resume-btn").addEventListener("click", async () => {
-  if (s.master) {
-    s.signaler = await c.Signaler.create(s.master, s.room);
+$("resume-btn").addEventListener("click", () => {
+  if (s.epoch) {
     ui.show("chat");
     showState();
     hub.resume();
-  } else askPassword();
+  } else askPassword("resume"); // any connection needs a fresh exchange
 });
 $("copy-link").addEventListener("click", async () => {
   try {
@@ -599,7 +878,7 @@ $("send-form").addEventListener("submit", (ev) => {
   ui.sendEnabled();
   sendChat(text).catch((e) => ui.alert("Could not send the message: " + e.message));
 });
-ui.files((fs) => s.transfers.queue(fs).catch((e) => console.error(e)), () => !!s.transfers && !s.ended && !!s.master);
+ui.files((fs) => s.transfers.queue(fs).catch((e) => console.error(e)), () => !!s.transfers && !s.ended && !!(s.epoch || s.password));
 $("leave").addEventListener("click", () => leave().catch((e) => console.error(e)));
 
 init().catch((e) => {

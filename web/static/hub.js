@@ -8,7 +8,7 @@
 // it answered that it does not know the room while the peer connection was
 // still up (a restarted hub may know it again, so it is asked again).
 
-import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, RECONNECT_BACKOFF_MAX_MS } from "./protocol.js";
+import { PROTOCOL_VERSION, RECONNECT_BACKOFF_MAX_MS } from "./protocol.js";
 
 const BACKOFF_START_MS = 500;
 
@@ -27,9 +27,6 @@ export class Hub {
     this.token = null;
     this.stopped = false;
     this.nextAttempt = 0; // when a scheduled reconnect is due (ms epoch)
-    // The version announced: a hub that refuses it (not updated yet) is
-    // asked again with the oldest it may serve.
-    this.version = PROTOCOL_VERSION;
   }
 
   url() { return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`; }
@@ -53,7 +50,9 @@ export class Hub {
       const ws = new WebSocket(this.url());
       this.ws = ws;
       let answered = false;
-      ws.onopen = () => ws.send(JSON.stringify({ ...first, version: this.version }));
+      // A hub that refuses the version (unsupported_version: an older hub)
+      // is not asked again with another; its message is shown.
+      ws.onopen = () => ws.send(JSON.stringify({ ...first, version: PROTOCOL_VERSION }));
       ws.onmessage = (ev) => {
         let f;
         try { f = JSON.parse(ev.data); } catch { return; }
@@ -106,16 +105,7 @@ export class Hub {
   // attach sends first and handles the welcome; it rejects with the hub's
   // error, which the caller passes to failure().
   async attach(first) {
-    let f;
-    try {
-      f = await this.connect(first);
-    } catch (e) {
-      if (e && e.code === "unsupported_version" && this.version > MIN_PROTOCOL_VERSION) {
-        this.version = MIN_PROTOCOL_VERSION;
-        return this.attach(first);
-      }
-      throw e;
-    }
+    const f = await this.connect(first);
     this.state = "up";
     this.since = Date.now();
     if (f.token) this.setToken(f.token);

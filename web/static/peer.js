@@ -17,10 +17,9 @@ import {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-// OldPeerError: the other side's offer or answer has no version 2.
-export class OldPeerError extends Error {
-  constructor() { super("old peer"); this.name = "OldPeerError"; }
-}
+// OldPeerError: a "v1." blob, or a sealed offer or answer below version 3:
+// the other side speaks an older protocol version (crypto.js).
+export { OldPeerError } from "./crypto.js";
 
 // At most this many frames of a channel wait to be sealed and sent: the
 // bulk sender reads its next slice while earlier chunks are being sealed,
@@ -381,15 +380,16 @@ export async function offer(p, signaler) {
   return signaler.seal("offer", "H", enc.encode(JSON.stringify(body)));
 }
 
-// openAnswer opens an answer blob: {mismatch: true}, {stale: true} (it
-// answers another offer), or the answer applied to p. It throws
-// MismatchError for a blob that does not open and OldPeerError for an
-// answer of a version 1 client.
+// openAnswer opens an answer blob under the host's epoch: {mismatch: true},
+// {stale: true} (it answers another offer), or the answer applied to p. It
+// throws what Signaler.open throws (MismatchError for a blob of the epoch
+// that does not open, OtherEpochError, OldPeerError, MalformedError), and
+// OldPeerError for an answer below version 3.
 export async function openAnswer(p, signaler, blob) {
   const a = jsonOf(await signaler.open("answer", "G", blob));
   if (a.mismatch === true) return { mismatch: true };
   if (!p || p.closed || typeof a.offer_nonce !== "string" || a.offer_nonce !== c.b64std(p.nonceHost)) return { stale: true };
-  if (offerVersion(a) < 2) throw new OldPeerError();
+  if (offerVersion(a) < PROTOCOL_VERSION) throw new c.OldPeerError();
   if (typeof a.sdp !== "string" || typeof a.nonce !== "string") return { stale: true };
   p.sess = await c.Session.create(signaler.master, "H", p.nonceHost, c.unb64std(a.nonce),
     c.fingerprintOf(p.pc.localDescription.sdp), c.fingerprintOf(a.sdp));
@@ -398,11 +398,12 @@ export async function openAnswer(p, signaler, blob) {
   return {};
 }
 
-// openOffer opens an offer blob; it throws MismatchError if it does not
-// open and OldPeerError for an offer of a version 1 client.
+// openOffer opens an offer blob under the epoch or pending exchange its sid
+// names; it throws what Signaler.open throws, and OldPeerError for an
+// offer below version 3.
 export async function openOffer(signaler, blob) {
   const o = jsonOf(await signaler.open("offer", "H", blob));
-  if (offerVersion(o) < 2) throw new OldPeerError();
+  if (offerVersion(o) < PROTOCOL_VERSION) throw new c.OldPeerError();
   if (typeof o.sdp !== "string" || typeof o.nonce !== "string") throw new Error("malformed offer");
   return o;
 }

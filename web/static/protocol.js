@@ -5,12 +5,20 @@
 // that the other misses fails a test rather than the wire.
 
 // PROTOCOL_VERSION is what this client speaks, to the hub (create, join,
-// resume) and to the other client (the sealed offer and answer).
-export const PROTOCOL_VERSION = 2;
-// MIN_PROTOCOL_VERSION is the oldest hub protocol a hub serves. The hub's
-// frames did not change in version 2, so a hub not updated yet (it answers
-// unsupported_version to 2) is spoken to as version 1.
-export const MIN_PROTOCOL_VERSION = 1;
+// resume) and to the other client (the sealed offer and answer). A hub
+// that refuses it (unsupported_version) is not asked again with another:
+// no other version can meet this one's PAKE.
+export const PROTOCOL_VERSION = 3;
+
+// GUESS_LIMIT is how many failed key confirmations (a password mismatch,
+// or someone guessing) a side accepts in a room before it closes the room:
+// each is at most one password guess by whoever is on the other end.
+export const GUESS_LIMIT = 5;
+// What a client tells the hub about each failed confirmation (a report
+// frame's reason), and why it leaves at the limit (leave's reason, then the
+// code of the room-closed frame the other side gets).
+export const REPORT_FAILED_CONFIRMATION = "failed_confirmation";
+export const CLOSED_GUESS_LIMIT = "guess_limit";
 
 export const ROOM_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ";
 export const ROOM_CODE_LEN = 18;
@@ -67,7 +75,7 @@ export const GATHER_TIMEOUT_MS = 10000;
 export const TEXT_CORRUPTED = "SHA-256 mismatch: the file was corrupted";
 export const TEXT_WRITE_FAILED = "the receiver could not write the file";
 export const TEXT_CANNOT_STORE = "the receiver cannot store the file";
-export const TEXT_OLD_PEER = "the other person's Tryst speaks protocol version 1; it must be updated " +
+export const TEXT_OLD_PEER = "the other person's Tryst speaks an older protocol version; it must be updated " +
   "(reload the page, or install a newer tryst)";
 
 // File ids and offsets are JSON numbers: below 2^53 they are exact in

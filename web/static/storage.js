@@ -2,7 +2,7 @@
 // by every tab of the profile:
 //
 //   keys      the random, non-extractable AES-GCM keys: "wrap" (wraps the
-//             room key in sessionStorage) and "history" (encrypts the chat
+//             epoch in sessionStorage) and "history" (encrypts the chat
 //             history). Non-extractable: a script can use them while the
 //             page is open but cannot read them out.
 //   rooms     "current": the room's code, role, latest resume token and
@@ -17,12 +17,22 @@
 //   outgoing  files offered: id, name, size, lastModified, SHA-256, so that
 //             choosing the same file again after a reload resumes it.
 //
-// Nothing here is derived from the password except the room key, which is
-// in sessionStorage (this tab only), wrapped under "wrap". Until the PAKE
-// issue replaces the password-derived key, that wrapped key is as strong a
-// password verifier as a sealed offer seen by the hub is, and no stronger;
-// the history and everything else are under random keys, so they let no
-// one test password guesses offline.
+// And in sessionStorage (this tab only, kept across a reload of it):
+//
+//   tryst.epoch     the room's current epoch, its sid and master secret
+//                   (docs/PROTOCOL.md, "PAKE"), wrapped under "wrap", so that
+//                   a reload reconnects without the password.
+//   tryst.failures  the room's count of failed confirmations (and whether
+//                   the room was closed at the guess limit).
+//   tryst.relay     "Relay only", for one room.
+//
+// Nothing here is the password or derived from the password alone, and
+// nothing lets anyone test a password guess offline: the epoch's master
+// comes from CPace's Diffie-Hellman secret, which needs a secret scalar
+// that was never kept, so even unwrapped it decides nothing about a guess
+// (with every frame the hub relayed, it still does not); the history and
+// everything else are under random keys. The password itself lives in the
+// page's memory only, for the exchanges the page may have to run again.
 
 import { b64url, randomBytes, unb64url, concat } from "./crypto.js";
 
@@ -105,15 +115,45 @@ async function unseal(name, raw) {
 export async function loadRoom() { return (await get("rooms", "current")) || null; }
 export async function saveRoom(r) { await put("rooms", "current", { room: r.room, role: r.role, token: r.token, auto: r.auto }); }
 
-// ---- the room key, this tab only ----
+// ---- the epoch, this tab only ----
 
-export async function saveMaster(master) { sessionStorage.setItem(SESSION_KEY, b64url(await seal("wrap", master))); }
-export async function loadMaster() {
-  const s = sessionStorage.getItem(SESSION_KEY);
-  if (!s) return null;
-  try { return await unseal("wrap", unb64url(s)); } catch { return null; }
+const EPOCH_KEY = "tryst.epoch";
+
+// saveEpoch keeps room's epoch {sid, master} for a reload of this tab.
+export async function saveEpoch(room, epoch) {
+  const wrapped = await seal("wrap", concat(epoch.sid, epoch.master));
+  sessionStorage.setItem(EPOCH_KEY, JSON.stringify({ room, epoch: b64url(wrapped) }));
 }
-export function dropMaster() { sessionStorage.removeItem(SESSION_KEY); }
+// loadEpoch returns room's kept epoch, or null.
+export async function loadEpoch(room) {
+  try {
+    const { room: r, epoch } = JSON.parse(sessionStorage.getItem(EPOCH_KEY));
+    if (r !== room) return null;
+    const raw = await unseal("wrap", unb64url(epoch));
+    if (raw.length !== 16 + 32) return null;
+    return { sid: raw.slice(0, 16), master: raw.slice(16) };
+  } catch {
+    return null;
+  }
+}
+export function dropEpoch() { sessionStorage.removeItem(EPOCH_KEY); }
+
+// ---- failed confirmations, this tab only ----
+
+const FAILURES_KEY = "tryst.failures";
+
+// failures is room's record: n failed confirmations so far, closed once
+// the room was closed at the guess limit (by either side).
+export function failures(room) {
+  try {
+    const f = JSON.parse(sessionStorage.getItem(FAILURES_KEY));
+    if (f && f.room === room && Number.isSafeInteger(f.n)) return { n: f.n, closed: f.closed === true };
+  } catch { /* none kept */ }
+  return { n: 0, closed: false };
+}
+export function setFailures(room, { n, closed = false }) {
+  sessionStorage.setItem(FAILURES_KEY, JSON.stringify({ room, n, closed }));
+}
 
 // "Relay only" belongs to one room: kept for a reload of it, in this tab,
 // never carried to a later room.
@@ -198,7 +238,8 @@ export async function findOutgoing(room, name, size, lastModified) {
 // forget wipes everything kept about room (its files are the store
 // worker's to remove).
 export async function forget(room) {
-  dropMaster();
+  dropEpoch();
+  sessionStorage.removeItem(FAILURES_KEY);
   sessionStorage.removeItem(RELAY_KEY);
   await tx(["rooms", "chat", "history", "incoming", "outgoing"], "readwrite", (s) => {
     s.rooms.delete("current");

@@ -182,10 +182,14 @@ async function onHubFrame(f) {
       showState();
       break;
     case "room-closed":
-      if (f.code === CLOSED_GUESS_LIMIT) {
-        if (s.room) storage.setFailures(s.room, { ...storage.failures(s.room), closed: "there" });
-        end(TEXT_LIMIT_THERE, true);
-      } else end("The other person left the room.", true);
+      // After the frames before it (a failed, say).
+      await serially(() => {
+        if (s.ended) return;
+        if (f.code === CLOSED_GUESS_LIMIT) {
+          storage.setFailures(s.room, { ...storage.failures(s.room), closed: "there" });
+          end(TEXT_LIMIT_THERE, true);
+        } else end("The other person left the room.", true);
+      });
       break;
     case "error":
       if (!hub.hubError(f)) note("Hub: " + shown(String(f.message || f.code).slice(0, 300)));
@@ -446,6 +450,7 @@ function failure() {
     end(TEXT_LIMIT_HERE, true);
     return true;
   }
+  note(`Password mismatch (or someone guessing): failed attempt ${n} of ${GUESS_LIMIT}.`);
   ui.state("mismatch", "Password mismatch");
   ui.alert("Password mismatch: the other person typed a different password, or someone is trying to guess it. " +
     `Nothing was decrypted or sent. Failed attempts: ${n} of ${GUESS_LIMIT}; at ${GUESS_LIMIT} the room closes. ` +

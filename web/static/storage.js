@@ -142,16 +142,17 @@ export function dropEpoch() { sessionStorage.removeItem(EPOCH_KEY); }
 
 const FAILURES_KEY = "tryst.failures";
 
-// failures is room's record: n failed confirmations so far, closed once
-// the room was closed at the guess limit (by either side).
+// failures is room's record: n failed confirmations so far, and closed:
+// "here" once this side closed the room at the guess limit, "there" once
+// the other side did, else "".
 export function failures(room) {
   try {
     const f = JSON.parse(sessionStorage.getItem(FAILURES_KEY));
-    if (f && f.room === room && Number.isSafeInteger(f.n)) return { n: f.n, closed: f.closed === true };
+    if (f && f.room === room && Number.isSafeInteger(f.n)) return { n: f.n, closed: typeof f.closed === "string" ? f.closed : "" };
   } catch { /* none kept */ }
-  return { n: 0, closed: false };
+  return { n: 0, closed: "" };
 }
-export function setFailures(room, { n, closed = false }) {
+export function setFailures(room, { n, closed = "" }) {
   sessionStorage.setItem(FAILURES_KEY, JSON.stringify({ room, n, closed }));
 }
 

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -35,20 +36,97 @@ func TestBrowserToBrowser(t *testing.T) {
 	b.shot("file")
 }
 
+// mismatchJS: the page says the passwords differ (or someone is guessing),
+// with the count of failed attempts n of 5, and offers another password.
+func mismatchJS(n int) string {
+	return stateJS + ` === "mismatch" && ` + alertJS + `.startsWith("Password mismatch") && ` + alertJS +
+		`.includes("someone is trying to guess it") && ` + alertJS + fmt.Sprintf(`.includes("Failed attempts: %d of 5;")`, n) +
+		` && document.getElementById("alert-action").textContent === "Try another password" && !document.getElementById("alert-action").hidden`
+}
+
+// retry clicks "Try another password" and types pw.
+func (b *browser) retry(pw string) {
+	b.t.Helper()
+	b.run(chromedp.Click("#alert-action", chromedp.ByID), chromedp.WaitVisible("#password-input", chromedp.ByID))
+	b.password(pw, false)
+}
+
+// TestBrowserWrongPassword: the guest types another password than the
+// host's; both pages say so, each counting one failed attempt of 5, and
+// nothing connects. The host then tries the guest's password: its fresh
+// exchange connects without a word from the guest, whose page kept the
+// password it typed.
 func TestBrowserWrongPassword(t *testing.T) {
 	st := startStack(t)
 	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
 	link := a.host(st.url, "right", false)
 	b.join(link, "wrong", false)
 	for _, br := range []*browser{a, b} {
-		br.waitJS(stateJS + ` === "mismatch" && ` + alertJS + `.includes("Password mismatch") && document.getElementById("alert-action").textContent === "Try another password"`)
+		br.waitJS(mismatchJS(1))
 		br.shot("mismatch")
+	}
+	a.retry("wrong")
+	a.connected()
+	b.connected()
+	a.say("on the guest's password")
+	b.waitMessage("on the guest's password")
+	for _, br := range []*browser{a, b} {
+		var n int
+		br.eval(`JSON.parse(sessionStorage.getItem("tryst.failures")).n`, &n)
+		if n != 1 {
+			t.Errorf("%s counts %d failed attempts, want 1", br.name, n)
+		}
 	}
 }
 
+// TestBrowserGuessLimit: five failed attempts close the room, whoever
+// retries: the guest with new passwords (need), the host with one of its
+// own (a fresh exchange, which the guest's page answers with the password
+// it holds). Both pages count each attempt once, then say that the room
+// was closed after too many failed password attempts, and a reload says it
+// again.
+func TestBrowserGuessLimit(t *testing.T) {
+	st := startStack(t)
+	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
+	link := a.host(st.url, "right", false)
+	b.join(link, "wrong 1", false)
+	both := func(n int) {
+		for _, br := range []*browser{a, b} {
+			br.waitJS(mismatchJS(n))
+		}
+	}
+	both(1)
+	b.retry("wrong 2")
+	both(2)
+	a.retry("also wrong")
+	both(3)
+	b.retry("wrong 3")
+	both(4)
+	b.retry("wrong 4")
+	const closed = stateJS + ` === "ended" && ` + alertJS + `.includes("failed password attempts") && ` +
+		`document.getElementById("alert-action").textContent === "Start a new room" && document.getElementById("message").disabled`
+	for _, br := range []*browser{a, b} {
+		br.waitJS(closed)
+		br.shot("guess-limit")
+	}
+	a.run(chromedp.Reload())
+	a.waitJS(`document.readyState === "complete" && ` + closed)
+	var hub string
+	a.eval(hubJS, &hub)
+	if hub != "down" {
+		t.Errorf("the reloaded page of a closed room reached the hub (%q)", hub)
+	}
+}
+
+// TestBrowserReloadReconnects: a reloaded page reconnects with the epoch it
+// kept, without the password and without a new exchange on either side;
+// what it keeps lets no one test a password offline; "Leave and forget"
+// tells the other side and keeps nothing.
 func TestBrowserReloadReconnects(t *testing.T) {
 	st := startStack(t)
 	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
+	a.instrument()
+	b.instrument()
 	// A password with characters base64url never uses, so finding it in
 	// storage cannot be a coincidence.
 	const pw = "p@ss w0rd!"
@@ -59,9 +137,9 @@ func TestBrowserReloadReconnects(t *testing.T) {
 	a.say("before reload")
 	b.waitMessage("before reload")
 
-	// Reload the host: the key comes back from sessionStorage (decrypted
-	// with the non-extractable IndexedDB key), no password is typed, and
-	// the chat continues.
+	// Reload the host: the epoch comes back from sessionStorage (unwrapped
+	// with the non-extractable IndexedDB key), no password is typed, no
+	// exchange runs, and the chat continues.
 	a.run(chromedp.Reload(), chromedp.WaitReady("body", chromedp.ByQuery))
 	a.connected()
 	var typedPassword bool
@@ -69,9 +147,13 @@ func TestBrowserReloadReconnects(t *testing.T) {
 	if typedPassword {
 		t.Error("reload asked for the password again")
 	}
-	if kept := a.storedText(); strings.Contains(kept, pw) {
-		t.Errorf("the page's storage holds the password: %q", kept)
+	var exchanges [2]string
+	a.eval(`document.documentElement.dataset.pake || "0"`, &exchanges[0])
+	b.eval(`document.documentElement.dataset.pake || "0"`, &exchanges[1])
+	if exchanges != [2]string{"0", "1"} {
+		t.Errorf("PAKE exchanges: %s on the reloaded host, %s on the guest; want none since the reload, one in all", exchanges[0], exchanges[1])
 	}
+	noOfflineTest(t, a, pw, roomOf(link))
 	b.say("after reload")
 	a.waitMessage("after reload")
 	a.say("host is back")

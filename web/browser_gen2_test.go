@@ -86,7 +86,8 @@ func TestBrowserFilesQueue(t *testing.T) {
 }
 
 // TestBrowserMismatchTryAgain: a password mismatch offers "Try another
-// password", which asks again in the same room; with the right one the
+// password", which asks again in the same room, saying how many attempts
+// failed; with the right one (the guest's need, then a fresh exchange) the
 // two connect.
 func TestBrowserMismatchTryAgain(t *testing.T) {
 	st := startStack(t)
@@ -94,10 +95,10 @@ func TestBrowserMismatchTryAgain(t *testing.T) {
 	link := a.host(st.url, "right", false)
 	b.join(link, "wrong", false)
 	for _, br := range []*browser{a, b} {
-		br.waitJS(stateJS + ` === "mismatch" && document.getElementById("alert-action").textContent === "Try another password" && ` +
-			`!document.getElementById("alert-action").hidden`)
+		br.waitJS(mismatchJS(1))
 	}
 	b.run(chromedp.Click("#alert-action", chromedp.ByID), chromedp.WaitVisible("#password-input", chromedp.ByID))
+	b.waitJS(`document.getElementById("password-note").textContent.includes("Failed attempts: 1 of 5")`)
 	var hash string
 	b.eval(`location.hash`, &hash)
 	if "#"+hash[1:] != link[strings.Index(link, "#"):] {
@@ -141,10 +142,10 @@ func TestBrowserInviteAgain(t *testing.T) {
 }
 
 // TestBrowserPageDetails: the first page has no Leave; a mistyped room code
-// is refused under its field before any key derivation; reconnecting on
-// reload is on by default and "Relay only" off; text fields and messages
-// follow the direction of their text; a message of white space only is
-// not sent.
+// is refused under its field before any key exchange; reconnecting on
+// reload is on by default and "Relay only" off; one password typed is one
+// PAKE exchange, and no PBKDF2; text fields and messages follow the
+// direction of their text; a message of white space only is not sent.
 func TestBrowserPageDetails(t *testing.T) {
 	st := startStack(t)
 	a, b := newBrowser(t, "host"), newBrowser(t, "guest")
@@ -162,11 +163,11 @@ func TestBrowserPageDetails(t *testing.T) {
 	b.waitJS(`!document.getElementById("join-error").hidden && document.getElementById("join-error").textContent.includes("18 letters")`)
 	var after struct {
 		Hash     string `json:"hash"`
-		KDF      string `json:"kdf"`
+		PAKE     string `json:"pake"`
 		Password bool   `json:"password"`
 	}
-	b.eval(`({hash: location.hash, kdf: document.documentElement.dataset.kdf || "0", password: document.getElementById("password").hidden})`, &after)
-	if after.Hash != "" || after.KDF != "0" || !after.Password {
+	b.eval(`({hash: location.hash, pake: document.documentElement.dataset.pake || "0", password: document.getElementById("password").hidden})`, &after)
+	if after.Hash != "" || after.PAKE != "0" || !after.Password {
 		t.Errorf("a mistyped code went on: %+v", after)
 	}
 	b.shot("mistyped")
@@ -184,10 +185,13 @@ func TestBrowserPageDetails(t *testing.T) {
 	b.join(link, "pw", false)
 	a.connected()
 	b.connected()
-	var kdf string
-	b.eval(`document.documentElement.dataset.kdf`, &kdf)
-	if kdf != "1" {
-		t.Errorf("%s key derivations for one password, want 1", kdf)
+	var kdf struct {
+		PAKE   string `json:"pake"`
+		PBKDF2 string `json:"pbkdf2"`
+	}
+	b.eval(`({pake: document.documentElement.dataset.pake || "0", pbkdf2: document.documentElement.dataset.kdf || "0"})`, &kdf)
+	if kdf.PAKE != "1" || kdf.PBKDF2 != "0" {
+		t.Errorf("%s PAKE exchanges and %s PBKDF2 derivations for one password, want 1 and 0", kdf.PAKE, kdf.PBKDF2)
 	}
 
 	// White space only: Send stays disabled and Enter sends nothing.
@@ -345,7 +349,8 @@ func TestBrowserHistory(t *testing.T) {
 
 // TestBrowserNothingOnWindow: the page adds no global of its own to
 // window (the first generation put its whole state there, room key
-// included), and nothing the page stores holds the password.
+// included), and nothing either page stores holds the password or lets
+// anyone test it offline.
 func TestBrowserNothingOnWindow(t *testing.T) {
 	st := startStack(t)
 	const pw = "p@ss w0rd! 8c1f"
@@ -377,6 +382,7 @@ func TestBrowserNothingOnWindow(t *testing.T) {
 		if kept := br.storedText(); strings.Contains(kept, pw) || strings.Contains(kept, fmt.Sprintf("%x", pw)) {
 			t.Errorf("%s stores the password: %q", br.name, kept)
 		}
+		noOfflineTest(t, br, pw, roomOf(link))
 	}
 }
 

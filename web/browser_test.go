@@ -373,11 +373,16 @@ func (b *browser) instrument() {
 			document.addEventListener("tryst-test-close-pc", () => { if (pcs.length) pcs[pcs.length - 1].close(); });
 			document.addEventListener("tryst-test-freeze", () => { for (const c of seen) frozen.add(c); });
 			document.addEventListener("tryst-test-drop-ws", () => { for (const s of sockets) s.close(); });
-			// Every PBKDF2 derivation counted on <html data-kdf>, so a test
-			// sees whether the slow KDF ran.
+			// Every PAKE exchange the page completed (its master derived
+			// from CPace's ISK, "tryst/v3/master") counted on <html
+			// data-pake>, so a test sees whether an exchange ran, and every
+			// PBKDF2 derivation (version 2's, which must be gone) on
+			// data-kdf.
 			const deriveBits = SubtleCrypto.prototype.deriveBits;
+			const count = (name) => { document.documentElement.dataset[name] = String(Number(document.documentElement.dataset[name] || 0) + 1); };
 			SubtleCrypto.prototype.deriveBits = function (alg, ...rest) {
-				if (alg && alg.name === "PBKDF2") document.documentElement.dataset.kdf = String(Number(document.documentElement.dataset.kdf || 0) + 1);
+				if (alg && alg.name === "PBKDF2") count("kdf");
+				if (alg && alg.name === "HKDF" && new TextDecoder().decode(alg.info) === "tryst/v3/master") count("pake");
 				return deriveBits.call(this, alg, ...rest);
 			};
 			// A chat message whose text holds __malformed_json__ or

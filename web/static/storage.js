@@ -22,15 +22,16 @@
 //   tryst.epoch     the room's current epoch, its sid and master secret
 //                   (docs/PROTOCOL.md, "PAKE"), wrapped under "wrap", so that
 //                   a reload reconnects without the password.
-//   tryst.failures  the room's count of failed confirmations (and whether
-//                   the room was closed at the guess limit).
+//   tryst.failures  the room's count of failed confirmations, and which side
+//                   closed the room at the guess limit, once one did.
 //   tryst.relay     "Relay only", for one room.
 //
 // Nothing here is the password or derived from the password alone, and
 // nothing lets anyone test a password guess offline: the epoch's master
-// comes from CPace's Diffie-Hellman secret, which needs a secret scalar
-// that was never kept, so even unwrapped it decides nothing about a guess
-// (with every frame the hub relayed, it still does not); the history and
+// comes from CPace's Diffie-Hellman secret, which needs one of the two
+// secret scalars, and neither side kept them, so even unwrapped it decides
+// nothing about a guess (with every frame the hub relayed, it still does
+// not; web's noOfflineTest checks what the page keeps); the history and
 // everything else are under random keys. The password itself lives in the
 // page's memory only, for the exchanges the page may have to run again.
 

@@ -11,9 +11,10 @@ import (
 	"testing"
 )
 
-// importRE finds the static imports of the page's modules (and the
-// worker's URL) as they are written in web/static.
-var importRE = regexp.MustCompile(`(?m)(?:^import[^"'\n]*|^export[^"'\n]*from |new URL\()["'](\./[^"']+)["']`)
+// importRE finds the imports of the page's modules (static ones, the
+// dynamic import("./…") of cpace.js, and the worker's URL) as they are
+// written in web/static.
+var importRE = regexp.MustCompile(`(?m)(?:^import[^"'\n]*|^export[^"'\n]*from |new URL\(|import\()["'](\./[^"']+)["']`)
 
 // moduleGraph is every file the page loads as a module, from app.js,
 // following imports transitively.
@@ -48,8 +49,8 @@ func moduleGraph(t *testing.T, fsys fs.FS) []string {
 // that a vendored package with such a file still works.)
 func TestStaticModulesServed(t *testing.T) {
 	files := moduleGraph(t, os.DirFS("static"))
-	for _, want := range []string{"protocol.js", "crypto.js", "hub.js", "peer.js", "transfer.js", "store-worker.js",
-		"storage.js", "ui.js", "vendor/hash-wasm-4.13.0/sha256.umd.min.js"} {
+	for _, want := range []string{"protocol.js", "crypto.js", "cpace.js", "hub.js", "peer.js", "transfer.js", "store-worker.js",
+		"storage.js", "ui.js", "vendor/hash-wasm-4.13.0/sha256.umd.min.js", "vendor/noble-curves-2.4.0/ed25519.js"} {
 		found := false
 		for _, f := range files {
 			found = found || f == want

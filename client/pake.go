@@ -73,7 +73,11 @@ func (c *Client) onPAKEAsHost(ctx context.Context, hc *hubconn.Conn, data string
 		return c.offer(ctx, hc)
 	case e2e.PAKENeed:
 		// The guest holds no epoch this host knows of (it restarted, or
-		// its user typed another password): run a fresh exchange.
+		// its user typed another password): run a fresh exchange, or post
+		// the one waiting for its reply again.
+		if e2e.AnyEpoch(m.SID) && c.exch != nil {
+			return hc.Send(ctx, proto.Frame{Type: proto.TypeOffer, Data: c.exchMsg})
+		}
 		if e2e.AnyEpoch(m.SID) || (c.signal != nil && bytes.Equal(m.SID, c.signal.SID())) {
 			c.signal = nil
 			return c.startExchange(ctx, hc)

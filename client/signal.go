@@ -639,9 +639,13 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 // (relayAsked).
 func (c *Client) requestRestart(ctx context.Context, hc *hubconn.Conn) {
 	if c.signal == nil {
-		// Nothing to seal a request with: ask for a fresh exchange, which
-		// leads to an offer (docs/PROTOCOL.md, restart request).
-		_ = hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: e2e.NeedMessage(nil)})
+		if c.pending == nil {
+			// Nothing to seal a request with: ask for a fresh exchange,
+			// which leads to an offer (docs/PROTOCOL.md, restart request).
+			_ = hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: e2e.NeedMessage(nil)})
+		}
+		// With an exchange pending, its offer is on the way (or the host
+		// posts its share again): a need would make it start another.
 		return
 	}
 	relay := c.cfg.Relay && !c.cfg.noRelayRestart

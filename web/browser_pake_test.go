@@ -177,7 +177,7 @@ func TestBrowserHostMeetsGuessingGuest(t *testing.T) {
 		share = next
 	}
 	closed := g.await(proto.TypeRoomClosed)
-	if closed.Code != "guess_limit" {
+	if closed.Code != proto.ClosedGuessLimit {
 		t.Errorf("room-closed %+v, want code guess_limit", closed)
 	}
 	a.waitJS(stateJS + ` === "ended" && ` + alertJS + `.includes("The room was closed after 5 failed password attempts")`)
@@ -210,7 +210,7 @@ func TestBrowserGuestMeetsGuessingHost(t *testing.T) {
 	h.send(proto.Frame{Type: proto.TypeOffer, Data: e2e.FailedMessage(ex.SID)})
 	b.waitJS(mismatchJS(1))
 
-	h.send(proto.Frame{Type: proto.TypeLeave, Reason: "guess_limit"})
+	h.send(proto.Frame{Type: proto.TypeLeave, Reason: proto.ClosedGuessLimit})
 	b.waitJS(stateJS + ` === "ended" && ` + alertJS + `.includes("closed the room after too many failed password attempts")`)
 	b.shot("closed-there")
 	b.run(chromedp.Reload())

@@ -49,8 +49,8 @@ func TestProtocolConstantsMatchGo(t *testing.T) {
 	}
 	// The words of report and leave, and room-closed's code
 	// (docs/PROTOCOL.md, "PAKE").
-	want["REPORT_FAILED_CONFIRMATION"] = "failed_confirmation"
-	want["CLOSED_GUESS_LIMIT"] = "guess_limit"
+	want["REPORT_FAILED_CONFIRMATION"] = proto.ReportFailedConfirmation
+	want["CLOSED_GUESS_LIMIT"] = proto.ClosedGuessLimit
 	for k, v := range want {
 		if js[k] != v {
 			t.Errorf("protocol.js %s = %v, Go %v", k, js[k], v)

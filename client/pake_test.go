@@ -82,9 +82,7 @@ func TestGuessLimitGuest(t *testing.T) {
 	st := startStack(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
-	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
-	code := h.await(proto.TypeCreated).Room
+	h, code := newRawHost(t, ctx, st.hubURL)
 
 	g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "correct horse"})
 	for i := 1; i <= e2e.GuessLimit+1; i++ {
@@ -123,9 +121,7 @@ func TestGuestFailedEnds(t *testing.T) {
 	st := startStack(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
-	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
-	code := h.await(proto.TypeCreated).Room
+	h, code := newRawHost(t, ctx, st.hubURL)
 	exch, share, err := e2e.StartHost("the host's", code)
 	if err != nil {
 		t.Fatal(err)
@@ -143,8 +139,9 @@ func TestGuestFailedEnds(t *testing.T) {
 }
 
 // TestReconnectKeepsEpoch: a connection that fails is rebuilt under the
-// same epoch, with no exchange and so nothing for a guesser; a guest that
-// lost its epoch (a restarted process) gets a fresh exchange by asking.
+// same epoch, with no exchange and so nothing for a guesser. (A guest that
+// lost its epoch, a restarted process, asks for a fresh exchange: the
+// kill -9 and rerun tests of integration/client_resilience_test.go.)
 func TestReconnectKeepsEpoch(t *testing.T) {
 	st := startStack(t, nil)
 	h, g := pairUp(t, st, client.Config{}, client.Config{})
@@ -173,9 +170,7 @@ func TestSameShareAgain(t *testing.T) {
 	st := startStack(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
-	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
-	code := h.await(proto.TypeCreated).Room
+	h, code := newRawHost(t, ctx, st.hubURL)
 	exch, share, err := e2e.StartHost("pw", code)
 	if err != nil {
 		t.Fatal(err)

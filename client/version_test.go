@@ -31,6 +31,15 @@ type rawMember struct {
 	sig *e2e.Signaler
 }
 
+// newRawHost opens a room as a host played by the test; it returns the
+// member and the room code.
+func newRawHost(t *testing.T, ctx context.Context, hubURL string) (*rawMember, string) {
+	t.Helper()
+	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, hubURL)}
+	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
+	return h, h.await(proto.TypeCreated).Room
+}
+
 func dialRaw(t *testing.T, ctx context.Context, hubURL string) *hubconn.Conn {
 	t.Helper()
 	hc, _, err := hubconn.Dial(ctx, "ws"+strings.TrimPrefix(hubURL, "http")+"/v1/ws", nil)
@@ -186,9 +195,7 @@ func TestOldHostTold(t *testing.T) {
 	const password = "hunter2"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
-	h.send(proto.Frame{Type: proto.TypeCreate, Version: proto.ProtocolVersion})
-	code := h.await(proto.TypeCreated).Room
+	h, code := newRawHost(t, ctx, st.hubURL)
 	h.send(proto.Frame{Type: proto.TypeOffer, Data: oldBlob()}) // waits in the mailbox
 
 	g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: password})

@@ -42,7 +42,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/gtank/ristretto255"
+	"github.com/tryst-chat/tryst/client/cpace/internal/ristretto255"
 )
 
 const (
@@ -106,8 +106,8 @@ func Start(prs, ci, sid, ad []byte, rand io.Reader) (*State, []byte, error) {
 // reproduce the draft's vectors with it.
 func start(prs, ci, sid, ad []byte, y *ristretto255.Scalar) (*State, []byte) {
 	g := calculateGenerator(prs, ci, sid)
-	yg := ristretto255.NewElement().ScalarMult(y, g)
-	share := yg.Encode(make([]byte, 0, ShareSize))
+	yg := new(ristretto255.Element).ScalarMult(y, g)
+	share := yg.Bytes()
 	// g alone lets one test password guesses offline; drop it.
 	g.Zero()
 	yg.Zero()
@@ -168,8 +168,8 @@ func sampleScalar(r io.Reader) (*ristretto255.Scalar, error) {
 		return nil, fmt.Errorf("cpace: reading a random scalar: %w", err)
 	}
 	b[31] &= 0x0f
-	y := ristretto255.NewScalar()
-	if err := y.Decode(b[:]); err != nil {
+	y, err := ristretto255.NewScalar().SetCanonicalBytes(b[:])
+	if err != nil {
 		// Unreachable: every value below 2^252 is canonical.
 		return nil, fmt.Errorf("cpace: decoding a random scalar: %w", err)
 	}
@@ -188,7 +188,7 @@ func sampleScalar(r io.Reader) (*ristretto255.Scalar, error) {
 func calculateGenerator(prs, ci, sid []byte) *ristretto255.Element {
 	gs := generatorString([]byte(dsi), prs, ci, sid, sInBytes)
 	h := sha512.Sum512(gs)
-	g := ristretto255.NewElement().FromUniformBytes(h[:])
+	g := new(ristretto255.Element).SetUniformBytes(&h)
 	// Both hold the password; wipe them.
 	clear(gs)
 	clear(h[:])
@@ -203,19 +203,20 @@ func scalarMultVfy(y *ristretto255.Scalar, x []byte) ([]byte, error) {
 	if len(x) != ShareSize {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrInvalidShare, len(x), ShareSize)
 	}
-	var e ristretto255.Element
-	// Decode accepts only canonical encodings (RFC 9496 section 4.3.1).
-	if err := e.Decode(x); err != nil {
+	// SetCanonicalBytes accepts only canonical encodings (RFC 9496 section
+	// 4.3.1).
+	e, err := new(ristretto255.Element).SetCanonicalBytes(x)
+	if err != nil {
 		return nil, fmt.Errorf("%w: not a ristretto255 encoding", ErrInvalidShare)
 	}
-	k := ristretto255.NewElement().ScalarMult(y, &e)
+	k := new(ristretto255.Element).ScalarMult(y, e)
 	defer k.Zero()
 	// ristretto255 has prime order, so y*X is the identity only when X is
 	// (y is never zero).
-	if k.Equal(ristretto255.NewElement()) == 1 {
+	if k.IsIdentity() == 1 {
 		return nil, fmt.Errorf("%w: the identity element", ErrInvalidShare)
 	}
-	return k.Encode(make([]byte, 0, ShareSize)), nil
+	return k.Bytes(), nil
 }
 
 // deriveISK is ISK = H.hash(lv_cat(G.DSI || b"_ISK", sid, K) || transcript)

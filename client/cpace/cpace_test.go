@@ -8,7 +8,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/gtank/ristretto255"
+	"github.com/tryst-chat/tryst/client/cpace/internal/ristretto255"
 )
 
 // side is one party's inputs.
@@ -286,7 +286,7 @@ func TestStartRandomSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append(bytes.Repeat([]byte{0xff}, 31), 0x0f)
-	if got := y.Encode(nil); !bytes.Equal(got, want) {
+	if got := y.Bytes(); !bytes.Equal(got, want) {
 		t.Errorf("sampled %x from all ones, want %x", got, want)
 	}
 }

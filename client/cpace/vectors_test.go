@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gtank/ristretto255"
+	"github.com/tryst-chat/tryst/client/cpace/internal/ristretto255"
 )
 
 // The test vectors below are copied from draft-irtf-cfrg-cpace-21,
@@ -107,8 +107,8 @@ func unhex(t testing.TB, s string) []byte {
 
 func scalar(t testing.TB, s string) *ristretto255.Scalar {
 	t.Helper()
-	y := ristretto255.NewScalar()
-	if err := y.Decode(unhex(t, s)); err != nil {
+	y, err := ristretto255.NewScalar().SetCanonicalBytes(unhex(t, s))
+	if err != nil {
 		t.Fatalf("scalar %s: %v", s, err)
 	}
 	return y
@@ -197,7 +197,7 @@ func TestGeneratorVector(t *testing.T) {
 	}
 	h := sha512.Sum512(gs)
 	checkHex(t, "hash result", h[:], vecGeneratorHash)
-	checkHex(t, "encoded generator g", calculateGenerator(vecPRS, vecCI, sid).Encode(nil), vecG)
+	checkHex(t, "encoded generator g", calculateGenerator(vecPRS, vecCI, sid).Bytes(), vecG)
 }
 
 // Appendix B.3.2 to B.3.7, through the API a caller uses.

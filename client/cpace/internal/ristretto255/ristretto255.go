@@ -172,13 +172,15 @@ func (e *Element) SetUniformBytes(b *[64]byte) *Element {
 	var r0, r1 field.Element
 	r0.SetBytes(b[:32]) // ignores the top bit and reduces mod p, as the RFC says
 	r1.SetBytes(b[32:])
-	p1, p2 := mapToPoint(&r0), mapToPoint(&r1)
-	e.p.Add(p1, p2)
+	var p1, p2 edwards25519.Point
+	mapToPoint(&p1, &r0)
+	mapToPoint(&p2, &r1)
+	e.p.Add(&p1, &p2)
 	return e
 }
 
-// mapToPoint is MAP of RFC 9496 section 4.3.4, the Elligator map.
-func mapToPoint(t *field.Element) *edwards25519.Point {
+// mapToPoint sets p to MAP(t), RFC 9496 section 4.3.4's Elligator map.
+func mapToPoint(p *edwards25519.Point, t *field.Element) {
 	var r, u, v, tmp, s, sPrime, c, n, ss, w0, w1, w2, w3, x, y, z, tt field.Element
 	// r = SQRT_M1 * t^2; u = (r + 1) * ONE_MINUS_D_SQ
 	r.Square(t).Multiply(sqrtM1, &r)
@@ -205,13 +207,11 @@ func mapToPoint(t *field.Element) *edwards25519.Point {
 	y.Multiply(&w2, &w1)
 	z.Multiply(&w1, &w3)
 	tt.Multiply(&w0, &w2)
-	p, err := new(edwards25519.Point).SetExtendedCoordinates(&x, &y, &z, &tt)
-	if err != nil {
+	if _, err := p.SetExtendedCoordinates(&x, &y, &z, &tt); err != nil {
 		// MAP is defined on every field element, and its result is a
 		// curve point; edwards25519 checks that again.
 		panic("ristretto255: internal error: MAP gave a point off the curve")
 	}
-	return p
 }
 
 // ScalarMult sets e = s * p and returns e, in constant time.

@@ -22,11 +22,11 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
-	"github.com/gtank/ristretto255"
-
+	
 	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/client/cpace"
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/client/internal/ristretto255"
 	"github.com/tryst-chat/tryst/proto"
 )
 
@@ -166,8 +166,11 @@ func attackOne(t *testing.T, pw, room string, frames []proto.Frame) bool {
 			if share.Kind != e2e.PAKEShare || !bytes.Equal(share.SID, reply.SID) {
 				continue
 			}
-			g := generator([]byte(pw), room, share.SID)
-			for _, k := range [][]byte{g.Encode(nil), share.Share, reply.Share, ristretto255.NewElement().Zero().Encode(nil)} {
+			g, err := generator([]byte(pw), room, share.SID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range [][]byte{g.Bytes(), share.Share, reply.Share, ristretto255.NewIdentityElement().Bytes()} {
 				isk := cpaceISK(share.SID, k, share.Share, reply.Share)
 				master, _ := hkdf.Key(sha256.New, isk, nil, "tryst/v3/master", 32)
 				confirm, _ := hkdf.Key(sha256.New, isk, nil, "tryst/v3/confirm-guest", 32)
@@ -197,11 +200,11 @@ func lvCat(args ...[]byte) []byte {
 	return out
 }
 
-func generator(prs []byte, room string, sid []byte) *ristretto255.Element {
+func generator(prs []byte, room string, sid []byte) (*ristretto255.Element, error) {
 	const dsi = "CPaceRistretto255"
 	zpad := max(0, 128-1-len(lvCat(prs))-len(lvCat([]byte(dsi))))
 	h := sha512.Sum512(lvCat([]byte(dsi), prs, make([]byte, zpad), []byte("tryst/v3/cpace|"+room), sid))
-	return ristretto255.NewElement().FromUniformBytes(h[:])
+	return new(ristretto255.Element).SetUniformBytes(&h)
 }
 
 func cpaceISK(sid, k, ya, yb []byte) []byte {
@@ -238,18 +241,22 @@ func TestOfflineAttackerFormulas(t *testing.T) {
 	if iskG, _ := guest.Finish(shareH, []byte("H"), cpace.Responder); !bytes.Equal(isk, iskG) {
 		t.Fatal("the two sides disagree")
 	}
-	y := ristretto255.NewScalar()
-	if err := y.Decode(ya[:]); err != nil {
+	y, err := ristretto255.NewScalar().SetCanonicalBytes(ya[:])
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ristretto255.NewElement().ScalarMult(y, generator([]byte("pw"), room, sid)).Encode(nil); !bytes.Equal(got, shareH) {
+	g, err := generator([]byte("pw"), room, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := new(ristretto255.Element).ScalarMult(y, g).Bytes(); !bytes.Equal(got, shareH) {
 		t.Fatal("the attacker's generator is not CPace's")
 	}
-	yb := ristretto255.NewElement()
-	if err := yb.Decode(shareG); err != nil {
+	yb, err := new(ristretto255.Element).SetCanonicalBytes(shareG)
+	if err != nil {
 		t.Fatal(err)
 	}
-	k := ristretto255.NewElement().ScalarMult(y, yb).Encode(nil)
+	k := new(ristretto255.Element).ScalarMult(y, yb).Bytes()
 	if !bytes.Equal(cpaceISK(sid, k, shareH, shareG), isk) {
 		t.Fatal("the attacker's ISK is not CPace's")
 	}

@@ -42,7 +42,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/tryst-chat/tryst/client/cpace/internal/ristretto255"
+	"github.com/tryst-chat/tryst/client/internal/ristretto255"
 )
 
 const (
@@ -98,14 +98,16 @@ func Start(prs, ci, sid, ad []byte, rand io.Reader) (*State, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, share := start(prs, ci, sid, ad, y)
-	return st, share, nil
+	return start(prs, ci, sid, ad, y)
 }
 
 // start is Start with a given scalar, which the state takes over; tests
 // reproduce the draft's vectors with it.
-func start(prs, ci, sid, ad []byte, y *ristretto255.Scalar) (*State, []byte) {
-	g := calculateGenerator(prs, ci, sid)
+func start(prs, ci, sid, ad []byte, y *ristretto255.Scalar) (*State, []byte, error) {
+	g, err := calculateGenerator(prs, ci, sid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cpace: %w", err)
+	}
 	yg := new(ristretto255.Element).ScalarMult(y, g)
 	share := yg.Bytes()
 	// g alone lets one test password guesses offline; drop it.
@@ -117,7 +119,7 @@ func start(prs, ci, sid, ad []byte, y *ristretto255.Scalar) (*State, []byte) {
 		ad:    bytes.Clone(ad),
 		sid:   bytes.Clone(sid),
 	}
-	return st, bytes.Clone(share)
+	return st, bytes.Clone(share), nil
 }
 
 // Finish completes the exchange with the peer's share and AD and returns
@@ -185,14 +187,14 @@ func sampleScalar(r io.Reader) (*ristretto255.Scalar, error) {
 // calculateGenerator is G.calculate_generator (draft section 8.3): SHA-512
 // of the generator string, mapped to the group by ristretto255's
 // element derivation from 64 uniform bytes (RFC 9496 section 4.3.4).
-func calculateGenerator(prs, ci, sid []byte) *ristretto255.Element {
+func calculateGenerator(prs, ci, sid []byte) (*ristretto255.Element, error) {
 	gs := generatorString([]byte(dsi), prs, ci, sid, sInBytes)
 	h := sha512.Sum512(gs)
-	g := new(ristretto255.Element).SetUniformBytes(&h)
+	g, err := new(ristretto255.Element).SetUniformBytes(&h)
 	// Both hold the password; wipe them.
 	clear(gs)
 	clear(h[:])
-	return g
+	return g, err
 }
 
 // scalarMultVfy is G.scalar_mult_vfy followed by the draft's abort check:

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/tryst-chat/tryst/client/cpace/internal/ristretto255"
+	"github.com/tryst-chat/tryst/client/internal/ristretto255"
 )
 
 // side is one party's inputs.

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/tryst-chat/tryst/client/cpace/internal/ristretto255"
+	"github.com/tryst-chat/tryst/client/internal/ristretto255"
 )
 
 // FuzzFinish feeds arbitrary bytes to Finish as the peer's share: it never

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 
 	"filippo.io/edwards25519"
 	"filippo.io/edwards25519/field"
@@ -35,14 +36,13 @@ var (
 	dMinusOneSq    = fe("204ded44aa5aad3199191eb02c4a9ed2eb4e9b522fd3dc4c41226cf67ab36859") // D_MINUS_ONE_SQ
 )
 
+// fe reads a constant of the table above. A typo there would give zero
+// (or a wrong value), which the tests of the constants catch.
 func fe(h string) *field.Element {
-	b, err := hex.DecodeString(h)
-	if err != nil {
-		panic(err) // a typo in the table above; the tests catch it
-	}
+	b, _ := hex.DecodeString(h)
 	e, err := new(field.Element).SetBytes(b)
 	if err != nil {
-		panic(err)
+		return new(field.Element)
 	}
 	return e
 }
@@ -167,20 +167,25 @@ func (e *Element) IsIdentity() int {
 
 // SetUniformBytes sets e to the element derived from 64 uniformly random
 // bytes (RFC 9496 section 4.3.4), the one-way map: MAP of the low 255 bits
-// of each half, taken mod p, and the two points added. It returns e.
-func (e *Element) SetUniformBytes(b *[64]byte) *Element {
+// of each half, taken mod p, and the two points added. It returns e; the
+// error, were edwards25519 ever to refuse a mapped point, cannot happen.
+func (e *Element) SetUniformBytes(b *[64]byte) (*Element, error) {
 	var r0, r1 field.Element
 	r0.SetBytes(b[:32]) // ignores the top bit and reduces mod p, as the RFC says
 	r1.SetBytes(b[32:])
 	var p1, p2 edwards25519.Point
-	mapToPoint(&p1, &r0)
-	mapToPoint(&p2, &r1)
+	if err := mapToPoint(&p1, &r0); err != nil {
+		return nil, err
+	}
+	if err := mapToPoint(&p2, &r1); err != nil {
+		return nil, err
+	}
 	e.p.Add(&p1, &p2)
-	return e
+	return e, nil
 }
 
 // mapToPoint sets p to MAP(t), RFC 9496 section 4.3.4's Elligator map.
-func mapToPoint(p *edwards25519.Point, t *field.Element) {
+func mapToPoint(p *edwards25519.Point, t *field.Element) error {
 	var r, u, v, tmp, s, sPrime, c, n, ss, w0, w1, w2, w3, x, y, z, tt field.Element
 	// r = SQRT_M1 * t^2; u = (r + 1) * ONE_MINUS_D_SQ
 	r.Square(t).Multiply(sqrtM1, &r)
@@ -209,9 +214,10 @@ func mapToPoint(p *edwards25519.Point, t *field.Element) {
 	tt.Multiply(&w0, &w2)
 	if _, err := p.SetExtendedCoordinates(&x, &y, &z, &tt); err != nil {
 		// MAP is defined on every field element, and its result is a
-		// curve point; edwards25519 checks that again.
-		panic("ristretto255: internal error: MAP gave a point off the curve")
+		// curve point, so this cannot happen; edwards25519 checks it again.
+		return fmt.Errorf("ristretto255: internal error: MAP gave a point off the curve: %w", err)
 	}
+	return nil
 }
 
 // ScalarMult sets e = s * p and returns e, in constant time.

@@ -22,7 +22,7 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
-	
+
 	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/client/cpace"
 	"github.com/tryst-chat/tryst/client/e2e"

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -194,4 +195,93 @@ func TestSameShareAgain(t *testing.T) {
 			t.Errorf("warning %q", ev.Text)
 		}
 	}
+}
+
+// TestHostilePAKEMessages: what a hostile hub or member may send in place
+// of PAKE messages — malformed ones, kinds meant for the other direction,
+// failed and need for exchanges that do not exist — is ignored by both Go
+// clients: nothing is counted, and the exchange that follows works.
+func TestHostilePAKEMessages(t *testing.T) {
+	sid := bytes.Repeat([]byte{9}, e2e.SIDSize)
+	garbage := []string{
+		"c3.", "c3.!!", "c3.AQ", e2e.FailedMessage(sid), e2e.NeedMessage(sid), e2e.NeedMessage(sid)[:10],
+		e2e.PAKEMessage{Kind: 7, SID: sid}.Encode(),
+		e2e.PAKEMessage{Kind: e2e.PAKEReply, SID: sid, Share: make([]byte, 32), Confirm: make([]byte, 32)}.Encode(),
+		"s3." + strings.Repeat("A", 80), "x", "",
+	}
+	t.Run("to the guest", func(t *testing.T) {
+		st := startStack(t, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		h, code := newRawHost(t, ctx, st.hubURL)
+		g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "pw"})
+		h.await(proto.TypePeerJoined)
+		for _, d := range garbage {
+			if d != "" {
+				h.send(proto.Frame{Type: proto.TypeOffer, Data: d})
+			}
+		}
+		// The guest still replies to a real share, and its reply checks out.
+		// (The sealed blob of no epoch it knows drew a need, which is right.)
+		exch, share, err := e2e.StartHost("pw", code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+		for {
+			m, err := e2e.DecodePAKE(h.await(proto.TypeAnswer).Data)
+			if err != nil {
+				t.Fatalf("the guest answered with something else than a PAKE message: %v", err)
+			}
+			if m.Kind == e2e.PAKENeed {
+				continue
+			}
+			if _, err := exch.Finish(m); err != nil {
+				t.Fatalf("the guest's reply: %v", err)
+			}
+			break
+		}
+		for _, ev := range g.Drain() {
+			if strings.Contains(ev.Text, "password mismatch") {
+				t.Errorf("counted: %q", ev.Text)
+			}
+		}
+	})
+	t.Run("to the host", func(t *testing.T) {
+		st := startStack(t, nil)
+		h := startMember(t, client.Config{Hub: st.hubURL, Password: "pw"})
+		code := h.WaitFor(client.EventRoom).Text
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		g := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, st.hubURL)}
+		g.send(proto.Frame{Type: proto.TypeJoin, Room: code, Version: proto.ProtocolVersion})
+		g.await(proto.TypeJoined)
+		share := g.await(proto.TypeOffer).Data
+		for _, d := range append(garbage, share) { // its own share sent back, too
+			if d != "" {
+				g.send(proto.Frame{Type: proto.TypeAnswer, Data: d})
+			}
+		}
+		m, err := e2e.DecodePAKE(share)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep, reply, err := e2e.Respond("pw", code, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.send(proto.Frame{Type: proto.TypeAnswer, Data: reply})
+		sig, err := e2e.NewSignaler(ep, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sig.Open("offer", e2e.Host, g.await(proto.TypeOffer).Data); err != nil {
+			t.Fatalf("the host's offer after the garbage: %v", err)
+		}
+		for _, ev := range h.Drain() {
+			if strings.Contains(ev.Text, "password mismatch") {
+				t.Errorf("counted: %q", ev.Text)
+			}
+		}
+	})
 }

@@ -157,6 +157,7 @@ type Client struct {
 	exch         *e2e.HostExchange
 	exchMsg      string // the share that started exch
 	pending      *e2e.Signaler
+	pendingShare string // the share pending's exchange answers
 	pendingReply string // the reply that pending's exchange got
 	// prepared: the host's next connection, gathered while its share
 	// waits for the reply (it is cur until then).
@@ -259,6 +260,12 @@ func New(cfg Config) (*Client, error) {
 			c.role = e2e.Host
 		}
 		c.status.setRoom(room)
+		c.failures = c.state.failures()
+		if ps := c.state.pending(); ps != nil && c.role == e2e.Guest {
+			if sig, err := e2e.NewSignaler(&e2e.Epoch{SID: ps.SID, Master: ps.Master}, room); err == nil {
+				c.pending, c.pendingShare, c.pendingReply = sig, ps.Share, ps.Reply
+			}
+		}
 	}
 	if c.state.keyed() {
 		c.chat.persist(c.state.chatIDs(), c.state.reserveChatIDs)
@@ -329,6 +336,10 @@ func (c *Client) Run(ctx context.Context) error {
 	defer c.sess.stop() // last: the connection is closed by then
 	defer c.setPeer(nil)
 	err := c.loop(ctx)
+	// A wrong key confirmation on the data channel ends the session; if the
+	// hub was away then, it is counted (and the room closed at the limit)
+	// here, without a report.
+	c.countSessionMismatch(context.Background(), nil, err)
 	if !errors.Is(err, ErrReplaced) && !errors.Is(err, ErrPasswordMismatch) {
 		// Every other way out ends this member's part in the room: nothing
 		// to come back to. (The process that took over keeps the state; a
@@ -369,7 +380,7 @@ func (c *Client) loop(ctx context.Context) error {
 			// open a new one for the same files.
 			c.emit(Event{Kind: EventWarning, Text: "the room of the earlier run is gone (it expired, or the hub forgot it); opening a new one"})
 			c.room, c.token, c.fromState = "", "", false
-			c.signal, c.pending, c.exch = nil, nil, nil
+			c.signal, c.pending, c.exch, c.failures = nil, nil, nil, 0
 			c.state.forgetRoom()
 			continue
 		case errors.Is(err, ErrNoSuchRoom) && c.attachedOnce:

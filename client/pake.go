@@ -96,21 +96,30 @@ func (c *Client) onPAKEAsGuest(ctx context.Context, hc *hubconn.Conn, data strin
 	}
 	switch m.Kind {
 	case e2e.PAKEShare:
-		if c.pending != nil && bytes.Equal(m.SID, c.pending.SID()) {
+		if c.pending != nil && data == c.pendingShare {
 			// The same exchange again (the host came back to the hub before
 			// our reply reached it): the same reply, nothing counted.
 			return hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: c.pendingReply})
+		}
+		if c.signal != nil && bytes.Equal(m.SID, c.signal.SID()) {
+			// The share of the epoch we hold, replayed: the host never
+			// reuses a sid, so this is nobody's new exchange.
+			return nil
 		}
 		if c.pending != nil {
 			// The exchange this guest replied to was never confirmed by an
 			// offer under it, and now the host starts another. Whoever
 			// plays the host learnt from our confirmation whether its one
 			// guess was right: count it.
-			c.pending = nil
+			c.setPending(nil, "", "", nil)
 			if err := c.countFailure(ctx, hc, "the other side started a new key exchange without confirming the last one"); err != nil {
 				return err
 			}
 		}
+		// The host has left any earlier epoch, and the connection under it
+		// (a host that starts an exchange has none left).
+		c.signal = nil
+		c.setPeer(nil)
 		ep, reply, err := e2e.Respond(c.cfg.Password, c.room, m)
 		if err != nil {
 			return c.failedConfirmation(ctx, hc, "the other side's key exchange share is invalid")
@@ -119,14 +128,13 @@ func (c *Client) onPAKEAsGuest(ctx context.Context, hc *hubconn.Conn, data strin
 		if err != nil {
 			return err
 		}
-		// The host has left any earlier epoch.
-		c.signal, c.pending, c.pendingReply = nil, sig, reply
+		c.setPending(sig, data, reply, ep)
 		return hc.Send(ctx, proto.Frame{Type: proto.TypeAnswer, Data: reply})
 	case e2e.PAKEFailed:
 		if c.pending == nil || !bytes.Equal(m.SID, c.pending.SID()) {
 			return nil
 		}
-		c.pending = nil
+		c.setPending(nil, "", "", nil)
 		return c.failedConfirmation(ctx, hc, "the other side found this side's key confirmation wrong")
 	}
 	return nil
@@ -138,7 +146,8 @@ func (c *Client) onPAKEAsGuest(ctx context.Context, hc *hubconn.Conn, data strin
 // password cannot change, ends the session and keeps its membership for a
 // rerun. At GuessLimit failures either closes the room.
 func (c *Client) failedConfirmation(ctx context.Context, hc *hubconn.Conn, why string) error {
-	c.signal, c.pending, c.exch = nil, nil, nil
+	c.signal, c.exch = nil, nil
+	c.setPending(nil, "", "", nil)
 	c.setPeer(nil)
 	if err := c.countFailure(ctx, hc, why); err != nil {
 		return err
@@ -155,6 +164,7 @@ func (c *Client) failedConfirmation(ctx context.Context, hc *hubconn.Conn, why s
 // and at GuessLimit closes the room, returning ErrGuessLimit.
 func (c *Client) countFailure(ctx context.Context, hc *hubconn.Conn, why string) error {
 	c.failures++
+	c.state.setFailures(c.failures)
 	c.report(ctx, hc)
 	if c.failures >= e2e.GuessLimit {
 		c.emit(Event{Kind: EventWarning, Text: fmt.Sprintf(
@@ -183,13 +193,34 @@ func (c *Client) report(ctx context.Context, hc *hubconn.Conn) {
 	_ = hc.Send(ctx, proto.Frame{Type: proto.TypeReport, Reason: proto.ReportFailedConfirmation})
 }
 
-// countSessionMismatch counts and reports a failed key confirmation on the
-// data channel (the session goroutine ended the session on it), unless the
-// failure that ended the session was counted already.
+// countSessionMismatch counts a failed key confirmation on the data
+// channel (the session goroutine ended the session on it) unless the
+// failure that ended the session was counted already, reports it when the
+// hub is there (hc nil: it is not), and closes the room at the limit. The
+// session ends either way.
 func (c *Client) countSessionMismatch(ctx context.Context, hc *hubconn.Conn, err error) {
-	if errors.Is(err, ErrPasswordMismatch) && !c.failCounted {
-		c.failCounted = true
-		c.failures++
-		c.report(ctx, hc)
+	if !errors.Is(err, ErrPasswordMismatch) || c.failCounted {
+		return
 	}
+	c.failCounted = true
+	c.failures++
+	c.state.setFailures(c.failures)
+	c.report(ctx, hc)
+	if c.failures >= e2e.GuessLimit {
+		c.emit(Event{Kind: EventWarning, Text: fmt.Sprintf(
+			"password mismatch: the other side's key confirmation is wrong (%d of %d attempts); closing the room",
+			c.failures, e2e.GuessLimit)})
+		c.leaveRoom(hc, proto.ClosedGuessLimit)
+	}
+}
+
+// setPending sets the guest's pending exchange (sig nil: none) and keeps it
+// in the state file, so that a rerun answers the same share the same way.
+func (c *Client) setPending(sig *e2e.Signaler, share, reply string, ep *e2e.Epoch) {
+	c.pending, c.pendingShare, c.pendingReply = sig, share, reply
+	if sig == nil {
+		c.state.setPending(nil)
+		return
+	}
+	c.state.setPending(&pendingState{SID: ep.SID, Master: ep.Master, Share: share, Reply: reply})
 }

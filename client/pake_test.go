@@ -3,15 +3,19 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/client/clienttest"
 	"github.com/tryst-chat/tryst/client/e2e"
+	"github.com/tryst-chat/tryst/internal/rtc"
 	"github.com/tryst-chat/tryst/proto"
 )
 
@@ -284,4 +288,114 @@ func TestHostilePAKEMessages(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestGuestCountsAcrossReruns: a Go guest ends at a failed confirmation and
+// keeps its place (tryst receive run again takes it back); the count goes on
+// across reruns from its state, so whoever plays the host still gets no
+// more than e2e.GuessLimit guesses, and the fifth closes the room.
+func TestGuestCountsAcrossReruns(t *testing.T) {
+	st := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	h, code := newRawHost(t, ctx, st.hubURL)
+	state := t.TempDir()
+	for i := 1; i <= e2e.GuessLimit; i++ {
+		exch, share, err := e2e.StartHost(fmt.Sprintf("guess %d", i), code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "correct horse", StateDir: state})
+		if i == 1 {
+			h.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+		} else {
+			// The rerun resumes without an epoch and asks for an exchange.
+			if m, err := e2e.DecodePAKE(h.await(proto.TypeAnswer).Data); err != nil || m.Kind != e2e.PAKENeed {
+				t.Fatalf("rerun %d: %+v %v, want need", i, m, err)
+			}
+			h.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+		}
+		reply, err := e2e.DecodePAKE(h.await(proto.TypeAnswer).Data)
+		if err != nil || reply.Kind != e2e.PAKEReply {
+			t.Fatalf("run %d: %+v %v, want a reply", i, reply, err)
+		}
+		if _, err := exch.Finish(reply); !errors.Is(err, e2e.ErrMismatch) {
+			t.Fatal(err)
+		}
+		h.send(proto.Frame{Type: proto.TypeOffer, Data: e2e.FailedMessage(exch.SID)})
+		waitWarning(t, g, fmt.Sprintf("(%d of %d attempts)", i, e2e.GuessLimit))
+		err = g.WaitResult()
+		if i < e2e.GuessLimit && !errors.Is(err, client.ErrPasswordMismatch) {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if i == e2e.GuessLimit && !errors.Is(err, client.ErrGuessLimit) {
+			t.Fatalf("run %d: %v, want ErrGuessLimit", i, err)
+		}
+	}
+	if closed := h.await(proto.TypeRoomClosed); closed.Code != proto.ClosedGuessLimit {
+		t.Errorf("room-closed %+v", closed)
+	}
+}
+
+// TestPendingKeptAcrossRerun: a guest process that stops after its reply
+// (here: replaced by a rerun) leaves its pending exchange in its state; the
+// rerun answers the same share with the same reply, so that the host's
+// offer, sealed under the key of the first reply, opens.
+func TestPendingKeptAcrossRerun(t *testing.T) {
+	st := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, code := newRawHost(t, ctx, st.hubURL)
+	exch, share, err := e2e.StartHost("pw", code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: share})
+	state := t.TempDir()
+	g1 := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "pw", StateDir: state})
+	first := h.await(proto.TypeAnswer).Data
+	g2 := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "pw", StateDir: state})
+	if err := g1.WaitResult(); !errors.Is(err, client.ErrReplaced) {
+		t.Fatalf("the first guest: %v", err)
+	}
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: share}) // the host, back on the hub, posts it again
+	again := h.await(proto.TypeAnswer).Data
+	if m, err := e2e.DecodePAKE(again); err == nil && m.Kind == e2e.PAKENeed {
+		t.Fatal("the rerun asked for a new exchange while one was pending")
+	}
+	if again != first {
+		t.Fatalf("the rerun answered the same share with another reply")
+	}
+	reply, _ := e2e.DecodePAKE(first)
+	ep, err := exch.Finish(reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := e2e.NewSignaler(ep, code)
+	h.sig = sig
+	pc, err := rtc.NewAPI(rtc.Options{LoopbackOnly: true}).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.CreateDataChannel(proto.ControlLabel, nil); err != nil {
+		t.Fatal(err)
+	}
+	sdp, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(map[string]any{"sdp": sdp.SDP, "nonce": e2e.NewNonce(), "version": proto.ProtocolVersion})
+	h.send(proto.Frame{Type: proto.TypeOffer, Data: sig.Seal("offer", e2e.Host, b)})
+	// The rerun opens it (no mismatch answer, no warning about a mismatch).
+	for _, ev := range g2.Drain() {
+		if strings.Contains(ev.Text, "password mismatch") {
+			t.Errorf("%q", ev.Text)
+		}
+	}
+	if f := h.await(proto.TypeAnswer); e2e.IsPAKE(f.Data) {
+		t.Fatalf("the rerun answered the sealed offer with %q", f.Data)
+	} else if _, err := sig.Open("answer", e2e.Guest, f.Data); err != nil {
+		t.Fatalf("the rerun's answer: %v", err)
+	}
 }

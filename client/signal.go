@@ -275,11 +275,15 @@ func (c *Client) leaveRoom(hc *hubconn.Conn, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	sentBye := false
-	_ = c.sess.call(ctx, func() {
-		if l := c.sess.link(); l != nil {
-			sentBye = l.send(proto.MsgBye, nil) == nil
-		}
-	})
+	if reason == "" {
+		// At the guess limit the room-closed frame says why; a bye first
+		// would make the other side end on "the other side left".
+		_ = c.sess.call(ctx, func() {
+			if l := c.sess.link(); l != nil {
+				sentBye = l.send(proto.MsgBye, nil) == nil
+			}
+		})
+	}
 	if c.token != "" {
 		if hc == nil {
 			hc = c.resumeToLeave(ctx)
@@ -565,7 +569,8 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 	}
 	if sig == c.pending {
 		// The host's offer opened: the exchange is confirmed both ways.
-		c.signal, c.pending = c.pending, nil
+		c.signal = c.pending
+		c.setPending(nil, "", "", nil)
 	}
 	var o offerPayload
 	if json.Unmarshal(pt, &o) != nil {

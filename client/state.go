@@ -28,7 +28,8 @@ import (
 //	{"version":1,"hub":"http://…","room":"K7Q-…","role":"guest","token":"…",
 //	 "sent":[{"path":"/abs/a.bin","size":5,"sha256":"…","id":123}],
 //	 "recv":[{"id":123,"name":"a.bin","size":5,"sha256":"…","final":"/out/a.bin","part":"/out/a.bin.part","length":1048576}],
-//	 "done":[{"id":123,"ok":true,"name":"a.bin"}]}
+//	 "done":[{"id":123,"ok":true,"name":"a.bin"}],
+//	 "failures":1,"pending":{"sid":"…","master":"…","share":"c3.…","reply":"c3.…"}}
 //
 // Writing it never fails the session: a directory that cannot be written
 // costs the ability to come back, said once in a warning.
@@ -56,6 +57,22 @@ type roomState struct {
 	// to what the killed process sent and would take a reused one for a
 	// duplicate (docs/PROTOCOL.md: ids count for the life of the room).
 	ChatIDs uint64 `json:"chat_ids,omitempty"`
+	// Failures counts the room's failed key confirmations, so that a rerun
+	// goes on counting towards e2e.GuessLimit (docs/PROTOCOL.md, "PAKE").
+	Failures int `json:"failures,omitempty"`
+	// Pending is a guest's exchange waiting for the host's sealed offer: a
+	// rerun answers the same share with the same reply, as the process
+	// that died would have. Its master comes from CPace's Diffie-Hellman
+	// secret and allows no password test; the reply crossed the hub.
+	Pending *pendingState `json:"pending,omitempty"`
+}
+
+// pendingState is a guest's pending exchange.
+type pendingState struct {
+	SID    []byte `json:"sid"`
+	Master []byte `json:"master"`
+	Share  string `json:"share"` // the host's share it answers
+	Reply  string `json:"reply"`
 }
 
 // sentState is a file this member sends: a rerun offers it under the same
@@ -169,6 +186,42 @@ func (s *stateFile) setRoom(room, role, token string) {
 	})
 }
 
+// failures is the room's count of failed key confirmations so far.
+func (s *stateFile) failures() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.Failures
+}
+
+// setFailures records the count of failed key confirmations.
+func (s *stateFile) setFailures(n int) {
+	s.update(func(st *roomState) bool {
+		if st.Failures == n {
+			return false
+		}
+		st.Failures = n
+		return true
+	})
+}
+
+// pending is a guest's exchange of an earlier process, if any.
+func (s *stateFile) pending() *pendingState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.Pending
+}
+
+// setPending records the guest's pending exchange (nil: none).
+func (s *stateFile) setPending(p *pendingState) {
+	s.update(func(st *roomState) bool {
+		if st.Pending == nil && p == nil {
+			return false
+		}
+		st.Pending = p
+		return true
+	})
+}
+
 // chatIDs is the chat id reservation of an earlier process (0: none).
 func (s *stateFile) chatIDs() uint64 {
 	s.mu.Lock()
@@ -189,6 +242,7 @@ func (s *stateFile) reserveChatIDs(upTo uint64) {
 func (s *stateFile) forgetRoom() {
 	s.update(func(st *roomState) bool {
 		st.Room, st.Role, st.Token, st.Recv, st.Done, st.ChatIDs = "", "", "", nil, nil, 0
+		st.Failures, st.Pending = 0, nil
 		return true
 	})
 }

@@ -72,7 +72,7 @@ func TestBrowserWrongPassword(t *testing.T) {
 	b.waitMessage("on the guest's password")
 	for _, br := range []*browser{a, b} {
 		var n int
-		br.eval(`JSON.parse(sessionStorage.getItem("tryst.failures")).n`, &n)
+		br.eval(`JSON.parse(localStorage.getItem("tryst.failures." + `+jsString(roomOf(link))+`)).n`, &n)
 		if n != 1 {
 			t.Errorf("%s counts %d failed attempts, want 1", br.name, n)
 		}

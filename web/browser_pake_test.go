@@ -113,6 +113,13 @@ func (p *rawPeer) await(types ...string) proto.Frame {
 // pake waits for the next PAKE message of kind in a frame of type typ.
 func (p *rawPeer) pake(typ string, kind byte) e2e.PAKEMessage {
 	p.t.Helper()
+	_, m := p.pakeData(typ, kind)
+	return m
+}
+
+// pakeData is pake with the message as it travelled.
+func (p *rawPeer) pakeData(typ string, kind byte) (string, e2e.PAKEMessage) {
+	p.t.Helper()
 	for {
 		f := p.await(typ)
 		if !e2e.IsPAKE(f.Data) {
@@ -123,7 +130,7 @@ func (p *rawPeer) pake(typ string, kind byte) e2e.PAKEMessage {
 			p.t.Fatalf("the browser sent a malformed PAKE message %q: %v", f.Data, err)
 		}
 		if m.Kind == kind {
-			return m
+			return f.Data, m
 		}
 	}
 }
@@ -151,7 +158,7 @@ func TestBrowserHostMeetsGuessingGuest(t *testing.T) {
 	g.send(proto.Frame{Type: proto.TypeAnswer, Data: legacyBlob()})
 	a.waitJS(alertJS + `.includes("older protocol version; it must be updated") && ` + stateJS + ` === "waiting"`)
 	var kept string
-	a.eval(`sessionStorage.getItem("tryst.failures") || ""`, &kept)
+	a.eval(`localStorage.getItem("tryst.failures." + `+jsString(g.room)+`) || ""`, &kept)
 	if kept != "" {
 		t.Errorf("an older peer's answer counted as a failed attempt: %s", kept)
 	}

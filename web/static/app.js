@@ -186,7 +186,7 @@ async function onHubFrame(f) {
       await serially(() => {
         if (s.ended) return;
         if (f.code === CLOSED_GUESS_LIMIT) {
-          storage.setFailures(s.room, { ...storage.failures(s.room), closed: "there" });
+          storage.closeRoom(s.room, "there").catch((e) => console.error(e));
           end(TEXT_LIMIT_THERE, true);
         } else end("The other person left the room.", true);
       });
@@ -429,7 +429,8 @@ function oldPeer() {
 // failure is one failed confirmation (docs/PROTOCOL.md, "PAKE"): the
 // passwords differ, or someone is guessing. Nothing was decrypted or sent;
 // the epoch or exchange ends, the hub is told, and the count (kept in
-// sessionStorage, across a reload) goes up; at GUESS_LIMIT the room
+// localStorage, seen by every tab of the profile and kept after it) goes
+// up; at GUESS_LIMIT the room
 // closes. Otherwise the room stays, so either person can try another
 // password in it; this side keeps its password in memory: it may be the
 // right one, and the other person's retry then connects without a word
@@ -445,7 +446,9 @@ function failure() {
   s.unreported++;
   flushReports();
   if (n >= GUESS_LIMIT) {
-    storage.setFailures(s.room, { n, closed: "here" });
+    // No bye on the data channel first (failure closed the connection):
+    // the other side learns why from room-closed's code.
+    storage.closeRoom(s.room, "here").catch((e) => console.error(e));
     hub.send({ type: "leave", reason: CLOSED_GUESS_LIMIT });
     end(TEXT_LIMIT_HERE, true);
     return true;
@@ -760,7 +763,10 @@ async function init() {
   const rawHash = decodeURIComponent(location.hash.slice(1));
   const hash = normalizeCode(rawHash);
   const saved = await storage.loadRoom().catch(() => null);
-  if (saved && saved.token && (!hash || hash === saved.room)) {
+  // A room closed at the guess limit has no token left (no tab resumes
+  // it), but its page still says why.
+  const closedRoom = !!saved && !!saved.room && !!storage.failures(saved.room).closed;
+  if (saved && (saved.token || closedRoom) && (!hash || hash === saved.room)) {
     s.room = saved.room;
     s.role = saved.role;
     s.auto = saved.auto !== false;

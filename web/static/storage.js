@@ -17,13 +17,20 @@
 //   outgoing  files offered: id, name, size, lastModified, SHA-256, so that
 //             choosing the same file again after a reload resumes it.
 //
+// In localStorage (every tab of the profile, kept until the room is
+// forgotten):
+//
+//   tryst.failures.<room>  the room's count of failed confirmations, and
+//                   which side closed the room at the guess limit, once one
+//                   did. Shared and lasting like the room and its resume
+//                   token, so that a new tab continues the count rather than
+//                   granting whoever plays the other side fresh guesses.
+//
 // And in sessionStorage (this tab only, kept across a reload of it):
 //
 //   tryst.epoch     the room's current epoch, its sid and master secret
 //                   (docs/PROTOCOL.md, "PAKE"), wrapped under "wrap", so that
 //                   a reload reconnects without the password.
-//   tryst.failures  the room's count of failed confirmations, and which side
-//                   closed the room at the guess limit, once one did.
 //   tryst.relay     "Relay only", for one room.
 //
 // Nothing here is the password or derived from the password alone, and
@@ -139,22 +146,34 @@ export async function loadEpoch(room) {
 }
 export function dropEpoch() { sessionStorage.removeItem(EPOCH_KEY); }
 
-// ---- failed confirmations, this tab only ----
+// ---- failed confirmations, every tab ----
 
-const FAILURES_KEY = "tryst.failures";
+const failuresKey = (room) => "tryst.failures." + room;
 
 // failures is room's record: n failed confirmations so far, and closed:
 // "here" once this side closed the room at the guess limit, "there" once
-// the other side did, else "".
+// the other side did, else "". Kept in localStorage, where every tab of the
+// profile reads it at once and it outlives the tab.
 export function failures(room) {
   try {
-    const f = JSON.parse(sessionStorage.getItem(FAILURES_KEY));
-    if (f && f.room === room && Number.isSafeInteger(f.n)) return { n: f.n, closed: typeof f.closed === "string" ? f.closed : "" };
+    const f = JSON.parse(localStorage.getItem(failuresKey(room)));
+    if (f && Number.isSafeInteger(f.n)) return { n: f.n, closed: typeof f.closed === "string" ? f.closed : "" };
   } catch { /* none kept */ }
   return { n: 0, closed: "" };
 }
 export function setFailures(room, { n, closed = "" }) {
-  sessionStorage.setItem(FAILURES_KEY, JSON.stringify({ room, n, closed }));
+  localStorage.setItem(failuresKey(room), JSON.stringify({ n, closed }));
+}
+
+// closeRoom records that the room closed at the guess limit (closed: "here"
+// or "there") and forgets its resume token, so that no tab resumes it; what
+// it showed stays until the person starts a new room.
+export async function closeRoom(room, closed) {
+  setFailures(room, { ...failures(room), closed });
+  await tx(["rooms"], "readwrite", async (s) => {
+    const r = await req(s.rooms.get("current"));
+    if (r && r.room === room) s.rooms.put({ ...r, token: null }, "current");
+  });
 }
 
 // "Relay only" belongs to one room: kept for a reload of it, in this tab,
@@ -241,7 +260,7 @@ export async function findOutgoing(room, name, size, lastModified) {
 // worker's to remove).
 export async function forget(room) {
   dropEpoch();
-  sessionStorage.removeItem(FAILURES_KEY);
+  if (room) localStorage.removeItem(failuresKey(room));
   sessionStorage.removeItem(RELAY_KEY);
   await tx(["rooms", "chat", "history", "incoming", "outgoing"], "readwrite", (s) => {
     s.rooms.delete("current");

@@ -105,7 +105,7 @@ function showState() {
   } else ui.hub("up", "");
   if (s.mismatched) return;
   if (peerUp()) ui.state("connected", "Connected");
-  else if (!s.epoch && !s.password) ui.state("idle", s.role === "H" ? "Choose the password" : "Not connected");
+  else if (!s.epoch && !s.pending && !s.password) ui.state("idle", s.role === "H" ? "Choose the password" : "Not connected");
   else if (hub.state !== "up") ui.state("reconnecting", s.conns ? "Connection lost; reconnecting…" : "Reaching the hub…");
   else if (s.peer) ui.state("connecting", "Connecting to the other person…");
   else if (s.conns) ui.state("reconnecting", "Waiting for the other person to come back…");
@@ -150,10 +150,14 @@ async function attached(f) {
   if (s.mismatched) return; // nothing by itself after a failed confirmation
   if (s.role === "H") {
     if (s.epoch || s.exchange || s.password) await hostOffer();
-  } else if (f.type === "resumed" && f.peer && !s.epoch && !s.pending && s.password) {
-    // A guest with nothing to seal a restart request under (a tab that
-    // kept no epoch) asks for a fresh exchange.
-    hub.send({ type: "answer", data: c.needMessage() });
+  } else if (f.type === "resumed" && f.peer) {
+    // The host is there and this side has no live connection: ask for an
+    // offer now rather than wait for the host to notice the silence.
+    // Under the epoch, a sealed restart request; with nothing to seal it
+    // under (a tab that kept no epoch), need for a fresh exchange; with a
+    // pending exchange, nothing: its offer is on the way.
+    if (s.epoch) restartRequest();
+    else if (!s.pending && s.password) hub.send({ type: "answer", data: c.needMessage() });
   }
 }
 
@@ -215,6 +219,7 @@ async function setEpoch(epoch, signaler = null) {
   s.signaler = signaler || await c.Signaler.create(epoch, s.room);
   s.exchange = null;
   s.pending = null;
+  storage.dropPending();
   s.mismatched = false;
   await storage.saveEpoch(s.room, epoch).catch((e) => console.error(e));
 }
@@ -313,14 +318,17 @@ async function onReply(m) {
 }
 
 // onNeed: the guest holds no epoch this side could seal for. One that
-// names this side's epoch, or any (all zero: its person typed the password
-// again), gets a fresh exchange (or the one in flight again); one naming
+// names this side's epoch gets a fresh exchange; any (all zero: its person
+// typed the password again, or it kept nothing) gets the share of the
+// exchange in flight again, or else a fresh exchange at once (an offer
+// under this side's epoch would only bring a need for it back); one naming
 // an epoch this side already left is ignored.
 async function onNeed(m) {
   if (s.epoch && c.sameSID(m.sid, s.epoch.sid)) await startExchange();
   else if (c.anyEpoch(m.sid)) {
     s.mismatched = false;
-    await hostOffer();
+    if (s.exchange) hub.send({ type: "offer", data: s.exchange.msg });
+    else await startExchange();
   }
 }
 
@@ -379,13 +387,19 @@ async function guestOffer(data) {
 }
 
 // onShare answers the host's share with the password: the reply carries
-// confirm_G, and the exchange is pending until a sealed offer under it
-// opens. The same share again is answered with the same reply.
+// confirm_G, and the exchange is pending (kept for a reload) until a sealed
+// offer under it opens. The same share again is answered with the same
+// reply; a share of the current epoch is a replay (a host never reuses a
+// sid), ignored.
 async function onShare(data, m) {
   if (s.pending && s.pending.share === data) {
     hub.send({ type: "answer", data: s.pending.reply });
     return;
   }
+  if (s.epoch && c.sameSID(m.sid, s.epoch.sid)) return;
+  // A new exchange: the host has no connection left under the old one.
+  closePeer();
+  showState();
   if (!s.password) {
     // The other side needs a fresh exchange, and this tab (reloaded) has
     // no password: ask for it, then answer.
@@ -406,6 +420,8 @@ async function onShare(data, m) {
   }
   if (s.epoch) dropEpoch();
   s.pending = { ...r.epoch, signaler: await c.Signaler.create(r.epoch, s.room), share: data, reply: r.msg };
+  // Kept before the reply leaves: a reload after it still has it.
+  await storage.savePending(s.room, s.pending).catch((e) => console.error(e));
   hub.send({ type: "answer", data: r.msg });
 }
 
@@ -440,6 +456,7 @@ function failure() {
   dropEpoch();
   s.exchange = null;
   s.pending = null;
+  storage.dropPending();
   s.mismatched = true;
   const n = storage.failures(s.room).n + 1;
   storage.setFailures(s.room, { n });
@@ -793,8 +810,14 @@ async function init() {
     if (epoch) {
       s.epoch = epoch;
       s.signaler = await c.Signaler.create(epoch, s.room);
+    } else if (s.role === "G") {
+      // A guest that replied to a share and reloaded before the offer
+      // came: the same share gets the same reply, and the offer sealed
+      // under it opens.
+      const p = await storage.loadPending(s.room);
+      if (p) s.pending = { ...p, signaler: await c.Signaler.create(p, s.room) };
     }
-    if (s.epoch && s.auto) {
+    if ((s.epoch || s.pending) && s.auto) {
       ui.show("chat");
       showState();
       hub.resume();
@@ -863,7 +886,7 @@ $("join-code").addEventListener("input", () => ui.joinError(""));
 window.addEventListener("hashchange", () => location.reload());
 $("password-form").addEventListener("submit", onPasswordSubmit);
 $("resume-btn").addEventListener("click", () => {
-  if (s.epoch) {
+  if (s.epoch || s.pending) {
     ui.show("chat");
     showState();
     hub.resume();

@@ -31,6 +31,10 @@
 //   tryst.epoch     the room's current epoch, its sid and master secret
 //                   (docs/PROTOCOL.md, "PAKE"), wrapped under "wrap", so that
 //                   a reload reconnects without the password.
+//   tryst.pending   the guest's pending exchange: its sid and master, the
+//                   host's share and the reply sent, wrapped under "wrap", so
+//                   that a reload answers the same share with the same reply
+//                   and opens the offer sealed under it.
 //   tryst.relay     "Relay only", for one room.
 //
 // Nothing here is the password or derived from the password alone, and
@@ -146,6 +150,33 @@ export async function loadEpoch(room) {
 }
 export function dropEpoch() { sessionStorage.removeItem(EPOCH_KEY); }
 
+// ---- the guest's pending exchange, this tab only ----
+
+const PENDING_KEY = "tryst.pending";
+
+// savePending keeps room's pending exchange {sid, master, share, reply}
+// (share and reply as they travelled) for a reload of this tab.
+export async function savePending(room, p) {
+  const body = enc.encode(JSON.stringify({ share: p.share, reply: p.reply }));
+  const wrapped = await seal("wrap", concat(p.sid, p.master, body));
+  sessionStorage.setItem(PENDING_KEY, JSON.stringify({ room, pending: b64url(wrapped) }));
+}
+// loadPending returns room's kept pending exchange, or null.
+export async function loadPending(room) {
+  try {
+    const { room: r, pending } = JSON.parse(sessionStorage.getItem(PENDING_KEY));
+    if (r !== room) return null;
+    const raw = await unseal("wrap", unb64url(pending));
+    if (raw.length <= 16 + 32) return null;
+    const { share, reply } = JSON.parse(dec.decode(raw.slice(16 + 32)));
+    if (typeof share !== "string" || typeof reply !== "string") return null;
+    return { sid: raw.slice(0, 16), master: raw.slice(16, 16 + 32), share, reply };
+  } catch {
+    return null;
+  }
+}
+export function dropPending() { sessionStorage.removeItem(PENDING_KEY); }
+
 // ---- failed confirmations, every tab ----
 
 const failuresKey = (room) => "tryst.failures." + room;
@@ -260,6 +291,7 @@ export async function findOutgoing(room, name, size, lastModified) {
 // worker's to remove).
 export async function forget(room) {
   dropEpoch();
+  dropPending();
   if (room) localStorage.removeItem(failuresKey(room));
   sessionStorage.removeItem(RELAY_KEY);
   await tx(["rooms", "chat", "history", "incoming", "outgoing"], "readwrite", (s) => {

@@ -10,12 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/tryst-chat/tryst/client"
 	"github.com/tryst-chat/tryst/client/clienttest"
 	"github.com/tryst-chat/tryst/client/e2e"
-	"github.com/tryst-chat/tryst/internal/rtc"
 	"github.com/tryst-chat/tryst/proto"
 )
 
@@ -373,19 +370,7 @@ func TestPendingKeptAcrossRerun(t *testing.T) {
 	}
 	sig, _ := e2e.NewSignaler(ep, code)
 	h.sig = sig
-	pc, err := rtc.NewAPI(rtc.Options{LoopbackOnly: true}).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	if _, err := pc.CreateDataChannel(proto.ControlLabel, nil); err != nil {
-		t.Fatal(err)
-	}
-	sdp, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(map[string]any{"sdp": sdp.SDP, "nonce": e2e.NewNonce(), "version": proto.ProtocolVersion})
+	b, _ := json.Marshal(map[string]any{"sdp": offerSDP(t), "nonce": e2e.NewNonce(), "version": proto.ProtocolVersion})
 	h.send(proto.Frame{Type: proto.TypeOffer, Data: sig.Seal("offer", e2e.Host, b)})
 	// The rerun opens it (no mismatch answer, no warning about a mismatch).
 	for _, ev := range g2.Drain() {

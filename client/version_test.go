@@ -106,6 +106,24 @@ func (m *rawMember) hostPAKE(password, room string) {
 	}
 }
 
+// offerSDP is a real SDP offer, with a fingerprint, for a guest to answer.
+func offerSDP(t *testing.T) string {
+	t.Helper()
+	pc, err := rtc.NewAPI(rtc.Options{LoopbackOnly: true}).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	if _, err := pc.CreateDataChannel(proto.ControlLabel, nil); err != nil {
+		t.Fatal(err)
+	}
+	sdp, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sdp.SDP
+}
+
 // oldBlob is what a version-1 or -2 client seals: "v1." and its
 // ciphertext, which nobody here can open.
 func oldBlob() string {
@@ -202,22 +220,9 @@ func TestOldHostTold(t *testing.T) {
 	waitNotice(t, g)
 	h.hostPAKE(password, code)
 
-	// A real SDP offer, with a fingerprint, for the guest to answer.
-	pc, err := rtc.NewAPI(rtc.Options{LoopbackOnly: true}).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	if _, err := pc.CreateDataChannel(proto.ControlLabel, nil); err != nil {
-		t.Fatal(err)
-	}
-	sdp, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	nonce := e2e.NewNonce()
 	// A later version is spoken as 3.
-	b, _ := json.Marshal(map[string]any{"sdp": sdp.SDP, "nonce": nonce, "version": proto.ProtocolVersion + 1})
+	b, _ := json.Marshal(map[string]any{"sdp": offerSDP(t), "nonce": nonce, "version": proto.ProtocolVersion + 1})
 	h.send(proto.Frame{Type: proto.TypeOffer, Data: h.sig.Seal("offer", e2e.Host, b)})
 	var answer struct {
 		OfferNonce []byte `json:"offer_nonce"`

@@ -163,15 +163,7 @@ func (c *Client) failedConfirmation(ctx context.Context, hc *hubconn.Conn, why s
 // countFailure counts one failed confirmation, tells the user and the hub,
 // and at GuessLimit closes the room, returning ErrGuessLimit.
 func (c *Client) countFailure(ctx context.Context, hc *hubconn.Conn, why string) error {
-	c.failures++
-	c.state.setFailures(c.failures)
-	c.report(ctx, hc)
-	if c.failures >= e2e.GuessLimit {
-		c.emit(Event{Kind: EventWarning, Text: fmt.Sprintf(
-			"password mismatch: %s (%d of %d attempts); closing the room", why, c.failures, e2e.GuessLimit)})
-		c.leaveRoom(hc, proto.ClosedGuessLimit)
-		c.failCounted = true
-		c.fatal.set(ErrGuessLimit)
+	if c.tally(ctx, hc, why) {
 		return ErrGuessLimit
 	}
 	next := "waiting for the other side to try again"
@@ -182,6 +174,25 @@ func (c *Client) countFailure(ctx context.Context, hc *hubconn.Conn, why string)
 		"password mismatch: %s; the passwords differ, or someone is guessing (%d of %d attempts); %s",
 		why, c.failures, e2e.GuessLimit, next)})
 	return nil
+}
+
+// tally counts one failed confirmation, keeps the count in the state file
+// and reports it to the hub (hc nil: the hub is away). At GuessLimit it
+// closes the room, ends the session with ErrGuessLimit (unless it already
+// ended) and reports true.
+func (c *Client) tally(ctx context.Context, hc *hubconn.Conn, why string) bool {
+	c.failures++
+	c.state.setFailures(c.failures)
+	c.report(ctx, hc)
+	if c.failures < e2e.GuessLimit {
+		return false
+	}
+	c.emit(Event{Kind: EventWarning, Text: fmt.Sprintf(
+		"password mismatch: %s (%d of %d attempts); closing the room", why, c.failures, e2e.GuessLimit)})
+	c.leaveRoom(hc, proto.ClosedGuessLimit)
+	c.failCounted = true
+	c.fatal.set(ErrGuessLimit)
+	return true
 }
 
 // report tells the hub that a key confirmation with the other member
@@ -195,23 +206,14 @@ func (c *Client) report(ctx context.Context, hc *hubconn.Conn) {
 
 // countSessionMismatch counts a failed key confirmation on the data
 // channel (the session goroutine ended the session on it) unless the
-// failure that ended the session was counted already, reports it when the
-// hub is there (hc nil: it is not), and closes the room at the limit. The
-// session ends either way.
+// failure that ended the session was counted already. The session ends
+// either way.
 func (c *Client) countSessionMismatch(ctx context.Context, hc *hubconn.Conn, err error) {
 	if !errors.Is(err, ErrPasswordMismatch) || c.failCounted {
 		return
 	}
 	c.failCounted = true
-	c.failures++
-	c.state.setFailures(c.failures)
-	c.report(ctx, hc)
-	if c.failures >= e2e.GuessLimit {
-		c.emit(Event{Kind: EventWarning, Text: fmt.Sprintf(
-			"password mismatch: the other side's key confirmation is wrong (%d of %d attempts); closing the room",
-			c.failures, e2e.GuessLimit)})
-		c.leaveRoom(hc, proto.ClosedGuessLimit)
-	}
+	c.tally(ctx, hc, "the other side's key confirmation is wrong")
 }
 
 // setPending sets the guest's pending exchange (sig nil: none) and keeps it

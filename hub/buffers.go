@@ -2,20 +2,16 @@ package hub
 
 import (
 	"bufio"
-	"bytes"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 )
 
-// connBufferSize is the size of a connection's read buffer. net/http hands
-// a hijacked connection 4 KiB buffers each way, and coder/websocket keeps
-// them for the connection's whole life: 8 KiB of every idle client, a third
-// of the hub's memory per connection. Signaling frames are mostly a few
-// hundred bytes; a larger one (an offer) simply takes one more system call
-// to read, which is far cheaper than the memory.
-const connBufferSize = 1024
+// readBufferSize is the size of coder/websocket's own read buffer, which
+// it keeps for the connection's life (net/http hands a hijacked connection
+// 4 KiB). The bytes read wait in a sockReader's pooled buffer instead, so
+// this one only has to hold a frame header: the smallest bufio allows.
+const readBufferSize = 16
 
 // writeBufferSize is the size of a connection's write buffer, which
 // coder/websocket also keeps for life. The hub's frames do not need it
@@ -94,14 +90,16 @@ func (w *socketWriter) uncork() error {
 }
 
 // smallBuffers wraps the ResponseWriter given to websocket.Accept so that
-// the hijacked connection gets connBufferSize buffers instead of net/http's,
-// and keeps the hijacked net.Conn, whose write deadline bounds each write
-// (see conn.write).
+// the hijacked connection reads through a sockReader and writes through a
+// socketWriter with small buffers instead of net/http's, and keeps the
+// hijacked net.Conn, whose write deadline bounds each write (see
+// conn.write).
 type smallBuffers struct {
 	http.ResponseWriter
 	hj   http.Hijacker
 	conn net.Conn      // set by a successful Hijack
 	sw   *socketWriter // likewise
+	rd   *sockReader   // likewise
 }
 
 // withSmallBuffers wraps w if it can be hijacked at all; otherwise it
@@ -133,22 +131,11 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	r := brw.Reader
-	if n := r.Buffered(); n <= connBufferSize {
-		if n == 0 {
-			r = bufio.NewReaderSize(conn, connBufferSize)
-		} else {
-			// The pending bytes must sit in the new reader's buffer, not in
-			// its source: coder/websocket re-reads r.Buffered() bytes and then
-			// resets the reader's source to the connection.
-			pending, _ := brw.Reader.Peek(n)
-			r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(pending)), conn), connBufferSize)
-			if _, err := r.Peek(n); err != nil {
-				conn.Close()
-				return nil, nil, err
-			}
-		}
-	} // else: a client that pipelined more than a buffer keeps the big one.
+	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	w.rd = newSockReader(conn, pending)
 	w.sw = &socketWriter{conn: conn}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(w.sw, writeBufferSize)), nil
+	// coder/websocket reads what net/http's reader still buffers and then
+	// resets that reader's source to the net.Conn returned here: the
+	// sockReader, which holds those bytes already.
+	return w.rd, bufio.NewReadWriter(bufio.NewReaderSize(w.rd, readBufferSize), bufio.NewWriterSize(w.sw, writeBufferSize)), nil
 }

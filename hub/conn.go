@@ -37,6 +37,7 @@ type conn struct {
 	ws   *websocket.Conn
 	nc   net.Conn      // ws's connection, for write deadlines
 	sw   *socketWriter // what ws writes to, to gather the queue's frames
+	rd   *sockReader   // what ws reads from, for the idle wait
 	ip   netip.Addr
 	host string        // hostname the client used, for ICE server URLs
 	lim  *rate.Limiter // messages, control frames included
@@ -116,10 +117,10 @@ func (c *conn) kickLocked() {
 	}()
 }
 
-func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, sw *socketWriter, ip netip.Addr, host string) *conn {
+func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, sb *smallBuffers, ip netip.Addr, host string) *conn {
 	life, end := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(ctx)
-	return &conn{
+	c := &conn{
 		ctx:      ctx,
 		cancel:   cancel,
 		life:     life,
@@ -127,8 +128,9 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, sw *s
 		h:        h,
 		id:       h.nextConn.Add(1),
 		ws:       ws,
-		nc:       nc,
-		sw:       sw,
+		nc:       sb.conn,
+		sw:       sb.sw,
+		rd:       sb.rd,
 		ip:       ip,
 		host:     host,
 		lim:      rate.NewLimiter(h.cfg.MessageRate, h.cfg.MessageBurst),
@@ -137,6 +139,8 @@ func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, nc net.Conn, sw *s
 		wclosed:  make(chan struct{}),
 		ready:    true,
 	}
+	c.rd.closing = &c.closing
+	return c
 }
 
 // Deliver queues ev for the client. It never blocks.
@@ -284,7 +288,51 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string, flush bool) {
 	})
 }
 
-func (c *conn) serve() {
+// serve runs the connection on its own goroutine until it ends, then
+// calls done.
+func (c *conn) serve(done func()) {
+	c.start()
+	c.run(done)
+}
+
+// run reads until the connection ends. Between messages it waits in
+// sockReader.wait rather than in coder/websocket's Reader, a few frames
+// from the goroutine's start (see sockReader). Once a wake-up brings only
+// control frames (the heartbeat's pong: the client has sent nothing else
+// for a while), it goes on on a fresh goroutine and this one ends: handling
+// messages grew this one's stack to 4-8 KiB, and the collector shrinks a
+// parked goroutine's stack only while a quarter of it holds the frames in
+// use plus 800 bytes of guard, which a goroutine parked on a socket never
+// meets below 4 KiB; a fresh one starts at 2 KiB (the runtime sizes new
+// stacks by the average use it finds, mostly idle connections) and stays
+// there while it waits. A busy connection never pays for the move; an
+// idle one pays once per PingInterval.
+func (c *conn) run(done func()) {
+	for c.rd.wait() == nil {
+		r := c.readMessages()
+		if r == readEnded {
+			break
+		}
+		if r == readQuiet || r == readIdle {
+			go c.run(done)
+			return
+		}
+	}
+	c.finish()
+	done()
+}
+
+// readOutcome is what readMessages found.
+type readOutcome uint8
+
+const (
+	readEnded readOutcome = iota // the connection is done
+	readIdle                     // messages came and were handled; nothing more waits
+	readQuiet                    // only control frames came
+)
+
+//go:noinline
+func (c *conn) start() {
 	// The heartbeat: every PingInterval, a writer sends a ping (as a
 	// time.Ticker would, but without a goroutine waiting on it).
 	c.wmu.Lock()
@@ -298,7 +346,13 @@ func (c *conn) serve() {
 		}
 	})
 	c.wmu.Unlock()
-	c.readLoop(c.ctx)
+	// No library read limit: readMessage enforces ours so the client gets
+	// an error frame naming it.
+	c.ws.SetReadLimit(-1)
+}
+
+//go:noinline
+func (c *conn) finish() {
 	c.cancel()
 	c.cut()
 	c.stopWriting()
@@ -489,7 +543,9 @@ var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // would hold for its whole life. Nothing needs it: every way a connection
 // ends closes the socket, which ends a blocked read.
 func (c *conn) readMessage(ctx context.Context) (typ websocket.MessageType, msg []byte, buf *bytes.Buffer, err error) {
+	c.rd.inReader.Store(true)
 	typ, r, err := c.ws.Reader(ctx)
+	c.rd.inReader.Store(false)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -505,15 +561,22 @@ func (c *conn) readMessage(ctx context.Context) (typ websocket.MessageType, msg 
 	return typ, buf.Bytes(), buf, nil
 }
 
-func (c *conn) readLoop(ctx context.Context) {
-	// No library read limit: readMessage enforces ours so the client gets
-	// an error frame naming it.
-	c.ws.SetReadLimit(-1)
+// readMessages reads and handles messages until none is left to read at
+// once.
+//
+//go:noinline
+func (c *conn) readMessages() readOutcome {
+	ctx := c.ctx
 	rctx := context.WithoutCancel(ctx) // see readMessage
+	out := readQuiet
 	for {
 		typ, msg, buf, err := c.readMessage(rctx)
+		if errors.Is(err, errIdle) {
+			return out // a control frame came, and nothing after it
+		}
 		if err == nil {
 			c.onMessage(ctx, typ, msg)
+			out = readIdle
 		}
 		if buf != nil {
 			putReadBuf(buf)
@@ -531,10 +594,13 @@ func (c *conn) readLoop(ctx context.Context) {
 				c.fail(websocket.StatusMessageTooBig, proto.CodeTooBig, "message exceeds the hub's size limit")
 			}
 			<-c.wclosed
-			return
+			return readEnded
 		}
 		if err != nil {
-			return
+			return readEnded
+		}
+		if !c.rd.pending() {
+			return readIdle
 		}
 	}
 }

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +30,13 @@ type testHub struct {
 
 func startHub(t testing.TB, cfg hub.Config) *testHub {
 	t.Helper()
+	return startHubOn(t, cfg, nil)
+}
+
+// startHubOn is startHub with the server's listener wrapped by wrap (nil:
+// a bare TCP listener).
+func startHubOn(t testing.TB, cfg hub.Config, wrap func(net.Listener) net.Listener) *testHub {
+	t.Helper()
 	m, err := metrics.NewHub(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +51,11 @@ func startHub(t testing.TB, cfg hub.Config) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		_ = h.Close()

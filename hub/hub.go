@@ -699,7 +699,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	// when this handler returns and whose values nothing needs; the host
 	// name is copied out of the request's header block, which it would
 	// otherwise keep alive.
-	c = newConn(context.Background(), h, ws, sb.conn, sb.sw, ip, strings.Clone(hostname(r)))
+	c = newConn(context.Background(), h, ws, sb, ip, strings.Clone(hostname(r)))
 	if !h.track(c) {
 		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
 		return
@@ -713,12 +713,11 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	// The hub's own WaitGroup (track/untrack) is what Shutdown waits on, as
 	// before.
 	served = true
-	go func() {
-		defer h.conns.release(ip)
-		defer h.untrack(c)
-		defer h.m.Connections.Dec()
-		c.serve()
-	}()
+	go c.serve(func() {
+		h.m.Connections.Dec()
+		h.untrack(c)
+		h.conns.release(ip)
+	})
 }
 
 // track adds c to the live connections unless the hub is draining. The

@@ -66,19 +66,23 @@ type conn struct {
 	wmu    sync.Mutex
 	wstate writerState // whether a writer goroutine runs
 
-	ctx     context.Context // ends when the serving goroutine is done
-	cancel  context.CancelFunc
-	writers sync.WaitGroup // the writer goroutine, when one runs
-	ping    *time.Timer    // marks pingDue and starts a writer
-	pingDue atomic.Bool
+	done     atomic.Bool    // the serving goroutine is done: no writer goes on
+	writers  sync.WaitGroup // the writer goroutine, when one runs
+	ping     *time.Timer    // the heartbeat's one timer (see heartbeat)
+	pingDue  atomic.Bool    // a ping is to be written
+	pongDue  atomic.Bool    // a ping went out and no pong has come since
+	late     atomic.Bool    // no pong within PongTimeout: the writer drops c
+	pongWait bool           // the timer runs for PongTimeout (under wmu)
+	pingAt   time.Time      // when the last ping was due (under wmu)
 
-	// life ends when the connection must go at once (a slow consumer, or
+	// over is set when the connection must go at once (a slow consumer, or
 	// the reader is done): see cut.
-	life context.Context
-	end  context.CancelFunc
+	over atomic.Bool
 
+	// closing is set once closeWith has set closeCode, closeMsg and flush:
+	// the writer then closes the connection. (Flags rather than contexts
+	// and channels: a few hundred bytes less on every idle connection.)
 	closing   atomic.Bool
-	closeReq  chan struct{}
 	closeOnce sync.Once
 	// wclosed is closed once no writer will run again: the close handshake
 	// is done, or writing failed (stopWriting).
@@ -113,33 +117,27 @@ func (c *conn) kickLocked() {
 	c.writers.Add(1)
 	go func() {
 		defer c.writers.Done()
-		c.writeLoop(c.ctx)
+		c.writeLoop()
 	}()
 }
 
-func newConn(ctx context.Context, h *Hub, ws *websocket.Conn, sb *smallBuffers, ip netip.Addr, host string) *conn {
-	life, end := context.WithCancel(context.Background())
-	ctx, cancel := context.WithCancel(ctx)
+func newConn(h *Hub, ws *websocket.Conn, sb *smallBuffers, ip netip.Addr, host string) *conn {
 	c := &conn{
-		ctx:      ctx,
-		cancel:   cancel,
-		life:     life,
-		end:      end,
-		h:        h,
-		id:       h.nextConn.Add(1),
-		ws:       ws,
-		nc:       sb.conn,
-		sw:       sb.sw,
-		rd:       sb.rd,
-		ip:       ip,
-		host:     host,
-		lim:      rate.NewLimiter(h.cfg.MessageRate, h.cfg.MessageBurst),
-		rlim:     rate.NewLimiter(h.cfg.RelayBytesRate, h.cfg.RelayBytesBurst),
-		closeReq: make(chan struct{}),
-		wclosed:  make(chan struct{}),
-		ready:    true,
+		h:       h,
+		id:      h.nextConn.Add(1),
+		ws:      ws,
+		nc:      sb.conn,
+		sw:      sb.sw,
+		rd:      sb.rd,
+		ip:      ip,
+		host:    host,
+		lim:     rate.NewLimiter(h.cfg.MessageRate, h.cfg.MessageBurst),
+		rlim:    rate.NewLimiter(h.cfg.RelayBytesRate, h.cfg.RelayBytesBurst),
+		wclosed: make(chan struct{}),
+		ready:   true,
 	}
 	c.rd.closing = &c.closing
+	c.rd.onPong = c.pong
 	return c
 }
 
@@ -280,7 +278,6 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string, flush bool) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeMsg, c.flush = code, reason, flush
 		c.closing.Store(true)
-		close(c.closeReq)
 		if !flush {
 			c.cut()
 		}
@@ -297,30 +294,53 @@ func (c *conn) serve(done func()) {
 
 // run reads until the connection ends. Between messages it waits in
 // sockReader.wait rather than in coder/websocket's Reader, a few frames
-// from the goroutine's start (see sockReader). Once a wake-up brings only
-// control frames (the heartbeat's pong: the client has sent nothing else
-// for a while), it goes on on a fresh goroutine and this one ends: handling
-// messages grew this one's stack to 4-8 KiB, and the collector shrinks a
-// parked goroutine's stack only while a quarter of it holds the frames in
-// use plus 800 bytes of guard, which a goroutine parked on a socket never
-// meets below 4 KiB; a fresh one starts at 2 KiB (the runtime sizes new
-// stacks by the average use it finds, mostly idle connections) and stays
-// there while it waits. A busy connection never pays for the move; an
-// idle one pays once per PingInterval.
+// from the goroutine's start (see sockReader). Once the connection has gone
+// quiet after messages (nothing for idleMove, or a wake-up that brought
+// only the heartbeat's pong or other control frames), it goes on on a
+// fresh goroutine and this one ends: handling messages grew this one's stack to 4-8 KiB, and the
+// collector shrinks a parked goroutine's stack only while a quarter of it
+// holds the frames in use plus 800 bytes of guard, which a goroutine parked
+// on a socket never meets below 4 KiB; a fresh one starts at 2 KiB (the
+// runtime sizes new stacks by the average use it finds, mostly idle
+// connections) and stays there while it waits. A busy connection never
+// pays for the move; an idle one pays once after its last message.
 func (c *conn) run(done func()) {
-	for c.rd.wait() == nil {
+	grown := false
+	for {
+		var idle time.Duration
+		if grown {
+			idle = idleMove
+		}
+		quiet, err := c.rd.wait(idle)
+		if err != nil {
+			break
+		}
+		if quiet {
+			if grown {
+				go c.run(done)
+				return
+			}
+			continue
+		}
 		r := c.readMessages()
 		if r == readEnded {
 			break
 		}
-		if r == readQuiet || r == readIdle {
+		if r == readQuiet {
 			go c.run(done)
 			return
 		}
+		grown = true
 	}
 	c.finish()
 	done()
 }
+
+// idleMove is how long a connection that has handled messages waits
+// before it moves to a fresh goroutine (see run): long enough that a
+// pairing in progress never pays for it, short enough that an idle
+// connection's stack is 2 KiB within seconds.
+const idleMove = time.Second
 
 // readOutcome is what readMessages found.
 type readOutcome uint8
@@ -333,27 +353,69 @@ const (
 
 //go:noinline
 func (c *conn) start() {
-	// The heartbeat: every PingInterval, a writer sends a ping (as a
-	// time.Ticker would, but without a goroutine waiting on it).
 	c.wmu.Lock()
-	c.ping = time.AfterFunc(c.h.cfg.PingInterval, func() {
-		c.pingDue.Store(true)
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
-		if c.wstate != writerDone {
-			c.kickLocked()
-			c.ping.Reset(c.h.cfg.PingInterval)
-		}
-	})
+	c.ping = time.AfterFunc(c.h.cfg.PingInterval, c.heartbeat)
 	c.wmu.Unlock()
 	// No library read limit: readMessage enforces ours so the client gets
 	// an error frame naming it.
 	c.ws.SetReadLimit(-1)
 }
 
+// heartbeat runs on the timer. Every PingInterval it has a writer send a
+// ping and sets the timer to PongTimeout; a pong moves the timer on to the
+// next ping (see pong), and if none has come when it fires, the writer
+// drops the connection. One timer, and no goroutine waits for the pong: the
+// hub writes the ping itself and the connection's reader notes any pong,
+// where coder/websocket's Ping kept a writer parked for the round trip and
+// left contexts, timers and a map entry behind on both sides, every 15 s on
+// every idle connection.
+func (c *conn) heartbeat() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wstate == writerDone {
+		return
+	}
+	switch {
+	case c.pongWait && c.pongDue.Load():
+		c.late.Store(true)
+		c.kickLocked()
+	case c.pongWait: // a pong came as the timer fired
+		c.pongWait = false
+		c.ping.Reset(max(c.h.cfg.PingInterval-time.Since(c.pingAt), 0))
+	default:
+		c.pingAt = time.Now()
+		c.pongDue.Store(true)
+		c.pingDue.Store(true)
+		c.pongWait = true
+		c.kickLocked()
+		c.ping.Reset(c.h.cfg.PongTimeout)
+	}
+}
+
+// pong notes a pong from the client (any pong: RFC 6455 lets a client
+// answer only the latest ping), sets the timer for the next ping, and
+// counts the pong against the message budget.
+func (c *conn) pong() {
+	c.pongDue.Store(false)
+	c.wmu.Lock()
+	if c.pongWait && c.wstate != writerDone {
+		c.pongWait = false
+		c.ping.Reset(max(c.h.cfg.PingInterval-time.Since(c.pingAt), 0))
+	}
+	c.wmu.Unlock()
+	c.onControl()
+}
+
+// pingFrame is the hub's ping: a server's frames are unmasked, and the
+// payload is empty. The writer writes it through the socketWriter between
+// two frames of its own; coder/websocket's frames (a pong to the client's
+// ping, the close frame) reach the socketWriter each in one Write, so
+// nothing interleaves.
+var pingFrame = []byte{0x89, 0x00}
+
 //go:noinline
 func (c *conn) finish() {
-	c.cancel()
+	c.done.Store(true)
 	c.cut()
 	c.stopWriting()
 	c.wmu.Lock()
@@ -378,10 +440,9 @@ func (c *conn) finish() {
 // writeLoop writes queued frames, a due ping and the close handshake, and
 // returns when there is nothing left to do. It is the only writer while it
 // runs; once it has closed the connection or failed, no other starts.
-func (c *conn) writeLoop(ctx context.Context) {
+func (c *conn) writeLoop() {
 	for {
-		select {
-		case <-c.closeReq:
+		if c.closing.Load() {
 			if c.flush {
 				c.drain()
 			}
@@ -399,28 +460,26 @@ func (c *conn) writeLoop(ctx context.Context) {
 			}
 			c.stopWriting()
 			return
-		default:
 		}
-		// Err, not Done: Done would make the context keep a channel for
-		// the connection's life.
-		if ctx.Err() != nil {
+		if c.done.Load() {
+			c.stopWriting()
+			return
+		}
+		if c.late.Load() {
+			c.h.log.Debug("no pong within the timeout; dropping connection")
+			c.ws.CloseNow()
 			c.stopWriting()
 			return
 		}
 		if c.pingDue.Swap(false) {
 			err := c.arm()
 			if err == nil {
-				err = c.sw.uncork() // the ping waits for its pong
+				_, err = c.sw.Write(pingFrame)
 			}
 			if err == nil {
-				// Not derived from ctx: a child would leave ctx a map of
-				// children for the connection's life. The ping ends anyway
-				// when the connection does.
-				pctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.PongTimeout)
-				err = c.ws.Ping(pctx)
-				cancel()
-				c.disarm()
+				err = c.sw.uncork()
 			}
+			c.disarm()
 			if err != nil {
 				c.h.log.Debug("heartbeat failed; dropping connection", "err", err)
 				c.ws.CloseNow()
@@ -441,7 +500,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 		// starts another.
 		c.mu.Lock()
 		c.wmu.Lock()
-		if len(c.queue) == 0 && !c.pingDue.Load() && !c.closing.Load() {
+		if len(c.queue) == 0 && !c.pingDue.Load() && !c.late.Load() && !c.closing.Load() {
 			if c.wstate == writerRunning {
 				c.wstate = writerIdle
 			}
@@ -474,7 +533,7 @@ func (c *conn) drain() {
 // cut ends c's life: a write blocked on a full socket fails at once, and
 // so does every later one (the close handshake's included).
 func (c *conn) cut() {
-	c.end()
+	c.over.Store(true)
 	_ = c.nc.SetWriteDeadline(time.Unix(1, 0)) // fails only once closed
 }
 
@@ -482,16 +541,16 @@ func (c *conn) cut() {
 // the socket's write deadline rather than a context: with a cancellable
 // context coder/websocket registers a context.AfterFunc on every write, and
 // the hub added another and a timer, allocations and microseconds that
-// every pairing paid five times. The deadline is set before life is
+// every pairing paid five times. The deadline is set before over is
 // checked, so a cut that comes in between still aborts the write (cut sets
-// the deadline after ending life).
+// the deadline after over).
 func (c *conn) arm() error {
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
 		return err
 	}
-	if err := c.life.Err(); err != nil {
+	if c.over.Load() {
 		_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
-		return err
+		return errCut
 	}
 	return nil
 }
@@ -524,6 +583,9 @@ func (c *conn) write(b []byte, more bool) error {
 }
 
 var errTooBig = errors.New("message too big")
+
+// errCut fails a write after cut.
+var errCut = errors.New("hub: connection cut")
 
 // readBufs recycles message buffers: every message used to get a fresh,
 // growing buffer, and at thousands of pairings a second that garbage was a
@@ -566,8 +628,10 @@ func (c *conn) readMessage(ctx context.Context) (typ websocket.MessageType, msg 
 //
 //go:noinline
 func (c *conn) readMessages() readOutcome {
-	ctx := c.ctx
-	rctx := context.WithoutCancel(ctx) // see readMessage
+	// Nothing cancels what a message starts (a store call): the
+	// connection ends only after its reader has returned from here.
+	ctx := context.Background()
+	rctx := ctx // see readMessage
 	out := readQuiet
 	for {
 		typ, msg, buf, err := c.readMessage(rctx)

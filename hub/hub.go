@@ -688,7 +688,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		InsecureSkipVerify: true, // origin checked above
 		CompressionMode:    websocket.CompressionDisabled,
 		OnPingReceived:     func(context.Context, []byte) bool { return c.onControl() },
-		OnPongReceived:     func(context.Context, []byte) { c.onControl() },
+		OnPongReceived:     func(context.Context, []byte) { c.pong() },
 	})
 	if err != nil {
 		h.log.Debug("WebSocket upgrade failed", "err", err)
@@ -699,7 +699,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	// when this handler returns and whose values nothing needs; the host
 	// name is copied out of the request's header block, which it would
 	// otherwise keep alive.
-	c = newConn(context.Background(), h, ws, sb, ip, strings.Clone(hostname(r)))
+	c = newConn(h, ws, sb, ip, strings.Clone(hostname(r)))
 	if !h.track(c) {
 		ws.Close(websocket.StatusGoingAway, "hub is shutting down; reconnect")
 		return

@@ -5,9 +5,11 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // errIdle is what sockReader returns to coder/websocket's Reader, instead
@@ -24,7 +26,7 @@ var errIdle = errors.New("hub: connection idle")
 // in wait, a few frames from its start, where two collections take the
 // stack down to 2 KiB, and calls Reader only once bytes have come.
 //
-// Three things make that work with coder/websocket unchanged:
+// Four things make that work with coder/websocket unchanged:
 //
 //   - The bytes read wait here, in a pooled buffer that an idle connection
 //     does not hold (on a bare TCP socket the read happens in the callback
@@ -35,6 +37,9 @@ var errIdle = errors.New("hub: connection idle")
 //     start of the next frame once it is done with one: when the hub has
 //     read a message, whatever the client sent next is here, where wait
 //     sees it.
+//   - The heartbeat's pongs, all an idle client sends, are taken in wait
+//     and never reach coder/websocket (the hub writes its pings itself:
+//     see conn.heartbeat).
 //   - While the hub is in Reader and the connection is not closing, a read
 //     at a frame's edge with nothing waiting returns errIdle: Reader has
 //     handled a control frame and would otherwise block for the next
@@ -49,6 +54,7 @@ type sockReader struct {
 	net.Conn                 // writes, deadlines and Close go straight through
 	raw      syscall.RawConn // nil where the connection is not a bare socket (TLS, PROXY protocol)
 	closing  *atomic.Bool    // the connection's: no errIdle once it closes
+	onPong   func()          // called for each pong wait takes
 	inReader atomic.Bool     // the hub is in coder/websocket's Reader
 
 	mu    sync.Mutex
@@ -109,19 +115,71 @@ func (s *sockReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// wait returns once bytes wait to be read, or the socket has failed. It
-// blocks holding no buffer on a bare socket. (No defer: its frame is part
-// of every idle connection's stack.)
-func (s *sockReader) wait() error {
+// wait returns once bytes wait to be read (quiet false), or a pong was
+// the only thing to come, or nothing came for idle (quiet true), or the
+// socket has failed. It blocks holding no buffer on a bare socket. The
+// hub's heartbeat pongs, the only thing an idle client sends, are taken
+// here, whole frames at a frame's edge, and never reach coder/websocket
+// (see conn.heartbeat). idle > 0 bounds the wait with the socket's read
+// deadline, on a bare socket only (a TLS read is not to be cut short);
+// the deadline is cleared before mu is released, so no other read meets
+// it. (No defer: wait's frame is part of every idle connection's stack.)
+func (s *sockReader) wait(idle time.Duration) (quiet bool, err error) {
 	s.mu.Lock()
-	err := s.err
-	if s.buf != nil {
-		err = nil
-	} else if err == nil {
-		err = s.fillLocked()
+	armed := false
+	if idle > 0 && s.raw != nil && s.buf == nil && s.err == nil {
+		armed = s.Conn.SetReadDeadline(time.Now().Add(idle)) == nil
+	}
+	for {
+		if s.buf != nil {
+			if !s.takePongsLocked() || s.buf != nil {
+				break // something else waits
+			}
+			quiet = true
+			break
+		}
+		if err = s.err; err != nil {
+			break
+		}
+		if err = s.fillLocked(); err != nil {
+			if armed && errors.Is(err, os.ErrDeadlineExceeded) {
+				s.err, err, quiet = nil, nil, true
+			}
+			break
+		}
+	}
+	if armed {
+		_ = s.Conn.SetReadDeadline(time.Time{})
 	}
 	s.mu.Unlock()
-	return err
+	return quiet, err
+}
+
+// takePongsLocked takes the whole pong frames at the start of the waiting
+// bytes, at a frame's edge, and reports whether it took any.
+func (s *sockReader) takePongsLocked() bool {
+	took := false
+	for s.buf != nil && s.edge.atEdge() {
+		b := (*s.buf)[s.r:s.w]
+		// FIN, opcode pong; masked (a client's), at most 125 bytes.
+		if len(b) < 6 || b[0] != 0x8a || b[1]&0x80 == 0 {
+			break
+		}
+		n := 6 + int(b[1]&0x7f)
+		if b[1]&0x7f > 125 || len(b) < n {
+			break
+		}
+		s.edge.take(b[:n])
+		s.r += n
+		if s.r == s.w {
+			s.release()
+		}
+		took = true
+		if s.onPong != nil {
+			s.onPong()
+		}
+	}
+	return took
 }
 
 // pending reports whether read bytes wait.

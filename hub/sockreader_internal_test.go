@@ -108,7 +108,7 @@ func TestSockReader(t *testing.T) {
 				if _, err := c.Write(append(append([]byte{}, a...), b...)); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.wait(); err != nil {
+				if _, err := s.wait(0); err != nil {
 					t.Fatal(err)
 				}
 				var got []byte
@@ -140,7 +140,7 @@ func TestSockReader(t *testing.T) {
 					if _, err := c.Write(f[:cut]); err != nil {
 						t.Fatal(err)
 					}
-					if err := s.wait(); err != nil {
+					if _, err := s.wait(0); err != nil {
 						t.Fatal(err)
 					}
 					got := mustRead(t, s, cut)
@@ -185,7 +185,7 @@ func TestSockReader(t *testing.T) {
 				// must get the bytes wait took off the socket.
 				s, c := socketPair(t, wrapped)
 				waited := make(chan error, 1)
-				go func() { waited <- s.wait() }()
+				go func() { _, err := s.wait(0); waited <- err }()
 				// wait holds mu while it is parked on the socket.
 				for s.mu.TryLock() {
 					s.mu.Unlock()
@@ -209,6 +209,61 @@ func TestSockReader(t *testing.T) {
 					t.Fatalf("got %q, %v; want the close frame", r.b, r.err)
 				}
 			})
+			t.Run("an idle bound", func(t *testing.T) {
+				s, c := socketPair(t, wrapped)
+				if !wrapped { // a wrapped connection (TLS) is never cut short
+					quiet, err := s.wait(10 * time.Millisecond)
+					if !quiet || err != nil {
+						t.Fatalf("wait with nothing sent: quiet %v, %v; want quiet", quiet, err)
+					}
+				}
+				// The deadline is gone: the bytes that come later are read.
+				f := clientFrame(0x1, true, []byte("later"), false)
+				if _, err := c.Write(f); err != nil {
+					t.Fatal(err)
+				}
+				if quiet, err := s.wait(time.Hour); quiet || err != nil {
+					t.Fatalf("wait: quiet %v, %v", quiet, err)
+				}
+				if got := mustRead(t, s, 100); !bytes.Equal(got, f) {
+					t.Fatalf("got %q, want %q", got, f)
+				}
+				if err := s.Conn.SetReadDeadline(time.Time{}); err != nil {
+					t.Fatal(err)
+				}
+			})
+			t.Run("pongs taken while waiting", func(t *testing.T) {
+				s, c := socketPair(t, wrapped)
+				pongs := 0
+				s.onPong = func() { pongs++ }
+				two := append(clientFrame(0xA, true, nil, false), clientFrame(0xA, true, []byte("x"), false)...)
+				if _, err := c.Write(two); err != nil {
+					t.Fatal(err)
+				}
+				for pongs < 2 {
+					quiet, err := s.wait(0)
+					if !quiet || err != nil {
+						t.Fatalf("after %d pongs: quiet %v, %v", pongs, quiet, err)
+					}
+				}
+				if s.pending() {
+					t.Fatal("a pong was left for coder/websocket")
+				}
+				// A pong followed by a message: the pong is taken, the
+				// message waits.
+				msg := clientFrame(0x1, true, []byte("m"), false)
+				if _, err := c.Write(append(clientFrame(0xA, true, nil, false), msg...)); err != nil {
+					t.Fatal(err)
+				}
+				for !s.pending() || pongs < 3 {
+					if _, err := s.wait(0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got := mustRead(t, s, 100); !bytes.Equal(got, msg) {
+					t.Fatalf("got %q, want the message", got)
+				}
+			})
 			t.Run("end of stream after bytes", func(t *testing.T) {
 				s, c := socketPair(t, wrapped)
 				f := clientFrame(0x1, true, []byte("last"), false)
@@ -216,7 +271,7 @@ func TestSockReader(t *testing.T) {
 					t.Fatal(err)
 				}
 				c.Close()
-				if err := s.wait(); err != nil {
+				if _, err := s.wait(0); err != nil {
 					t.Fatal(err)
 				}
 				var got []byte
@@ -226,7 +281,7 @@ func TestSockReader(t *testing.T) {
 				if _, err := s.Read(make([]byte, 16)); !errors.Is(err, io.EOF) {
 					t.Fatalf("after the last bytes: %v, want EOF", err)
 				}
-				if err := s.wait(); !errors.Is(err, io.EOF) {
+				if _, err := s.wait(0); !errors.Is(err, io.EOF) {
 					t.Fatalf("wait after the end: %v, want EOF", err)
 				}
 			})

@@ -655,6 +655,7 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 }
 
 func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
+	growStack() // the upgrade, on net/http's goroutine, goes deep too
 	if h.draining.Load() {
 		h.m.Reject("draining")
 		writeJSON(w, http.StatusServiceUnavailable, httpError{proto.CodeDraining, "hub is shutting down; reconnect shortly"})

@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// ClientFrameForTest encodes a client's frame (masked with the all-zero
+// key) for the external tests' hand-written client.
+var ClientFrameForTest = clientFrame
+
 // NewRoomCodeForTest exposes newRoomCode to the external tests.
 func NewRoomCodeForTest() string { return newRoomCode() }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tryst-chat/tryst/hub"
 )
 
 // rawConn is a WebSocket client written against RFC 6455 by hand, over a
@@ -40,6 +42,13 @@ const (
 // rawDial opens th's WebSocket with a hand-written handshake.
 func rawDial(t *testing.T, th *testHub) *rawConn {
 	t.Helper()
+	return rawDialWith(t, th, nil)
+}
+
+// rawDialWith is rawDial with early: bytes sent in the same write as the
+// HTTP request, before the 101 comes.
+func rawDialWith(t *testing.T, th *testHub, early []byte) *rawConn {
+	t.Helper()
 	addr := strings.TrimPrefix(th.srv.URL, "http://")
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
@@ -50,7 +59,7 @@ func rawDial(t *testing.T, th *testHub) *rawConn {
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	req := "GET /v1/ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(c, req); err != nil {
+	if _, err := c.Write(append([]byte(req), early...)); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(c)
@@ -67,18 +76,7 @@ func rawDial(t *testing.T, th *testHub) *rawConn {
 // frame encodes one client frame, masked with the all-zero key so that the
 // payload goes on the wire as given.
 func frame(opcode byte, payload []byte) []byte {
-	b := []byte{0x80 | opcode}
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	b = append(b, 0, 0, 0, 0) // mask key
-	return append(b, payload...)
+	return hub.ClientFrameForTest(opcode, true, payload, false)
 }
 
 func (r *rawConn) write(b []byte) error {

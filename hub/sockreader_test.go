@@ -1,14 +1,10 @@
 package hub_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
 	"net"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,13 +27,21 @@ func (l wrappedListener) Accept() (net.Conn, error) {
 	return wrappedConn{c}, nil
 }
 
-// listeners are the two ways the hub reads a connection.
-var listeners = []struct {
-	name string
-	wrap func(net.Listener) net.Listener
-}{
-	{"bare", nil},
-	{"wrapped", func(l net.Listener) net.Listener { return wrappedListener{l} }},
+// eachListener runs f as a parallel subtest against a hub on each of the
+// two ways the hub reads a connection: a bare TCP socket and a wrapped one.
+func eachListener(t *testing.T, cfg hub.Config, f func(t *testing.T, th *testHub)) {
+	for _, l := range []struct {
+		name string
+		wrap func(net.Listener) net.Listener
+	}{
+		{"bare", nil},
+		{"wrapped", func(l net.Listener) net.Listener { return wrappedListener{l} }},
+	} {
+		t.Run(l.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, startHubOn(t, cfg, l.wrap))
+		})
+	}
 }
 
 // writeSplit writes b in pieces cut at the given offsets, each its own
@@ -81,59 +85,55 @@ func (r *rawConn) expectFrame(op byte) (rawFrame, proto.Frame) {
 // every control frame; see sockReader).
 func TestIdleConnectionReadsOn(t *testing.T) {
 	t.Parallel()
-	for _, l := range listeners {
-		t.Run(l.name, func(t *testing.T) {
-			t.Parallel()
-			th := startHubOn(t, hub.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 10 * time.Second}, l.wrap)
-			c := rawDial(t, th)
-			create := frame(opText, []byte(`{"type":"create","version":3}`))
-			ping := frame(opPing, []byte("are you there"))
+	eachListener(t, hub.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 10 * time.Second}, func(t *testing.T, th *testHub) {
+		c := rawDial(t, th)
+		create := frame(opText, []byte(`{"type":"create","version":3}`))
+		ping := frame(opPing, []byte("are you there"))
 
-			// A ping cut inside its header, its mask and its payload.
-			c.writeSplit(ping, 1, 4, 8)
-			c.expectPongOrPing(t, "are you there")
-			// An unsolicited pong, then a message cut everywhere.
-			c.writeSplit(frame(opPong, []byte("unasked")))
-			c.writeSplit(create, 1, 2, 6, 7, len(create)-1)
-			_, created := c.expectTextSkippingPings(t)
-			if created.Type != proto.TypeCreated {
-				t.Fatalf("got %+v, want created", created)
-			}
-			// A ping and a message in one write.
-			c.writeSplit(append(frame(opPing, []byte("both")), frame(opText, []byte(`{"type":"nonsense"}`))...))
-			c.expectPongOrPing(t, "both")
-			if _, f := c.expectTextSkippingPings(t); f.Type != proto.TypeError || f.Code != proto.CodeUnknownType {
-				t.Fatalf("got %+v, want an unknown_type error", f)
-			}
-			// Two short messages in one write: coder/websocket's read buffer
-			// (16 bytes) must not keep the second once the first is read.
-			c.writeSplit(append(frame(opText, []byte(`{}`)), frame(opText, []byte(`{}`))...))
-			for range 2 {
-				if _, f := c.expectTextSkippingPings(t); f.Type != proto.TypeError {
-					t.Fatalf("got %+v, want an error", f)
-				}
-			}
-			// A fragmented message with a ping between its fragments.
-			msg := []byte(`{"type":"nonsense","room":"x"}`)
-			first := frame(opText, msg[:7])
-			first[0] &^= 0x80 // not the last fragment
-			c.writeSplit(first)
-			c.writeSplit(frame(opPing, []byte("mid")))
-			c.writeSplit(frame(opCont, msg[7:]), 3)
-			c.expectPongOrPing(t, "mid")
+		// A ping cut inside its header, its mask and its payload.
+		c.writeSplit(ping, 1, 4, 8)
+		c.expectPongOrPing(t, "are you there")
+		// An unsolicited pong, then a message cut everywhere.
+		c.writeSplit(frame(opPong, []byte("unasked")))
+		c.writeSplit(create, 1, 2, 6, 7, len(create)-1)
+		_, created := c.expectTextSkippingPings(t)
+		if created.Type != proto.TypeCreated {
+			t.Fatalf("got %+v, want created", created)
+		}
+		// A ping and a message in one write.
+		c.writeSplit(append(frame(opPing, []byte("both")), frame(opText, []byte(`{"type":"nonsense"}`))...))
+		c.expectPongOrPing(t, "both")
+		if _, f := c.expectTextSkippingPings(t); f.Type != proto.TypeError || f.Code != proto.CodeUnknownType {
+			t.Fatalf("got %+v, want an unknown_type error", f)
+		}
+		// Two short messages in one write: coder/websocket's read buffer
+		// (16 bytes) must not keep the second once the first is read.
+		c.writeSplit(append(frame(opText, []byte(`{}`)), frame(opText, []byte(`{}`))...))
+		for range 2 {
 			if _, f := c.expectTextSkippingPings(t); f.Type != proto.TypeError {
 				t.Fatalf("got %+v, want an error", f)
 			}
-			// Several rounds of the hub's heartbeat, answered, then a message.
-			for range 5 {
-				c.answerHubPing(t)
-			}
-			c.writeSplit(frame(opText, []byte(`{"type":"nonsense"}`)), 1)
-			if _, f := c.expectTextSkippingPings(t); f.Type != proto.TypeError {
-				t.Fatalf("got %+v, want an error", f)
-			}
-		})
-	}
+		}
+		// A fragmented message with a ping between its fragments.
+		msg := []byte(`{"type":"nonsense","room":"x"}`)
+		first := frame(opText, msg[:7])
+		first[0] &^= 0x80 // not the last fragment
+		c.writeSplit(first)
+		c.writeSplit(frame(opPing, []byte("mid")))
+		c.writeSplit(frame(opCont, msg[7:]), 3)
+		c.expectPongOrPing(t, "mid")
+		if _, f := c.expectTextSkippingPings(t); f.Type != proto.TypeError {
+			t.Fatalf("got %+v, want an error", f)
+		}
+		// Several rounds of the hub's heartbeat, answered, then a message.
+		for range 5 {
+			c.answerHubPing(t)
+		}
+		c.writeSplit(frame(opText, []byte(`{"type":"nonsense"}`)), 1)
+		if _, f := c.expectTextSkippingPings(t); f.Type != proto.TypeError {
+			t.Fatalf("got %+v, want an error", f)
+		}
+	})
 }
 
 // expectPongOrPing reads frames, answering the hub's pings, until the pong
@@ -197,35 +197,31 @@ func (r *rawConn) answerHubPing(t *testing.T) {
 // socket. A lost one would hold Shutdown for coder/websocket's 5 s.
 func TestCloseHandshakeFromIdle(t *testing.T) {
 	t.Parallel()
-	for _, l := range listeners {
-		t.Run(l.name, func(t *testing.T) {
-			t.Parallel()
-			th := startHubOn(t, hub.Config{}, l.wrap)
-			conns := make([]*rawConn, 3)
-			for i := range conns {
-				conns[i] = rawDial(t, th)
-				conns[i].writeSplit(frame(opText, []byte(`{"type":"create","version":3}`)))
-				conns[i].expectFrame(opText)
+	eachListener(t, hub.Config{}, func(t *testing.T, th *testHub) {
+		conns := make([]*rawConn, 3)
+		for i := range conns {
+			conns[i] = rawDial(t, th)
+			conns[i].writeSplit(frame(opText, []byte(`{"type":"create","version":3}`)))
+			conns[i].expectFrame(opText)
+		}
+		done := make(chan int, len(conns))
+		for _, c := range conns {
+			go func() {
+				_, code := c.untilClose()
+				done <- code
+			}()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		if err := th.Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v (a close handshake did not complete)", err)
+		}
+		for range conns {
+			if code := <-done; code != 1001 {
+				t.Errorf("close code %d, want 1001", code)
 			}
-			done := make(chan int, len(conns))
-			for _, c := range conns {
-				go func() {
-					_, code := c.untilClose()
-					done <- code
-				}()
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-			defer cancel()
-			if err := th.Shutdown(ctx); err != nil {
-				t.Fatalf("shutdown: %v (a close handshake did not complete)", err)
-			}
-			for range conns {
-				if code := <-done; code != 1001 {
-					t.Errorf("close code %d, want 1001", code)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestFramesSentWithTheHandshake: a client that sends its first frames in
@@ -233,41 +229,14 @@ func TestCloseHandshakeFromIdle(t *testing.T) {
 // from where the request ended.
 func TestFramesSentWithTheHandshake(t *testing.T) {
 	t.Parallel()
-	for _, l := range listeners {
-		t.Run(l.name, func(t *testing.T) {
-			t.Parallel()
-			th := startHubOn(t, hub.Config{}, l.wrap)
-			addr := strings.TrimPrefix(th.srv.URL, "http://")
-			nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { nc.Close() })
-			_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-			req := "GET /v1/ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-			var b bytes.Buffer
-			b.WriteString(req)
-			b.Write(frame(opPing, []byte("early")))
-			b.Write(frame(opText, []byte(`{"type":"create","version":3}`)))
-			if _, err := nc.Write(b.Bytes()); err != nil {
-				t.Fatal(err)
-			}
-			r := &rawConn{t: t, c: nc}
-			r.br = bufio.NewReader(nc)
-			resp, err := http.ReadResponse(r.br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != http.StatusSwitchingProtocols {
-				t.Fatalf("handshake: %s", resp.Status)
-			}
-			r.expectPongOrPing(t, "early")
-			if _, f := r.expectTextSkippingPings(t); f.Type != proto.TypeCreated {
-				t.Fatalf("got %+v, want created", f)
-			}
-		})
-	}
+	eachListener(t, hub.Config{}, func(t *testing.T, th *testHub) {
+		early := append(frame(opPing, []byte("early")), frame(opText, []byte(`{"type":"create","version":3}`))...)
+		r := rawDialWith(t, th, early)
+		r.expectPongOrPing(t, "early")
+		if _, f := r.expectTextSkippingPings(t); f.Type != proto.TypeCreated {
+			t.Fatalf("got %+v, want created", f)
+		}
+	})
 }
 
 // TestOversizedFrameHeaderFromIdle: a frame announcing a 2^63-byte payload

@@ -678,41 +678,53 @@ func TestFragmentedOversizedMessageIsNeverParsed(t *testing.T) {
 // faster than messages are, then closed like any other flood.
 func TestControlFramesCountAgainstRateLimit(t *testing.T) {
 	t.Parallel()
-	th := startHub(t, hub.Config{MessageRate: 0.001, MessageBurst: 5})
-	c := rawDial(t, th)
-	var flood []byte
-	for i := range 200 {
-		op := byte(opPing)
-		if i%2 == 1 {
-			op = opPong // unsolicited pongs count as well
-		}
-		flood = append(flood, frame(op, []byte("x"))...)
-	}
-	written := make(chan error, 1)
-	go func() { written <- c.write(flood) }()
-	frames, code := c.untilClose()
-	<-written
-	pongs := 0
-	var errs []string
-	for _, f := range frames {
-		switch f.opcode {
-		case opPong:
-			pongs++
-		case opText:
-			errs = append(errs, string(f.payload))
-		}
-	}
-	if pongs > 5 {
-		t.Errorf("%d pings answered, want at most the burst of 5", pongs)
-	}
-	if len(errs) != 1 || !strings.Contains(errs[0], `"code":"rate_limited"`) {
-		t.Errorf("error frames %q, want one rate_limited", errs)
-	}
-	if code != 1008 {
-		t.Errorf("close code %d, want 1008", code)
-	}
-	if got := th.rejections("rate_limited"); got != 1 {
-		t.Errorf("rate_limited rejections = %v, want 1", got)
+	for _, tc := range []struct {
+		name  string
+		pings bool
+	}{
+		{"pings and pongs", true},
+		// Pongs alone are taken in the idle wait, never by coder/websocket.
+		{"pongs", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			th := startHub(t, hub.Config{MessageRate: 0.001, MessageBurst: 5})
+			c := rawDial(t, th)
+			var flood []byte
+			for i := range 200 {
+				op := byte(opPong) // unsolicited pongs count as well
+				if tc.pings && i%2 == 0 {
+					op = opPing
+				}
+				flood = append(flood, frame(op, []byte("x"))...)
+			}
+			written := make(chan error, 1)
+			go func() { written <- c.write(flood) }()
+			frames, code := c.untilClose()
+			<-written
+			pongs := 0
+			var errs []string
+			for _, f := range frames {
+				switch f.opcode {
+				case opPong:
+					pongs++
+				case opText:
+					errs = append(errs, string(f.payload))
+				}
+			}
+			if pongs > 5 {
+				t.Errorf("%d pings answered, want at most the burst of 5", pongs)
+			}
+			if len(errs) != 1 || !strings.Contains(errs[0], `"code":"rate_limited"`) {
+				t.Errorf("error frames %q, want one rate_limited", errs)
+			}
+			if code != 1008 {
+				t.Errorf("close code %d, want 1008", code)
+			}
+			if got := th.rejections("rate_limited"); got != 1 {
+				t.Errorf("rate_limited rejections = %v, want 1", got)
+			}
+		})
 	}
 }
 

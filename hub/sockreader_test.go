@@ -263,3 +263,32 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// TestHeartbeatDropsAClientThatStopsAnswering: pongs keep a connection
+// (many rounds, each shorter than PongTimeout, so a missed pong would show),
+// and a client that then stops answering is dropped.
+func TestHeartbeatDropsAClientThatStopsAnswering(t *testing.T) {
+	t.Parallel()
+	eachListener(t, hub.Config{PingInterval: 10 * time.Millisecond, PongTimeout: 300 * time.Millisecond}, func(t *testing.T, th *testHub) {
+		c := rawDial(t, th)
+		for range 50 { // 50 rounds last longer than PongTimeout
+			c.answerHubPing(t)
+		}
+		c.writeSplit(frame(opText, []byte(`{"type":"create","version":3}`)))
+		if _, f := c.expectTextSkippingPings(t); f.Type != proto.TypeCreated {
+			t.Fatalf("got %+v, want created", f)
+		}
+		for {
+			f, err := c.read()
+			if isTimeout(err) {
+				t.Fatal("a client that stopped answering pings was kept")
+			}
+			if err != nil {
+				return // dropped
+			}
+			if f.opcode != opPing {
+				t.Fatalf("got opcode %#x (%q), want pings until the end", f.opcode, f.payload)
+			}
+		}
+	})
+}

@@ -298,13 +298,14 @@ func (c *conn) serve(done func()) {
 // from the goroutine's start (see sockReader). Once the connection has gone
 // quiet after messages (nothing for idleMove, or a wake-up that brought
 // only the heartbeat's pong or other control frames), it goes on on a
-// fresh goroutine and this one ends: handling messages grew this one's stack to 4-8 KiB, and the
-// collector shrinks a parked goroutine's stack only while a quarter of it
-// holds the frames in use plus 800 bytes of guard, which a goroutine parked
-// on a socket never meets below 4 KiB; a fresh one starts at 2 KiB (the
-// runtime sizes new stacks by the average use it finds, mostly idle
-// connections) and stays there while it waits. A busy connection never
-// pays for the move; an idle one pays once after its last message.
+// fresh goroutine and this one ends: handling messages grew this one's
+// stack to 8 KiB, and the collector shrinks a parked goroutine's stack
+// only while a quarter of it holds the frames in use plus 800 bytes of
+// guard, which a goroutine parked on a socket never meets below 4 KiB; a
+// fresh one starts at 2 KiB (the runtime sizes new stacks by the average
+// use it finds, mostly idle connections) and stays there while it waits. A
+// busy connection never pays for the move; an idle one pays once after its
+// last message.
 func (c *conn) run(done func()) {
 	grown := false
 	for {

@@ -22,9 +22,10 @@ var errIdle = errors.New("hub: connection idle")
 // hub's connections wait minutes between messages, and a goroutine blocked
 // inside coder/websocket's Reader sits ~20 frames deep, so the collector
 // never shrinks its stack below 8 KiB (it halves a stack only while less
-// than a quarter of it is in use). Instead the connection's goroutine waits
-// in wait, a few frames from its start, where two collections take the
-// stack down to 2 KiB, and calls Reader only once bytes have come.
+// than a quarter of it, plus a guard, is in use). Instead the connection's
+// goroutine waits in wait, a few frames from its start, on a goroutine
+// whose stack stays at 2 KiB (see conn.run), and calls Reader only once
+// bytes have come.
 //
 // Four things make that work with coder/websocket unchanged:
 //

@@ -136,16 +136,16 @@ const (
 	targetPairingsPerSec = 3000
 	targetRelayP99ms     = 5
 	targetRelayRooms     = 1000
-	targetKiBPerConn     = 25
-	targetConns          = 20000
+	targetKiBPerConn     = 12    // per idle connection (issue 15; 25 before)
+	targetConns          = 19900 // RLIMIT_NOFILE is 20,000 on the project's machines
 )
 
 // targets rates r against the hub's targets.
 func targets(r Result) []Target {
 	var ts []Target
 	if m := r.Mem; m != nil {
-		t := Target{Name: "memory per connection", Goal: fmt.Sprintf("< %d KiB at %d connections", targetKiBPerConn, targetConns),
-			Value: m.KiBPerConn, Unit: "KiB", Met: m.KiBPerConn < targetKiBPerConn && m.Held > 0}
+		t := Target{Name: "memory per connection", Goal: fmt.Sprintf("<= %d KiB at %d connections", targetKiBPerConn, targetConns),
+			Value: m.KiBPerConn, Unit: "KiB", Met: m.KiBPerConn <= targetKiBPerConn && m.Held > 0}
 		if m.Held < targetConns {
 			t.Reason = fmt.Sprintf("measured at %d connections", m.Held)
 		}

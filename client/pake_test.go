@@ -81,10 +81,7 @@ func TestGuessLimitHost(t *testing.T) {
 // replied to that was not confirmed when the next share came, and closes
 // the room at the fifth.
 func TestGuessLimitGuest(t *testing.T) {
-	st := startStack(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	h, code := newRawHost(t, ctx, st.hubURL)
+	st, h, code := rawHostOnStack(t, time.Minute)
 
 	g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "correct horse"})
 	for i := 1; i <= e2e.GuessLimit+1; i++ {
@@ -120,10 +117,7 @@ func TestGuessLimitGuest(t *testing.T) {
 // TestGuestFailedEnds: a host that finds the guest's confirmation wrong
 // says so; the Go guest reports it and ends with ErrPasswordMismatch.
 func TestGuestFailedEnds(t *testing.T) {
-	st := startStack(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	h, code := newRawHost(t, ctx, st.hubURL)
+	st, h, code := rawHostOnStack(t, time.Minute)
 	exch, share, err := e2e.StartHost("the host's", code)
 	if err != nil {
 		t.Fatal(err)
@@ -169,10 +163,7 @@ func TestReconnectKeepsEpoch(t *testing.T) {
 // waits posts the same share again; the guest sends the same reply again
 // and counts nothing, and the exchange goes on.
 func TestSameShareAgain(t *testing.T) {
-	st := startStack(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	h, code := newRawHost(t, ctx, st.hubURL)
+	st, h, code := rawHostOnStack(t, time.Minute)
 	exch, share, err := e2e.StartHost("pw", code)
 	if err != nil {
 		t.Fatal(err)
@@ -211,10 +202,7 @@ func TestHostilePAKEMessages(t *testing.T) {
 		"s3." + strings.Repeat("A", 80), "x", "",
 	}
 	t.Run("to the guest", func(t *testing.T) {
-		st := startStack(t, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		h, code := newRawHost(t, ctx, st.hubURL)
+		st, h, code := rawHostOnStack(t, time.Minute)
 		g := startMember(t, client.Config{Hub: st.hubURL, Room: code, Password: "pw"})
 		h.await(proto.TypePeerJoined)
 		for _, d := range garbage {
@@ -292,10 +280,7 @@ func TestHostilePAKEMessages(t *testing.T) {
 // across reruns from its state, so whoever plays the host still gets no
 // more than e2e.GuessLimit guesses, and the fifth closes the room.
 func TestGuestCountsAcrossReruns(t *testing.T) {
-	st := startStack(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	h, code := newRawHost(t, ctx, st.hubURL)
+	st, h, code := rawHostOnStack(t, 2*time.Minute)
 	state := t.TempDir()
 	for i := 1; i <= e2e.GuessLimit; i++ {
 		exch, share, err := e2e.StartHost(fmt.Sprintf("guess %d", i), code)
@@ -339,10 +324,7 @@ func TestGuestCountsAcrossReruns(t *testing.T) {
 // rerun answers the same share with the same reply, so that the host's
 // offer, sealed under the key of the first reply, opens.
 func TestPendingKeptAcrossRerun(t *testing.T) {
-	st := startStack(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	h, code := newRawHost(t, ctx, st.hubURL)
+	st, h, code := rawHostOnStack(t, time.Minute)
 	exch, share, err := e2e.StartHost("pw", code)
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,17 @@ type rawMember struct {
 
 // newRawHost opens a room as a host played by the test; it returns the
 // member and the room code.
+// rawHostOnStack starts a stack and a raw host on it with a room, under a
+// context that ends after timeout or with the test.
+func rawHostOnStack(t *testing.T, timeout time.Duration) (*stack, *rawMember, string) {
+	t.Helper()
+	st := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	h, code := newRawHost(t, ctx, st.hubURL)
+	return st, h, code
+}
+
 func newRawHost(t *testing.T, ctx context.Context, hubURL string) (*rawMember, string) {
 	t.Helper()
 	h := &rawMember{t: t, ctx: ctx, hc: dialRaw(t, ctx, hubURL)}

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/coder/websocket"
-	"github.com/coder/websocket/wsjson"
 
 	"github.com/tryst-chat/tryst/client/e2e"
 	"github.com/tryst-chat/tryst/proto"
@@ -234,27 +232,12 @@ func TestBrowserHubRefusesVersion(t *testing.T) {
 	const refusal = "this hub speaks protocol version 2, your client version 3: use a client that matches the hub"
 	mux := http.NewServeMux()
 	mux.Handle("/", Handler())
-	mux.HandleFunc(proto.WebSocketPath, func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.CloseNow()
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
-		defer cancel()
-		for {
-			var f proto.Frame
-			if err := wsjson.Read(ctx, ws, &f); err != nil {
-				return
-			}
-			mu.Lock()
-			seen = append(seen, f)
-			mu.Unlock()
-			if err := wsjson.Write(ctx, ws, proto.Frame{Type: proto.TypeError, Code: proto.CodeUnsupportedVersion, Message: refusal}); err != nil {
-				return
-			}
-		}
-	})
+	mux.HandleFunc(proto.WebSocketPath, answeringHub(func(f proto.Frame) proto.Frame {
+		mu.Lock()
+		seen = append(seen, f)
+		mu.Unlock()
+		return proto.Frame{Type: proto.TypeError, Code: proto.CodeUnsupportedVersion, Message: refusal}
+	}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

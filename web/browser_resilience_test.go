@@ -139,7 +139,17 @@ func (g *hubGate) open(url string) {
 // nothing would be: it answers every frame with no_such_room.
 func roomlessHub(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(answeringHub(func(proto.Frame) proto.Frame {
+		return proto.Frame{Type: proto.TypeError, Code: proto.CodeNoSuchRoom, Message: "no such room"}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// answeringHub is a stand-in hub's WebSocket handler: it answers every
+// frame a client sends with what answer returns for it.
+func answeringHub(answer func(proto.Frame) proto.Frame) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -152,14 +162,11 @@ func roomlessHub(t *testing.T) string {
 			if err := wsjson.Read(ctx, ws, &f); err != nil {
 				return
 			}
-			if err := wsjson.Write(ctx, ws, proto.Frame{Type: proto.TypeError, Code: proto.CodeNoSuchRoom,
-				Message: "no such room"}); err != nil {
+			if err := wsjson.Write(ctx, ws, answer(f)); err != nil {
 				return
 			}
 		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	}
 }
 
 // waitJSWithin polls a JavaScript condition for at most d: for what must

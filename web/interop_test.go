@@ -34,12 +34,7 @@ func TestBrowserWithGoClient(t *testing.T) {
 	}
 	br.connected()
 
-	br.say("hi from the browser")
-	if ev := g.WaitFor(client.EventChat); ev.Text != "hi from the browser" {
-		t.Errorf("Go client got %q", ev.Text)
-	}
-	g.Client.Send("hi from tryst chat")
-	br.waitMessage("hi from tryst chat")
+	chatBothWays(t, br, g, "hi from the browser", "hi from tryst chat")
 
 	// A file each way, checked by SHA-256.
 	toBrowser, sumB := randomFile(t, "to-browser.bin", 1<<20+123)
@@ -79,12 +74,18 @@ func TestBrowserGuestWithGoHost(t *testing.T) {
 	br.join(st.url+"/#"+code, "shared secret", false)
 	g.WaitFor(client.EventConnected)
 	br.connected()
-	br.say("hi from the browser guest")
-	if ev := g.WaitFor(client.EventChat); ev.Text != "hi from the browser guest" {
-		t.Errorf("Go host got %q", ev.Text)
+	chatBothWays(t, br, g, "hi from the browser guest", "hi from the Go host")
+}
+
+// chatBothWays sends fromBrowser to the Go peer and fromGo back.
+func chatBothWays(t *testing.T, br *browser, g *clienttest.Member, fromBrowser, fromGo string) {
+	t.Helper()
+	br.say(fromBrowser)
+	if ev := g.WaitFor(client.EventChat); ev.Text != fromBrowser {
+		t.Errorf("Go peer got %q, want %q", ev.Text, fromBrowser)
 	}
-	g.Client.Send("hi from the Go host")
-	br.waitMessage("hi from the Go host")
+	g.Client.Send(fromGo)
+	br.waitMessage(fromGo)
 }
 
 // TestBrowserGoWrongPassword: a Go guest with another password than the

@@ -111,7 +111,7 @@ func (c *Client) onPAKEAsGuest(ctx context.Context, hc *hubconn.Conn, data strin
 			// offer under it, and now the host starts another. Whoever
 			// plays the host learnt from our confirmation whether its one
 			// guess was right: count it.
-			c.setPending(nil, "", "", nil)
+			c.clearPending()
 			if err := c.countFailure(ctx, hc, "the other side started a new key exchange without confirming the last one"); err != nil {
 				return err
 			}
@@ -134,7 +134,7 @@ func (c *Client) onPAKEAsGuest(ctx context.Context, hc *hubconn.Conn, data strin
 		if c.pending == nil || !bytes.Equal(m.SID, c.pending.SID()) {
 			return nil
 		}
-		c.setPending(nil, "", "", nil)
+		c.clearPending()
 		return c.failedConfirmation(ctx, hc, "the other side found this side's key confirmation wrong")
 	}
 	return nil
@@ -147,7 +147,7 @@ func (c *Client) onPAKEAsGuest(ctx context.Context, hc *hubconn.Conn, data strin
 // rerun. At GuessLimit failures either closes the room.
 func (c *Client) failedConfirmation(ctx context.Context, hc *hubconn.Conn, why string) error {
 	c.signal, c.exch = nil, nil
-	c.setPending(nil, "", "", nil)
+	c.clearPending()
 	c.setPeer(nil)
 	if err := c.countFailure(ctx, hc, why); err != nil {
 		return err
@@ -216,13 +216,16 @@ func (c *Client) countSessionMismatch(ctx context.Context, hc *hubconn.Conn, err
 	c.tally(ctx, hc, "the other side's key confirmation is wrong")
 }
 
-// setPending sets the guest's pending exchange (sig nil: none) and keeps it
-// in the state file, so that a rerun answers the same share the same way.
+// setPending sets the guest's pending exchange and keeps it in the state
+// file, so that a rerun answers the same share the same way.
 func (c *Client) setPending(sig *e2e.Signaler, share, reply string, ep *e2e.Epoch) {
 	c.pending, c.pendingShare, c.pendingReply = sig, share, reply
-	if sig == nil {
-		c.state.setPending(nil)
-		return
-	}
 	c.state.setPending(&pendingState{SID: ep.SID, Master: ep.Master, Share: share, Reply: reply})
+}
+
+// clearPending forgets the guest's pending exchange, here and in the state
+// file.
+func (c *Client) clearPending() {
+	c.pending, c.pendingShare, c.pendingReply = nil, "", ""
+	c.state.setPending(nil)
 }

@@ -570,7 +570,7 @@ func (c *Client) answer(ctx context.Context, hc *hubconn.Conn, blob string) erro
 	if sig == c.pending {
 		// The host's offer opened: the exchange is confirmed both ways.
 		c.signal = c.pending
-		c.setPending(nil, "", "", nil)
+		c.clearPending()
 	}
 	var o offerPayload
 	if json.Unmarshal(pt, &o) != nil {

@@ -127,30 +127,37 @@ async function unseal(name, raw) {
 export async function loadRoom() { return (await get("rooms", "current")) || null; }
 export async function saveRoom(r) { await put("rooms", "current", { room: r.room, role: r.role, token: r.token, auto: r.auto }); }
 
-// ---- the epoch, this tab only ----
+// ---- this tab's secrets: the epoch, the guest's pending exchange ----
+
+// keepWrapped keeps bytes for room in sessionStorage under key (field: the
+// JSON field that holds them), wrapped under "wrap".
+async function keepWrapped(key, field, room, bytes) {
+  sessionStorage.setItem(key, JSON.stringify({ room, [field]: b64url(await seal("wrap", bytes)) }));
+}
+// keptWrapped returns the bytes keepWrapped kept for room, or null.
+async function keptWrapped(key, field, room) {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(key));
+    if (kept.room !== room) return null;
+    return await unseal("wrap", unb64url(kept[field]));
+  } catch {
+    return null;
+  }
+}
 
 const EPOCH_KEY = "tryst.epoch";
 
 // saveEpoch keeps room's epoch {sid, master} for a reload of this tab.
 export async function saveEpoch(room, epoch) {
-  const wrapped = await seal("wrap", concat(epoch.sid, epoch.master));
-  sessionStorage.setItem(EPOCH_KEY, JSON.stringify({ room, epoch: b64url(wrapped) }));
+  await keepWrapped(EPOCH_KEY, "epoch", room, concat(epoch.sid, epoch.master));
 }
 // loadEpoch returns room's kept epoch, or null.
 export async function loadEpoch(room) {
-  try {
-    const { room: r, epoch } = JSON.parse(sessionStorage.getItem(EPOCH_KEY));
-    if (r !== room) return null;
-    const raw = await unseal("wrap", unb64url(epoch));
-    if (raw.length !== 16 + 32) return null;
-    return { sid: raw.slice(0, 16), master: raw.slice(16) };
-  } catch {
-    return null;
-  }
+  const raw = await keptWrapped(EPOCH_KEY, "epoch", room);
+  if (!raw || raw.length !== 16 + 32) return null;
+  return { sid: raw.slice(0, 16), master: raw.slice(16) };
 }
 export function dropEpoch() { sessionStorage.removeItem(EPOCH_KEY); }
-
-// ---- the guest's pending exchange, this tab only ----
 
 const PENDING_KEY = "tryst.pending";
 
@@ -158,16 +165,13 @@ const PENDING_KEY = "tryst.pending";
 // (share and reply as they travelled) for a reload of this tab.
 export async function savePending(room, p) {
   const body = enc.encode(JSON.stringify({ share: p.share, reply: p.reply }));
-  const wrapped = await seal("wrap", concat(p.sid, p.master, body));
-  sessionStorage.setItem(PENDING_KEY, JSON.stringify({ room, pending: b64url(wrapped) }));
+  await keepWrapped(PENDING_KEY, "pending", room, concat(p.sid, p.master, body));
 }
 // loadPending returns room's kept pending exchange, or null.
 export async function loadPending(room) {
+  const raw = await keptWrapped(PENDING_KEY, "pending", room);
+  if (!raw || raw.length <= 16 + 32) return null;
   try {
-    const { room: r, pending } = JSON.parse(sessionStorage.getItem(PENDING_KEY));
-    if (r !== room) return null;
-    const raw = await unseal("wrap", unb64url(pending));
-    if (raw.length <= 16 + 32) return null;
     const { share, reply } = JSON.parse(dec.decode(raw.slice(16 + 32)));
     if (typeof share !== "string" || typeof reply !== "string") return null;
     return { sid: raw.slice(0, 16), master: raw.slice(16, 16 + 32), share, reply };

@@ -266,20 +266,32 @@ function startOffer() {
   }).catch((e) => console.error(e));
 }
 
-// hostAnswer: the guest's reply or need, or its sealed answer.
-async function hostAnswer(data) {
+// splitSignal tells what an offer or answer carries: a PAKE message ({m})
+// or a sealed blob ({sid}: its epoch). It returns null for what is ignored:
+// a malformed PAKE message, or a blob without a sid (a signaling problem
+// with the what).
+function splitSignal(data, what) {
   if (c.isPAKE(data)) {
     const m = c.decodePAKE(data);
     if (!m) console.warn("ignored a malformed PAKE message");
-    else if (m.kind === c.PAKE.REPLY) await onReply(m);
-    else if (m.kind === c.PAKE.NEED) await onNeed(m);
-    return;
+    return m ? { m } : null;
   }
-  let sid;
   try {
-    sid = c.blobSID(data);
+    return { sid: c.blobSID(data) };
   } catch (e) {
-    signalProblem(e, "answer");
+    signalProblem(e, what);
+    return null;
+  }
+}
+
+// hostAnswer: the guest's reply or need, or its sealed answer.
+async function hostAnswer(data) {
+  const sp = splitSignal(data, "answer");
+  if (!sp) return;
+  const { m, sid } = sp;
+  if (m) {
+    if (m.kind === c.PAKE.REPLY) await onReply(m);
+    else if (m.kind === c.PAKE.NEED) await onNeed(m);
     return;
   }
   // An answer to an epoch this side left (or never had) is ignored.
@@ -345,18 +357,12 @@ async function hostCandidate(data) {
 
 // guestOffer: the host's share or failed, or its sealed offer.
 async function guestOffer(data) {
-  if (c.isPAKE(data)) {
-    const m = c.decodePAKE(data);
-    if (!m) console.warn("ignored a malformed PAKE message");
-    else if (m.kind === c.PAKE.SHARE) await onShare(data, m);
+  const sp = splitSignal(data, "offer");
+  if (!sp) return;
+  const { m, sid } = sp;
+  if (m) {
+    if (m.kind === c.PAKE.SHARE) await onShare(data, m);
     else if (m.kind === c.PAKE.FAILED && s.pending && c.sameSID(m.sid, s.pending.sid)) failure();
-    return;
-  }
-  let sid;
-  try {
-    sid = c.blobSID(data);
-  } catch (e) {
-    signalProblem(e, "offer");
     return;
   }
   const pending = !!s.pending && c.sameSID(sid, s.pending.sid);

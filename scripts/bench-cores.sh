@@ -14,6 +14,7 @@
 # docs/BENCHMARKS.md ("Hub: per-core scaling").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 BASE=${BASE:-0b75463}
 ROUNDS=${ROUNDS:-3}
 PAIRINGS=${PAIRINGS:-20000}
@@ -32,12 +33,6 @@ trap cleanup EXIT
 go build -o "$tmp/new" ./cmd/tryst
 git worktree add --detach "$tmp/base" "$BASE" >/dev/null 2>&1
 (cd "$tmp/base" && go build -o "$tmp/old" ./cmd/tryst)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-  for _ in $(seq 300); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done
-  echo "bench-cores: $1 never became ready" >&2; exit 1
-}
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 printf '%-6s %-4s %-6s %12s %16s\n' round P build pairings/s per-hub-CPU-s

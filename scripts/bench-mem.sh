@@ -14,6 +14,7 @@
 # docs/BENCHMARKS.md ("Per-core scaling and memory per connection").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 BASE=${BASE:-0b75463}
 PREV=${PREV:-}
 ROUNDS=${ROUNDS:-2}
@@ -40,11 +41,6 @@ if [ -n "$PREV" ]; then
   builds=(base prev new)
 fi
 bin() { case $1 in new) echo "$tmp/new" ;; *) echo "$tmp/$1-bin" ;; esac; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-  for _ in $(seq 300); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done
-  echo "bench-mem: $1 never became ready" >&2; exit 1
-}
 
 printf '%-6s %-6s %-5s %s\n' round settle build 'memory per connection'
 for round in $(seq "$ROUNDS"); do

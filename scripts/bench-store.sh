@@ -24,6 +24,7 @@
 # extra hop, not scale-out. Needs haproxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 ROUNDS=${ROUNDS:-3}
 PAIRINGS=${PAIRINGS:-20000}
 WORKERS=${WORKERS:-64}
@@ -33,7 +34,6 @@ cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm
 trap cleanup EXIT
 
 go build -o "$tmp/tryst" ./cmd/tryst
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save "" --appendonly yes --appendfsync everysec \
   --protected-mode no >"$tmp/redis.log" 2>&1 &
@@ -53,10 +53,6 @@ start_serve() { # name, extra args...
   echo "$! $port $met"
 }
 # wait_ready URL: until it answers 200, for at most 30 s.
-wait_ready() {
-  for _ in $(seq 300); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done
-  echo "bench-store: $1 never became ready" >&2; exit 1
-}
 # start_serve runs in a subshell (process substitution): its PIDs are
 # recorded here, so that the trap kills them.
 read -r mpid mport mmet < <(start_serve memory)
@@ -93,7 +89,6 @@ CFG
   stores="memory redis balanced"
 fi
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tryst-chat/tryst/internal/gctune"
 	"github.com/tryst-chat/tryst/internal/server"
 	"github.com/tryst-chat/tryst/internal/settings"
 )
@@ -29,10 +30,14 @@ type serveOptions struct {
 	// (/debug/pprof/mutex and /block on the metrics listener). Off by
 	// default: sampling costs a little on every contended lock.
 	contention bool
+	// gcFloorMiB is the heap the garbage collector may grow to before it
+	// collects, however small the live heap (see internal/gctune); 0
+	// leaves GOGC alone.
+	gcFloorMiB int
 }
 
 func newServeOptions() *serveOptions {
-	return &serveOptions{Config: server.DefaultConfig(), dataplane: "auto", logFormat: "text", logLevel: "info"}
+	return &serveOptions{Config: server.DefaultConfig(), dataplane: "auto", logFormat: "text", logLevel: "info", gcFloorMiB: 64}
 }
 
 // serveFlags defines the flags of `tryst serve` on o, whose values are the
@@ -92,6 +97,8 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "log level: debug, info, warn or error")
 	fs.BoolVar(&o.contention, "profile-contention", o.contention,
 		"record mutex and block profiles (/debug/pprof/mutex, /debug/pprof/block on --metrics-listen); costs a little on every contended lock")
+	fs.IntVar(&o.gcFloorMiB, "gc-floor-mib", o.gcFloorMiB,
+		"let the heap grow to this many MiB between garbage collections however little is live (fewer collections under load; GOGC still applies above it; 0 = Go's default)")
 	return fs
 }
 
@@ -139,6 +146,9 @@ func (o *serveOptions) config(getenv func(string) (string, bool), stderr io.Writ
 	if err := lv.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return c, badSetting("--log-level: %q is not debug, info, warn or error", o.logLevel)
 	}
+	if o.gcFloorMiB < 0 || o.gcFloorMiB > 1<<20 {
+		return c, badSetting("--gc-floor-mib: %d is not between 0 and 1048576", o.gcFloorMiB)
+	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch o.logFormat {
 	case "text":
@@ -165,31 +175,32 @@ func (o *serveOptions) config(getenv func(string) (string, bool), stderr io.Writ
 
 // newServe parses the settings and opens every listener. Every setting
 // error is a usage error (exit status 2), found before anything listens.
-func newServe(args []string, getenv func(string) (string, bool), stderr io.Writer) (*server.Server, error) {
+func newServe(args []string, getenv func(string) (string, bool), stderr io.Writer) (*server.Server, *serveOptions, error) {
 	o, err := parseServe(args, getenv, stderr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	o.profile()
 	cfg, err := o.config(getenv, stderr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	o.profile()
 	s, err := server.New(cfg)
 	var se *server.SettingError
 	if errors.As(err, &se) {
-		return nil, usageError{err}
+		return nil, nil, usageError{err}
 	}
-	return s, err
+	return s, o, err
 }
 
 // runServe serves until ctx ends (SIGINT, SIGTERM), reloading the TURN
 // secrets and the certificate on SIGHUP.
 func runServe(ctx context.Context, args []string, std stdio) error {
-	s, err := newServe(args, std.getenv, std.err)
+	s, o, err := newServe(args, std.getenv, std.err)
 	if err != nil {
 		return err
 	}
+	defer gctune.Start(uint64(o.gcFloorMiB) << 20).Stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -235,6 +235,7 @@ func settingErrorCases(t *testing.T) []struct {
 		{"bad --origin pattern", []string{"--origin", "[x"}, nil, []string{"--origin"}},
 		{"--credentials-per-ip 0", []string{"--credentials-per-ip", "0"}, nil, []string{"--credentials-per-ip", "-1"}},
 		{"--credential-refill 0", []string{"--credential-refill", "0s"}, nil, []string{"--credential-refill"}},
+		{"negative --gc-floor-mib", []string{"--gc-floor-mib", "-1"}, nil, []string{"--gc-floor-mib"}},
 	}
 }
 
@@ -261,7 +262,7 @@ func TestSettingErrorsFailBuild(t *testing.T) {
 			continue
 		}
 		args := append([]string{"--listen", taken, "--metrics-listen", taken, "--turn-listen", taken, "--turn-tls-listen", taken}, tc.args...)
-		s, err := newServe(args, env(tc.environ), io.Discard)
+		s, _, err := newServe(args, env(tc.environ), io.Discard)
 		if s != nil {
 			s.Close()
 		}
@@ -386,7 +387,7 @@ func startServe(t *testing.T, environ map[string]string, args ...string) *server
 	t.Helper()
 	all := append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 		"--turn-listen", "127.0.0.1:0", "--turn-tls-listen", "127.0.0.1:0", "--log-level", "error", "--drain-delay", "0"}, args...)
-	s, err := newServe(all, env(environ), io.Discard)
+	s, _, err := newServe(all, env(environ), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

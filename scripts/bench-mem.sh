@@ -10,7 +10,8 @@
 #
 # The connections come from 40 loopback addresses (127.0.0.2-41) so that
 # 19,900 of them stay clear of the ephemeral ports of one address; RLIMIT_NOFILE
-# must allow CONNS plus a few hundred (20,000 here). Figures:
+# must allow CONNS plus a few hundred (20,000 here). TLS=1 serves WSS with a
+# self-signed certificate (openssl) that the bench trusts (--ca-file). Figures:
 # docs/BENCHMARKS.md ("Per-core scaling and memory per connection").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ PREV=${PREV:-}
 ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-19900}
 SETTLES=${SETTLES:-3s 20s}
+TLS=${TLS:-}
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -41,6 +43,12 @@ if [ -n "$PREV" ]; then
   builds=(base prev new)
 fi
 bin() { case $1 in new) echo "$tmp/new" ;; *) echo "$tmp/$1-bin" ;; esac; }
+scheme=http tls=() trust=()
+if [ -n "$TLS" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-mem \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+  scheme=https tls=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem") trust=(--ca-file "$tmp/cert.pem")
+fi
 
 printf '%-6s %-6s %-5s %s\n' round settle build 'memory per connection'
 for round in $(seq "$ROUNDS"); do
@@ -52,10 +60,10 @@ for round in $(seq "$ROUNDS"); do
       [ "$build" = base ] || extra+=(--state-dir "$tmp/state" --credentials-per-ip -1 --rooms-per-ip -1 --idle-rooms-per-ip -1)
       TRYST_TURN_SECRET=bench-mem-secret-0123456789 "$(bin "$build")" serve \
         --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$mport" --turn-listen 127.0.0.1:0 \
-        --turn-tls-listen 127.0.0.1:0 --log-level warn "${extra[@]}" 2>"$tmp/$build.log" &
+        --turn-tls-listen 127.0.0.1:0 --log-level warn "${tls[@]}" "${extra[@]}" 2>"$tmp/$build.log" &
       spid=$!; pids+=("$spid")
       wait_ready "http://127.0.0.1:$mport/metrics"
-      line=$("$tmp/new" bench hub --hub "http://127.0.0.1:$port" --metrics "http://127.0.0.1:$mport/metrics" \
+      line=$("$tmp/new" bench hub --hub "$scheme://127.0.0.1:$port" "${trust[@]}" --metrics "http://127.0.0.1:$mport/metrics" \
         --sources 127.0.0.2-127.0.0.41 --conns "$CONNS" --phases mem --settle "$settle" | grep '^memory per connection')
       kill -9 "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
       printf '%-6s %-6s %-5s %s\n' "$round" "$settle" "$build" "${line#memory per connection}"

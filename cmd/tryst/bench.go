@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,11 +28,12 @@ import (
 // runBenchHub implements "tryst bench hub" (package hubload).
 func runBenchHub(ctx context.Context, args []string, std stdio) error {
 	cfg := hubload.DefaultConfig()
-	var sources, phases, abuseSource, honestSource string
+	var sources, phases, abuseSource, honestSource, caFile string
 	var asJSON bool
 	fs := flag.NewFlagSet("tryst bench hub", flag.ContinueOnError)
 	fs.SetOutput(std.err)
 	fs.StringVar(&cfg.Hub, "hub", "", "hub base `URL` (ws://, wss://, http:// or https://; /v1/ws is added)")
+	fs.StringVar(&caFile, "ca-file", "", "PEM `FILE` of the certificate authorities to trust for a wss:// or https:// hub instead of the system's (a private or self-signed certificate)")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "hub metrics `URL` (e.g. http://127.0.0.1:9464/metrics); needed by the mem and abuse phases")
 	fs.StringVar(&sources, "sources", "", "source addresses to dial from, round robin: a range 127.0.0.2-127.0.0.41 or a comma list; empty lets the system choose (one address gives ~28k ports)")
 	fs.StringVar(&phases, "phases", strings.Join(cfg.Phases, ","), "phases to run, comma-separated: "+strings.Join(hubload.Phases, ", ")+" (abuse is meant for a hub with its default limits)")
@@ -74,6 +76,16 @@ func runBenchHub(ctx context.Context, args []string, std stdio) error {
 		}
 		if *a.addr, err = netip.ParseAddr(a.value); err != nil {
 			return badSetting("bench hub: %s: %v", a.flag, err)
+		}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return badSetting("bench hub: --ca-file: %v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return badSetting("bench hub: --ca-file %s: no PEM certificate in it", caFile)
 		}
 	}
 	cfg.Phases = splitList(phases)

@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
 // TestBenchFlags: each bench target refuses a bad command line before it
@@ -34,6 +38,8 @@ func TestBenchFlags(t *testing.T) {
 		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "abuse"}, true}, // without --metrics
 		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "abuse", "--metrics", "http://127.0.0.1:2/metrics", "--honest-source", "x"}, true},
 		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "abuse", "--metrics", "http://127.0.0.1:2/metrics", "--abuse-offer", "70000"}, true},
+		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "pair", "--ca-file", "/nonexistent"}, true},
+		{runBenchHub, []string{"--hub", "ws://127.0.0.1:1", "--phases", "pair", "--ca-file", secret}, true}, // no PEM in it
 		{runBenchHub, []string{"--bogus"}, false},
 		// bench turn's bad settings are exit status 1, as they always were.
 		{runBenchTURN, []string{}, false},
@@ -96,5 +102,47 @@ func TestRelayArgs(t *testing.T) {
 	cfg.ReadyFile = "" // fd 3 is the child's, not this process's
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("serve would refuse the relay's settings: %v", err)
+	}
+}
+
+// TestBenchHubOverTLS: `tryst bench hub` pairs through a hub serving WSS
+// with a self-signed certificate once --ca-file names it, and fails
+// without it (the system's roots do not know the certificate).
+func TestBenchHubOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	testenv.WriteCert(t, cert, key, 1)
+	s := startServe(t, nil, "--tls-cert", cert, "--tls-key", key,
+		"--rooms-per-ip", "-1", "--idle-rooms-per-ip", "-1", "--credentials-per-ip", "-1")
+	hub := s.Addrs().Hub
+	if !strings.HasPrefix(hub, "https://") {
+		t.Fatalf("hub URL %s with --tls-cert; want https://", hub)
+	}
+	args := []string{"--hub", hub, "--phases", "pair", "--pairings", "10", "--workers", "2", "--timeout", "10s", "--json"}
+	ctx := t.Context()
+	var out, errOut bytes.Buffer
+	std := stdio{out: &out, err: &errOut, getenv: env(nil)}
+	if err := runBenchHub(ctx, append(args, "--ca-file", cert), std); err != nil {
+		t.Fatalf("bench hub with --ca-file: %v\n%s", err, errOut.String())
+	}
+	var res struct {
+		Pairings struct{ Completed, Failed int } `json:"pairings"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench hub output: %v\n%s", err, out.String())
+	}
+	if res.Pairings.Completed != 10 || res.Pairings.Failed != 0 {
+		t.Fatalf("pairings over WSS: %+v; want 10 completed", res.Pairings)
+	}
+	out.Reset()
+	err := runBenchHub(ctx, args, std)
+	if err == nil {
+		err = json.Unmarshal(out.Bytes(), &res)
+	}
+	if err == nil && res.Pairings.Failed == 0 {
+		t.Fatalf("bench hub without --ca-file paired with a self-signed hub: %+v", res.Pairings)
+	}
+	if err == nil && !strings.Contains(out.String(), "certificate") {
+		t.Errorf("the failure does not name the certificate: %s", out.String())
 	}
 }

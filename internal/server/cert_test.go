@@ -2,15 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,41 +14,6 @@ import (
 
 	"github.com/tryst-chat/tryst/internal/testenv"
 )
-
-// writeCert writes a self-signed certificate for 127.0.0.1 with the given
-// serial number.
-func writeCert(t *testing.T, certFile, keyFile string, serial int64) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "tryst test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Duration(serial) * 24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	// Write to temporary names and rename, as certificate tools do, so a
-	// reader never sees half a file.
-	for path, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: kb}} {
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func servedSerial(t *testing.T, addr string) int64 {
 	t.Helper()
@@ -74,7 +31,7 @@ func servedSerial(t *testing.T, addr string) int64 {
 func TestTLSReload(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeCert(t, certFile, keyFile, 1)
+	testenv.WriteCert(t, certFile, keyFile, 1)
 	cfg := testConfig()
 	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
 	s := start(t, cfg)
@@ -99,13 +56,13 @@ func TestTLSReload(t *testing.T) {
 	defer ws.CloseNow()
 
 	// SIGHUP path.
-	writeCert(t, certFile, keyFile, 2)
+	testenv.WriteCert(t, certFile, keyFile, 2)
 	s.Reload()
 	if servedSerial(t, hubAddr) != 2 || servedSerial(t, turnsAddr) != 2 {
 		t.Error("certificate not reloaded on SIGHUP")
 	}
 	// File-change path (what the watcher runs every few seconds).
-	writeCert(t, certFile, keyFile, 3)
+	testenv.WriteCert(t, certFile, keyFile, 3)
 	now := time.Now().Add(time.Minute)
 	os.Chtimes(certFile, now, now)
 	s.certs.checkFiles()

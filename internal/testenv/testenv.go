@@ -1,14 +1,24 @@
 // Package testenv holds the small helpers every package's tests share:
 // external tools that must exist in CI, a server run for the length of a
-// test, URL pieces. Standard library only, so any test may import it.
+// test, URL pieces, a self-signed certificate. Standard library only, so
+// any test may import it.
 package testenv
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // Tool returns the path of the external command name, from the Debian
@@ -52,4 +62,39 @@ func HostPort(t testing.TB, rawURL string) string {
 		t.Fatal(err)
 	}
 	return u.Host
+}
+
+// WriteCert writes a self-signed certificate for 127.0.0.1 with the given
+// serial number.
+func WriteCert(t testing.TB, certFile, keyFile string, serial int64) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "tryst test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Duration(serial) * 24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	// Write to temporary names and rename, as certificate tools do, so a
+	// reader never sees half a file.
+	for path, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: kb}} {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

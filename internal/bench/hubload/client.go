@@ -2,6 +2,7 @@ package hubload
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -36,6 +37,9 @@ func newClient(cfg Config) *client {
 	b.transport = &http.Transport{
 		DialContext:         b.dialTCP,
 		TLSHandshakeTimeout: cfg.Timeout,
+	}
+	if cfg.RootCAs != nil {
+		b.transport.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs}
 	}
 	b.opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: b.transport}}
 	b.connOpts = &hubconn.Options{Dial: b.opts, WriteTimeout: cfg.Timeout}

@@ -64,6 +64,7 @@ type sockReader struct {
 	err   error // the socket's error, returned once the bytes before it are read
 	edge  frameEdge
 	ready func(fd uintptr) bool // readReady, bound once: a closure per read would be garbage
+	first [16]byte              // a wrapped connection's blocking read (see fillLocked)
 }
 
 // sockBufSize is a read's size. Signaling messages are at most a few kB
@@ -191,7 +192,11 @@ func (s *sockReader) pending() bool {
 }
 
 func (s *sockReader) release() {
-	sockBufs.Put(s.buf)
+	// The bytes that came with the handshake are in a buffer of their own
+	// size, which the pool must not hand out as a read's.
+	if len(*s.buf) == sockBufSize {
+		sockBufs.Put(s.buf)
+	}
 	s.buf, s.r, s.w = nil, 0, 0
 }
 
@@ -209,21 +214,27 @@ func (s *sockReader) fillLocked() error {
 		}
 		return s.err
 	}
-	b := sockBufs.Get().(*[]byte)
+	// A wrapped connection's Read blocks until its wrapper has bytes
+	// (decrypted, or past the PROXY header): it reads into a few bytes of
+	// the sockReader's own, so that a connection parked here holds no
+	// pooled buffer (4 KiB of every idle TLS connection otherwise). A pong
+	// or a frame header fits; the rest of a message, which the wrapper
+	// already holds, comes with the next fill, without a system call.
 	var (
 		n   int
 		err error
 	)
 	for n == 0 && err == nil {
-		n, err = s.Conn.Read(*b)
+		n, err = s.Conn.Read(s.first[:])
 	}
 	// An error that came with bytes (io.EOF after the last ones) is
 	// returned once they are read.
 	s.err = err
 	if n == 0 {
-		sockBufs.Put(b)
 		return err
 	}
+	b := sockBufs.Get().(*[]byte)
+	copy(*b, s.first[:n])
 	s.buf, s.r, s.w = b, 0, n
 	return nil
 }

@@ -31,7 +31,8 @@ var errIdle = errors.New("hub: connection idle")
 //
 //   - The bytes read wait here, in a pooled buffer that an idle connection
 //     does not hold (on a bare TCP socket the read happens in the callback
-//     of a RawConn, so no buffer is taken while nothing has come), and
+//     of a RawConn, so no buffer is taken while nothing has come; a TLS or
+//     PROXY-protocol connection blocks reading into 16 bytes of its own), and
 //     coder/websocket's own read buffer is the smallest bufio allows.
 //   - Read hands out bytes of one frame at a time (it follows the frame
 //     headers it passes on), so coder/websocket's buffer never holds the

@@ -3,6 +3,7 @@ package metrics
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -100,31 +101,52 @@ func (m *Hub) WatchStore(f func() (StoreCounts, bool)) {
 }
 
 // storeWatch asks the store for its counts and keeps the last answer.
+// Five series read it, one after another in a scrape (a GaugeFunc is
+// evaluated as its sample is written). A store that has just failed is not
+// asked again for storeFailHold: with Redis down each query waits out its
+// timeout (2 s), and five of them made a scrape take 8–10 s, past
+// Prometheus's default 10 s scrape timeout, so tryst_hub_store_up = 0 was
+// lost with the scrape. An answering store is asked each time (a round trip
+// of well under a millisecond), so every sample is fresh.
 type storeWatch struct {
-	mu   sync.Mutex
-	f    func() (StoreCounts, bool)
-	last StoreCounts
-	up   bool
+	mu       sync.Mutex
+	f        func() (StoreCounts, bool)
+	last     StoreCounts
+	up       bool
+	failedAt time.Time
 }
 
-func (w *storeWatch) get() StoreCounts {
+// storeFailHold is how long a failed store query stands before the store
+// is asked again: longer than a scrape, shorter than a scrape interval.
+const storeFailHold = 5 * time.Second
+
+// get returns the store's counts and whether it answered.
+func (w *storeWatch) get() (StoreCounts, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.f != nil {
-		c, ok := w.f()
-		if ok {
-			w.last = c
-		}
-		w.up = ok
+	if w.f == nil {
+		return w.last, true
 	}
-	return w.last
+	if !w.up && !w.failedAt.IsZero() && time.Since(w.failedAt) < storeFailHold {
+		return w.last, false
+	}
+	c, ok := w.f()
+	if ok {
+		w.last = c
+	} else {
+		w.failedAt = time.Now()
+	}
+	w.up = ok
+	return w.last, ok
+}
+
+func (w *storeWatch) counts() StoreCounts {
+	c, _ := w.get()
+	return c
 }
 
 func (w *storeWatch) isUp() float64 {
-	w.get()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.up || w.f == nil {
+	if _, ok := w.get(); ok {
 		return 1
 	}
 	return 0
@@ -145,7 +167,7 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 		Rooms: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tryst_hub_rooms",
 			Help: "Rooms currently open in the hub's room store (shared by every node that uses the store).",
-		}, func() float64 { return float64(m.store.get().Rooms) }),
+		}, func() float64 { return float64(m.store.counts().Rooms) }),
 		RoomsTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tryst_hub_rooms_created_total",
 			Help: "Rooms created since start.",
@@ -153,7 +175,7 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 		RoomsExpired: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tryst_hub_rooms_expired_total",
 			Help: "Rooms this node removed because nobody was attached for the idle TTL.",
-		}, func() float64 { return float64(m.store.get().Expired) }),
+		}, func() float64 { return float64(m.store.counts().Expired) }),
 		RoomsRecreated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tryst_hub_rooms_recreated_total",
 			Help: "Rooms the hub did not hold (it restarted) recreated from a member's resume token.",
@@ -161,7 +183,7 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 		MailboxBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tryst_hub_mailbox_bytes",
 			Help: "Bytes of offers and answers waiting in room mailboxes for an absent member (the whole room store).",
-		}, func() float64 { return float64(m.store.get().MailboxBytes) }),
+		}, func() float64 { return float64(m.store.counts().MailboxBytes) }),
 		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tryst_hub_messages_total",
 			Help: "Signaling messages received from clients, by message type.",
@@ -181,7 +203,7 @@ func NewHub(reg prometheus.Registerer) (*Hub, error) {
 		StoreDeliveryFailures: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tryst_hub_store_delivery_failures_total",
 			Help: "Deliveries between nodes that failed: an offer or answer this node could not collect or put back for its connection, or a node message it could not decode.",
-		}, func() float64 { return float64(m.store.get().DeliveryFailures) }),
+		}, func() float64 { return float64(m.store.counts().DeliveryFailures) }),
 		FailedConfirmations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tryst_hub_failed_confirmations_total",
 			Help: "Reports from room members that a password key confirmation with the other member failed: a mistyped password, or somebody guessing it.",

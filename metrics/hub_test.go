@@ -3,7 +3,10 @@ package metrics_test
 import (
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -105,4 +108,62 @@ tryst_hub_failed_confirmations_total 0
 	if got := testutil.ToFloat64(m.Messages.WithLabelValues("unknown")); got != 0 {
 		t.Errorf("report counted as unknown: %v", got)
 	}
+}
+
+// TestFailedStoreAskedOncePerScrape: five series read the room store, one
+// after another in a scrape. A store that does not answer (Redis down:
+// each query waits out its timeout) is asked once, so a scrape takes one
+// timeout, not five, and still reports tryst_hub_store_up 0; it is asked
+// again after a while, and an answering store is asked for every sample.
+func TestFailedStoreAskedOncePerScrape(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		m, err := metrics.NewHub(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var calls, rooms atomic.Int32
+		var down atomic.Bool
+		down.Store(true)
+		m.WatchStore(func() (metrics.StoreCounts, bool) {
+			calls.Add(1)
+			if down.Load() {
+				time.Sleep(2 * time.Second) // the query's timeout
+				return metrics.StoreCounts{}, false
+			}
+			return metrics.StoreCounts{Rooms: int(rooms.Add(1))}, true
+		})
+		scrape := func() (up, nrooms float64, took time.Duration) {
+			start := time.Now()
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				switch mf.GetName() {
+				case "tryst_hub_store_up":
+					up = mf.GetMetric()[0].GetGauge().GetValue()
+				case "tryst_hub_rooms":
+					nrooms = mf.GetMetric()[0].GetGauge().GetValue()
+				}
+			}
+			return up, nrooms, time.Since(start)
+		}
+		if up, _, took := scrape(); up != 0 || took != 2*time.Second || calls.Load() != 1 {
+			t.Errorf("store down: up %v, scrape took %v, %d queries; want 0, 2s, 1", up, took, calls.Load())
+		}
+		time.Sleep(15 * time.Second) // the next scrape
+		if up, _, took := scrape(); up != 0 || took != 2*time.Second || calls.Load() != 2 {
+			t.Errorf("store still down a scrape later: up %v, scrape took %v, %d queries; want 0, 2s, 2", up, took, calls.Load())
+		}
+		down.Store(false)
+		time.Sleep(15 * time.Second)
+		up, n, _ := scrape()
+		if up != 1 || n == 0 {
+			t.Errorf("store back: up %v, rooms %v; want 1 and the store's count", up, n)
+		}
+		if _, again, _ := scrape(); again == n {
+			t.Errorf("an answering store's count was not asked again: %v both times", n)
+		}
+	})
 }

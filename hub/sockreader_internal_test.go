@@ -68,6 +68,17 @@ func socketPair(t *testing.T, wrapped bool) (*sockReader, net.Conn) {
 	return s, client
 }
 
+// readBytes reads s until it has n bytes (or more, which the caller's
+// comparison then catches), in reads of at most 100 bytes.
+func readBytes(t *testing.T, s *sockReader, n int) []byte {
+	t.Helper()
+	var got []byte
+	for len(got) < n {
+		got = append(got, mustRead(t, s, 100)...)
+	}
+	return got
+}
+
 // readResult is a Read's outcome, from a goroutine.
 type readResult struct {
 	b   []byte
@@ -111,11 +122,7 @@ func TestSockReader(t *testing.T) {
 				if _, err := s.wait(0); err != nil {
 					t.Fatal(err)
 				}
-				var got []byte
-				for len(got) < len(a) {
-					got = append(got, mustRead(t, s, 100)...)
-				}
-				if !bytes.Equal(got, a) {
+				if got := readBytes(t, s, len(a)); !bytes.Equal(got, a) {
 					t.Fatalf("first reads gave %q, want the first frame %q", got, a)
 				}
 				if !s.pending() {
@@ -123,11 +130,7 @@ func TestSockReader(t *testing.T) {
 				}
 				// A wrapped connection's read takes a few bytes first
 				// (fillLocked), so the frame may come in more reads.
-				got = nil
-				for len(got) < len(b) {
-					got = append(got, mustRead(t, s, 100)...)
-				}
-				if !bytes.Equal(got, b) {
+				if got := readBytes(t, s, len(b)); !bytes.Equal(got, b) {
 					t.Fatalf("got %q, want the second frame", got)
 				}
 				if s.pending() {
@@ -161,9 +164,7 @@ func TestSockReader(t *testing.T) {
 						t.Fatalf("cut at %d: %v, want the rest of the frame", cut, r.err)
 					}
 					got = append(got, r.b...)
-					for len(got) < len(f) {
-						got = append(got, mustRead(t, s, 100)...)
-					}
+					got = append(got, readBytes(t, s, len(f)-len(got))...)
 					if !bytes.Equal(got, f) {
 						t.Fatalf("cut at %d: got %q, want %q", cut, got, f)
 					}
@@ -280,10 +281,7 @@ func TestSockReader(t *testing.T) {
 				if _, err := s.wait(0); err != nil {
 					t.Fatal(err)
 				}
-				var got []byte
-				for len(got) < len(f) {
-					got = append(got, mustRead(t, s, 100)...)
-				}
+				readBytes(t, s, len(f))
 				if _, err := s.Read(make([]byte, 16)); !errors.Is(err, io.EOF) {
 					t.Fatalf("after the last bytes: %v, want EOF", err)
 				}
@@ -419,11 +417,7 @@ func TestWrappedIdleWaitHoldsNoBuffer(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	var got []byte
-	for len(got) < len(msg) {
-		got = append(got, mustRead(t, s, 200)...)
-	}
-	if !bytes.Equal(got, msg) {
+	if got := readBytes(t, s, len(msg)); !bytes.Equal(got, msg) {
 		t.Fatalf("read %q, want %q", got, msg)
 	}
 }

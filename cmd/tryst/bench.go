@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,7 +32,7 @@ func runBenchHub(ctx context.Context, args []string, std stdio) error {
 	fs := flag.NewFlagSet("tryst bench hub", flag.ContinueOnError)
 	fs.SetOutput(std.err)
 	fs.StringVar(&cfg.Hub, "hub", "", "hub base `URL` (ws://, wss://, http:// or https://; /v1/ws is added)")
-	fs.StringVar(&caFile, "ca-file", "", "PEM `FILE` of the certificate authorities to trust for a wss:// or https:// hub instead of the system's (a private or self-signed certificate)")
+	fs.StringVar(&caFile, "ca-file", "", "PEM `FILE` of certificates to trust for a wss:// or https:// hub, besides the system roots (a private CA or a self-signed certificate)")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "hub metrics `URL` (e.g. http://127.0.0.1:9464/metrics); needed by the mem and abuse phases")
 	fs.StringVar(&sources, "sources", "", "source addresses to dial from, round robin: a range 127.0.0.2-127.0.0.41 or a comma list; empty lets the system choose (one address gives ~28k ports)")
 	fs.StringVar(&phases, "phases", strings.Join(cfg.Phases, ","), "phases to run, comma-separated: "+strings.Join(hubload.Phases, ", ")+" (abuse is meant for a hub with its default limits)")
@@ -79,13 +78,8 @@ func runBenchHub(ctx context.Context, args []string, std stdio) error {
 		}
 	}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
+		if cfg.RootCAs, err = settings.RootsWith(caFile); err != nil {
 			return badSetting("bench hub: --ca-file: %v", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return badSetting("bench hub: --ca-file %s: no PEM certificate in it", caFile)
 		}
 	}
 	cfg.Phases = splitList(phases)

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tryst-chat/tryst/internal/settings"
 	"github.com/tryst-chat/tryst/proto"
 )
 
@@ -222,16 +223,10 @@ func newChecker(cfg Config) (*checker, error) {
 	}
 	c.base = &url.URL{Scheme: scheme, Host: u.Host}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, &ConfigError{fmt.Errorf("--ca-file: %w", err)}
-		}
 		// Added to the system roots, as the flag says, not in their place.
-		if c.roots, err = x509.SystemCertPool(); err != nil || c.roots == nil {
-			c.roots = x509.NewCertPool()
-		}
-		if !c.roots.AppendCertsFromPEM(pem) {
-			return nil, &ConfigError{fmt.Errorf("--ca-file %s: no PEM certificate in it", cfg.CAFile)}
+		var err error
+		if c.roots, err = settings.RootsWith(cfg.CAFile); err != nil {
+			return nil, &ConfigError{fmt.Errorf("--ca-file: %w", err)}
 		}
 	}
 	if cfg.TokenFile != "" {

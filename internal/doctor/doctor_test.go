@@ -440,7 +440,7 @@ func TestDoctorConfig(t *testing.T) {
 		{doctor.Config{Hub: "ftp://x"}, "scheme must be"},
 		{doctor.Config{Hub: "http://x", Timeout: -time.Second}, "--timeout must be positive"},
 		{doctor.Config{Hub: "http://x", CAFile: missing}, "--ca-file: open "},
-		{doctor.Config{Hub: "http://x", CAFile: notPEM}, "--ca-file " + notPEM + ": no PEM certificate in it"},
+		{doctor.Config{Hub: "http://x", CAFile: notPEM}, "--ca-file: " + notPEM + ": no PEM certificate in it"},
 		{doctor.Config{Hub: "http://x", TokenFile: missing}, "--token-file: open "},
 		{doctor.Config{Hub: "http://x", TokenFile: empty}, "--token-file " + empty + " is empty"},
 	} {

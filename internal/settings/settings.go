@@ -1,11 +1,13 @@
 // Package settings layers a command's settings: every setting is a flag, a
 // TRYST_<NAME> environment variable and a key of an optional YAML file,
 // with precedence flag > environment > file > default. It also holds the
-// flag types those settings need (lists, CIDR lists, port ranges) and
-// renders a flag set back into a command line for a child process.
+// flag types those settings need (lists, CIDR lists, port ranges, a
+// --ca-file's roots) and renders a flag set back into a command line for a
+// child process.
 package settings
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -225,4 +227,22 @@ func StateDir(getenv func(string) (string, bool)) string {
 		}
 	}
 	return ""
+}
+
+// RootsWith returns the system's root certificates plus the PEM
+// certificates in file (a --ca-file: a private CA, or a self-signed
+// certificate). The error names file and says what is wrong with it.
+func RootsWith(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", file)
+	}
+	return roots, nil
 }

@@ -36,9 +36,9 @@ type Config struct {
 	// Hub is the hub's base URL: ws://, wss://, http:// or https://; /v1/ws
 	// is added (--hub).
 	Hub string
-	// RootCAs, if set, are the certificate authorities trusted for a
-	// wss:// or https:// hub instead of the system's (--ca-file): a hub
-	// with a private or self-signed certificate.
+	// RootCAs, if set, are the roots trusted for a wss:// or https://
+	// hub in place of the system's (--ca-file adds its certificates to
+	// the system's): a hub with a private or self-signed certificate.
 	RootCAs *x509.CertPool
 	// Metrics is the hub's metrics URL, such as
 	// http://127.0.0.1:9464/metrics; the mem phase needs it (--metrics).

@@ -92,7 +92,15 @@ type node struct {
 	sub   *redis.PubSub
 	done  chan struct{}
 	rooms map[string]int // room code -> connections of this node attached, guarded by Store.mu
+	// live is set while the subscription is known to deliver: from
+	// Register, and again once a message the node sent itself has come
+	// back through it; cleared when Redis is seen failing (see Ready).
+	live atomic.Bool
 }
+
+// hello is what Ready publishes to a node's own channel to learn that its
+// subscription delivers again.
+const hello = `{"k":"hello"}`
 
 // ErrPasswordInURL refuses a URL with a password in it.
 var ErrPasswordInURL = errors.New("redisstore: the URL carries a password; give it in a file or the environment instead")
@@ -170,8 +178,14 @@ func (s *Store) args(extra ...any) []any {
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// unavailable wraps a Redis failure in a sentence for the log.
-func unavailable(op string, err error) error {
+// unavailable wraps a Redis failure in a sentence for the log, and notes
+// that the nodes' subscriptions may have dropped with it (see Ready).
+func (s *Store) unavailable(op string, err error) error {
+	s.mu.Lock()
+	for _, n := range s.nodes {
+		n.live.Store(false)
+	}
+	s.mu.Unlock()
 	return fmt.Errorf("redisstore: %s: %w", op, err)
 }
 
@@ -214,8 +228,9 @@ func (s *Store) Register(ctx context.Context, id string, l hub.Local) error {
 		s.mu.Lock()
 		delete(s.nodes, id)
 		s.mu.Unlock()
-		return unavailable("subscribe", err)
+		return s.unavailable("subscribe", err)
 	}
+	n.live.Store(true)
 	go s.dispatch(n)
 	return nil
 }
@@ -255,6 +270,10 @@ func (s *Store) dispatch(n *node) {
 		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
 			s.failures.Add(1)
 			s.log.Warn("redisstore: undecodable node message", "err", err)
+			continue
+		}
+		if msg.Kind == "hello" {
+			n.live.Store(true)
 			continue
 		}
 		conn, err := strconv.ParseUint(msg.Conn, 10, 64)
@@ -332,7 +351,7 @@ func (s *Store) Create(ctx context.Context, m hub.Member, at hub.Attach) error {
 		m.Room, m.Since, strconv.FormatUint(m.Nonce, 10), at.Node, strconv.FormatUint(at.Conn, 10), at.Addr.String(),
 		s.lim.MaxIdleRoomsPerIP, s.lim.MaxRooms, ms(s.ttl), ms(s.lim.UnpairedTTL))...).Text()
 	if err != nil {
-		return unavailable("create", err)
+		return s.unavailable("create", err)
 	}
 	switch {
 	case res == "taken":
@@ -350,7 +369,7 @@ func (s *Store) Join(ctx context.Context, m hub.Member, at hub.Attach) ([]hub.Ev
 		m.Room, m.Since, strconv.FormatUint(m.Nonce, 10), at.Node, strconv.FormatUint(at.Conn, 10),
 		ms(s.ttl), ms(s.lim.UnpairedTTL))...).Slice()
 	if err != nil {
-		return nil, unavailable("join", err)
+		return nil, s.unavailable("join", err)
 	}
 	switch res[0] {
 	case "none":
@@ -386,7 +405,7 @@ func (s *Store) Resume(ctx context.Context, req hub.ResumeRequest, at hub.Attach
 		req.Room, role(req.Role), req.Since, strconv.FormatUint(req.Nonce, 10), at.Node, strconv.FormatUint(at.Conn, 10),
 		at.Addr.String(), flag(req.Recreate), flag(req.Paired), s.lim.MaxRooms, ms(s.ttl), ms(s.lim.UnpairedTTL))...).Slice()
 	if err != nil {
-		return hub.ResumeInfo{}, unavailable("resume", err)
+		return hub.ResumeInfo{}, s.unavailable("resume", err)
 	}
 	kind, _ := res[0].(string)
 	switch {
@@ -414,7 +433,7 @@ func (s *Store) Post(ctx context.Context, code string, from hub.Role, ev hub.Eve
 	res, err := postScript.Run(ctx, s.rdb, []string{s.roomKey(code)}, s.args(
 		code, role(from), ev.Type, ev.Data, s.lim.MaxMailboxBytes)...).Text()
 	if err != nil {
-		return unavailable("post", err)
+		return s.unavailable("post", err)
 	}
 	switch res {
 	case "ok":
@@ -431,7 +450,7 @@ func (s *Store) Detach(ctx context.Context, code string, r hub.Role, at hub.Ref)
 	err := detachScript.Run(ctx, s.rdb, []string{s.roomKey(code)}, s.args(
 		code, role(r), at.Node, strconv.FormatUint(at.Conn, 10), ms(s.ttl), ms(s.lim.UnpairedTTL))...).Err()
 	if err != nil {
-		return unavailable("detach", err)
+		return s.unavailable("detach", err)
 	}
 	return nil
 }
@@ -447,7 +466,7 @@ func (s *Store) Leave(ctx context.Context, code string, r hub.Role, why hub.Leav
 	s.mu.Unlock()
 	ev := hub.ClosedEvent(r, why)
 	if err := leaveScript.Run(ctx, s.rdb, []string{s.roomKey(code)}, s.args(code, role(r), ev.Code, ev.Reason)...).Err(); err != nil {
-		return unavailable("leave", err)
+		return s.unavailable("leave", err)
 	}
 	return nil
 }
@@ -461,16 +480,38 @@ func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 	rooms := pipe.ZCard(ctx, s.prefix+"rooms")
 	mailbox := pipe.Get(ctx, s.prefix+"mailbox")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return hub.StoreStats{}, unavailable("stats", err)
+		return hub.StoreStats{}, s.unavailable("stats", err)
 	}
 	mb, _ := mailbox.Int()
 	return hub.StoreStats{Rooms: int(rooms.Val()), MailboxBytes: mb, Expired: s.expired.Load(), DeliveryFailures: s.failures.Load()}, nil
 }
 
-// Ready implements hub.Store: Redis answers a PING.
+// Ready implements hub.Store: Redis answers a PING, and every node's
+// subscription delivers. After Redis has been down, commands work again a
+// little before the subscriptions have reconnected and resubscribed (by
+// themselves), and what the scripts publish in between is lost: a member
+// resuming then was never told to its partner (peer-back). So once Redis
+// has been seen failing, a node is ready again only when a message it
+// publishes to itself has come back through its subscription.
 func (s *Store) Ready(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return unavailable("ping", err)
+		return s.unavailable("ping", err)
+	}
+	s.mu.Lock()
+	var waiting []string
+	for id, n := range s.nodes {
+		if !n.live.Load() {
+			waiting = append(waiting, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range waiting {
+		if err := s.rdb.Publish(ctx, s.prefix+"node:"+id, hello).Err(); err != nil {
+			return s.unavailable("publish", err)
+		}
+	}
+	if len(waiting) > 0 {
+		return fmt.Errorf("redisstore: waiting for the subscription of node %s to deliver again", waiting[0])
 	}
 	return nil
 }
@@ -507,13 +548,13 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			Key: s.prefix + "rooms", ByScore: true, Start: "-inf", Stop: strconv.FormatInt(now, 10), Count: 256,
 		}).Result()
 		if err != nil {
-			return removed, unavailable("sweep", err)
+			return removed, s.unavailable("sweep", err)
 		}
 		n := 0
 		for _, code := range codes {
 			ok, err := sweepScript.Run(ctx, s.rdb, []string{s.roomKey(code)}, s.prefix, now, code).Int()
 			if err != nil {
-				return removed, unavailable("sweep", err)
+				return removed, s.unavailable("sweep", err)
 			}
 			n += ok
 		}
@@ -543,7 +584,7 @@ func (s *Store) Renew(ctx context.Context) error {
 			k := keys[:min(len(keys), 500)]
 			keys = keys[len(k):]
 			if err := renewScript.Run(ctx, s.rdb, k, s.prefix, s.now().UnixMilli(), id, ms(s.ttl), ms(s.lim.UnpairedTTL)).Err(); err != nil {
-				return unavailable("renew", err)
+				return s.unavailable("renew", err)
 			}
 		}
 	}

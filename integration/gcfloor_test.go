@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tryst-chat/tryst/internal/bench/hubload"
 	"github.com/tryst-chat/tryst/internal/testenv"
 )
 
@@ -46,7 +43,7 @@ func TestServeGCFloor(t *testing.T) {
 					pairings++
 				}
 				var err error
-				if m, err = scrapeGo(ctx, s.Addrs.Metrics); err != nil {
+				if m, err = hubload.ParseMetrics(strings.NewReader(httpGet(ctx, t, s.Addrs.Metrics))); err != nil {
 					t.Fatal(err)
 				}
 				// The tuner runs just after a collection: once a second
@@ -66,29 +63,4 @@ func TestServeGCFloor(t *testing.T) {
 			}
 		})
 	}
-}
-
-// scrapeGo reads the go_* samples without labels from a /metrics URL.
-func scrapeGo(ctx context.Context, url string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	m := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || !strings.HasPrefix(name, "go_") || strings.Contains(name, "{") {
-			continue
-		}
-		if m[name], err = strconv.ParseFloat(val, 64); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	return m, sc.Err()
 }

@@ -368,10 +368,12 @@ func (b *client) scrape(ctx context.Context) (map[string]float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("metrics: %s", resp.Status)
 	}
-	return parseMetrics(resp.Body)
+	return ParseMetrics(resp.Body)
 }
 
-func parseMetrics(r io.Reader) (map[string]float64, error) {
+// ParseMetrics reads the samples of a Prometheus text exposition, keyed by
+// name, or by name and labels as written (name{label="value"}).
+func ParseMetrics(r io.Reader) (map[string]float64, error) {
 	out := make(map[string]float64)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

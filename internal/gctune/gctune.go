@@ -5,7 +5,8 @@
 // live size (plus stacks and globals). A hub pairing thousands of clients a
 // second holds a few megabytes live and allocates a hundred megabytes a
 // second, so it collected some 35 times a second, and the collector took a
-// fifth of the hub's CPU (docs/BENCHMARKS.md, "Hub: per-core scaling").
+// tenth of the hub's CPU (docs/BENCHMARKS.md, "Per-core scaling and memory
+// per connection").
 // A Tuner raises GOGC after each collection so that the next one comes
 // when the heap reaches the floor, and lowers it back to the base GOGC
 // once the live heap is large enough that the base already puts the goal
@@ -107,9 +108,9 @@ func (t *Tuner) tune() bool {
 		want := min(100*(t.floor-live)/scan, 100*t.floor/heapMinimum)
 		pct = max(pct, int(want))
 	}
-	// Small moves are not worth the call (it takes the heap lock):
-	// within an eighth, keep what is set, unless returning to the base.
-	if d := pct - t.percent; pct == t.base && t.percent != t.base || d > t.percent/8 || -d > t.percent/8 {
+	// At most once per collection, and cheap (the heap lock): no need to
+	// skip small moves.
+	if pct != t.percent {
 		debug.SetGCPercent(pct)
 		t.percent = pct
 	}

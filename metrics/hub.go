@@ -127,7 +127,7 @@ func (w *storeWatch) get() (StoreCounts, bool) {
 	if w.f == nil {
 		return w.last, true
 	}
-	if !w.up && !w.failedAt.IsZero() && time.Since(w.failedAt) < storeFailHold {
+	if !w.up && time.Since(w.failedAt) < storeFailHold {
 		return w.last, false
 	}
 	c, ok := w.f()
